@@ -1,0 +1,582 @@
+//! Safe layer unpacking.
+//!
+//! Every path in a layer is resolved relative to the destination with
+//! `openat2(RESOLVE_IN_ROOT)`, so symlinks and `..` inside the tree can never
+//! lead outside it: the kernel resolves `/` and `..` to the destination itself.
+//! On top of that, entries whose names contain `..` or are absolute are refused
+//! outright, so a hostile layer gets a clear error rather than a silent rewrite.
+//! The final component of every entry is created with an `*at` call on the
+//! resolved parent, without following symlinks.
+//!
+//! Whiteouts are either turned into overlayfs whiteouts (a per-layer diff
+//! directory to stack with overlayfs) or applied by deleting what they name (a
+//! flattened root filesystem, the copy fallback).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::digest::DigestReader;
+use crate::{decompress, Compression, Digest, Error, Result};
+
+/// What a whiteout entry becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Write overlayfs whiteouts and opaque markers: the destination is one
+    /// layer of a stack. `userxattr` selects the `user.overlay.*` namespace that
+    /// overlayfs uses inside a user namespace.
+    Overlay { userxattr: bool },
+    /// Delete what the whiteout names: the destination is a flattened rootfs.
+    Apply,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub whiteouts: Whiteouts,
+    /// Running without CAP_MKNOD in the initial user namespace: device nodes
+    /// are skipped with a warning instead of failing the layer.
+    pub rootless: bool,
+}
+
+/// What unpacking found.
+#[derive(Debug)]
+pub struct Report {
+    /// The sha256 of the uncompressed tar stream (the layer's diff id).
+    pub diff_id: Digest,
+    pub compression: Compression,
+    pub entries: u64,
+    pub skipped_devices: u64,
+    /// Entries whose owner is not mapped in our user namespace: left owned by
+    /// the unpacking user.
+    pub unmapped_owners: u64,
+    pub skipped_xattrs: u64,
+}
+
+/// Unpacks a (possibly compressed) layer into `dest`, which must exist.
+pub fn unpack(layer: impl Read, dest: &Path, opts: Options) -> Result<Report> {
+    let root = rfs::open(
+        dest,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| entry_err(dest, e))?;
+    let (compression, stream) = decompress(layer).map_err(Error::ReadLayer)?;
+    let mut hashing = DigestReader::new(stream);
+    let mut unpacker = Unpacker {
+        root: root.as_fd(),
+        opts,
+        parent_cache: None,
+        report: Report {
+            diff_id: Digest::of(b""),
+            compression,
+            entries: 0,
+            skipped_devices: 0,
+            unmapped_owners: 0,
+            skipped_xattrs: 0,
+        },
+    };
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        for entry in archive.entries().map_err(Error::ReadLayer)? {
+            let entry = entry.map_err(Error::ReadLayer)?;
+            unpacker.entry(entry)?;
+        }
+    }
+    // The diff id covers the whole stream, including the end-of-archive padding.
+    io::copy(&mut hashing, &mut io::sink()).map_err(Error::ReadLayer)?;
+    let mut report = unpacker.report;
+    report.diff_id = hashing.digest();
+    if report.skipped_devices > 0 {
+        tracing::warn!(
+            count = report.skipped_devices,
+            "device nodes skipped: creating them needs root on the host"
+        );
+    }
+    if report.unmapped_owners > 0 {
+        tracing::warn!(
+            count = report.unmapped_owners,
+            "files owned by ids outside this user namespace's mapping were left owned by root; add a range to /etc/subuid and /etc/subgid"
+        );
+    }
+    Ok(report)
+}
+
+/// A layer path split into checked components.
+struct EntryPath {
+    display: String,
+    parent: Vec<Vec<u8>>,
+    /// `None` for the root directory itself (`./`).
+    name: Option<Vec<u8>>,
+}
+
+/// Splits a tar path into components, refusing absolute paths and `..`.
+fn split_path(raw: &[u8]) -> Result<EntryPath> {
+    let display = String::from_utf8_lossy(raw).into_owned();
+    if raw.first() == Some(&b'/') {
+        return Err(Error::Escape {
+            path: display,
+            why: "absolute path",
+        });
+    }
+    let mut parts = Vec::new();
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                return Err(Error::Escape {
+                    path: display,
+                    why: "'..' component",
+                })
+            }
+            _ => parts.push(c.to_vec()),
+        }
+    }
+    let name = parts.pop();
+    Ok(EntryPath {
+        display,
+        parent: parts,
+        name,
+    })
+}
+
+fn entry_err(path: impl Into<PathBuf>, e: Errno) -> Error {
+    Error::UnpackEntry {
+        path: path.into(),
+        source: e.into(),
+    }
+}
+
+fn join(parts: &[Vec<u8>]) -> PathBuf {
+    let mut p = PathBuf::from(".");
+    for c in parts {
+        p.push(OsStr::from_bytes(c));
+    }
+    p
+}
+
+fn name_path(name: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(name))
+}
+
+struct Unpacker<'a> {
+    root: BorrowedFd<'a>,
+    opts: Options,
+    /// The last resolved parent directory: layers list a directory's entries
+    /// together, so this saves most resolutions. A cached fd stays inside the
+    /// root even if the directory is later replaced, so reuse is safe.
+    parent_cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
+    report: Report,
+}
+
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+impl Unpacker<'_> {
+    fn resolve_in_root(&self, parts: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
+        rfs::openat2(
+            self.root,
+            join(parts),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            IN_ROOT,
+        )
+    }
+
+    /// The parent directory of an entry, created as needed, never outside root.
+    fn parent(&mut self, parts: &[Vec<u8>], display: &str) -> Result<BorrowedFd<'_>> {
+        let cached = matches!(&self.parent_cache, Some((p, _)) if p.as_slice() == parts);
+        if !cached {
+            let fd = match self.resolve_in_root(parts) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => self.create_parents(parts, display)?,
+                Err(e) => return Err(entry_err(display, e)),
+            };
+            self.parent_cache = Some((parts.to_vec(), fd));
+        }
+        match &self.parent_cache {
+            Some((_, fd)) => Ok(fd.as_fd()),
+            None => unreachable!("parent cache was just filled"),
+        }
+    }
+
+    fn create_parents(&self, parts: &[Vec<u8>], display: &str) -> Result<OwnedFd> {
+        let mut dir = self
+            .resolve_in_root(&[])
+            .map_err(|e| entry_err(display, e))?;
+        for i in 0..parts.len() {
+            dir = match self.resolve_in_root(&parts[..=i]) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => {
+                    match rfs::mkdirat(&dir, name_path(&parts[i]), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(entry_err(display, e)),
+                    }
+                    self.resolve_in_root(&parts[..=i])
+                        .map_err(|e| entry_err(display, e))?
+                }
+                Err(e) => return Err(entry_err(display, e)),
+            };
+        }
+        Ok(dir)
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
+        self.report.entries += 1;
+        let path = split_path(&entry.path_bytes())?;
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().map_err(Error::ReadLayer)? & 0o7777;
+        let uid = header.uid().map_err(Error::ReadLayer)?;
+        let gid = header.gid().map_err(Error::ReadLayer)?;
+        let mtime = header.mtime().unwrap_or(0);
+        let dev = (
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        );
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let xattrs = pax_xattrs(&mut entry);
+
+        let Some(name) = path.name.clone() else {
+            // `./` itself: only its metadata can change.
+            if kind.is_dir() {
+                let root = self
+                    .resolve_in_root(&[])
+                    .map_err(|e| entry_err(&path.display, e))?;
+                let dir = rfs::openat(
+                    &root,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| entry_err(&path.display, e))?;
+                self.set_owner(&dir, "", uid, gid, &path.display)?;
+                rfs::fchmod(&dir, Mode::from_raw_mode(mode))
+                    .map_err(|e| entry_err(&path.display, e))?;
+            }
+            return Ok(());
+        };
+        if let Some(target) = name.strip_prefix(b".wh.") {
+            return self.whiteout(&path, target);
+        }
+
+        let display = path.display.clone();
+        let opts = self.opts;
+        let parent = self.parent(&path.parent, &display)?;
+        let parent = parent
+            .try_clone_to_owned()
+            .map_err(|e| Error::UnpackEntry {
+                path: display.clone().into(),
+                source: e,
+            })?;
+        let name_p = name_path(&name);
+        let err = |e: Errno| entry_err(&display, e);
+
+        match kind {
+            EntryType::Directory => {
+                let existing = rfs::statat(&parent, name_p, AtFlags::SYMLINK_NOFOLLOW);
+                let is_dir = matches!(&existing, Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+                if !is_dir {
+                    if existing.is_ok() {
+                        remove_all_at(&parent, name_p).map_err(err)?;
+                    }
+                    rfs::mkdirat(&parent, name_p, Mode::from_raw_mode(0o700)).map_err(err)?;
+                }
+                let dir = rfs::openat(
+                    &parent,
+                    name_p,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(err)?;
+                self.set_owner(&dir, "", uid, gid, &display)?;
+                rfs::fchmod(&dir, Mode::from_raw_mode(mode)).map_err(err)?;
+                self.set_xattrs(&dir, &xattrs);
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                replace_existing(&parent, name_p).map_err(err)?;
+                let fd = rfs::openat(
+                    &parent,
+                    name_p,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(err)?;
+                let mut file = File::from(fd);
+                io::copy(&mut entry, &mut file).map_err(|e| Error::UnpackEntry {
+                    path: display.clone().into(),
+                    source: e,
+                })?;
+                self.set_owner(&file, "", uid, gid, &display)?;
+                rfs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(err)?;
+                self.set_xattrs(&file, &xattrs);
+                let t = timestamps(mtime);
+                rfs::futimens(&file, &t).map_err(err)?;
+            }
+            EntryType::Symlink => {
+                let target = link.ok_or_else(|| Error::UnsupportedEntry {
+                    path: display.clone(),
+                    kind: "symlink without target".into(),
+                })?;
+                replace_existing(&parent, name_p).map_err(err)?;
+                rfs::symlinkat(OsStr::from_bytes(&target), &parent, name_p).map_err(err)?;
+                self.set_owner(&parent, name_p, uid, gid, &display)?;
+                let t = timestamps(mtime);
+                rfs::utimensat(&parent, name_p, &t, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
+            }
+            EntryType::Link => {
+                let target = link.ok_or_else(|| Error::UnsupportedEntry {
+                    path: display.clone(),
+                    kind: "hardlink without target".into(),
+                })?;
+                let target = split_path(&target)?;
+                let target_name = target.name.clone().ok_or_else(|| Error::Escape {
+                    path: display.clone(),
+                    why: "hardlink to the root directory",
+                })?;
+                replace_existing(&parent, name_p).map_err(err)?;
+                let target_parent = self
+                    .resolve_in_root(&target.parent)
+                    .map_err(|e| entry_err(&target.display, e))?;
+                rfs::linkat(
+                    &target_parent,
+                    name_path(&target_name),
+                    &parent,
+                    name_p,
+                    AtFlags::empty(),
+                )
+                .map_err(err)?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let file_type = match kind {
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                if opts.rootless && file_type != FileType::Fifo {
+                    tracing::warn!(path = %path.display, "skipping device node: rootless");
+                    self.report.skipped_devices += 1;
+                    return Ok(());
+                }
+                replace_existing(&parent, name_p).map_err(err)?;
+                rfs::mknodat(
+                    &parent,
+                    name_p,
+                    file_type,
+                    Mode::from_raw_mode(mode),
+                    rfs::makedev(dev.0, dev.1),
+                )
+                .map_err(err)?;
+                self.set_owner(&parent, name_p, uid, gid, &display)?;
+                rfs::chmodat(&parent, name_p, Mode::from_raw_mode(mode), AtFlags::empty())
+                    .map_err(err)?;
+            }
+            // Metadata-only entries that the tar crate has already folded in.
+            EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink => {}
+            other => {
+                return Err(Error::UnsupportedEntry {
+                    path: display,
+                    kind: format!("{other:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn whiteout(&mut self, path: &EntryPath, target: &[u8]) -> Result<()> {
+        let display = path.display.clone();
+        let opts = self.opts;
+        let parent = self.parent(&path.parent, &display)?;
+        let parent = parent
+            .try_clone_to_owned()
+            .map_err(|e| Error::UnpackEntry {
+                path: display.clone().into(),
+                source: e,
+            })?;
+        let err = |e: Errno| entry_err(&display, e);
+        if target == b".wh..opq" {
+            let dir = rfs::openat(
+                &parent,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(err)?;
+            match opts.whiteouts {
+                Whiteouts::Overlay { userxattr } => {
+                    let key = if userxattr {
+                        "user.overlay.opaque"
+                    } else {
+                        "trusted.overlay.opaque"
+                    };
+                    rfs::fsetxattr(&dir, key, b"y", XattrFlags::empty()).map_err(err)?;
+                }
+                Whiteouts::Apply => {
+                    for name in list_dir(&dir).map_err(err)? {
+                        remove_all_at(&dir, name_path(&name)).map_err(err)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
+            return Err(Error::Escape {
+                path: display,
+                why: "whiteout names no entry of its directory",
+            });
+        }
+        let target = name_path(target);
+        match opts.whiteouts {
+            Whiteouts::Overlay { .. } => {
+                replace_existing(&parent, target).map_err(err)?;
+                rfs::mknodat(
+                    &parent,
+                    target,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(err)?;
+            }
+            Whiteouts::Apply => match remove_all_at(&parent, target) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(err(e)),
+            },
+        }
+        Ok(())
+    }
+
+    /// Sets the owner of `name` in `dir` (or of `dir` itself when `name` is
+    /// empty). Ids this user namespace cannot represent are counted, not fatal.
+    fn set_owner(
+        &mut self,
+        dir: impl AsFd,
+        name: impl AsRef<Path>,
+        uid: u64,
+        gid: u64,
+        display: &str,
+    ) -> Result<()> {
+        let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
+            self.report.unmapped_owners += 1;
+            return Ok(());
+        };
+        let name = name.as_ref();
+        let flags = if name.as_os_str().is_empty() {
+            AtFlags::EMPTY_PATH
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
+        let owner = (Some(rfs::Uid::from_raw(uid)), Some(rfs::Gid::from_raw(gid)));
+        match rfs::chownat(dir, name, owner.0, owner.1, flags) {
+            Ok(()) => Ok(()),
+            Err(Errno::INVAL) if self.opts.rootless => {
+                self.report.unmapped_owners += 1;
+                Ok(())
+            }
+            Err(e) => Err(entry_err(display, e)),
+        }
+    }
+
+    fn set_xattrs(&mut self, fd: impl AsFd, xattrs: &[(String, Vec<u8>)]) {
+        for (key, value) in xattrs {
+            if let Err(e) = rfs::fsetxattr(&fd, key.as_str(), value, XattrFlags::empty()) {
+                tracing::warn!(xattr = %key, error = %e, "extended attribute not set");
+                self.report.skipped_xattrs += 1;
+            }
+        }
+    }
+}
+
+fn timestamps(mtime: u64) -> Timestamps {
+    let t = rfs::Timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(0),
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+/// Extended attributes carried in PAX headers (`SCHILY.xattr.NAME`).
+fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
+    let Ok(Some(exts)) = entry.pax_extensions() else {
+        return Vec::new();
+    };
+    exts.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let key = e.key().ok()?.strip_prefix("SCHILY.xattr.")?.to_string();
+            Some((key, e.value_bytes().to_vec()))
+        })
+        .collect()
+}
+
+/// Removes a non-directory at `name`, or a whole directory tree, so that a new
+/// entry can take its place. Missing is fine.
+fn replace_existing(dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
+    match remove_all_at(dir, name) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `name` in `dir`, recursively if it is a directory, never following
+/// symlinks.
+pub(crate) fn remove_all_at(dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
+    match rfs::unlinkat(&dir, name, AtFlags::empty()) {
+        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
+        other => return other,
+    }
+    let sub = rfs::openat(
+        &dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for child in list_dir(&sub)? {
+        remove_all_at(&sub, name_path(&child))?;
+    }
+    rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR)
+}
+
+fn list_dir(dir: impl AsFd) -> rustix::io::Result<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    for entry in rfs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    Ok(names)
+}
+
+/// Removes a directory tree without following symlinks (for store cleanup).
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no parent"));
+    };
+    let parent = rfs::open(
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match remove_all_at(&parent, Path::new(name)) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
