@@ -1,0 +1,83 @@
+//! Runtime backends behind one trait. A backend takes a bundle (a directory
+//! with `config.json`) and runs it; estiba never execs the container itself.
+
+mod oci_binary;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use oci_binary::OciBinary;
+
+use crate::host::{CgroupMode, Host};
+use crate::{Error, Result};
+
+/// A container's state as the runtime reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub pid: i32,
+}
+
+/// The runc CLI contract: create, start, state, kill, delete; plus a
+/// foreground `run` whose stdio passes through and which returns the exit
+/// code docker would (the command's, or 128 + the signal that killed it).
+pub trait Runtime {
+    fn name(&self) -> &str;
+    /// Creates the container, leaving its init waiting for `start`; its
+    /// stdio is ours. Returns the init's pid (in our pid namespace).
+    fn create(&self, id: &str, bundle: &Path) -> Result<i32>;
+    fn start(&self, id: &str) -> Result<()>;
+    fn state(&self, id: &str) -> Result<State>;
+    fn kill(&self, id: &str, signal: i32) -> Result<()>;
+    fn delete(&self, id: &str, force: bool) -> Result<()>;
+
+    /// Runs a container in the foreground and removes it from the runtime
+    /// afterwards. The default drives create/start/wait/delete, with estiba
+    /// as the subreaper that collects the container's exit status.
+    fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(std::io::Error::from)
+            .map_err(|e| Error::Sys {
+                op: "becoming subreaper",
+                source: e,
+            })?;
+        let pid = self.create(id, bundle)?;
+        let forwarder = crate::process::forward_signals(pid as u32);
+        let result = self.start(id).and_then(|()| crate::process::wait_pid(pid));
+        drop(forwarder);
+        let deleted = self.delete(id, true);
+        let code = result?;
+        deleted?;
+        Ok(code)
+    }
+}
+
+/// Picks a runtime: a name (`runc`, `crun`, `youki`) or a path, or by default
+/// the fastest one that works here for this user.
+pub fn select(choice: Option<&str>, host: &Host, state_root: &Path) -> Result<Box<dyn Runtime>> {
+    if let Some(choice) = choice {
+        let path = if choice.contains('/') {
+            PathBuf::from(choice)
+        } else {
+            crate::userns::which(choice).ok_or_else(|| Error::InvalidOption {
+                what: "runtime",
+                value: choice.to_string(),
+                why: "not found in $PATH".into(),
+            })?
+        };
+        return Ok(Box::new(OciBinary::new(path, state_root)));
+    }
+    // crun 1.8 refuses hybrid cgroup hosts, so it is tried only on pure v2.
+    let mut candidates = vec!["runc", "youki"];
+    if host.cgroup == CgroupMode::V2 {
+        candidates.insert(0, "crun");
+    }
+    candidates
+        .into_iter()
+        .find_map(crate::userns::which)
+        .map(|p| Box::new(OciBinary::new(p, state_root)) as Box<dyn Runtime>)
+        .ok_or(Error::NoRuntime)
+}

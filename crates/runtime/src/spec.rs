@@ -1,0 +1,574 @@
+//! OCI runtime spec generation with secure defaults.
+//!
+//! Defaults, and why:
+//! - new pid, mount, uts, ipc and cgroup namespaces, and a network namespace
+//!   unless the host network is asked for;
+//! - podman's 11 capabilities, no inheritable or ambient ones, so a non-root
+//!   user in the container ends up with none after `execve`;
+//! - `no_new_privileges` and Docker's seccomp profile;
+//! - /proc and /sys paths masked or read-only as docker and podman do;
+//! - a minimal /dev, and only the usual devices allowed by the cgroup;
+//! - a pids limit, and rlimits clamped to the host's hard limits (podman
+//!   fails on hosts with lower hard limits than its defaults).
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use rustix::process::Resource;
+use serde_json::{json, Value};
+
+use crate::host::{clamp_rlimit, Host};
+use crate::seccomp;
+use crate::Error;
+
+/// podman's default capability set.
+pub const DEFAULT_CAPS: [&str; 11] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+/// Every capability Linux 6.x knows, for `--privileged` and `--cap-add ALL`.
+pub const ALL_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The pids limit a container gets unless told otherwise (podman's).
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
+const MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seccomp {
+    Default,
+    Unconfined,
+    /// A profile in Docker's (or OCI's) JSON format.
+    Profile(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// A new, empty network namespace (loopback only).
+    None,
+    Host,
+}
+
+#[derive(Clone, Debug)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// Resource limits; `None` means no limit.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+}
+
+/// Everything a container's spec is built from, already resolved against
+/// the image config (command, user and environment).
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub id: String,
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub no_new_privileges: bool,
+    pub seccomp: Seccomp,
+    pub privileged: bool,
+    pub limits: Limits,
+    pub network: Network,
+    pub mounts: Vec<BindMount>,
+    /// Generated /etc/hostname, /etc/hosts and /etc/resolv.conf.
+    pub etc_files: Vec<BindMount>,
+}
+
+/// Normalises `net_admin` / `NET_ADMIN` / `CAP_NET_ADMIN` to `CAP_NET_ADMIN`.
+pub fn cap_name(raw: &str) -> Result<String, Error> {
+    let upper = raw.to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
+    let name = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    if ALL_CAPS.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(Error::InvalidOption {
+            what: "capability",
+            value: raw.to_string(),
+            why: "unknown capability".into(),
+        })
+    }
+}
+
+/// The container's capability set after `--privileged`, `--cap-drop` and `--cap-add`.
+pub fn capabilities(cfg: &RunConfig) -> Result<Vec<String>, Error> {
+    let mut caps: Vec<String> = if cfg.privileged {
+        ALL_CAPS.iter().map(|c| c.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
+    };
+    for drop in &cfg.cap_drop {
+        let drop = cap_name(drop)?;
+        if drop == "ALL" {
+            caps.clear();
+        } else {
+            caps.retain(|c| *c != drop);
+        }
+    }
+    for add in &cfg.cap_add {
+        let add = cap_name(add)?;
+        if add == "ALL" {
+            caps = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+        } else if !caps.contains(&add) {
+            caps.push(add);
+        }
+    }
+    Ok(caps)
+}
+
+fn mount(dest: &str, kind: &str, source: &str, options: &[&str]) -> Value {
+    json!({ "destination": dest, "type": kind, "source": source, "options": options })
+}
+
+fn mounts(cfg: &RunConfig, host: &Host) -> Vec<Value> {
+    let sys_ro = if cfg.privileged { "rw" } else { "ro" };
+    let mut m = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+    ];
+    // gid 5 (tty) exists inside only when more than our own id is mapped.
+    if host.mapped_ids > 5 {
+        m.push(mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ));
+    } else {
+        m.push(mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ));
+    }
+    m.push(mount(
+        "/dev/shm",
+        "tmpfs",
+        "shm",
+        &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    ));
+    m.push(mount(
+        "/dev/mqueue",
+        "mqueue",
+        "mqueue",
+        &["nosuid", "noexec", "nodev"],
+    ));
+    // sysfs can be mounted only by the owner of the network namespace: with
+    // the host network, a rootless container gets a read-only bind instead.
+    if host.rootless && cfg.network == Network::Host {
+        m.push(mount(
+            "/sys",
+            "none",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        ));
+    } else {
+        m.push(mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_ro],
+        ));
+        if !host.rootless {
+            m.push(mount(
+                "/sys/fs/cgroup",
+                "cgroup",
+                "cgroup",
+                &["nosuid", "noexec", "nodev", "relatime", sys_ro],
+            ));
+        }
+    }
+    for b in cfg.etc_files.iter().chain(&cfg.mounts) {
+        let mut opts = vec!["rbind", "rprivate"];
+        if b.read_only {
+            opts.push("ro");
+        }
+        m.push(json!({
+            "destination": b.destination,
+            "type": "bind",
+            "source": b.source,
+            "options": opts,
+        }));
+    }
+    m
+}
+
+/// Resources the cgroup will enforce. Rootless without delegation, limits
+/// cannot be applied: each one asked for is reported, none silently dropped.
+fn resources(cfg: &RunConfig, host: &Host, warnings: &mut Vec<String>) -> Value {
+    let limits = &cfg.limits;
+    let pids = limits.pids.unwrap_or(DEFAULT_PIDS_LIMIT);
+    if !host.can_limit_resources() {
+        let asked: Vec<&str> = [
+            limits.memory.map(|_| "--memory"),
+            limits.cpus.map(|_| "--cpus"),
+            limits.pids.map(|_| "--pids-limit"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !asked.is_empty() {
+            warnings.push(format!(
+                "{} ignored: this host does not delegate cgroup controllers to rootless users ({:?} cgroups)",
+                asked.join(", "),
+                host.cgroup
+            ));
+        }
+        return Value::Null;
+    }
+    let mut r = json!({
+        "devices": device_rules(cfg.privileged),
+    });
+    if pids > 0 {
+        r["pids"] = json!({ "limit": pids });
+    }
+    if let Some(mem) = limits.memory {
+        r["memory"] = json!({ "limit": mem });
+        if host.has_memsw() {
+            r["memory"]["swap"] = json!(mem);
+        }
+    }
+    if let Some(cpus) = limits.cpus {
+        let period: u64 = 100_000;
+        // Rounded to whole microseconds; 1 ms is the kernel's minimum quota.
+        let quota = ((cpus * period as f64).round() as i64).max(1000);
+        r["cpu"] = json!({ "quota": quota, "period": period });
+    }
+    r
+}
+
+fn device_rules(privileged: bool) -> Value {
+    if privileged {
+        return json!([{ "allow": true, "access": "rwm" }]);
+    }
+    let mut rules = vec![json!({ "allow": false, "access": "rwm" })];
+    for (kind, major, minor) in [
+        ("c", 1, 3),
+        ("c", 1, 5),
+        ("c", 1, 7),
+        ("c", 1, 8),
+        ("c", 1, 9),
+        ("c", 5, 0),
+        ("c", 5, 1),
+        ("c", 5, 2),
+    ] {
+        rules.push(
+            json!({ "allow": true, "type": kind, "major": major, "minor": minor, "access": "rwm" }),
+        );
+    }
+    rules.push(json!({ "allow": true, "type": "c", "major": 136, "access": "rwm" }));
+    rules.push(json!({ "allow": true, "type": "c", "access": "m" }));
+    rules.push(json!({ "allow": true, "type": "b", "access": "m" }));
+    Value::Array(rules)
+}
+
+fn rlimits() -> Value {
+    let nofile = clamp_rlimit(Resource::Nofile, 1_048_576);
+    let nproc = clamp_rlimit(Resource::Nproc, 4_194_304);
+    json!([
+        { "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile },
+        { "type": "RLIMIT_NPROC", "hard": nproc, "soft": nproc },
+    ])
+}
+
+/// Builds the OCI spec. Warnings (limits the host cannot apply) are returned
+/// for the caller to show.
+pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<String>), Error> {
+    let mut warnings = Vec::new();
+    let caps = capabilities(cfg)?;
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if cfg.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+    });
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    let resources = resources(cfg, host, &mut warnings);
+    if !resources.is_null() {
+        linux["resources"] = resources;
+        linux["cgroupsPath"] = json!(format!("/estiba/{}", cfg.id));
+    }
+    let seccomp = match (&cfg.seccomp, cfg.privileged) {
+        (Seccomp::Unconfined, _) | (Seccomp::Default, true) => None,
+        (Seccomp::Default, false) => Some(seccomp::default_profile(&seccomp::Target {
+            arch,
+            caps: &caps,
+            kernel: host.kernel(),
+        })?),
+        (Seccomp::Profile(p), _) => Some(seccomp::resolve(
+            p,
+            &seccomp::Target {
+                arch,
+                caps: &caps,
+                kernel: host.kernel(),
+            },
+        )?),
+    };
+    if let Some(s) = seccomp {
+        linux["seccomp"] = s;
+    }
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": cfg.uid, "gid": cfg.gid, "additionalGids": cfg.additional_gids },
+            "args": cfg.args,
+            "env": cfg.env,
+            "cwd": cfg.cwd,
+            "capabilities": {
+                "bounding": caps,
+                "effective": caps,
+                "permitted": caps,
+                "inheritable": [],
+                "ambient": [],
+            },
+            "rlimits": rlimits(),
+            "noNewPrivileges": cfg.no_new_privileges,
+        },
+        "root": { "path": cfg.rootfs, "readonly": cfg.read_only },
+        "hostname": cfg.hostname,
+        "mounts": mounts(cfg, host),
+        "linux": linux,
+    });
+    let spec: Spec = serde_json::from_value(spec).map_err(|e| Error::InvalidOption {
+        what: "runtime spec",
+        value: String::new(),
+        why: e.to_string(),
+    })?;
+    Ok((spec, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::CgroupMode;
+
+    fn cfg() -> RunConfig {
+        RunConfig {
+            id: "c1".into(),
+            rootfs: "/tmp/rootfs".into(),
+            args: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            hostname: "c1".into(),
+            read_only: false,
+            cap_add: vec![],
+            cap_drop: vec![],
+            no_new_privileges: true,
+            seccomp: Seccomp::Default,
+            privileged: false,
+            limits: Limits::default(),
+            network: Network::None,
+            mounts: vec![],
+            etc_files: vec![],
+        }
+    }
+
+    fn host(rootless: bool) -> Host {
+        Host {
+            rootless,
+            host_uid: 1000,
+            mapped_ids: 65537,
+            cgroup: CgroupMode::Hybrid,
+            kernel_release: "6.1.0".into(),
+        }
+    }
+
+    fn to_json(spec: &Spec) -> Value {
+        serde_json::to_value(spec).unwrap()
+    }
+
+    #[test]
+    fn secure_defaults() {
+        let (spec, warnings) = build(&cfg(), &host(false), "amd64").unwrap();
+        assert!(warnings.is_empty());
+        let v = to_json(&spec);
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert_eq!(caps.len(), 11);
+        assert!(v["process"]["capabilities"]["ambient"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        for want in ["pid", "ipc", "uts", "mount", "cgroup", "network"] {
+            assert!(ns.contains(&want), "{want} namespace missing");
+        }
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], DEFAULT_PIDS_LIMIT);
+        assert!(v["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 10);
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/kcore"));
+    }
+
+    #[test]
+    fn flags_change_the_spec() {
+        let mut c = cfg();
+        c.cap_drop = vec!["ALL".into()];
+        c.cap_add = vec!["net_admin".into()];
+        c.seccomp = Seccomp::Unconfined;
+        c.network = Network::Host;
+        c.limits = Limits {
+            memory: Some(32 << 20),
+            cpus: Some(0.5),
+            pids: Some(20),
+        };
+        let v = to_json(&build(&c, &host(false), "amd64").unwrap().0);
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            json!(["CAP_NET_ADMIN"])
+        );
+        assert!(v["linux"]["seccomp"].is_null());
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 32 << 20);
+        assert!(!v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
+        assert!(cap_name("CAP_BOGUS").is_err());
+    }
+
+    #[test]
+    fn rootless_on_v1_warns_about_limits() {
+        let mut c = cfg();
+        c.limits.memory = Some(1 << 20);
+        let (spec, warnings) = build(&c, &host(true), "amd64").unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("--memory"));
+        assert!(to_json(&spec)["linux"]["resources"].is_null());
+    }
+}

@@ -1,0 +1,274 @@
+//! Rootless mode: estiba re-executes itself inside a new user and mount
+//! namespace, where it is root over the ids it was given, like podman's
+//! `unshare`. The outer process only maps ids and waits.
+//!
+//! Mapping: 0 inside is the user outside. With a range in /etc/subuid and
+//! /etc/subgid and Debian's `newuidmap`/`newgidmap`, ids 1..=65536 map to the
+//! start of that range; otherwise only the user's own id is mapped.
+//!
+//! The two processes hand over through two FIFOs in a private directory
+//! rather than inherited file descriptors, so no descriptor can leak into the
+//! container and no unsafe code is needed.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::{self as rfs, OFlags};
+use rustix::io::Errno;
+
+use nix::sched::CloneFlags;
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// Set in the child: the directory holding the hand-over FIFOs.
+const HANDOVER_ENV: &str = "_ESTIBA_USERNS_HANDOVER";
+
+/// How many ids beyond the user's own we map when /etc/subuid allows.
+pub const SUBID_COUNT: u32 = 65536;
+
+/// What the caller of [`enter`] must do next.
+#[derive(Debug)]
+pub enum Entered {
+    /// We are now the child, root inside a fresh user and mount namespace.
+    Inside,
+    /// We are the outer process: exit with this code.
+    ExitWith(u8),
+}
+
+/// Moves the process into its own user namespace unless it is root on the
+/// host or already inside one. Call first thing in `main`, while the process
+/// is single-threaded.
+pub fn enter(runtime_dir: &Path) -> Result<Entered> {
+    if let Some(dir) = std::env::var_os(HANDOVER_ENV) {
+        child_handover(Path::new(&dir))?;
+        return Ok(Entered::Inside);
+    }
+    if rustix::process::geteuid().is_root() {
+        return Ok(Entered::Inside);
+    }
+    parent(runtime_dir).map(Entered::ExitWith)
+}
+
+fn fifo_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("unshared"), dir.join("mapped"))
+}
+
+fn child_handover(dir: &Path) -> Result<()> {
+    let (unshared, mapped) = fifo_paths(dir);
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| Error::UserNamespace(format!("unshare: {e}")))?;
+    File::options()
+        .write(true)
+        .open(&unshared)
+        .ctx("opening", &unshared)?
+        .write_all(b"u")
+        .ctx("writing", &unshared)?;
+    let mut ok = [0u8; 1];
+    File::open(&mapped)
+        .ctx("opening", &mapped)?
+        .read_exact(&mut ok)
+        .ctx("reading", &mapped)?;
+    if ok != *b"m" {
+        return Err(Error::UserNamespace(
+            "the outer process could not map ids".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn parent(runtime_dir: &Path) -> Result<u8> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    fs::create_dir_all(runtime_dir).ctx("creating", runtime_dir)?;
+    let dir = runtime_dir.join(format!("userns-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).ctx("creating", &dir)?;
+    let result = (|| {
+        let (unshared, mapped) = fifo_paths(&dir);
+        for fifo in [&unshared, &mapped] {
+            rfs::mknodat(
+                rfs::CWD,
+                fifo.as_path(),
+                rfs::FileType::Fifo,
+                rfs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .ctx("creating fifo", fifo.as_path())?;
+        }
+        let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let mut child = Command::new(exe)
+            .args(args)
+            .env(HANDOVER_ENV, &dir)
+            .spawn()
+            .ctx("re-executing", "estiba")?;
+        let pid = child.id();
+        let forwarder = crate::process::forward_signals(pid);
+
+        let status = if wait_for_byte(&unshared, &mut child)? {
+            let mapping = map_ids(pid, uid, gid);
+            send_byte(
+                &mapped,
+                if mapping.is_ok() { b'm' } else { b'x' },
+                &mut child,
+            )?;
+            mapping?;
+            child.wait().ctx("waiting for", "estiba")?
+        } else {
+            child.wait().ctx("waiting for", "estiba")?
+        };
+        drop(forwarder);
+        Ok(crate::process::exit_code(status))
+    })();
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+/// Waits for the child's byte on `fifo`; false if the child died first.
+fn wait_for_byte(fifo: &Path, child: &mut Child) -> Result<bool> {
+    let fd = rfs::open(
+        fifo,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        rfs::Mode::empty(),
+    )
+    .ctx("opening", fifo)?;
+    let mut byte = [0u8; 1];
+    loop {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e).ctx("waiting on", fifo),
+        }
+        match rustix::io::read(&fd, &mut byte) {
+            Ok(1) => return Ok(true),
+            Ok(_) | Err(Errno::AGAIN) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e).ctx("reading", fifo),
+        }
+        if child.try_wait().ctx("waiting for", "estiba")?.is_some() {
+            return Ok(false);
+        }
+    }
+}
+
+/// Writes one byte to `fifo` once the child opened it for reading.
+fn send_byte(fifo: &Path, byte: u8, child: &mut Child) -> Result<()> {
+    loop {
+        match rfs::open(
+            fifo,
+            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            rfs::Mode::empty(),
+        ) {
+            Ok(fd) => {
+                rustix::io::write(&fd, &[byte]).ctx("writing", fifo)?;
+                return Ok(());
+            }
+            Err(Errno::NXIO) | Err(Errno::INTR) => {
+                if child.try_wait().ctx("waiting for", "estiba")?.is_some() {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => return Err(e).ctx("opening", fifo),
+        }
+    }
+}
+
+/// The first range of `name`'s (or `id`'s) subordinate ids, if any.
+fn subid_range(file: &str, name: &str, id: u32) -> Option<(u32, u32)> {
+    let text = fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let (who, start, count) = (f.next()?, f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+        (who == name || who == id.to_string()).then_some((start, count))
+    })
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+fn map_ids(pid: u32, uid: u32, gid: u32) -> Result<()> {
+    let name = user_name(uid);
+    let ranges = (
+        subid_range("/etc/subuid", &name, uid),
+        subid_range("/etc/subgid", &name, uid),
+    );
+    let helpers = which("newuidmap").zip(which("newgidmap"));
+    match (ranges, helpers) {
+        ((Some(u), Some(g)), Some((newuidmap, newgidmap))) => {
+            run_map(&newuidmap, pid, uid, u)?;
+            run_map(&newgidmap, pid, gid, g)
+        }
+        _ => {
+            tracing::warn!("no /etc/subuid range or newuidmap: mapping only uid {uid}; files owned by other ids cannot be represented");
+            let proc = PathBuf::from(format!("/proc/{pid}"));
+            fs::write(proc.join("setgroups"), "deny").ctx("writing", proc.join("setgroups"))?;
+            fs::write(proc.join("uid_map"), format!("0 {uid} 1\n"))
+                .ctx("writing", proc.join("uid_map"))?;
+            fs::write(proc.join("gid_map"), format!("0 {gid} 1\n"))
+                .ctx("writing", proc.join("gid_map"))
+        }
+    }
+}
+
+fn run_map(helper: &Path, pid: u32, own: u32, (start, count): (u32, u32)) -> Result<()> {
+    let count = count.min(SUBID_COUNT);
+    let out = Command::new(helper)
+        .args([
+            pid.to_string(),
+            "0".into(),
+            own.to_string(),
+            "1".into(),
+            "1".into(),
+            start.to_string(),
+            count.to_string(),
+        ])
+        .output()
+        .ctx("running", helper)?;
+    if !out.status.success() {
+        return Err(Error::UserNamespace(format!(
+            "{} failed: {}",
+            helper.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Finds an executable in `$PATH` (and the sbin directories, which an
+/// unprivileged user's PATH often lacks).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_ranges_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("subuid");
+        fs::write(&f, "alice:100000:65536\n1001:200000:1000\n").unwrap();
+        let f = f.to_str().unwrap();
+        assert_eq!(subid_range(f, "alice", 1000), Some((100000, 65536)));
+        assert_eq!(subid_range(f, "bob", 1001), Some((200000, 1000)));
+        assert_eq!(subid_range(f, "carol", 1002), None);
+    }
+}
