@@ -143,3 +143,9 @@ mod tests {
         );
     }
 }
+
+/// The uid this process has on the host, before or after entering its own
+/// user namespace.
+pub fn outer_uid() -> u32 {
+    Host::detect().host_uid
+}

@@ -11,14 +11,23 @@ use crate::Error;
 
 const DEFAULT_PROFILE: &str = include_str!("../profiles/seccomp-default.json");
 
+/// Docker's profiles write `null` for empty lists.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerProfile {
     default_action: String,
     default_errno_ret: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     arch_map: Vec<ArchMap>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     syscalls: Vec<DockerRule>,
 }
 
@@ -26,7 +35,7 @@ struct DockerProfile {
 #[serde(rename_all = "camelCase")]
 struct ArchMap {
     architecture: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     sub_architectures: Vec<String>,
 }
 
@@ -35,21 +44,21 @@ struct ArchMap {
 struct DockerRule {
     names: Vec<String>,
     action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     args: Vec<Value>,
     errno_ret: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     includes: Filter,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     excludes: Filter,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Filter {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     caps: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     arches: Vec<String>,
     min_kernel: Option<String>,
 }

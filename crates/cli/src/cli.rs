@@ -1,0 +1,201 @@
+//! Command-line structure, with docker's command names and flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "estiba",
+    version,
+    about = "A rootless-first container platform",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Store root (default /var/lib/estiba, or $XDG_DATA_HOME/estiba rootless).
+    #[arg(long, global = true, env = "ESTIBA_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Runtime state root (default /run/estiba, or $XDG_RUNTIME_DIR/estiba rootless).
+    #[arg(long, global = true, env = "ESTIBA_RUNROOT")]
+    pub runroot: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace.
+    #[arg(
+        long = "log-level",
+        global = true,
+        env = "ESTIBA_LOG",
+        default_value = "warn"
+    )]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// List images.
+    Images(ImagesArgs),
+    /// Load images from a docker-archive, oci-archive or OCI layout.
+    Load(LoadArgs),
+    /// Import a rootfs tarball as an image.
+    Import(ImportArgs),
+    /// Save images to an oci-archive.
+    Save(SaveArgs),
+    /// Remove images.
+    Rmi(RmiArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Show images as JSON.
+    Inspect(InspectArgs),
+    /// Run a command in a new container.
+    Run(Box<RunArgs>),
+    /// Show what this host and user can do.
+    Info,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    Load(LoadArgs),
+    Import(ImportArgs),
+    Save(SaveArgs),
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    Tag(TagArgs),
+    Inspect(InspectArgs),
+    /// Remove dangling images and unreferenced content.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only show image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: table (default) or json.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Archive file or OCI layout directory.
+    #[arg(short, long)]
+    pub input: PathBuf,
+    /// Suppress progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Rootfs tarball (plain, gzip or zstd).
+    pub tarball: PathBuf,
+    /// Name for the image, NAME[:TAG].
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to this file (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Remove an image even if it has several names.
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation (estiba never asks; accepted for docker habits).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (K=V, or K to copy it from here).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// UID[:GID] or a user name from the image.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Overwrite the image's entrypoint.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// no-new-privileges=false, seccomp=unconfined or seccomp=FILE.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// All capabilities, no seccomp, no masked paths.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Memory limit (e.g. 64m, 1g).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// CPU limit in cores (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Process limit (-1 for none).
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// none or host.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// OCI runtime: a name (runc, crun, youki) or a path.
+    #[arg(long)]
+    pub runtime: Option<String>,
+    pub image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

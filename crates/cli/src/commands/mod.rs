@@ -1,0 +1,62 @@
+//! One module per group of commands.
+
+mod images;
+mod run;
+
+use anyhow::Result;
+use estiba_runtime::Host;
+use estiba_store::Store;
+
+use crate::cli::{Cli, Command, ImageCommand};
+use crate::paths::Paths;
+
+/// What every command starts from.
+pub struct Context {
+    pub host: Host,
+    pub paths: Paths,
+}
+
+impl Context {
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store::open(
+            &self.paths.data.join("storage"),
+            self.host.rootless,
+        )?)
+    }
+}
+
+/// Runs a command; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    let host = Host::detect();
+    let paths = Paths::for_host(cli.root, cli.runroot, &host);
+    let ctx = Context { host, paths };
+    match cli.command {
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&ctx, &a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&ctx, &a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&ctx, &a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&ctx, &a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&ctx, &a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&ctx, &a),
+        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(&ctx, &a),
+        Command::Image(ImageCommand::Prune(a)) => images::prune(&ctx, &a),
+        Command::Run(a) => run::run(&ctx, &a),
+        Command::Info => info(&ctx),
+    }
+}
+
+fn info(ctx: &Context) -> Result<u8> {
+    let runtime = estiba_runtime::backend::select(None, &ctx.host, &ctx.paths.run.join("runtime"));
+    let info = serde_json::json!({
+        "rootless": ctx.host.rootless,
+        "hostUid": ctx.host.host_uid,
+        "mappedIds": ctx.host.mapped_ids,
+        "cgroups": format!("{:?}", ctx.host.cgroup),
+        "cgroupLimits": ctx.host.can_limit_resources(),
+        "kernel": ctx.host.kernel_release,
+        "runtime": runtime.map(|r| r.name().to_string()).unwrap_or_else(|e| e.to_string()),
+        "storeRoot": ctx.paths.data,
+        "runRoot": ctx.paths.run,
+    });
+    println!("{}", serde_json::to_string_pretty(&info)?);
+    Ok(0)
+}

@@ -1,0 +1,59 @@
+//! The `estiba` binary: parses the command line, puts a rootless user into
+//! its own user namespace, and hands each command to the crates that own it.
+//! Errors are printed once, as a chain, and mapped to docker's exit codes.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod paths;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use estiba_runtime::userns::{self, Entered};
+
+use crate::cli::Cli;
+use crate::paths::Paths;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+
+    // Rootless: re-execute inside a user namespace before anything else, while
+    // the process is single-threaded. The outer process only waits.
+    let uid = estiba_runtime::host::outer_uid();
+    let outer = Paths::resolve(cli.root.clone(), cli.runroot.clone(), uid != 0, uid);
+    match userns::enter(&outer.run) {
+        Ok(Entered::ExitWith(code)) => return ExitCode::from(code),
+        Ok(Entered::Inside) => {}
+        Err(e) => return report(&anyhow::Error::new(e)),
+    }
+
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints the error chain once and picks docker's exit code: 127 and 126 for
+/// a command that cannot be found or run, 125 for estiba's own failures.
+fn report(e: &anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    eprintln!("estiba: {}", chain.join(": "));
+    let code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<estiba_runtime::Error>())
+        .map_or(125, estiba_runtime::Error::exit_code);
+    ExitCode::from(code)
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}
