@@ -212,7 +212,7 @@ fn map_ids(pid: u32, uid: u32, gid: u32) -> Result<()> {
             run_map(&newgidmap, pid, gid, g)
         }
         _ => {
-            tracing::warn!("no /etc/subuid range or newuidmap: mapping only uid {uid}; files owned by other ids cannot be represented");
+            tracing::info!("no /etc/subuid range or newuidmap: mapping only uid {uid}");
             let proc = PathBuf::from(format!("/proc/{pid}"));
             fs::write(proc.join("setgroups"), "deny").ctx("writing", proc.join("setgroups"))?;
             fs::write(proc.join("uid_map"), format!("0 {uid} 1\n"))

@@ -1,0 +1,211 @@
+//! Harness for the integration tests: runs the real `estiba` binary against
+//! a private store, as root or as a freshly created unprivileged user.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const TEST_USER: &str = "estiba-test";
+
+/// True when the test may run. Tests that need root say so; outside CI they
+/// print why and return, in CI (which is root) they fail.
+pub fn require_root(what: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} needs root, and CI must run it"
+    );
+    eprintln!(
+        "SKIPPED {what}: needs root (the kernel paths are tested as root and as a fresh user)"
+    );
+    false
+}
+
+/// Requires a host tool (installed by .ci/run); same rule as `require_root`.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing: .ci/run must install it"
+        );
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+fn sh(cmd: &str) {
+    let status = Command::new("sh").args(["-c", cmd]).status().expect("sh");
+    assert!(status.success(), "command failed: {cmd}");
+}
+
+/// A fresh unprivileged user with a subordinate id range, made once per test
+/// binary (removed and created again, so no state survives between runs).
+pub fn test_user() -> &'static str {
+    static USER: OnceLock<()> = OnceLock::new();
+    USER.get_or_init(|| {
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", TEST_USER])
+            .output();
+        sh(&format!("useradd -m -s /bin/sh {TEST_USER}"));
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if !text
+                .lines()
+                .any(|l| l.starts_with(&format!("{TEST_USER}:")))
+            {
+                sh(&format!("echo {TEST_USER}:300000:65536 >> {file}"));
+            }
+        }
+    });
+    TEST_USER
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_estiba")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The busybox rootfs tarball, built once per test binary from Debian's
+/// busybox-static, readable by everyone.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("estiba-busybox-{}.tar", std::process::id()));
+        let status = Command::new(workspace().join("scripts/busybox-rootfs.sh"))
+            .arg(&path)
+            .status()
+            .expect("busybox-rootfs.sh");
+        assert!(
+            status.success(),
+            "building the busybox rootfs failed: is busybox-static installed?"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    })
+}
+
+/// One estiba installation: a private store and runtime root, used as root
+/// or as the test user.
+pub struct Estiba {
+    pub dir: tempfile::TempDir,
+    pub user: Option<&'static str>,
+}
+
+impl Estiba {
+    pub fn root() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("estiba-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        Estiba { dir, user: None }
+    }
+
+    pub fn rootless() -> Self {
+        let user = test_user();
+        let dir = tempfile::Builder::new()
+            .prefix("estiba-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        sh(&format!("chown {user}: {}", dir.path().display()));
+        Estiba {
+            dir,
+            user: Some(user),
+        }
+    }
+
+    /// Both flavours, for tests that must hold as root and rootless.
+    pub fn both() -> Vec<Estiba> {
+        vec![Estiba::root(), Estiba::rootless()]
+    }
+
+    pub fn label(&self) -> &'static str {
+        if self.user.is_some() {
+            "rootless"
+        } else {
+            "root"
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let d = self.dir.path();
+        let vars = [
+            format!("ESTIBA_ROOT={}", d.join("data").display()),
+            format!("ESTIBA_RUNROOT={}", d.join("run").display()),
+            format!("HOME={}", d.display()),
+            format!("XDG_RUNTIME_DIR={}", d.display()),
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ];
+        let mut cmd = match self.user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--", "env"]);
+                c
+            }
+            None => Command::new("env"),
+        };
+        cmd.arg("-i")
+            .args(&vars)
+            .args(["timeout", "-s", "KILL", "300", bin()])
+            .args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running estiba")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "[{}] estiba {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            self.label(),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Imports the busybox rootfs as `busybox:latest`.
+    pub fn with_busybox(self) -> Self {
+        let tar = busybox_tar().to_str().unwrap().to_string();
+        self.ok(&["import", &tar, "busybox"]);
+        self
+    }
+
+    /// A path the test user (if any) can read and write.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        if let Some(user) = self.user {
+            sh(&format!("chown -R {user}: {}", p.display()));
+        }
+        p
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
