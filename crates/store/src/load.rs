@@ -51,7 +51,7 @@ pub fn host_arch() -> &'static str {
 }
 
 fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
 impl Store {
