@@ -6,7 +6,10 @@ use common::{stderr, Estiba};
 use std::process::Command;
 
 fn images_json(e: &Estiba) -> Vec<serde_json::Value> {
-    e.ok(&["images", "--format", "json"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    e.ok(&["images", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -18,7 +21,10 @@ fn image_commands_behave_like_docker() {
     let table = e.ok(&["images"]);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]);
+    assert_eq!(
+        header,
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..2], ["busybox", "latest"]);
     assert_eq!(row[2].len(), 12);
@@ -26,11 +32,14 @@ fn image_commands_behave_like_docker() {
     e.ok(&["tag", "busybox", "localhost:5000/team/app:v1"]);
     let rows = images_json(&e);
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().any(|r| r["Repository"] == "localhost:5000/team/app" && r["Tag"] == "v1"));
+    assert!(rows
+        .iter()
+        .any(|r| r["Repository"] == "localhost:5000/team/app" && r["Tag"] == "v1"));
     let ids = e.ok(&["images", "-q"]);
     assert_eq!(ids.lines().count(), 1, "-q lists each image once: {ids}");
 
-    let inspect: serde_json::Value = serde_json::from_str(&e.ok(&["image", "inspect", "busybox"])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&e.ok(&["image", "inspect", "busybox"])).unwrap();
     assert_eq!(inspect[0]["Id"].as_str().unwrap().len(), 71);
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert_eq!(inspect[0]["Os"], "linux");
@@ -40,7 +49,10 @@ fn image_commands_behave_like_docker() {
 
     // rmi of an id with two names is refused; by name it untags.
     let out = e.run(&["rmi", id]);
-    assert!(!out.status.success(), "rmi of a multi-name image by id must be refused");
+    assert!(
+        !out.status.success(),
+        "rmi of a multi-name image by id must be refused"
+    );
     let out = e.ok(&["rmi", "localhost:5000/team/app:v1"]);
     assert_eq!(out.trim(), "Untagged: localhost:5000/team/app:v1");
 
@@ -58,7 +70,14 @@ fn image_commands_behave_like_docker() {
     // An OCI layout directory loads too.
     let layout = e.path().join("layout");
     std::fs::create_dir(&layout).unwrap();
-    assert!(Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&layout).status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap()
+        .success());
     e.ok(&["rmi", "busybox"]);
     e.ok(&["load", "-i", layout.to_str().unwrap()]);
     assert_eq!(e.ok(&["images", "-q"]).trim(), id);
@@ -69,7 +88,9 @@ fn image_commands_behave_like_docker() {
     let out = e.ok(&["image", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(images_json(&e).len(), 1);
-    let blobs = std::fs::read_dir(e.path().join("data/storage/blobs/sha256")).unwrap().count();
+    let blobs = std::fs::read_dir(e.path().join("data/storage/blobs/sha256"))
+        .unwrap()
+        .count();
     assert_eq!(blobs, 3, "manifest, config and one layer remain");
 
     let out = e.run(&["rmi", "nope"]);
@@ -90,17 +111,33 @@ fn compressed_rootfs_tarballs_import_and_run() {
             continue;
         }
         let out = e.path().join(format!("busybox.tar.{ext}"));
-        let status = Command::new("sh").arg("-c").arg(format!("{tool} -c < {} > {}", tar.display(), out.display())).status().unwrap();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{tool} -c < {} > {}", tar.display(), out.display()))
+            .status()
+            .unwrap();
         assert!(status.success());
         e.ok(&["import", out.to_str().unwrap(), &format!("bb-{ext}")]);
-        assert_eq!(e.ok(&["run", "--rm", &format!("bb-{ext}"), "echo", ext]).trim(), ext);
+        assert_eq!(
+            e.ok(&["run", "--rm", &format!("bb-{ext}"), "echo", ext])
+                .trim(),
+            ext
+        );
     }
     // A saved archive with compressed layers round-trips through skopeo.
     if common::require_tool("skopeo") {
         let archive = e.path().join("gz.tar");
         e.ok(&["save", "-o", archive.to_str().unwrap(), "bb-gz"]);
-        let out = Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", archive.display())).output().unwrap();
-        assert!(out.status.success(), "skopeo cannot read our oci-archive: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}", archive.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo cannot read our oci-archive: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
     }
@@ -137,16 +174,33 @@ fn bad_archives_are_refused_and_leave_nothing() {
         b.finish().unwrap();
         let out = e.run(&["load", "-i", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(125), "{name}: accepted");
-        assert!(stderr(&out).starts_with("estiba: "), "{name}: {}", stderr(&out));
-        assert!(images_json(&e).is_empty(), "{name}: an image became visible");
+        assert!(
+            stderr(&out).starts_with("estiba: "),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert!(
+            images_json(&e).is_empty(),
+            "{name}: an image became visible"
+        );
     }
     // A layer whose content does not match the config's diff id.
     let layer = dir.join("layer.tar");
     std::fs::copy(common::busybox_tar(), &layer).unwrap();
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#, "b".repeat(64));
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+        "b".repeat(64)
+    );
     let path = dir.join("wrong-diff-id.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
-    for (file, data) in [("c.json", config.into_bytes()), ("manifest.json", br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]"#.to_vec()), ("l.tar", std::fs::read(&layer).unwrap())] {
+    for (file, data) in [
+        ("c.json", config.into_bytes()),
+        (
+            "manifest.json",
+            br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]"#.to_vec(),
+        ),
+        ("l.tar", std::fs::read(&layer).unwrap()),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
