@@ -209,3 +209,17 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+impl Estiba {
+    /// The binary itself as a direct child (root only), so that a signal sent
+    /// to the child reaches estiba and not a wrapper.
+    pub fn direct(&self, args: &[&str]) -> Command {
+        assert!(self.user.is_none(), "direct() runs as root");
+        let d = self.dir.path();
+        let mut cmd = Command::new(bin());
+        cmd.env("ESTIBA_ROOT", d.join("data"))
+            .env("ESTIBA_RUNROOT", d.join("run"))
+            .args(args);
+        cmd
+    }
+}

@@ -1,0 +1,176 @@
+//! Interop with real peers: images saved by podman and by docker load and run
+//! in estiba; estiba's oci-archive is read by skopeo and loaded by podman.
+
+mod common;
+use common::{stderr, Estiba};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn check(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// podman with a private store, the vfs driver and runc (crun refuses this
+/// host's hybrid cgroups).
+fn podman(dir: &Path) -> Command {
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("run"));
+    c.args([
+        "--storage-driver",
+        "vfs",
+        "--runtime",
+        "runc",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ]);
+    c
+}
+
+#[test]
+fn podman_saved_images_load_and_run() {
+    if !common::require_root("podman interop") || !common::require_tool("podman") {
+        return;
+    }
+    let e = Estiba::root();
+    let pd = e.path().join("podman");
+    let tar = common::busybox_tar().to_str().unwrap();
+    check(podman(&pd).args(["import", tar, "localhost/bb:podman"]));
+    for (format, file) in [
+        ("docker-archive", "podman-docker.tar"),
+        ("oci-archive", "podman-oci.tar"),
+    ] {
+        let archive = e.path().join(file);
+        check(
+            podman(&pd)
+                .args(["save", "--format", format, "-o"])
+                .arg(&archive)
+                .arg("localhost/bb:podman"),
+        );
+        let out = e.ok(&["load", "-i", archive.to_str().unwrap()]);
+        assert!(out.contains("Loaded image"), "{format}: {out}");
+        let out = e.ok(&["run", "--rm", "localhost/bb:podman", "echo", format]);
+        assert_eq!(out.trim(), format);
+        e.ok(&["rmi", "-f", "localhost/bb:podman"]);
+    }
+    // And the other way: podman loads what estiba saves.
+    e.ok(&["import", tar, "estiba/bb:1"]);
+    let archive = e.path().join("estiba-oci.tar");
+    e.ok(&["save", "-o", archive.to_str().unwrap(), "estiba/bb:1"]);
+    let out = check(podman(&pd).arg("load").arg("-i").arg(&archive));
+    assert!(out.contains("Loaded image"), "podman load: {out}");
+}
+
+struct Dockerd {
+    child: Child,
+    socket: String,
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dockerd(dir: &Path) -> Dockerd {
+    std::fs::create_dir_all(dir).unwrap();
+    let socket = dir.join("docker.sock").display().to_string();
+    let child = Command::new("dockerd")
+        .args(["--iptables=false", "--bridge=none", "--ip-masq=false"])
+        .arg("-H")
+        .arg(format!("unix://{socket}"))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("docker.pid"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+        .spawn()
+        .expect("dockerd");
+    let d = Dockerd { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if docker(&d)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "dockerd did not start: {}",
+        std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+    );
+}
+
+fn docker(d: &Dockerd) -> Command {
+    let mut c = Command::new("docker");
+    c.arg("-H").arg(format!("unix://{}", d.socket));
+    c
+}
+
+#[test]
+fn docker_saved_images_load_and_run() {
+    if !common::require_root("docker interop") || !common::require_tool("dockerd") {
+        return;
+    }
+    let e = Estiba::root();
+    let d = start_dockerd(&e.path().join("docker"));
+    let tar = common::busybox_tar().to_str().unwrap();
+    check(docker(&d).args(["import", tar, "bb:docker"]));
+    let archive = e.path().join("docker-save.tar");
+    check(
+        docker(&d)
+            .args(["save", "-o"])
+            .arg(&archive)
+            .arg("bb:docker"),
+    );
+    let out = e.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: bb:docker"), "{out}");
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "bb:docker",
+        "sh",
+        "-c",
+        "echo from docker; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from docker\n");
+    // `docker save | gzip` loads too.
+    let gz = e.path().join("docker-save.tar.gz");
+    check(Command::new("sh").arg("-c").arg(format!(
+        "gzip -c < {} > {}",
+        archive.display(),
+        gz.display()
+    )));
+    e.ok(&["rmi", "bb:docker"]);
+    e.ok(&["load", "-i", gz.to_str().unwrap()]);
+    e.ok(&["run", "--rm", "bb:docker", "true"]);
+}
