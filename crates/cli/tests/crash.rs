@@ -1,6 +1,8 @@
 //! Crash safety: `kill -9` during `image load` never leaves a half image
 //! listed, and the next load succeeds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::Estiba;
 use std::process::{Command, Stdio};

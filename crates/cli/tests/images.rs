@@ -1,6 +1,8 @@
 //! Image store commands through the real binary: import, images, tag, rmi,
 //! inspect, save and load round trips, prune, and compressed layers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{stderr, Estiba};
 use std::process::Command;
@@ -151,7 +153,8 @@ fn bad_archives_are_refused_and_leave_nothing() {
     let e = Estiba::root();
     let dir = e.path().join("bad");
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+    type Files = Vec<(&'static str, Vec<u8>)>;
+    let cases: Vec<(&str, Files)> = vec![
         ("empty", vec![]),
         ("garbage manifest", vec![("manifest.json", b"{not json".to_vec())]),
         ("missing config", vec![("manifest.json", br#"[{"Config":"nope.json","RepoTags":["x:1"],"Layers":[]}]"#.to_vec())]),

@@ -1,6 +1,8 @@
 //! Interop with real peers: images saved by podman and by docker load and run
 //! in estiba; estiba's oci-archive is read by skopeo and loaded by podman.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{stderr, Estiba};
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Isolation checked from inside the container, as root and as a freshly
 //! created unprivileged user. Needs root (to create the user) and the kernel.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{stderr, stdout, Estiba};
 

@@ -1,6 +1,8 @@
 //! cgroup limits on the real kernel (root), and their honest refusal rootless
 //! on a host that delegates no controllers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{stderr, Estiba};
 

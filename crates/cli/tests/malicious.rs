@@ -1,6 +1,8 @@
 //! Hostile layers: each is refused with a clear error or safely contained,
 //! and nothing appears (or disappears) outside the store. As root and rootless.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::{stderr, Estiba};
 use std::path::{Path, PathBuf};

@@ -123,6 +123,12 @@ pub fn clamp_rlimit(resource: rustix::process::Resource, wanted: u64) -> u64 {
     current.maximum.map_or(wanted, |hard| wanted.min(hard))
 }
 
+/// The uid this process has on the host, before or after entering its own
+/// user namespace.
+pub fn outer_uid() -> u32 {
+    Host::detect().host_uid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,10 +148,4 @@ mod tests {
             (true, 1000, 65537)
         );
     }
-}
-
-/// The uid this process has on the host, before or after entering its own
-/// user namespace.
-pub fn outer_uid() -> u32 {
-    Host::detect().host_uid
 }

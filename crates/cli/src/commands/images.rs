@@ -71,6 +71,30 @@ pub fn human_since(rfc3339: Option<&str>) -> String {
     format!("{n} {unit} ago")
 }
 
+/// Aligns columns the way docker's tabwriter does: three spaces between.
+pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// One row per name (or one `<none>` row for a dangling image).
 fn rows(image: &ImageRecord) -> Vec<(String, String)> {
     if image.names.is_empty() {
@@ -107,22 +131,13 @@ pub fn list(ctx: &Context, args: &ImagesArgs) -> Result<u8> {
     }
     match args.format.as_deref() {
         None | Some("table") => {
-            writeln!(
-                out,
-                "{:<40} {:<15} {:<15} {:<20} {}",
-                "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
-            )?;
+            let mut table = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from)];
             for i in &images {
                 for (repo, tag) in rows(i) {
-                    let created = human_since(i.created.as_deref());
-                    writeln!(
-                        out,
-                        "{repo:<40} {tag:<15} {:<15} {created:<20} {}",
-                        id_of(i),
-                        human_size(i.size)
-                    )?;
+                    table.push([repo, tag, id_of(i), human_since(i.created.as_deref()), human_size(i.size)]);
                 }
             }
+            write!(out, "{}", tabulate(&table))?;
         }
         Some("json") => {
             for i in &images {

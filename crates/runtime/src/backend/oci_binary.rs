@@ -61,10 +61,10 @@ impl OciBinary {
         let text = fs::read_to_string(log).unwrap_or_default();
         let message = text
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["level"] == "error" || v["level"] == "fatal")
-            .filter_map(|v| v["msg"].as_str().map(str::to_string))
-            .last()
+            .find_map(|v| v["msg"].as_str().map(str::to_string))
             .unwrap_or_else(|| "failed without a message".into());
         if message.contains("executable file not found")
             || message.contains("no such file or directory") && message.contains("exec")

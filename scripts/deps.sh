@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every system package estiba's build, tests, demo and benchmarks use,
+# on Debian 12 as root. Safe to run again.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  # build: libcontainer's seccomp support
+  build-essential pkg-config libseccomp-dev
+  # runtime peers and helpers
+  runc uidmap busybox-static zstd iproute2 procps
+  # interop peers and benchmark tools
+  podman catatonit conmon docker.io skopeo umoci hyperfine
+)
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# podman's default rlimits exceed this host's hard limits; its default runtime
+# (crun) refuses hybrid cgroups. Keep podman usable as a benchmark peer.
+conf=/etc/containers/containers.conf
+if ! grep -q '^default_ulimits' "$conf" 2>/dev/null; then
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = ["nofile=1024:1024","nproc=1024:1024"]\n[engine]\nruntime = "runc"\n' >> "$conf"
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
