@@ -53,6 +53,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show what this host and user can do.
     Info,
+    /// Unpack one layer into a directory (for benchmarks and debugging).
+    #[command(name = "debug-unpack", hide = true)]
+    DebugUnpack { layer: PathBuf, dest: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -41,6 +41,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Image(ImageCommand::Prune(a)) => images::prune(&ctx, &a),
         Command::Run(a) => run::run(&ctx, &a),
         Command::Info => info(&ctx),
+        Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
     }
 }
 
@@ -58,5 +59,15 @@ fn info(ctx: &Context) -> Result<u8> {
         "runRoot": ctx.paths.run,
     });
     println!("{}", serde_json::to_string_pretty(&info)?);
+    Ok(0)
+}
+
+fn debug_unpack(ctx: &Context, layer: &std::path::Path, dest: &std::path::Path) -> Result<u8> {
+    use estiba_oci::unpack::{unpack, Options, Whiteouts};
+    std::fs::create_dir_all(dest)?;
+    let file = std::io::BufReader::new(std::fs::File::open(layer)?);
+    let opts = Options { whiteouts: Whiteouts::Overlay { userxattr: ctx.host.rootless }, rootless: ctx.host.rootless };
+    let report = unpack(file, dest, opts)?;
+    println!("{} entries, diff id {}", report.entries, report.diff_id);
     Ok(0)
 }
