@@ -56,6 +56,14 @@ pub enum Command {
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },
+    /// The in-process runtime's single-threaded helper (internal).
+    #[command(name = "internal-libcontainer", hide = true)]
+    InternalLibcontainer {
+        op: String,
+        state_root: PathBuf,
+        bundle: PathBuf,
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,8 +202,8 @@ pub struct RunArgs {
     /// Bind mount HOST:CONTAINER[:ro].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
-    /// OCI runtime: a name (runc, crun, youki) or a path.
-    #[arg(long)]
+    /// Runtime: libcontainer (in-process), an OCI runtime name (runc, crun, youki) or a path.
+    #[arg(long, env = "ESTIBA_RUNTIME")]
     pub runtime: Option<String>,
     pub image: String,
     /// The command and its arguments.

@@ -18,6 +18,20 @@ use crate::paths::Paths;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_level);
+    // The in-process runtime's helper: already inside whatever user namespace
+    // its parent is in, and single-threaded, as libcontainer requires.
+    #[cfg(feature = "libcontainer")]
+    if let cli::Command::InternalLibcontainer {
+        op,
+        state_root,
+        bundle,
+        id,
+    } = &cli.command
+    {
+        return ExitCode::from(estiba_runtime::backend::in_process::helper_main(
+            op, state_root, bundle, id,
+        ));
+    }
 
     // Rootless: re-execute inside a user namespace before anything else, while
     // the process is single-threaded. The outer process only waits.
@@ -47,8 +61,14 @@ fn report(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `--log-level` applies to estiba; libcontainer's own notices (cgroup
+/// controllers this host lacks, syscalls this kernel lacks) show from `debug`.
 fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    let directives = match level {
+        "debug" | "trace" => level.to_string(),
+        _ => format!("{level},libcontainer=error,libcgroups=error"),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -275,7 +275,7 @@ fn isolation_as_root_and_rootless() {
     if !common::require_root("isolation tests") {
         return;
     }
-    for e in Estiba::both() {
+    for e in Estiba::all_backends() {
         let e = e.with_busybox();
         check_isolation(&e);
         check_exit_codes(&e);

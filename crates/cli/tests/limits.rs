@@ -11,7 +11,12 @@ fn memory_limit_oom_kills_with_137() {
     if !common::require_root("memory limit test") {
         return;
     }
-    let e = Estiba::root().with_busybox();
+    for e in [Estiba::root(), Estiba::root_with("runc")] {
+        oom_kills(e.with_busybox());
+    }
+}
+
+fn oom_kills(e: Estiba) {
     // 64 MiB held in a shell variable, under a 32 MiB limit.
     let out = e.run(&[
         "run",

@@ -131,10 +131,17 @@ pub fn list(ctx: &Context, args: &ImagesArgs) -> Result<u8> {
     }
     match args.format.as_deref() {
         None | Some("table") => {
-            let mut table = vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from)];
+            let mut table =
+                vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(String::from)];
             for i in &images {
                 for (repo, tag) in rows(i) {
-                    table.push([repo, tag, id_of(i), human_since(i.created.as_deref()), human_size(i.size)]);
+                    table.push([
+                        repo,
+                        tag,
+                        id_of(i),
+                        human_since(i.created.as_deref()),
+                        human_size(i.size),
+                    ]);
                 }
             }
             write!(out, "{}", tabulate(&table))?;

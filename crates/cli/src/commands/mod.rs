@@ -42,6 +42,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run(a) => run::run(&ctx, &a),
         Command::Info => info(&ctx),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
+        Command::InternalLibcontainer { .. } => anyhow::bail!(
+            "internal-libcontainer is estiba's own helper and needs the libcontainer feature"
+        ),
     }
 }
 
@@ -66,7 +69,12 @@ fn debug_unpack(ctx: &Context, layer: &std::path::Path, dest: &std::path::Path) 
     use estiba_oci::unpack::{unpack, Options, Whiteouts};
     std::fs::create_dir_all(dest)?;
     let file = std::io::BufReader::new(std::fs::File::open(layer)?);
-    let opts = Options { whiteouts: Whiteouts::Overlay { userxattr: ctx.host.rootless }, rootless: ctx.host.rootless };
+    let opts = Options {
+        whiteouts: Whiteouts::Overlay {
+            userxattr: ctx.host.rootless,
+        },
+        rootless: ctx.host.rootless,
+    };
     let report = unpack(file, dest, opts)?;
     println!("{} entries, diff id {}", report.entries, report.diff_id);
     Ok(0)

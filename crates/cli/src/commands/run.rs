@@ -470,7 +470,11 @@ mod tests {
         assert!(parse_volume("/tmp:/x:zz").is_err());
         assert!(parse_volume("/tmp:x").is_err());
         assert!(parse_volume("/tmp:/x:ro").unwrap().read_only);
-        assert!(!security_opts(&["no-new-privileges=false".into()]).unwrap().0);
+        assert!(
+            !security_opts(&["no-new-privileges=false".into()])
+                .unwrap()
+                .0
+        );
         assert_eq!(
             security_opts(&["seccomp=unconfined".into()]).unwrap().1,
             Seccomp::Unconfined

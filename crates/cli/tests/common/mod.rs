@@ -100,6 +100,8 @@ pub fn busybox_tar() -> &'static Path {
 pub struct Estiba {
     pub dir: tempfile::TempDir,
     pub user: Option<&'static str>,
+    /// `ESTIBA_RUNTIME` for this installation; `None` lets estiba choose.
+    pub runtime: Option<&'static str>,
 }
 
 impl Estiba {
@@ -108,7 +110,11 @@ impl Estiba {
             .prefix("estiba-test-")
             .tempdir_in("/tmp")
             .unwrap();
-        Estiba { dir, user: None }
+        Estiba {
+            dir,
+            user: None,
+            runtime: None,
+        }
     }
 
     pub fn rootless() -> Self {
@@ -122,6 +128,15 @@ impl Estiba {
         Estiba {
             dir,
             user: Some(user),
+            runtime: None,
+        }
+    }
+
+    /// Root with a given runtime backend.
+    pub fn root_with(runtime: &'static str) -> Self {
+        Estiba {
+            runtime: Some(runtime),
+            ..Estiba::root()
         }
     }
 
@@ -130,12 +145,23 @@ impl Estiba {
         vec![Estiba::root(), Estiba::rootless()]
     }
 
-    pub fn label(&self) -> &'static str {
-        if self.user.is_some() {
+    /// Every way a container can run here: root with the default (in-process)
+    /// backend, root through runc, and rootless.
+    pub fn all_backends() -> Vec<Estiba> {
+        vec![
+            Estiba::root(),
+            Estiba::root_with("runc"),
+            Estiba::rootless(),
+        ]
+    }
+
+    pub fn label(&self) -> String {
+        let who = if self.user.is_some() {
             "rootless"
         } else {
             "root"
-        }
+        };
+        format!("{who}-{}", self.runtime.unwrap_or("default"))
     }
 
     pub fn path(&self) -> &Path {
@@ -144,13 +170,16 @@ impl Estiba {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
-        let vars = [
+        let mut vars = vec![
             format!("ESTIBA_ROOT={}", d.join("data").display()),
             format!("ESTIBA_RUNROOT={}", d.join("run").display()),
             format!("HOME={}", d.display()),
             format!("XDG_RUNTIME_DIR={}", d.display()),
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         ];
+        if let Some(runtime) = self.runtime {
+            vars.push(format!("ESTIBA_RUNTIME={runtime}"));
+        }
         let mut cmd = match self.user {
             Some(user) => {
                 let mut c = Command::new("runuser");

@@ -1,6 +1,8 @@
 //! Runtime backends behind one trait. A backend takes a bundle (a directory
 //! with `config.json`) and runs it; estiba never execs the container itself.
 
+#[cfg(feature = "libcontainer")]
+pub mod in_process;
 mod oci_binary;
 
 use std::path::{Path, PathBuf};
@@ -55,10 +57,15 @@ pub trait Runtime {
     }
 }
 
-/// Picks a runtime: a name (`runc`, `crun`, `youki`) or a path, or by default
+/// Picks a runtime: `libcontainer` (in-process), a name (`runc`, `crun`,
+/// `youki`) or a path, or by default
 /// the fastest one that works here for this user.
 pub fn select(choice: Option<&str>, host: &Host, state_root: &Path) -> Result<Box<dyn Runtime>> {
     if let Some(choice) = choice {
+        #[cfg(feature = "libcontainer")]
+        if choice == "libcontainer" {
+            return Ok(Box::new(in_process::InProcess::new(state_root)));
+        }
         let path = if choice.contains('/') {
             PathBuf::from(choice)
         } else {
@@ -69,6 +76,11 @@ pub fn select(choice: Option<&str>, host: &Host, state_root: &Path) -> Result<Bo
             })?
         };
         return Ok(Box::new(OciBinary::new(path, state_root)));
+    }
+    // In-process libcontainer is the fastest; it needs root on cgroup v1 hosts.
+    #[cfg(feature = "libcontainer")]
+    if !host.rootless {
+        return Ok(Box::new(in_process::InProcess::new(state_root)));
     }
     // crun 1.8 refuses hybrid cgroup hosts, so it is tried only on pure v2.
     let mut candidates = vec!["runc", "youki"];

@@ -1,0 +1,198 @@
+//! youki's `libcontainer`, run in-process: no runtime binary to start.
+//!
+//! libcontainer clones the container's processes itself, which is only sound
+//! in a single-threaded process and never inside an async runtime. So
+//! creation happens in a helper: estiba re-executes itself with a hidden
+//! command (`internal-libcontainer`), a fresh single-threaded process that
+//! builds the container, and for `run` also starts and waits for it. State
+//! lives under the backend's root like runc's, so start, kill, state and
+//! delete can load the container from any process.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+
+use super::{Runtime, State};
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// The hidden command the helper runs as: `estiba internal-libcontainer OP ROOT BUNDLE ID`.
+pub const HELPER_COMMAND: &str = "internal-libcontainer";
+
+/// Written into the bundle by a helper that failed, so the parent can tell
+/// the helper's error from the container's own exit status.
+const HELPER_ERROR: &str = "helper-error.json";
+
+#[derive(Debug)]
+pub struct InProcess {
+    state_root: PathBuf,
+}
+
+impl InProcess {
+    pub fn new(state_root: &Path) -> Self {
+        InProcess {
+            state_root: state_root.join("libcontainer"),
+        }
+    }
+
+    fn err(op: &'static str, e: impl std::fmt::Display) -> Error {
+        Error::Runtime {
+            runtime: "libcontainer".into(),
+            op,
+            message: e.to_string(),
+        }
+    }
+
+    fn load(&self, id: &str) -> Result<Container> {
+        Container::load(self.state_root.join(id)).map_err(|e| Self::err("load the container", e))
+    }
+
+    /// Runs the helper for `op` and returns its exit status, or the error it recorded.
+    fn helper(&self, op: &str, id: &str, bundle: &Path) -> Result<u8> {
+        let error_file = bundle.join(HELPER_ERROR);
+        let _ = fs::remove_file(&error_file);
+        let mut child = Command::new("/proc/self/exe")
+            .arg(HELPER_COMMAND)
+            .arg(op)
+            .arg(&self.state_root)
+            .arg(bundle)
+            .arg(id)
+            .spawn()
+            .ctx("starting", "the libcontainer helper")?;
+        let forwarder = crate::process::forward_signals(child.id());
+        let status = child.wait().ctx("waiting for", "the libcontainer helper");
+        drop(forwarder);
+        let code = crate::process::exit_code(status?);
+        match fs::read_to_string(&error_file) {
+            Ok(text) => Err(decode_error(&text)),
+            Err(_) => Ok(code),
+        }
+    }
+}
+
+fn decode_error(text: &str) -> Error {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let message = v["message"].as_str().unwrap_or("failed").to_string();
+    match v["code"].as_u64() {
+        Some(127) => Error::CommandNotFound(message),
+        Some(126) => Error::CommandNotExecutable(message),
+        _ => InProcess::err("run the container", message),
+    }
+}
+
+impl Runtime for InProcess {
+    fn name(&self) -> &str {
+        "libcontainer"
+    }
+
+    fn create(&self, id: &str, bundle: &Path) -> Result<i32> {
+        self.helper("create", id, bundle)?;
+        let c = self.load(id)?;
+        c.pid()
+            .map(|p| p.as_raw())
+            .ok_or_else(|| Self::err("report the container pid", "no pid"))
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        self.load(id)?
+            .start()
+            .map_err(|e| Self::err("start the container", e))
+    }
+
+    fn state(&self, id: &str) -> Result<State> {
+        let c = self.load(id)?;
+        Ok(State {
+            id: id.to_string(),
+            status: c.status().to_string(),
+            pid: c.pid().map_or(0, |p| p.as_raw()),
+        })
+    }
+
+    fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let signal = Signal::try_from(signal).map_err(|e| Self::err("signal the container", e))?;
+        self.load(id)?
+            .kill(signal, true)
+            .map_err(|e| Self::err("signal the container", e))
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<()> {
+        match self.load(id) {
+            Ok(mut c) => c
+                .delete(force)
+                .map_err(|e| Self::err("delete the container", e)),
+            Err(_) if !self.state_root.join(id).exists() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
+        self.helper("run", id, bundle)
+    }
+}
+
+/// The helper process's body. Must be called while single-threaded.
+pub fn helper_main(op: &str, state_root: &Path, bundle: &Path, id: &str) -> u8 {
+    let result = match op {
+        "create" => build(state_root, bundle, id).map(|_| 0),
+        "run" => run_in_helper(state_root, bundle, id),
+        other => Err(InProcess::err(
+            "run the helper",
+            format!("unknown operation {other:?}"),
+        )),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let record = serde_json::json!({ "code": e.exit_code(), "message": e.to_string() });
+            let _ = fs::write(bundle.join(HELPER_ERROR), record.to_string());
+            e.exit_code()
+        }
+    }
+}
+
+fn build(state_root: &Path, bundle: &Path, id: &str) -> Result<Container> {
+    fs::create_dir_all(state_root).ctx("creating", state_root)?;
+    ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(state_root)
+        .map_err(|e| InProcess::err("prepare the container", e))?
+        .with_executor(DefaultExecutor {})
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| InProcess::err("create the container", e))
+}
+
+fn run_in_helper(state_root: &Path, bundle: &Path, id: &str) -> Result<u8> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .map_err(std::io::Error::from)
+        .sys("becoming subreaper")?;
+    let mut container = build(state_root, bundle, id)?;
+    let result = container
+        .start()
+        .map_err(|e| InProcess::err("start the container", e))
+        .and_then(|()| {
+            container
+                .pid()
+                .ok_or_else(|| InProcess::err("start the container", "no pid"))
+        })
+        .and_then(|pid| {
+            // Threads are fine now: the container's processes exist.
+            let forwarder = crate::process::forward_signals(pid.as_raw() as u32);
+            let code = crate::process::wait_pid(pid.as_raw());
+            drop(forwarder);
+            code
+        });
+    let deleted = container
+        .delete(true)
+        .map_err(|e| InProcess::err("delete the container", e));
+    let code = result?;
+    deleted?;
+    Ok(code)
+}
