@@ -28,6 +28,22 @@ mkdir -p "$work/bundle/rootfs"
 tar -xf "$work/busybox.tar" -C "$work/bundle/rootfs"
 (cd "$work/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
 
+# runc on estiba's own spec (seccomp profile, cgroup limits, masked paths), to
+# separate what the secure defaults cost runc from what estiba adds.
+"$estiba" run --rm --runtime runc bench/busybox sleep 3 &
+for _ in $(seq 100); do ls "$ESTIBA_RUNROOT"/containers/*/config.json >/dev/null 2>&1 && break; sleep 0.05; done
+mkdir -p "$work/bundle-estiba"
+python3 - "$(ls "$ESTIBA_RUNROOT"/containers/*/config.json | head -1)" "$work/bundle/rootfs" > "$work/bundle-estiba/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["root"]["path"] = sys.argv[2]
+spec["process"]["args"] = ["true"]
+spec["mounts"] = [m for m in spec["mounts"] if not m["destination"].startswith("/etc/")]
+spec["linux"].pop("cgroupsPath", None)
+print(json.dumps(spec))
+PY
+wait
+
 # podman (runc; crun refuses this host's hybrid cgroups).
 podman --runtime runc import "$work/busybox.tar" localhost/bench-busybox >/dev/null
 
@@ -42,8 +58,9 @@ docker -H "unix://$work/docker/sock" import "$work/busybox.tar" bench-busybox >/
 json=$work/run.json
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$json" \
   -n "runc run (bare, prepared bundle)" "sh -c 'runc run -b $work/bundle bench-\$\$'" \
+  -n "runc run (prepared bundle, estiba's spec)" "sh -c 'runc run -b $work/bundle-estiba bench-\$\$'" \
   -n "estiba run --rm (runc backend)" "$estiba run --rm --runtime runc bench/busybox true" \
-  -n "estiba run --rm (default backend)" "$estiba run --rm bench/busybox true" \
+  -n "estiba run --rm (in-process libcontainer, default)" "$estiba run --rm bench/busybox true" \
   -n "podman run --rm" "podman --runtime runc run --rm --network none localhost/bench-busybox true" \
   -n "docker run --rm" "docker -H unix://$work/docker/sock run --rm --network none bench-busybox true" \
   >/dev/null
@@ -82,7 +99,13 @@ Medians from hyperfine in one run; compare ratios, not absolute times.
 {t1}
 
 Targets (issue 2): OCI-binary backend at most 1.3× bare runc; in-process backend faster than bare
-runc; at least 5× faster than podman (podman / estiba = {m1['podman run --rm'] / m1['estiba run --rm (default backend)']:.1f}×).
+runc; at least 5× faster than podman (podman / estiba = {m1['podman run --rm'] / m1['estiba run --rm (in-process libcontainer, default)']:.1f}×).
+
+"bare" runs `runc spec`'s default config, which has no seccomp profile and no cgroup limits.
+"estiba's spec" is the same bundle with the config estiba generates: Docker's seccomp profile,
+the pids limit, masked paths. The difference between those two rows is what the secure
+defaults cost runc; the difference between "estiba's spec" and "estiba run --rm (runc
+backend)" is what estiba itself adds (image lookup, overlay mount, bundle, cleanup).
 
 ## Layer unpack ({size}, {entries} entries)
 

@@ -580,3 +580,167 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    struct Layer(tar::Builder<Vec<u8>>);
+
+    impl Layer {
+        fn new() -> Self {
+            Layer(tar::Builder::new(Vec::new()))
+        }
+
+        fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(size);
+            h.set_uid(rustix::process::getuid().as_raw().into());
+            h.set_gid(rustix::process::getgid().as_raw().into());
+            h.set_mtime(1_000_000);
+            h
+        }
+
+        fn file(mut self, path: &str, data: &[u8], mode: u32) -> Self {
+            let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
+            self.0.append_data(&mut h, path, data).unwrap();
+            self
+        }
+
+        fn dir(mut self, path: &str) -> Self {
+            let mut h = Self::header(tar::EntryType::Directory, 0o755, 0);
+            self.0.append_data(&mut h, path, &b""[..]).unwrap();
+            self
+        }
+
+        fn link(mut self, kind: tar::EntryType, path: &str, target: &str) -> Self {
+            let mut h = Self::header(kind, 0o777, 0);
+            self.0.append_link(&mut h, path, target).unwrap();
+            self
+        }
+
+        fn bytes(self) -> Vec<u8> {
+            self.0.into_inner().unwrap()
+        }
+    }
+
+    fn opts(whiteouts: Whiteouts) -> Options {
+        Options {
+            whiteouts,
+            rootless: !rustix::process::geteuid().is_root(),
+        }
+    }
+
+    #[test]
+    fn unpacks_files_links_and_modes_and_reports_the_diff_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = Layer::new()
+            .dir("bin/")
+            .file("bin/tool", b"#!/bin/sh\n", 0o4755)
+            .link(tar::EntryType::Symlink, "bin/sh", "tool")
+            .link(tar::EntryType::Link, "bin/hard", "bin/tool")
+            .file("deep/er/file", b"parents are created", 0o600)
+            .bytes();
+        let report = unpack(&layer[..], dir.path(), opts(Whiteouts::Apply)).unwrap();
+        assert_eq!(report.diff_id, Digest::of(&layer));
+        assert_eq!(report.compression, Compression::None);
+        let tool = fs::metadata(dir.path().join("bin/tool")).unwrap();
+        assert_eq!(
+            tool.permissions().mode() & 0o7777,
+            0o4755,
+            "setuid kept after chown"
+        );
+        assert_eq!(tool.mtime(), 1_000_000);
+        assert_eq!(tool.nlink(), 2, "hardlink");
+        assert_eq!(
+            fs::read_link(dir.path().join("bin/sh")).unwrap(),
+            Path::new("tool")
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("deep/er/file")).unwrap(),
+            "parents are created"
+        );
+    }
+
+    #[test]
+    fn gzip_layers_unpack_and_hash_the_uncompressed_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = Layer::new().file("a", b"x", 0o644).bytes();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &layer).unwrap();
+        let report = unpack(
+            &gz.finish().unwrap()[..],
+            dir.path(),
+            opts(Whiteouts::Apply),
+        )
+        .unwrap();
+        assert_eq!(report.compression, Compression::Gzip);
+        assert_eq!(report.diff_id, Digest::of(&layer));
+    }
+
+    #[test]
+    fn whiteouts_apply_by_deleting() {
+        let dir = tempfile::tempdir().unwrap();
+        let lower = Layer::new()
+            .file("etc/a", b"a", 0o644)
+            .file("etc/b", b"b", 0o644)
+            .file("opq/old", b"o", 0o644)
+            .bytes();
+        unpack(&lower[..], dir.path(), opts(Whiteouts::Apply)).unwrap();
+        let upper = Layer::new()
+            .file("etc/.wh.a", b"", 0o644)
+            .dir("opq/")
+            .file("opq/.wh..wh..opq", b"", 0o644)
+            .file("opq/new", b"n", 0o644)
+            .bytes();
+        unpack(&upper[..], dir.path(), opts(Whiteouts::Apply)).unwrap();
+        assert!(!dir.path().join("etc/a").exists());
+        assert!(dir.path().join("etc/b").exists());
+        assert!(!dir.path().join("opq/old").exists());
+        assert!(dir.path().join("opq/new").exists());
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = Layer::new().file("etc/.wh.gone", b"", 0o644).bytes();
+        unpack(
+            &layer[..],
+            dir.path(),
+            opts(Whiteouts::Overlay { userxattr: true }),
+        )
+        .unwrap();
+        let meta = fs::symlink_metadata(dir.path().join("etc/gone")).unwrap();
+        assert!(meta.file_type().is_char_device());
+        assert_eq!(meta.rdev(), 0);
+    }
+
+    #[test]
+    fn escapes_are_refused_with_a_clear_error() {
+        for bad in ["../x", "a/../../x", "/etc/x"] {
+            let err = split_path(bad.as_bytes()).err().unwrap();
+            assert!(
+                err.to_string().contains("would escape the root"),
+                "{bad}: {err}"
+            );
+        }
+        let ok = split_path(b"./a//b/./c").unwrap();
+        assert_eq!(ok.parent, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(ok.name, Some(b"c".to_vec()));
+        assert!(split_path(b"./").unwrap().name.is_none());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut junk = vec![0x55u8; 1024];
+        junk[0] = b'x';
+        assert!(unpack(&junk[..], dir.path(), opts(Whiteouts::Apply)).is_err());
+        let truncated = &Layer::new().file("a", &[1u8; 4096], 0o644).bytes()[..1000];
+        assert!(unpack(truncated, dir.path(), opts(Whiteouts::Apply)).is_err());
+    }
+}

@@ -73,9 +73,19 @@ pub struct Target<'a> {
     pub kernel: (u32, u32),
 }
 
-/// Docker's default profile, resolved.
+/// Docker's default profile, resolved for the native ABI only.
+///
+/// Docker also admits the 32-bit compat ABIs (x86 and x32 on amd64). estiba's
+/// default filter does not: a compat syscall is refused (the process gets
+/// SIGSYS). That closes the compat entry points, a recurring source of kernel
+/// bugs, and the filter compiles in about half the time. Images with 32-bit
+/// binaries can pass Docker's profile with `--security-opt seccomp=FILE`.
 pub fn default_profile(target: &Target) -> Result<Value, Error> {
-    resolve(DEFAULT_PROFILE, target)
+    let mut profile = resolve(DEFAULT_PROFILE, target)?;
+    if let Some(arches) = profile["architectures"].as_array_mut() {
+        arches.truncate(1);
+    }
+    Ok(profile)
 }
 
 /// Resolves a profile in Docker's format into an OCI `linux.seccomp` value. A
@@ -181,7 +191,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
-        assert_eq!(p["architectures"][0], "SCMP_ARCH_X86_64");
+        assert_eq!(
+            p["architectures"],
+            json!(["SCMP_ARCH_X86_64"]),
+            "native ABI only"
+        );
         let n = names(&p);
         assert!(n.contains(&"read".to_string()));
         assert!(
@@ -218,6 +232,20 @@ mod tests {
         })
         .unwrap();
         assert!(names(&p).contains(&"mount".to_string()));
+    }
+
+    #[test]
+    fn a_profile_file_keeps_its_compat_architectures() {
+        let t = Target {
+            arch: "amd64",
+            caps: &[],
+            kernel: (6, 1),
+        };
+        let p = resolve(DEFAULT_PROFILE, &t).unwrap();
+        assert_eq!(
+            p["architectures"],
+            json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        );
     }
 
     #[test]
