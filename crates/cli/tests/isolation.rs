@@ -313,3 +313,91 @@ fn rootless_user_is_root_inside_and_itself_outside() {
     let out = e.ok(&["run", "--rm", "busybox", "stat", "-c", "%u", "/home/user"]);
     assert_eq!(out.trim(), "1000");
 }
+
+#[test]
+fn signals_are_forwarded_to_the_container() {
+    if !common::require_root("signal forwarding test") {
+        return;
+    }
+    for e in [Estiba::root(), Estiba::root_with("runc")] {
+        let e = e.with_busybox();
+        let script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done";
+        let mut child = e
+            .direct(&["run", "--rm", "busybox", "sh", "-c", script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "ready\n", "[{}]", e.label());
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(
+            rest,
+            "got TERM\n",
+            "[{}] the container did not see SIGTERM",
+            e.label()
+        );
+        assert_eq!(status.code(), Some(3), "[{}] exit code", e.label());
+    }
+}
+
+#[test]
+fn copy_fallback_and_rlimits() {
+    if !common::require_root("copy fallback test") {
+        return;
+    }
+    for e in Estiba::both() {
+        let e = e.with_busybox();
+        let who = e.label();
+        // Without overlayfs the image is flattened into the container's directory.
+        let out = e
+            .cmd_env(
+                &[("ESTIBA_STORAGE_DRIVER", "vfs")],
+                &[
+                    "run",
+                    "--rm",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    "grep ' / ' /proc/mounts | cut -d' ' -f3; echo ok > /x; cat /x",
+                ],
+            )
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(out.status.success(), "[{who}] vfs: {}", stderr(&out));
+        assert!(
+            !text.contains("overlay") && text.ends_with("ok\n"),
+            "[{who}] vfs root: {text}"
+        );
+        // rlimits never exceed the host's hard limits.
+        let host_hard: u64 = String::from_utf8(
+            std::process::Command::new("sh")
+                .args(["-c", "ulimit -Hn"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+        let inside: u64 = e
+            .ok(&["run", "--rm", "busybox", "sh", "-c", "ulimit -Hn"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            inside <= host_hard,
+            "[{who}] nofile {inside} exceeds the host's {host_hard}"
+        );
+    }
+}

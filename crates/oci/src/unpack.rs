@@ -75,6 +75,10 @@ pub fn unpack(layer: impl Read, dest: &Path, opts: Options) -> Result<Report> {
         root: root.as_fd(),
         opts,
         parent_cache: None,
+        own_ids: (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        ),
         report: Report {
             diff_id: Digest::of(b""),
             compression,
@@ -174,6 +178,8 @@ struct Unpacker<'a> {
     /// together, so this saves most resolutions. A cached fd stays inside the
     /// root even if the directory is later replaced, so reuse is safe.
     parent_cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
+    /// Our effective uid and gid: what new files get without a chown.
+    own_ids: (u32, u32),
     report: Report,
 }
 
@@ -190,21 +196,24 @@ impl Unpacker<'_> {
         )
     }
 
-    /// The parent directory of an entry, created as needed, never outside root.
-    fn parent(&mut self, parts: &[Vec<u8>], display: &str) -> Result<BorrowedFd<'_>> {
-        let cached = matches!(&self.parent_cache, Some((p, _)) if p.as_slice() == parts);
-        if !cached {
-            let fd = match self.resolve_in_root(parts) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => self.create_parents(parts, display)?,
-                Err(e) => return Err(entry_err(display, e)),
-            };
-            self.parent_cache = Some((parts.to_vec(), fd));
+    /// The parent directory of an entry, created as needed, never outside
+    /// root. Taken out of the cache; [`Self::keep_parent`] puts it back.
+    fn take_parent(&mut self, parts: &[Vec<u8>], display: &str) -> Result<(Vec<Vec<u8>>, OwnedFd)> {
+        if let Some((key, fd)) = self.parent_cache.take() {
+            if key.as_slice() == parts {
+                return Ok((key, fd));
+            }
         }
-        match &self.parent_cache {
-            Some((_, fd)) => Ok(fd.as_fd()),
-            None => unreachable!("parent cache was just filled"),
-        }
+        let fd = match self.resolve_in_root(parts) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => self.create_parents(parts, display)?,
+            Err(e) => return Err(entry_err(display, e)),
+        };
+        Ok((parts.to_vec(), fd))
+    }
+
+    fn keep_parent(&mut self, parent: (Vec<Vec<u8>>, OwnedFd)) {
+        self.parent_cache = Some(parent);
     }
 
     fn create_parents(&self, parts: &[Vec<u8>], display: &str) -> Result<OwnedFd> {
@@ -269,25 +278,24 @@ impl Unpacker<'_> {
 
         let display = path.display.clone();
         let opts = self.opts;
-        let parent = self.parent(&path.parent, &display)?;
-        let parent = parent
-            .try_clone_to_owned()
-            .map_err(|e| Error::UnpackEntry {
-                path: display.clone().into(),
-                source: e,
-            })?;
+        let (key, parent) = self.take_parent(&path.parent, &display)?;
         let name_p = name_path(&name);
         let err = |e: Errno| entry_err(&display, e);
 
         match kind {
             EntryType::Directory => {
-                let existing = rfs::statat(&parent, name_p, AtFlags::SYMLINK_NOFOLLOW);
-                let is_dir = matches!(&existing, Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory);
-                if !is_dir {
-                    if existing.is_ok() {
-                        remove_all_at(&parent, name_p).map_err(err)?;
+                match rfs::mkdirat(&parent, name_p, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => {
+                        let st =
+                            rfs::statat(&parent, name_p, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
+                        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                            remove_all_at(&parent, name_p).map_err(err)?;
+                            rfs::mkdirat(&parent, name_p, Mode::from_raw_mode(0o700))
+                                .map_err(err)?;
+                        }
                     }
-                    rfs::mkdirat(&parent, name_p, Mode::from_raw_mode(0o700)).map_err(err)?;
+                    Err(e) => return Err(err(e)),
                 }
                 let dir = rfs::openat(
                     &parent,
@@ -301,24 +309,30 @@ impl Unpacker<'_> {
                 self.set_xattrs(&dir, &xattrs);
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                replace_existing(&parent, name_p).map_err(err)?;
-                let fd = rfs::openat(
-                    &parent,
-                    name_p,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let create = || rfs::openat(&parent, name_p, flags, Mode::from_raw_mode(0o600));
+                // Most entries are new: create first, replace only on conflict.
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        replace_existing(&parent, name_p).map_err(err)?;
+                        create()
+                    }
+                    other => other,
+                }
                 .map_err(err)?;
                 let mut file = File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(|e| Error::UnpackEntry {
+                copy_data(&mut entry, &mut file).map_err(|e| Error::UnpackEntry {
                     path: display.clone().into(),
                     source: e,
                 })?;
-                self.set_owner(&file, "", uid, gid, &display)?;
+                // The file was just created by us: chown only to someone else.
+                if (uid, gid) != (u64::from(self.own_ids.0), u64::from(self.own_ids.1)) {
+                    self.set_owner(&file, "", uid, gid, &display)?;
+                }
                 rfs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(err)?;
                 self.set_xattrs(&file, &xattrs);
                 let t = timestamps(mtime);
@@ -329,8 +343,15 @@ impl Unpacker<'_> {
                     path: display.clone(),
                     kind: "symlink without target".into(),
                 })?;
-                replace_existing(&parent, name_p).map_err(err)?;
-                rfs::symlinkat(OsStr::from_bytes(&target), &parent, name_p).map_err(err)?;
+                let link = || rfs::symlinkat(OsStr::from_bytes(&target), &parent, name_p);
+                match link() {
+                    Err(Errno::EXIST) => {
+                        replace_existing(&parent, name_p).map_err(err)?;
+                        link()
+                    }
+                    other => other,
+                }
+                .map_err(err)?;
                 self.set_owner(&parent, name_p, uid, gid, &display)?;
                 let t = timestamps(mtime);
                 rfs::utimensat(&parent, name_p, &t, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
@@ -394,19 +415,14 @@ impl Unpacker<'_> {
                 });
             }
         }
+        self.keep_parent((key, parent));
         Ok(())
     }
 
     fn whiteout(&mut self, path: &EntryPath, target: &[u8]) -> Result<()> {
         let display = path.display.clone();
         let opts = self.opts;
-        let parent = self.parent(&path.parent, &display)?;
-        let parent = parent
-            .try_clone_to_owned()
-            .map_err(|e| Error::UnpackEntry {
-                path: display.clone().into(),
-                source: e,
-            })?;
+        let (key, parent) = self.take_parent(&path.parent, &display)?;
         let err = |e: Errno| entry_err(&display, e);
         if target == b".wh..opq" {
             let dir = rfs::openat(
@@ -431,6 +447,7 @@ impl Unpacker<'_> {
                     }
                 }
             }
+            self.keep_parent((key, parent));
             return Ok(());
         }
         if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
@@ -457,6 +474,7 @@ impl Unpacker<'_> {
                 Err(e) => return Err(err(e)),
             },
         }
+        self.keep_parent((key, parent));
         Ok(())
     }
 
@@ -497,6 +515,21 @@ impl Unpacker<'_> {
                 tracing::warn!(xattr = %key, error = %e, "extended attribute not set");
                 self.report.skipped_xattrs += 1;
             }
+        }
+    }
+}
+
+/// Copies file data with a larger buffer than `io::copy`'s 8 KiB: fewer
+/// syscalls for big layers.
+fn copy_data(from: &mut impl Read, to: &mut File) -> io::Result<()> {
+    use std::io::Write;
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -169,6 +169,12 @@ impl Estiba {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_env(&[], args)
+    }
+
+    /// Like `cmd`, with extra environment variables (the environment is
+    /// otherwise cleared, as a fresh login would have it).
+    pub fn cmd_env(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
         let d = self.dir.path();
         let mut vars = vec![
             format!("ESTIBA_ROOT={}", d.join("data").display()),
@@ -180,6 +186,7 @@ impl Estiba {
         if let Some(runtime) = self.runtime {
             vars.push(format!("ESTIBA_RUNTIME={runtime}"));
         }
+        vars.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         let mut cmd = match self.user {
             Some(user) => {
                 let mut c = Command::new("runuser");
