@@ -401,3 +401,36 @@ fn copy_fallback_and_rlimits() {
         );
     }
 }
+
+#[test]
+fn rootless_without_subids_maps_only_the_user() {
+    if !common::require_root("single-id rootless test") {
+        return;
+    }
+    let e = Estiba::rootless_as(common::test_user_without_subids());
+    let out = e.run(&["import", common::busybox_tar().to_str().unwrap(), "busybox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("left owned by root"),
+        "the unmapped owners are reported: {}",
+        stderr(&out)
+    );
+    let out = e.ok(&["run", "--rm", "busybox", "cat", "/proc/self/uid_map"]);
+    assert_eq!(out.lines().count(), 1, "one id mapped: {out}");
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; grep Seccomp: /proc/self/status",
+    ]);
+    assert_eq!(out, "1\nSeccomp:\t2\n");
+    // uid 1000 does not exist in this namespace: a clear failure, not a silent root.
+    let out = e.run(&["run", "--rm", "-u", "1000", "busybox", "id"]);
+    assert!(
+        !out.status.success(),
+        "ran as an unmapped uid: {}",
+        stdout(&out)
+    );
+}

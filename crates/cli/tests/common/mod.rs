@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub const TEST_USER: &str = "estiba-test";
+/// A second user with no /etc/subuid range: only its own id can be mapped.
+pub const TEST_USER_NO_SUBIDS: &str = "estiba-test-nosub";
 
 /// True when the test may run. Tests that need root say so; outside CI they
 /// print why and return, in CI (which is root) they fail.
@@ -50,22 +52,27 @@ fn sh(cmd: &str) {
 /// binary (removed and created again, so no state survives between runs).
 pub fn test_user() -> &'static str {
     static USER: OnceLock<()> = OnceLock::new();
-    USER.get_or_init(|| {
-        let _ = Command::new("userdel")
-            .args(["-r", "-f", TEST_USER])
-            .output();
-        sh(&format!("useradd -m -s /bin/sh {TEST_USER}"));
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            if !text
-                .lines()
-                .any(|l| l.starts_with(&format!("{TEST_USER}:")))
-            {
-                sh(&format!("echo {TEST_USER}:300000:65536 >> {file}"));
-            }
-        }
-    });
+    USER.get_or_init(|| fresh_user(TEST_USER, true));
     TEST_USER
+}
+
+/// A fresh unprivileged user without subordinate ids.
+pub fn test_user_without_subids() -> &'static str {
+    static USER: OnceLock<()> = OnceLock::new();
+    USER.get_or_init(|| fresh_user(TEST_USER_NO_SUBIDS, false));
+    TEST_USER_NO_SUBIDS
+}
+
+fn fresh_user(name: &str, subids: bool) {
+    let _ = Command::new("userdel").args(["-r", "-f", name]).output();
+    sh(&format!("useradd -m -s /bin/sh {name}"));
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        // useradd may have allocated a range: make the file say what the test needs.
+        sh(&format!("sed -i '/^{name}:/d' {file}"));
+        if subids {
+            sh(&format!("echo {name}:300000:65536 >> {file}"));
+        }
+    }
 }
 
 pub fn bin() -> &'static str {
@@ -118,7 +125,10 @@ impl Estiba {
     }
 
     pub fn rootless() -> Self {
-        let user = test_user();
+        Self::rootless_as(test_user())
+    }
+
+    pub fn rootless_as(user: &'static str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("estiba-test-")
             .tempdir_in("/tmp")
