@@ -7,6 +7,18 @@ mod common;
 use common::{stderr, Estiba};
 use std::process::Command;
 
+/// An archive of regular files, as a hostile or broken `docker save` might be.
+fn write_tar(path: &std::path::Path, files: &[(&str, Vec<u8>)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (file, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, file, &data[..]).unwrap();
+    }
+    b.finish().unwrap();
+}
+
 fn images_json(e: &Estiba) -> Vec<serde_json::Value> {
     e.ok(&["images", "--format", "json"])
         .lines()
@@ -167,14 +179,7 @@ fn bad_archives_are_refused_and_leave_nothing() {
     ];
     for (name, files) in cases {
         let path = dir.join(format!("{}.tar", name.replace(' ', "-")));
-        let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
-        for (file, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            b.append_data(&mut h, file, &data[..]).unwrap();
-        }
-        b.finish().unwrap();
+        write_tar(&path, &files);
         let out = e.run(&["load", "-i", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(125), "{name}: accepted");
         assert!(
@@ -195,21 +200,15 @@ fn bad_archives_are_refused_and_leave_nothing() {
         "b".repeat(64)
     );
     let path = dir.join("wrong-diff-id.tar");
-    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
-    for (file, data) in [
-        ("c.json", config.into_bytes()),
-        (
-            "manifest.json",
-            br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]"#.to_vec(),
-        ),
-        ("l.tar", std::fs::read(&layer).unwrap()),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, file, &data[..]).unwrap();
-    }
-    b.finish().unwrap();
+    let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["l.tar"]}]"#.to_vec();
+    write_tar(
+        &path,
+        &[
+            ("c.json", config.into_bytes()),
+            ("manifest.json", manifest),
+            ("l.tar", std::fs::read(&layer).unwrap()),
+        ],
+    );
     let out = e.run(&["load", "-i", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));

@@ -226,34 +226,17 @@ fn mounts(cfg: &RunConfig, host: &Host) -> Vec<Value> {
         ),
     ];
     // gid 5 (tty) exists inside only when more than our own id is mapped.
+    let mut pts = vec![
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620",
+    ];
     if host.mapped_ids > 5 {
-        m.push(mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        ));
-    } else {
-        m.push(mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-            ],
-        ));
+        pts.push("gid=5");
     }
+    m.push(mount("/dev/pts", "devpts", "devpts", &pts));
     m.push(mount(
         "/dev/shm",
         "tmpfs",
