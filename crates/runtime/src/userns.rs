@@ -84,7 +84,7 @@ fn child_handover(dir: &Path) -> Result<()> {
 fn parent(runtime_dir: &Path) -> Result<u8> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
-    fs::create_dir_all(runtime_dir).ctx("creating", runtime_dir)?;
+    private_dir(runtime_dir, uid)?;
     let dir = runtime_dir.join(format!("userns-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir(&dir).ctx("creating", &dir)?;
@@ -127,6 +127,31 @@ fn parent(runtime_dir: &Path) -> Result<u8> {
     })();
     let _ = fs::remove_dir_all(&dir);
     result
+}
+
+/// Creates (or checks) a directory only `uid` may use. The runtime dir can
+/// fall back to a path under /tmp, where another user could have made it
+/// first to plant symlinks: refuse one we do not own.
+fn private_dir(dir: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Err(e) = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        return Err(e).ctx("creating", dir);
+    }
+    let meta = fs::symlink_metadata(dir).ctx("checking", dir)?;
+    if meta.uid() != uid || !meta.is_dir() {
+        return Err(Error::UserNamespace(format!(
+            "{} is not a directory owned by uid {uid}; set XDG_RUNTIME_DIR or --runroot",
+            dir.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("securing", dir)?;
+    }
+    Ok(())
 }
 
 /// Waits for the child's byte on `fifo`; false if the child died first.
