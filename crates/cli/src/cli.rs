@@ -56,6 +56,9 @@ pub enum Command {
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },
+    /// Holds a rootless user's namespace (internal).
+    #[command(name = "internal-pause", hide = true)]
+    InternalPause,
     /// The in-process runtime's single-threaded helper (internal).
     #[command(name = "internal-libcontainer", hide = true)]
     InternalLibcontainer {

@@ -26,3 +26,11 @@ pub use error::Error;
 pub use host::Host;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Writes `data` to `path` through a temp file and a rename.
+pub(crate) fn write_file_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use error::IoContext;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).ctx("writing", &tmp)?;
+    std::fs::rename(&tmp, path).ctx("writing", path)
+}

@@ -14,9 +14,10 @@ use crate::error::IoContext;
 use crate::{Error, Result};
 
 /// Gives this process a mount namespace of its own, so the container's
-/// mounts vanish with it and never leak into the host's table.
-pub fn private_mount_namespace(already_unshared: bool) -> Result<()> {
-    if !already_unshared {
+/// mounts vanish with it and never leak into the host's table (or, rootless,
+/// into the namespace every command of the user shares).
+pub fn private_mount_namespace() -> Result<()> {
+    {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
             .map_err(std::io::Error::from)
             .sys("unsharing the mount namespace")?;

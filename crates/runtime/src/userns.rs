@@ -1,6 +1,12 @@
-//! Rootless mode: estiba re-executes itself inside a new user and mount
-//! namespace, where it is root over the ids it was given, like podman's
-//! `unshare`. The outer process only maps ids and waits.
+//! Rootless mode: estiba re-executes itself inside a user namespace where it
+//! is root over the ids it was given. The outer process only waits.
+//!
+//! As podman does, one long-lived *pause* process per user holds that user
+//! namespace (`estiba internal-pause`, its pid in `$RUNROOT/pause.pid`). The
+//! first rootless command creates it and maps its ids; every command then
+//! joins it with setns(2). All of a user's containers, monitors and commands
+//! thus share one namespace, so a later `estiba stop` may signal a container
+//! started by an earlier `estiba run -d`.
 //!
 //! Mapping: 0 inside is the user outside. With a range in /etc/subuid and
 //! /etc/subgid and Debian's `newuidmap`/`newgidmap`, ids 1..=65536 map to the
@@ -25,8 +31,12 @@ use nix::sched::CloneFlags;
 use crate::error::IoContext;
 use crate::{Error, Result};
 
-/// Set in the child: the directory holding the hand-over FIFOs.
+/// Set in the pause process: the directory holding the hand-over FIFOs.
 const HANDOVER_ENV: &str = "_ESTIBA_USERNS_HANDOVER";
+/// Set in a re-executed command: the pid of the pause process to join.
+const JOIN_ENV: &str = "_ESTIBA_USERNS_JOIN";
+/// The hidden command the pause process runs.
+pub const PAUSE_COMMAND: &str = "internal-pause";
 
 /// How many ids beyond the user's own we map when /etc/subuid allows.
 pub const SUBID_COUNT: u32 = 65536;
@@ -46,6 +56,10 @@ pub enum Entered {
 pub fn enter(runtime_dir: &Path) -> Result<Entered> {
     if let Some(dir) = std::env::var_os(HANDOVER_ENV) {
         child_handover(Path::new(&dir))?;
+        return Ok(Entered::Inside);
+    }
+    if let Some(pid) = std::env::var_os(JOIN_ENV) {
+        join(&pid.to_string_lossy())?;
         return Ok(Entered::Inside);
     }
     if rustix::process::geteuid().is_root() {
@@ -81,10 +95,85 @@ fn child_handover(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Joins the pause process's user and mount namespaces.
+fn join(pid: &str) -> Result<()> {
+    for (ns, flag) in [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        let path = format!("/proc/{pid}/ns/{ns}");
+        let file = File::open(&path).ctx("opening", &path)?;
+        nix::sched::setns(&file, flag)
+            .map_err(|e| Error::UserNamespace(format!("joining {path}: {e}")))?;
+    }
+    Ok(())
+}
+
 fn parent(runtime_dir: &Path) -> Result<u8> {
     let uid = rustix::process::getuid().as_raw();
-    let gid = rustix::process::getgid().as_raw();
     private_dir(runtime_dir, uid)?;
+    let pause = pause_process(runtime_dir, uid)?;
+    let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut child = Command::new(exe)
+        .args(args)
+        .env(JOIN_ENV, pause.to_string())
+        .spawn()
+        .ctx("re-executing", "estiba")?;
+    let forwarder = crate::process::forward_signals(child.id());
+    let status = child.wait().ctx("waiting for", "estiba");
+    drop(forwarder);
+    Ok(crate::process::exit_code(status?))
+}
+
+/// The pid of this user's pause process, started (and its ids mapped) if
+/// none is alive. A lock keeps two commands from starting one each.
+fn pause_process(runtime_dir: &Path, uid: u32) -> Result<u32> {
+    let lock_path = runtime_dir.join("pause.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .ctx("opening", &lock_path)?;
+    rfs::flock(&lock, rfs::FlockOperation::LockExclusive).ctx("locking", &lock_path)?;
+    let pid_file = runtime_dir.join("pause.pid");
+    if let Some(pid) = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+    {
+        if is_pause(pid, uid) {
+            return Ok(pid);
+        }
+    }
+    let pid = start_pause(runtime_dir, uid)?;
+    crate::write_file_atomic(&pid_file, pid.to_string().as_bytes())?;
+    Ok(pid)
+}
+
+/// True if `pid` is a live pause process of ours (not a recycled pid).
+fn is_pause(pid: u32, uid: u32) -> bool {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let is_ours = fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|v| v.split_whitespace().next() == Some(&uid.to_string()))
+            })
+        })
+        .unwrap_or(false);
+    is_ours
+        && cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == PAUSE_COMMAND.as_bytes())
+}
+
+/// Starts the pause process in a new user and mount namespace and maps its
+/// ids, handing over through two FIFOs.
+fn start_pause(runtime_dir: &Path, uid: u32) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let gid = rustix::process::getgid().as_raw();
     let dir = runtime_dir.join(format!("userns-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir(&dir).ctx("creating", &dir)?;
@@ -101,32 +190,41 @@ fn parent(runtime_dir: &Path) -> Result<u8> {
             .ctx("creating fifo", fifo.as_path())?;
         }
         let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
-        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
         let mut child = Command::new(exe)
-            .args(args)
+            .arg(PAUSE_COMMAND)
             .env(HANDOVER_ENV, &dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
             .spawn()
-            .ctx("re-executing", "estiba")?;
+            .ctx("starting", "the rootless pause process")?;
         let pid = child.id();
-        let forwarder = crate::process::forward_signals(pid);
-
-        let status = if wait_for_byte(&unshared, &mut child)? {
-            let mapping = map_ids(pid, uid, gid);
-            send_byte(
-                &mapped,
-                if mapping.is_ok() { b'm' } else { b'x' },
-                &mut child,
-            )?;
-            mapping?;
-            child.wait().ctx("waiting for", "estiba")?
-        } else {
-            child.wait().ctx("waiting for", "estiba")?
-        };
-        drop(forwarder);
-        Ok(crate::process::exit_code(status))
+        if !wait_for_byte(&unshared, &mut child)? {
+            return Err(Error::UserNamespace(
+                "the pause process died before unsharing".into(),
+            ));
+        }
+        let mapping = map_ids(pid, uid, gid);
+        send_byte(
+            &mapped,
+            if mapping.is_ok() { b'm' } else { b'x' },
+            &mut child,
+        )?;
+        mapping?;
+        Ok(pid)
     })();
     let _ = fs::remove_dir_all(&dir);
     result
+}
+
+/// The pause process's body: hold the namespaces until killed.
+pub fn pause_forever() -> ! {
+    // Hold no directory busy.
+    let _ = std::env::set_current_dir("/");
+    loop {
+        std::thread::park();
+    }
 }
 
 /// Creates (or checks) a directory only `uid` may use. The runtime dir can

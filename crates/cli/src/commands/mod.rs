@@ -41,6 +41,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Image(ImageCommand::Prune(a)) => images::prune(&ctx, &a),
         Command::Run(a) => run::run(&ctx, &a),
         Command::Info => info(&ctx),
+        Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(
             "internal-libcontainer is estiba's own helper and needs the libcontainer feature"

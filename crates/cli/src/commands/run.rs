@@ -69,7 +69,7 @@ fn run_in(
     args: &RunArgs,
 ) -> Result<u8> {
     let rootless = ctx.host.rootless;
-    rootfs::private_mount_namespace(rootless)?;
+    rootfs::private_mount_namespace()?;
     let root = dirs.rootfs();
     {
         // Prune waits while layers are looked up and mounted.

@@ -64,6 +64,8 @@ pub fn test_user_without_subids() -> &'static str {
 }
 
 fn fresh_user(name: &str, subids: bool) {
+    // A previous run's processes (pause processes, containers) go first.
+    let _ = Command::new("pkill").args(["-KILL", "-u", name]).output();
     let _ = Command::new("userdel").args(["-r", "-f", name]).output();
     sh(&format!("useradd -m -s /bin/sh {name}"));
     for file in ["/etc/subuid", "/etc/subgid"] {
@@ -111,6 +113,18 @@ pub struct Estiba {
     pub runtime: Option<&'static str>,
 }
 
+impl Drop for Estiba {
+    /// A rootless installation leaves its pause process (which holds the
+    /// user namespace) running, as podman's does: end it with the test.
+    fn drop(&mut self) {
+        if self.user.is_some() {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("run/pause.pid")) {
+                let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            }
+        }
+    }
+}
+
 impl Estiba {
     pub fn root() -> Self {
         let dir = tempfile::Builder::new()
@@ -144,10 +158,9 @@ impl Estiba {
 
     /// Root with a given runtime backend.
     pub fn root_with(runtime: &'static str) -> Self {
-        Estiba {
-            runtime: Some(runtime),
-            ..Estiba::root()
-        }
+        let mut e = Estiba::root();
+        e.runtime = Some(runtime);
+        e
     }
 
     /// Both flavours, for tests that must hold as root and rootless.
