@@ -47,10 +47,28 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Give an image another name.
     Tag(TagArgs),
-    /// Show images as JSON.
+    /// Show containers or images as JSON.
     Inspect(InspectArgs),
     /// Run a command in a new container.
     Run(Box<RunArgs>),
+    /// Create a container without starting it.
+    Create(Box<RunArgs>),
+    /// List containers.
+    Ps(PsArgs),
+    /// Show a container's logs.
+    Logs(LogsArgs),
+    /// Start stopped containers (detached).
+    Start(ContainersArgs),
+    /// Stop running containers: the stop signal, then SIGKILL after the timeout.
+    Stop(StopArgs),
+    /// Stop and start containers again.
+    Restart(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(ContainersArgs),
     /// Show what this host and user can do.
     Info,
     /// Unpack one layer into a directory (for benchmarks and debugging).
@@ -59,6 +77,9 @@ pub enum Command {
     /// Holds a rootless user's namespace (internal).
     #[command(name = "internal-pause", hide = true)]
     InternalPause,
+    /// A detached container's monitor (internal).
+    #[command(name = "internal-monitor", hide = true)]
+    InternalMonitor { id: String },
     /// The in-process runtime's single-threaded helper (internal).
     #[command(name = "internal-libcontainer", hide = true)]
     InternalLibcontainer {
@@ -142,6 +163,7 @@ pub struct TagArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Containers or images (containers are looked up first).
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -154,7 +176,80 @@ pub struct PruneArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: table (default) or json.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow the log until the container stops.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines ("all" for every line).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Prefix each line with its time.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only lines since a time (RFC 3339) or a duration ago (10m, 1h).
+    #[arg(long)]
+    pub since: Option<String>,
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainersArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before SIGKILL.
+    #[arg(short, long, default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Accepted for docker habits; anonymous volumes arrive with volumes.
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,

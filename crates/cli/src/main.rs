@@ -56,8 +56,15 @@ fn report(e: &anyhow::Error) -> ExitCode {
     eprintln!("estiba: {}", chain.join(": "));
     let code = e
         .chain()
-        .find_map(|c| c.downcast_ref::<estiba_runtime::Error>())
-        .map_or(125, estiba_runtime::Error::exit_code);
+        .find_map(|c| {
+            c.downcast_ref::<estiba_engine::Error>()
+                .map(estiba_engine::Error::exit_code)
+                .or_else(|| {
+                    c.downcast_ref::<estiba_runtime::Error>()
+                        .map(estiba_runtime::Error::exit_code)
+                })
+        })
+        .unwrap_or(125);
     ExitCode::from(code)
 }
 

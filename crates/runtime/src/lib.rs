@@ -21,7 +21,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod userns;
 
-pub use backend::{Runtime, State};
+pub use backend::{ContainerIo, Runtime, State};
 pub use error::Error;
 pub use host::Host;
 

@@ -34,7 +34,7 @@ use crate::{Error, Result};
 /// Set in the pause process: the directory holding the hand-over FIFOs.
 const HANDOVER_ENV: &str = "_ESTIBA_USERNS_HANDOVER";
 /// Set in a re-executed command: the pid of the pause process to join.
-const JOIN_ENV: &str = "_ESTIBA_USERNS_JOIN";
+pub const JOIN_ENV: &str = "_ESTIBA_USERNS_JOIN";
 /// The hidden command the pause process runs.
 pub const PAUSE_COMMAND: &str = "internal-pause";
 

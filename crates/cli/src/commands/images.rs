@@ -261,9 +261,18 @@ pub fn tag(ctx: &Context, args: &TagArgs) -> Result<u8> {
 }
 
 pub fn inspect(ctx: &Context, args: &InspectArgs) -> Result<u8> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&inspect_values(ctx, &args.images)?)?
+    );
+    Ok(0)
+}
+
+/// docker's inspect shape for images.
+pub fn inspect_values(ctx: &Context, names: &[String]) -> Result<Vec<serde_json::Value>> {
     let store = ctx.store()?;
     let mut out = Vec::new();
-    for name in &args.images {
+    for name in names {
         let record = store.find_image(name)?;
         let config: serde_json::Value = serde_json::from_slice(&store.read_blob(&record.id)?)?;
         out.push(json!({
@@ -280,8 +289,7 @@ pub fn inspect(ctx: &Context, args: &InspectArgs) -> Result<u8> {
             "History": config["history"],
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(0)
+    Ok(out)
 }
 
 pub fn prune(ctx: &Context, _args: &PruneArgs) -> Result<u8> {

@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod containers;
 mod images;
 mod run;
 
@@ -14,6 +15,7 @@ use crate::paths::Paths;
 pub struct Context {
     pub host: Host,
     pub paths: Paths,
+    pub log_level: String,
 }
 
 impl Context {
@@ -23,13 +25,38 @@ impl Context {
             self.host.rootless,
         )?)
     }
+
+    pub fn engine(&self) -> Result<estiba_engine::Engine> {
+        Ok(estiba_engine::Engine::new(
+            self.host.clone(),
+            self.paths.data.clone(),
+            self.paths.run.clone(),
+        )?)
+    }
+
+    /// The global flags a re-executed estiba (a monitor) needs to find the
+    /// same store.
+    pub fn global_args(&self) -> Vec<String> {
+        vec![
+            "--root".into(),
+            self.paths.data.display().to_string(),
+            "--runroot".into(),
+            self.paths.run.display().to_string(),
+            "--log-level".into(),
+            self.log_level.clone(),
+        ]
+    }
 }
 
 /// Runs a command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let host = Host::detect();
-    let paths = Paths::for_host(cli.root, cli.runroot, &host);
-    let ctx = Context { host, paths };
+    let paths = Paths::for_host(cli.root.clone(), cli.runroot.clone(), &host);
+    let ctx = Context {
+        host,
+        paths,
+        log_level: cli.log_level.clone(),
+    };
     match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&ctx, &a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&ctx, &a),
@@ -37,9 +64,23 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&ctx, &a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::remove(&ctx, &a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&ctx, &a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => images::inspect(&ctx, &a),
+        Command::Inspect(a) => inspect(&ctx, &a),
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(&ctx, &a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&ctx, &a),
         Command::Run(a) => run::run(&ctx, &a),
+        Command::Create(a) => run::create(&ctx, &a),
+        Command::Ps(a) => containers::ps(&ctx, &a),
+        Command::Logs(a) => containers::logs(&ctx, &a),
+        Command::Start(a) => containers::start(&ctx, &a),
+        Command::Stop(a) => containers::stop(&ctx, &a),
+        Command::Restart(a) => containers::restart(&ctx, &a),
+        Command::Kill(a) => containers::kill(&ctx, &a),
+        Command::Rm(a) => containers::rm(&ctx, &a),
+        Command::Wait(a) => containers::wait(&ctx, &a),
+        Command::InternalMonitor { id } => {
+            ctx.engine()?.monitor(&id)?;
+            Ok(0)
+        }
         Command::Info => info(&ctx),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
@@ -47,6 +88,23 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             "internal-libcontainer is estiba's own helper and needs the libcontainer feature"
         ),
     }
+}
+
+/// `inspect` looks for containers first, then images, like docker.
+fn inspect(ctx: &Context, args: &crate::cli::InspectArgs) -> Result<u8> {
+    let mut out = Vec::new();
+    let mut images = Vec::new();
+    for name in &args.images {
+        match containers::inspect_container(ctx, name)? {
+            Some(v) => out.push(v),
+            None => images.push(name.clone()),
+        }
+    }
+    if !images.is_empty() {
+        out.extend(images::inspect_values(ctx, &images)?);
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
 }
 
 fn info(ctx: &Context) -> Result<u8> {

@@ -18,7 +18,7 @@ use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 
-use super::{Runtime, State};
+use super::{ContainerIo, Runtime, State};
 use crate::error::IoContext;
 use crate::{Error, Result};
 
@@ -54,7 +54,7 @@ impl InProcess {
     }
 
     /// Runs the helper for `op` and returns its exit status, or the error it recorded.
-    fn helper(&self, op: &str, id: &str, bundle: &Path) -> Result<u8> {
+    fn helper(&self, op: &str, id: &str, bundle: &Path, io: ContainerIo) -> Result<u8> {
         let error_file = bundle.join(HELPER_ERROR);
         let _ = fs::remove_file(&error_file);
         let mut child = Command::new("/proc/self/exe")
@@ -63,6 +63,9 @@ impl InProcess {
             .arg(&self.state_root)
             .arg(bundle)
             .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(io.stdout)
+            .stderr(io.stderr)
             .spawn()
             .ctx("starting", "the libcontainer helper")?;
         let forwarder = crate::process::forward_signals(child.id());
@@ -91,8 +94,8 @@ impl Runtime for InProcess {
         "libcontainer"
     }
 
-    fn create(&self, id: &str, bundle: &Path) -> Result<i32> {
-        self.helper("create", id, bundle)?;
+    fn create(&self, id: &str, bundle: &Path, io: ContainerIo) -> Result<i32> {
+        self.helper("create", id, bundle, io)?;
         let c = self.load(id)?;
         c.pid()
             .map(|p| p.as_raw())
@@ -122,17 +125,16 @@ impl Runtime for InProcess {
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<()> {
-        match self.load(id) {
-            Ok(mut c) => c
-                .delete(force)
-                .map_err(|e| Self::err("delete the container", e)),
-            Err(_) if !self.state_root.join(id).exists() => Ok(()),
-            Err(e) => Err(e),
+        if !self.state_root.join(id).join("state.json").exists() {
+            return Ok(());
         }
+        self.load(id)?
+            .delete(force)
+            .map_err(|e| Self::err("delete the container", e))
     }
 
     fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
-        self.helper("run", id, bundle)
+        self.helper("run", id, bundle, ContainerIo::inherit())
     }
 }
 

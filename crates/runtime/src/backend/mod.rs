@@ -14,6 +14,23 @@ pub use oci_binary::OciBinary;
 use crate::host::{CgroupMode, Host};
 use crate::{Error, Result};
 
+/// Where a created container's stdout and stderr go (stdin is always empty).
+#[derive(Debug)]
+pub struct ContainerIo {
+    pub stdout: std::process::Stdio,
+    pub stderr: std::process::Stdio,
+}
+
+impl ContainerIo {
+    /// The caller's own stdout and stderr.
+    pub fn inherit() -> Self {
+        ContainerIo {
+            stdout: std::process::Stdio::inherit(),
+            stderr: std::process::Stdio::inherit(),
+        }
+    }
+}
+
 /// A container's state as the runtime reports it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct State {
@@ -28,9 +45,10 @@ pub struct State {
 /// code docker would (the command's, or 128 + the signal that killed it).
 pub trait Runtime {
     fn name(&self) -> &str;
-    /// Creates the container, leaving its init waiting for `start`; its
-    /// stdio is ours. Returns the init's pid (in our pid namespace).
-    fn create(&self, id: &str, bundle: &Path) -> Result<i32>;
+    /// Creates the container, leaving its init waiting for `start`, with
+    /// `io` as its stdout and stderr. Returns the init's pid (in our pid
+    /// namespace). The caller should be the init's subreaper to wait for it.
+    fn create(&self, id: &str, bundle: &Path, io: ContainerIo) -> Result<i32>;
     fn start(&self, id: &str) -> Result<()>;
     fn state(&self, id: &str) -> Result<State>;
     fn kill(&self, id: &str, signal: i32) -> Result<()>;
@@ -46,7 +64,7 @@ pub trait Runtime {
                 op: "becoming subreaper",
                 source: e,
             })?;
-        let pid = self.create(id, bundle)?;
+        let pid = self.create(id, bundle, ContainerIo::inherit())?;
         let forwarder = crate::process::forward_signals(pid as u32);
         let result = self.start(id).and_then(|()| crate::process::wait_pid(pid));
         drop(forwarder);

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{Runtime, State};
+use super::{ContainerIo, Runtime, State};
 use crate::error::IoContext;
 use crate::{Error, Result};
 
@@ -87,7 +87,7 @@ impl Runtime for OciBinary {
         &self.name
     }
 
-    fn create(&self, id: &str, bundle: &Path) -> Result<i32> {
+    fn create(&self, id: &str, bundle: &Path, io: ContainerIo) -> Result<i32> {
         let log = bundle.join("runtime.log");
         let pid_file = bundle.join("init.pid");
         let status = self
@@ -98,6 +98,9 @@ impl Runtime for OciBinary {
             .arg("--pid-file")
             .arg(&pid_file)
             .arg(id)
+            .stdin(Stdio::null())
+            .stdout(io.stdout)
+            .stderr(io.stderr)
             .status()
             .ctx("running", &self.path)?;
         if !status.success() {

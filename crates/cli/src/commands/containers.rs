@@ -1,0 +1,262 @@
+//! Container commands: ps, logs, start, stop, restart, kill, rm, wait, inspect.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Result};
+use estiba_engine::logs::{self, LogLine};
+use estiba_engine::{human_since, parse_signal, status_text, ContainerRecord, Engine, Status};
+use serde_json::json;
+
+use super::images::tabulate;
+use super::Context;
+use crate::cli::{ContainersArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+
+/// Runs `f` for each named container, printing errors docker's way; the
+/// exit code is 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> u8 {
+    let mut failed = false;
+    for name in names {
+        if let Err(e) = f(name) {
+            eprintln!("Error response from daemon: {e:#}");
+            failed = true;
+        }
+    }
+    u8::from(failed)
+}
+
+fn command_text(r: &ContainerRecord) -> String {
+    let mut parts: Vec<String> = r.options.entrypoint.iter().cloned().collect();
+    parts.extend(r.options.command.iter().cloned());
+    format!("\"{}\"", parts.join(" "))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+pub fn ps(ctx: &Context, args: &PsArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    let list: Vec<ContainerRecord> = engine
+        .list()?
+        .into_iter()
+        .filter(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting))
+        .collect();
+    let id = |r: &ContainerRecord| {
+        if args.no_trunc {
+            r.id.clone()
+        } else {
+            r.id[..12].to_string()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for r in &list {
+            writeln!(out, "{}", id(r))?;
+        }
+        return Ok(0);
+    }
+    match args.format.as_deref() {
+        None | Some("table") => {
+            let mut rows = vec![[
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ]
+            .map(String::from)];
+            for r in &list {
+                let command = if args.no_trunc {
+                    command_text(r)
+                } else {
+                    truncate(&command_text(r), 20)
+                };
+                rows.push([
+                    id(r),
+                    r.image.clone(),
+                    command,
+                    human_since(Some(&r.created)),
+                    status_text(r),
+                    String::new(),
+                    r.name.clone(),
+                ]);
+            }
+            write!(out, "{}", tabulate(&rows))?;
+        }
+        Some("json") => {
+            for r in &list {
+                let row = json!({
+                    "ID": id(r),
+                    "Image": r.image,
+                    "Command": command_text(r),
+                    "CreatedAt": r.created,
+                    "RunningFor": human_since(Some(&r.created)),
+                    "State": format!("{:?}", r.state.status).to_lowercase(),
+                    "Status": status_text(r),
+                    "Names": r.name,
+                    "Ports": "",
+                });
+                writeln!(out, "{row}")?;
+            }
+        }
+        Some(other) => bail!("unsupported --format {other:?}: use table or json"),
+    }
+    Ok(0)
+}
+
+/// `--since` as an RFC 3339 time or a duration ago (`10m`).
+fn since_cutoff(since: &str) -> Result<SystemTime> {
+    if let Ok(d) = humantime::parse_duration(since) {
+        return Ok(SystemTime::now() - d);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(since) {
+        return Ok(t);
+    }
+    bail!("invalid --since {since:?}: expected an RFC 3339 time or a duration such as 10m")
+}
+
+fn line_time(l: &LogLine) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(
+        l.time
+            .trim_end_matches('Z')
+            .split('.')
+            .next()
+            .unwrap_or(&l.time),
+    )
+    .ok()
+}
+
+fn print_lines(lines: &[LogLine], timestamps: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    for l in lines {
+        let text = if timestamps {
+            format!("{} {}", l.time, l.log)
+        } else {
+            l.log.clone()
+        };
+        if l.stream == "stderr" {
+            err.write_all(text.as_bytes())?;
+        } else {
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub fn logs(ctx: &Context, args: &LogsArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    let r = engine.find(&args.container)?;
+    let path = engine.log_path(&r.id);
+    let mut lines = logs::read_all(&path);
+    if let Some(since) = &args.since {
+        let cutoff = since_cutoff(since)?;
+        lines.retain(|l| line_time(l).is_some_and(|t| t >= cutoff));
+    }
+    if args.tail != "all" {
+        let n: usize = args
+            .tail
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid --tail {:?}: a number or all", args.tail))?;
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    print_lines(&lines, args.timestamps)?;
+    if args.follow {
+        follow(&engine, &r.id, &path, args.timestamps)?;
+    }
+    Ok(0)
+}
+
+/// Prints what the container writes until it has stopped for good.
+fn follow(engine: &Engine, id: &str, path: &std::path::Path, timestamps: bool) -> Result<()> {
+    let mut offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    loop {
+        let (lines, next) = logs::read_from(path, offset);
+        offset = next;
+        print_lines(&lines, timestamps)?;
+        let r = engine.find(id)?;
+        let done = r.state.status == Status::Exited && r.state.monitor_pid == 0;
+        if done && lines.is_empty() {
+            let (rest, _) = logs::read_from(path, offset);
+            return print_lines(&rest, timestamps);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn start(ctx: &Context, args: &ContainersArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    Ok(each(&args.containers, |name| {
+        let r = engine.find(name)?;
+        if r.state.status != Status::Running {
+            engine.start_detached(&r.id, &ctx.global_args())?;
+        }
+        println!("{name}");
+        Ok(())
+    }))
+}
+
+pub fn stop(ctx: &Context, args: &StopArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    Ok(each(&args.containers, |name| {
+        engine.stop(name, Duration::from_secs(args.time))?;
+        println!("{name}");
+        Ok(())
+    }))
+}
+
+pub fn restart(ctx: &Context, args: &StopArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    Ok(each(&args.containers, |name| {
+        let r = engine.stop(name, Duration::from_secs(args.time))?;
+        engine.start_detached(&r.id, &ctx.global_args())?;
+        println!("{name}");
+        Ok(())
+    }))
+}
+
+pub fn kill(ctx: &Context, args: &KillArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    let signal = parse_signal(&args.signal)?;
+    Ok(each(&args.containers, |name| {
+        engine.kill(name, signal)?;
+        println!("{name}");
+        Ok(())
+    }))
+}
+
+pub fn rm(ctx: &Context, args: &RmArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    Ok(each(&args.containers, |name| {
+        engine.remove(name, args.force)?;
+        println!("{name}");
+        Ok(())
+    }))
+}
+
+pub fn wait(ctx: &Context, args: &ContainersArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    Ok(each(&args.containers, |name| {
+        println!("{}", engine.wait(name)?);
+        Ok(())
+    }))
+}
+
+/// Containers as docker's inspect shows them, or `None` if `name` is not one.
+pub fn inspect_container(ctx: &Context, name: &str) -> Result<Option<serde_json::Value>> {
+    let engine = ctx.engine()?;
+    match engine.find(name) {
+        Ok(r) => Ok(Some(engine.inspect(&r))),
+        Err(estiba_engine::Error::NoSuchContainer(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,62 @@
+/// Errors of the container lifecycle.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path:?}")]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] estiba_store::Error),
+    #[error(transparent)]
+    Runtime(#[from] estiba_runtime::Error),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("container reference {reference:?} is ambiguous: it matches {count} containers")]
+    Ambiguous { reference: String, count: usize },
+    #[error("the container name {name:?} is already in use by container {id}")]
+    NameInUse { name: String, id: String },
+    #[error("invalid {what} {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("container {id} is running: stop it first or use --force")]
+    Running { id: String },
+    #[error("container {id} failed to start: {message}")]
+    StartFailed {
+        id: String,
+        code: u8,
+        message: String,
+    },
+    #[error("container record {0:?} is malformed")]
+    Record(std::path::PathBuf, #[source] serde_json::Error),
+}
+
+impl Error {
+    /// docker's exit codes: 126/127 when the command cannot run, 125 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Runtime(e) => e.exit_code(),
+            Error::StartFailed { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<std::path::PathBuf>) -> Result<T, Error>;
+}
+
+impl<T, E: Into<std::io::Error>> IoContext<T> for Result<T, E> {
+    fn ctx(self, op: &'static str, path: impl Into<std::path::PathBuf>) -> Result<T, Error> {
+        self.map_err(|e| Error::Io {
+            op,
+            path: path.into(),
+            source: e.into(),
+        })
+    }
+}

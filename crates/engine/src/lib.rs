@@ -1,0 +1,74 @@
+//! The container lifecycle, with no long-lived daemon.
+//!
+//! A container is a record (`record`) plus a directory under
+//! `<data>/containers/<id>/`: its writable layer, its bundle, its logs. A
+//! foreground `run` drives the runtime itself. A detached container gets a
+//! small monitor process (`monitor`), which mounts its root filesystem,
+//! creates and starts it with a runtime backend, writes its output to the
+//! log (`logs`), records its exit, and applies the restart policy. Every other
+//! command (ps, stop, kill, rm, wait, logs, inspect) works from the records
+//! and signals; after a crash of any process, reading a record reconciles it
+//! with what is really alive (`ops`).
+//!
+//! This crate does not parse command lines (that is the binary) and does not
+//! know how images are stored or containers isolated (the store and runtime).
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod logs;
+pub mod monitor;
+mod ops;
+pub mod prepare;
+pub mod record;
+
+use std::path::PathBuf;
+
+pub use error::Error;
+pub use ops::{human_since, parse_signal, status_text};
+pub use record::{ContainerRecord, CreateOptions, RestartPolicy, State, Status};
+
+use estiba_runtime::{Host, Runtime};
+use estiba_store::Store;
+use prepare::ContainerDirs;
+use record::Records;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The lifecycle for one user's store.
+pub struct Engine {
+    pub host: Host,
+    /// Persistent data: images and containers.
+    pub data: PathBuf,
+    /// Volatile state: runtime state, pause process.
+    pub run: PathBuf,
+    pub store: Store,
+    records: Records,
+}
+
+impl Engine {
+    pub fn new(host: Host, data: PathBuf, run: PathBuf) -> Result<Self> {
+        let store = Store::open(&data.join("storage"), host.rootless)?;
+        let records = Records::new(&data);
+        Ok(Engine {
+            host,
+            data,
+            run,
+            store,
+            records,
+        })
+    }
+
+    pub fn dirs(&self, id: &str) -> ContainerDirs {
+        ContainerDirs {
+            root: self.records.dir(id),
+        }
+    }
+
+    fn runtime(&self, record: &ContainerRecord) -> Result<Box<dyn Runtime>> {
+        Ok(estiba_runtime::backend::select(
+            record.options.runtime.as_deref(),
+            &self.host,
+            &self.run.join("runtime"),
+        )?)
+    }
+}

@@ -1,0 +1,306 @@
+//! The per-container monitor: what conmon is to podman, in one small
+//! process per detached container, started as `estiba internal-monitor ID`.
+//!
+//! It holds the container's stdout and stderr and writes them to the log,
+//! records when the container starts and exits, and restarts it as its
+//! policy says, with an exponential backoff so a crashing container never
+//! spins the CPU. It lives in its own session and mount namespace, so the
+//! container's root filesystem stays mounted exactly as long as it runs.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use estiba_runtime::{rootfs, ContainerIo};
+use rustix::event::{PollFd, PollFlags};
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use crate::logs::{LogWriter, MAX_LOG_BYTES};
+use crate::record::{ContainerRecord, RestartPolicy, Status};
+use crate::{Engine, Error, Result};
+
+/// The hidden command a monitor runs as.
+pub const MONITOR_COMMAND: &str = "internal-monitor";
+
+/// Backoff between restarts: doubles from the first to the cap, and starts
+/// over once a run lasted longer than the reset time.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+impl Engine {
+    /// Starts the monitor for a created or exited container and waits until
+    /// the container runs (or failed to). `args` are the global flags the
+    /// monitor needs to find the same store.
+    pub fn start_detached(&self, id: &str, global_args: &[String]) -> Result<()> {
+        self.records.update(id, |r| {
+            r.state.stop_requested = false;
+            r.state.error = None;
+            r.state.status = Status::Created;
+        })?;
+        let exe = std::env::current_exe().map_err(|e| Error::Io {
+            op: "finding",
+            path: "/proc/self/exe".into(),
+            source: e,
+        })?;
+        // The monitor's own diagnostics (not the container's output).
+        let diag_path = self.dirs(id).root.join("monitor.log");
+        let diag = File::create(&diag_path).map_err(|e| Error::Io {
+            op: "creating",
+            path: diag_path.clone(),
+            source: e,
+        })?;
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(exe)
+                .args(global_args)
+                .args([MONITOR_COMMAND, id])
+                // Already in the user's namespace: nothing to join.
+                .env_remove(estiba_runtime::userns::JOIN_ENV)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(diag)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| Error::Io {
+                    op: "starting the monitor for",
+                    path: id.into(),
+                    source: e,
+                })?
+        };
+        // The monitor records the outcome; a monitor that dies first failed.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self.records.load(id)?;
+            if let Some(message) = r.state.error.clone() {
+                let code = u8::try_from(r.state.exit_code).unwrap_or(125);
+                return Err(Error::StartFailed {
+                    id: id.to_string(),
+                    code,
+                    message,
+                });
+            }
+            if r.state.status != Status::Created {
+                // Reap the monitor if it is already done; otherwise it is
+                // reparented when we exit.
+                let _ = child.try_wait();
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = std::fs::read_to_string(&diag_path).unwrap_or_default();
+                let message = format!("the monitor exited with {status}: {}", said.trim());
+                return Err(Error::StartFailed {
+                    id: id.to_string(),
+                    code: 125,
+                    message,
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(Error::StartFailed {
+                    id: id.to_string(),
+                    code: 125,
+                    message: "timed out waiting for the container to start".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The monitor's body. Returns when the container will not run again.
+    pub fn monitor(&self, id: &str) -> Result<()> {
+        let _ = std::env::set_current_dir("/");
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(|e| {
+            Error::Io {
+                op: "becoming subreaper for",
+                path: id.into(),
+                source: e.into(),
+            }
+        })?;
+        let record = self.records.load(id)?;
+        let result = self.supervise(&record);
+        let _ = rootfs::unmount(&self.dirs(id).rootfs());
+        if let Err(e) = &result {
+            let code = i32::from(e.exit_code());
+            let message = e.to_string();
+            self.records.update(id, |r| {
+                r.state.status = Status::Exited;
+                r.state.exit_code = code;
+                r.state.error = Some(message);
+                r.state.finished_at = Some(now());
+                r.state.monitor_pid = 0;
+            })?;
+        } else {
+            self.records.update(id, |r| r.state.monitor_pid = 0)?;
+        }
+        if record.options.auto_remove {
+            self.remove_files(&record)?;
+        }
+        result
+    }
+
+    fn supervise(&self, record: &ContainerRecord) -> Result<()> {
+        let id = record.id.as_str();
+        let dirs = self.dirs(id);
+        rootfs::private_mount_namespace()?;
+        let image = self.store.find_image(&record.image_id)?;
+        crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
+        let runtime = self.runtime(record)?;
+        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).map_err(|e| Error::Io {
+            op: "opening",
+            path: dirs.log(),
+            source: e,
+        })?;
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let warnings =
+                crate::prepare::write_bundle(&self.host, &self.store, &image, record, &dirs)?;
+            for w in warnings {
+                let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
+            }
+            let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Io {
+                op: "creating a pipe for",
+                path: id.into(),
+                source: e.into(),
+            })?;
+            let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Io {
+                op: "creating a pipe for",
+                path: id.into(),
+                source: e.into(),
+            })?;
+            let _ = runtime.delete(id, true);
+            let io = ContainerIo {
+                stdout: Stdio::from(out_w),
+                stderr: Stdio::from(err_w),
+            };
+            let pid = runtime.create(id, &dirs.bundle(), io)?;
+            let started = Instant::now();
+            runtime.start(id)?;
+            let monitor_pid = i32::try_from(std::process::id()).unwrap_or(0);
+            self.records.update(id, |r| {
+                r.state.status = Status::Running;
+                r.state.pid = pid;
+                r.state.monitor_pid = monitor_pid;
+                r.state.started_at = Some(now());
+                r.state.error = None;
+            })?;
+            pump(&mut log, out_r, err_r);
+            let code = estiba_runtime::process::wait_pid(pid)?;
+            let _ = runtime.delete(id, true);
+            let (policy, stop_requested, restarts) = self.records.update(id, |r| {
+                r.state.status = Status::Exited;
+                r.state.exit_code = i32::from(code);
+                r.state.finished_at = Some(now());
+                r.state.pid = 0;
+                (
+                    r.options.restart,
+                    r.state.stop_requested,
+                    r.state.restart_count,
+                )
+            })?;
+            if !should_restart(policy, code, stop_requested, restarts) {
+                return Ok(());
+            }
+            if started.elapsed() > BACKOFF_RESET {
+                backoff = BACKOFF_FIRST;
+            }
+            self.records
+                .update(id, |r| r.state.status = Status::Restarting)?;
+            if !self.sleep_unless_stopped(id, backoff) {
+                self.records
+                    .update(id, |r| r.state.status = Status::Exited)?;
+                return Ok(());
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            self.records.update(id, |r| r.state.restart_count += 1)?;
+        }
+    }
+
+    /// Sleeps for the backoff; false if a stop was asked for meanwhile.
+    fn sleep_unless_stopped(&self, id: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self
+                .records
+                .load(id)
+                .map(|r| r.state.stop_requested)
+                .unwrap_or(true)
+            {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50).min(wait));
+        }
+        true
+    }
+}
+
+fn should_restart(policy: RestartPolicy, code: u8, stop_requested: bool, restarts: u32) -> bool {
+    if stop_requested {
+        return false;
+    }
+    match policy {
+        RestartPolicy::No => false,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        RestartPolicy::OnFailure(max) => code != 0 && (max == 0 || restarts < max),
+    }
+}
+
+/// Copies the container's stdout and stderr into the log until both close,
+/// which happens when the container (its whole pid namespace) is gone.
+fn pump(log: &mut LogWriter, out: OwnedFd, err: OwnedFd) {
+    let mut streams = [Some(File::from(out)), Some(File::from(err))];
+    let mut buf = vec![0u8; 32 * 1024];
+    while streams.iter().any(Option::is_some) {
+        let mut fds: Vec<(usize, PollFd<'_>)> = streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|f| (i, PollFd::new(f, PollFlags::IN))))
+            .collect();
+        let mut polled: Vec<PollFd<'_>> = fds.iter().map(|(_, p)| p.clone()).collect();
+        if rustix::event::poll(&mut polled, None).is_err() {
+            continue;
+        }
+        let ready: Vec<usize> = fds
+            .drain(..)
+            .zip(&polled)
+            .filter(|(_, p)| !p.revents().is_empty())
+            .map(|((i, _), _)| i)
+            .collect();
+        for i in ready {
+            let Some(file) = streams[i].as_mut() else {
+                continue;
+            };
+            match file.read(&mut buf) {
+                Ok(0) | Err(_) => streams[i] = None,
+                Ok(n) => {
+                    let _ = log.write(i, &buf[..n]);
+                }
+            }
+        }
+    }
+    let _ = log.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_decisions() {
+        assert!(!should_restart(RestartPolicy::No, 1, false, 0));
+        assert!(should_restart(RestartPolicy::Always, 0, false, 9));
+        assert!(
+            !should_restart(RestartPolicy::Always, 0, true, 0),
+            "a stop wins"
+        );
+        assert!(should_restart(RestartPolicy::OnFailure(3), 1, false, 2));
+        assert!(!should_restart(RestartPolicy::OnFailure(3), 1, false, 3));
+        assert!(!should_restart(RestartPolicy::OnFailure(3), 0, false, 0));
+        assert!(should_restart(RestartPolicy::OnFailure(0), 2, false, 100));
+    }
+}

@@ -1,0 +1,422 @@
+//! Lifecycle operations on records: create, the foreground run, stop, kill,
+//! rm, wait, and reconciling a record with what is really alive.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use estiba_runtime::rootfs;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+use crate::monitor::MONITOR_COMMAND;
+use crate::record::{generate_name, validate_name, ContainerRecord, CreateOptions, State, Status};
+use crate::{Engine, Error, Result};
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// True if `pid` is alive (and, when `marker` is given, its command line has it).
+fn alive(pid: i32, marker: Option<&str>) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true);
+    !zombie && marker.is_none_or(|m| cmdline.split(|b| *b == 0).any(|a| a == m.as_bytes()))
+}
+
+impl Engine {
+    /// Records a new container (nothing runs yet).
+    pub fn create(
+        &self,
+        image: &str,
+        name: Option<&str>,
+        options: CreateOptions,
+    ) -> Result<ContainerRecord> {
+        crate::prepare::validate(&options)?;
+        let image_record = self.store.find_image(image)?;
+        let existing = self.records.list()?;
+        let id = estiba_store::random_hex(32);
+        let name = match name {
+            Some(n) => {
+                validate_name(n)?;
+                if let Some(other) = existing.iter().find(|r| r.name == n) {
+                    return Err(Error::NameInUse {
+                        name: n.to_string(),
+                        id: other.id.clone(),
+                    });
+                }
+                n.to_string()
+            }
+            None => generate_name(
+                &id,
+                &existing.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            ),
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image: image.to_string(),
+            image_id: image_record.id.to_string(),
+            created: now(),
+            options,
+            state: State::default(),
+        };
+        let dir = self.records.dir(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            op: "creating",
+            path: dir,
+            source: e,
+        })?;
+        self.records.save(&record)?;
+        Ok(record)
+    }
+
+    /// Runs a created container in the foreground: its output is ours,
+    /// signals are forwarded, and its exit code is returned.
+    pub fn run_foreground(
+        &self,
+        record: &ContainerRecord,
+        warn: &mut dyn FnMut(&str),
+    ) -> Result<u8> {
+        let id = record.id.as_str();
+        let dirs = self.dirs(id);
+        let result = (|| -> Result<u8> {
+            rootfs::private_mount_namespace()?;
+            let image = self.store.find_image(&record.image_id)?;
+            crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
+            for w in crate::prepare::write_bundle(&self.host, &self.store, &image, record, &dirs)? {
+                warn(&w);
+            }
+            let runtime = self.runtime(record)?;
+            let me = i32::try_from(std::process::id()).unwrap_or(0);
+            self.records.update(id, |r| {
+                r.state.status = Status::Running;
+                r.state.monitor_pid = me;
+                r.state.started_at = Some(now());
+            })?;
+            Ok(runtime.run(id, &dirs.bundle())?)
+        })();
+        let _ = rootfs::unmount(&dirs.rootfs());
+        if record.options.auto_remove {
+            self.remove_files(record)?;
+        } else {
+            let (code, error) = match &result {
+                Ok(code) => (i32::from(*code), None),
+                Err(e) => (i32::from(e.exit_code()), Some(e.to_string())),
+            };
+            self.records.update(id, |r| {
+                r.state.status = Status::Exited;
+                r.state.exit_code = code;
+                r.state.error = error;
+                r.state.monitor_pid = 0;
+                r.state.finished_at = Some(now());
+            })?;
+        }
+        result
+    }
+
+    /// Every container, each reconciled with what is alive.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        self.records
+            .list()?
+            .into_iter()
+            .map(|r| self.reconcile(r))
+            .collect()
+    }
+
+    pub fn find(&self, wanted: &str) -> Result<ContainerRecord> {
+        let r = self.records.find(wanted)?;
+        self.reconcile(r)
+    }
+
+    /// A record says running, but its monitor was killed or the machine
+    /// rebooted: trust the processes, not the record, and fix the record.
+    fn reconcile(&self, r: ContainerRecord) -> Result<ContainerRecord> {
+        if !matches!(r.state.status, Status::Running | Status::Restarting) {
+            return Ok(r);
+        }
+        let monitor_ok = r.state.monitor_pid > 0
+            && (alive(r.state.monitor_pid, Some(MONITOR_COMMAND))
+                || alive(r.state.monitor_pid, Some("run")));
+        if monitor_ok || alive(r.state.pid, None) {
+            return Ok(r);
+        }
+        self.records.update(&r.id, |r| {
+            r.state.status = Status::Exited;
+            r.state.exit_code = 255;
+            r.state.error = Some("the container's monitor died; exit status unknown".into());
+            r.state.finished_at.get_or_insert_with(now);
+            r.state.pid = 0;
+        })?;
+        self.records.load(&r.id)
+    }
+
+    /// Sends a signal to the container's init; asks the monitor not to restart.
+    pub fn kill(&self, wanted: &str, signal: Signal) -> Result<ContainerRecord> {
+        let r = self.find(wanted)?;
+        if r.state.status != Status::Running || !alive(r.state.pid, None) {
+            return Err(Error::Invalid {
+                what: "container",
+                value: r.name.clone(),
+                why: "is not running".into(),
+            });
+        }
+        self.records
+            .update(&r.id, |r| r.state.stop_requested = true)?;
+        kill(Pid::from_raw(r.state.pid), signal).map_err(|e| Error::Io {
+            op: "signalling",
+            path: r.id.clone().into(),
+            source: e.into(),
+        })?;
+        Ok(r)
+    }
+
+    /// The stop signal, then SIGKILL after `timeout`; waits for the exit.
+    pub fn stop(&self, wanted: &str, timeout: Duration) -> Result<ContainerRecord> {
+        let r = self.find(wanted)?;
+        self.records
+            .update(&r.id, |r| r.state.stop_requested = true)?;
+        if r.state.status == Status::Running && alive(r.state.pid, None) {
+            let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGTERM);
+            if !self.wait_exit(&r.id, timeout) {
+                let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGKILL);
+                self.wait_exit(&r.id, Duration::from_secs(10));
+            }
+        }
+        self.wait_monitor(&r.id, Duration::from_secs(10));
+        self.find(&r.id)
+    }
+
+    /// Waits until the container's init is gone and its record says so.
+    fn wait_exit(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.find(id) {
+                Ok(r) if r.state.status == Status::Running && alive(r.state.pid, None) => {}
+                _ => return true,
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the monitor has recorded the end and exited.
+    fn wait_monitor(&self, id: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.records.load(id) {
+                Ok(r)
+                    if r.state.monitor_pid > 0
+                        && alive(r.state.monitor_pid, Some(MONITOR_COMMAND)) => {}
+                _ => return,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Removes a container: refused while it runs unless `force`, which kills it.
+    pub fn remove(&self, wanted: &str, force: bool) -> Result<ContainerRecord> {
+        let r = self.find(wanted)?;
+        let running = matches!(r.state.status, Status::Running | Status::Restarting);
+        if running && !force {
+            return Err(Error::Running { id: r.id.clone() });
+        }
+        self.records
+            .update(&r.id, |r| r.state.stop_requested = true)?;
+        if running {
+            let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGKILL);
+            self.wait_exit(&r.id, Duration::from_secs(10));
+        }
+        self.wait_monitor(&r.id, Duration::from_secs(10));
+        self.remove_files(&r)?;
+        Ok(r)
+    }
+
+    /// Deletes the runtime's state and the container's directory.
+    pub(crate) fn remove_files(&self, r: &ContainerRecord) -> Result<()> {
+        if let Ok(runtime) = self.runtime(r) {
+            let _ = runtime.delete(&r.id, true);
+        }
+        let dir = self.records.dir(&r.id);
+        let _ = rootfs::unmount(&dir.join("rootfs"));
+        estiba_oci::unpack::remove_tree(&dir).map_err(|e| Error::Io {
+            op: "removing",
+            path: dir,
+            source: e,
+        })
+    }
+
+    /// Blocks until the container has exited for good; returns its code.
+    pub fn wait(&self, wanted: &str) -> Result<i32> {
+        let id = self.find(wanted)?.id;
+        loop {
+            let r = self.find(&id)?;
+            let restarting = r.state.status == Status::Restarting;
+            let monitor_alive =
+                r.state.monitor_pid > 0 && alive(r.state.monitor_pid, Some(MONITOR_COMMAND));
+            if r.state.status == Status::Exited && !monitor_alive && !restarting {
+                return Ok(r.state.exit_code);
+            }
+            if r.state.status == Status::Created && !monitor_alive {
+                return Ok(r.state.exit_code);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_path(&self, id: &str) -> std::path::PathBuf {
+        self.dirs(id).log()
+    }
+
+    /// docker's `inspect` shape for a container.
+    pub fn inspect(&self, r: &ContainerRecord) -> Value {
+        let o = &r.options;
+        let s = &r.state;
+        json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": o.entrypoint.clone().or_else(|| o.command.first().cloned()),
+            "Args": o.command,
+            "State": {
+                "Status": status_name(s.status),
+                "Running": s.status == Status::Running,
+                "Paused": false,
+                "Restarting": s.status == Status::Restarting,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": s.pid,
+                "ExitCode": s.exit_code,
+                "Error": s.error.clone().unwrap_or_default(),
+                "StartedAt": s.started_at,
+                "FinishedAt": s.finished_at,
+                "Health": null,
+            },
+            "Image": r.image_id,
+            "Name": format!("/{}", r.name),
+            "RestartCount": s.restart_count,
+            "LogPath": self.log_path(&r.id),
+            "HostConfig": {
+                "RestartPolicy": o.restart,
+                "AutoRemove": o.auto_remove,
+                "Memory": o.memory.unwrap_or(0),
+                "NanoCpus": o.cpus.map_or(0, |c| (c * 1e9) as i64),
+                "PidsLimit": o.pids_limit,
+                "Privileged": o.privileged,
+                "ReadonlyRootfs": o.read_only,
+                "CapAdd": o.cap_add,
+                "CapDrop": o.cap_drop,
+                "SecurityOpt": o.security_opt,
+                "NetworkMode": o.network,
+                "Binds": o.volumes,
+                "Runtime": o.runtime,
+            },
+            "Config": {
+                "Hostname": o.hostname.clone().unwrap_or_else(|| r.id[..12].to_string()),
+                "User": o.user.clone().unwrap_or_default(),
+                "Env": o.env.iter().map(|e| e.split_once('=').map_or(e.clone(), |(k, _)| format!("{k}=…"))).collect::<Vec<_>>(),
+                "Cmd": o.command,
+                "Entrypoint": o.entrypoint,
+                "Image": r.image,
+                "WorkingDir": o.workdir.clone().unwrap_or_default(),
+            },
+            "Mounts": o.volumes.iter().filter_map(|v| crate::prepare::parse_volume(v).ok()).map(|b| json!({
+                "Type": "bind",
+                "Source": b.source,
+                "Destination": b.destination,
+                "RW": !b.read_only,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Restarting => "restarting",
+        Status::Exited => "exited",
+    }
+}
+
+fn since(t: Option<&str>) -> Option<u64> {
+    let t = t?;
+    let then =
+        humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t))
+            .ok()?;
+    Some(
+        SystemTime::now()
+            .duration_since(then)
+            .unwrap_or(Duration::ZERO)
+            .as_secs(),
+    )
+}
+
+fn duration_words(secs: u64) -> String {
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{secs} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", secs / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", secs / 3600),
+        _ => format!("{} days", secs / 86400),
+    }
+}
+
+/// docker's "About a minute ago" style for an RFC 3339 time.
+pub fn human_since(t: Option<&str>) -> String {
+    since(t).map_or_else(|| "N/A".into(), |s| format!("{} ago", duration_words(s)))
+}
+
+/// docker's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+pub fn status_text(r: &ContainerRecord) -> String {
+    let s = &r.state;
+    match s.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            duration_words(since(s.started_at.as_deref()).unwrap_or(0))
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {}",
+            s.exit_code,
+            human_since(s.finished_at.as_deref())
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {}",
+            s.exit_code,
+            human_since(s.finished_at.as_deref())
+        ),
+    }
+}
+
+/// Parses docker's signal names and numbers: `KILL`, `SIGKILL`, `9`.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    let bad = || Error::Invalid {
+        what: "signal",
+        value: s.to_string(),
+        why: "expected a name like TERM or a number".into(),
+    };
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>().map_err(|_| bad())
+}

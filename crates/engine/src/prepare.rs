@@ -1,0 +1,453 @@
+//! From a container record to a bundle ready for a runtime: mount the root
+//! filesystem, resolve the image config and the flags against it, and write
+//! the OCI spec. Done at every start, so a restarted container gets the same.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use estiba_runtime::rootfs;
+use estiba_runtime::spec::{self, BindMount, Limits, Network, RunConfig, Seccomp};
+use estiba_runtime::Host;
+use estiba_store::{ImageRecord, Store};
+use oci_spec::image::ImageConfiguration;
+
+use crate::error::IoContext;
+use crate::record::{ContainerRecord, CreateOptions};
+use crate::{Error, Result};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The directories of one container, all under `containers/<id>/`.
+#[derive(Clone, Debug)]
+pub struct ContainerDirs {
+    pub root: PathBuf,
+}
+
+impl ContainerDirs {
+    pub fn rootfs(&self) -> PathBuf {
+        self.root.join("rootfs")
+    }
+
+    pub fn bundle(&self) -> PathBuf {
+        self.root.join("bundle")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.root.join("container.log")
+    }
+}
+
+/// overlayfs over the shared layers; a flattened copy where overlay fails
+/// (or when `ESTIBA_STORAGE_DRIVER=vfs` asks for it). The caller must be in a
+/// private mount namespace.
+pub fn mount_rootfs(
+    store: &Store,
+    image: &ImageRecord,
+    dirs: &ContainerDirs,
+    rootless: bool,
+) -> Result<()> {
+    let root = dirs.rootfs();
+    fs::create_dir_all(&root).ctx("creating", &root)?;
+    // Prune waits while layers are looked up and mounted.
+    let _lock = store.lock_shared()?;
+    let copied = dirs.root.join("rootfs.copied");
+    let force_copy = std::env::var("ESTIBA_STORAGE_DRIVER").is_ok_and(|v| v == "vfs");
+    if !force_copy && !copied.exists() {
+        let mut layers = store.layer_dirs(image)?;
+        if layers.is_empty() {
+            let empty = dirs.root.join("empty");
+            fs::create_dir_all(&empty).ctx("creating", &empty)?;
+            layers.push(empty);
+        }
+        let (upper, work) = (dirs.root.join("upper"), dirs.root.join("work"));
+        fs::create_dir_all(&upper).ctx("creating", &upper)?;
+        fs::create_dir_all(&work).ctx("creating", &work)?;
+        match rootfs::mount_overlay(&layers, &upper, &work, &root, rootless) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "overlayfs unavailable; copying the image instead")
+            }
+        }
+    }
+    if !copied.exists() {
+        store.flatten_into(image, &root)?;
+        fs::write(&copied, b"").ctx("writing", &copied)?;
+    }
+    Ok(())
+}
+
+/// What the image config says a container should run.
+#[derive(Default, Debug)]
+struct ImageDefaults {
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    workdir: Option<String>,
+    user: Option<String>,
+}
+
+impl ImageDefaults {
+    fn from_config(config: &ImageConfiguration) -> Self {
+        let Some(c) = config.config() else {
+            return Self::default();
+        };
+        ImageDefaults {
+            entrypoint: c.entrypoint().clone().unwrap_or_default(),
+            cmd: c.cmd().clone().unwrap_or_default(),
+            env: c.env().clone().unwrap_or_default(),
+            workdir: c.working_dir().clone().filter(|w| !w.is_empty()),
+            user: c.user().clone().filter(|u| !u.is_empty()),
+        }
+    }
+}
+
+/// Resolves the record against its mounted rootfs and writes the bundle's
+/// `config.json`. Returns warnings (limits this host cannot apply).
+pub fn write_bundle(
+    host: &Host,
+    store: &Store,
+    image: &ImageRecord,
+    record: &ContainerRecord,
+    dirs: &ContainerDirs,
+) -> Result<Vec<String>> {
+    let defaults = ImageDefaults::from_config(&store.image_config(image)?);
+    let bundle = dirs.bundle();
+    fs::create_dir_all(&bundle).ctx("creating", &bundle)?;
+    let cfg = resolve(record, &defaults, &dirs.rootfs(), &bundle)?;
+    rootfs::check_command(&cfg.rootfs, &cfg.args[0], &cfg.env)?;
+    let (spec, warnings) = spec::build(&cfg, host, estiba_store::host_arch())?;
+    let data =
+        serde_json::to_vec(&spec).map_err(|e| Error::Record(bundle.join("config.json"), e))?;
+    estiba_store::write_atomic(&bundle.join("config.json"), &data)?;
+    Ok(warnings)
+}
+
+fn resolve(
+    record: &ContainerRecord,
+    image: &ImageDefaults,
+    root: &Path,
+    bundle: &Path,
+) -> Result<RunConfig> {
+    let o = &record.options;
+    let command = match &o.entrypoint {
+        Some(e) => {
+            let mut c: Vec<String> = if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            };
+            c.extend(o.command.iter().cloned());
+            c
+        }
+        None => {
+            let mut c = image.entrypoint.clone();
+            c.extend(if o.command.is_empty() {
+                image.cmd.clone()
+            } else {
+                o.command.clone()
+            });
+            c
+        }
+    };
+    if command.is_empty() {
+        return Err(Error::Invalid {
+            what: "command",
+            value: String::new(),
+            why: "no command specified: the image has no Entrypoint or Cmd".into(),
+        });
+    }
+    let user_spec = o
+        .user
+        .clone()
+        .or_else(|| image.user.clone())
+        .unwrap_or_default();
+    let user = rootfs::resolve_user(root, &user_spec)?;
+    let hostname = o
+        .hostname
+        .clone()
+        .unwrap_or_else(|| record.id[..12].to_string());
+    let network = parse_network(&o.network)?;
+    let mut env = Env::default();
+    env.extend(image.env.iter().cloned());
+    if !env.has("PATH") {
+        env.set(DEFAULT_PATH.to_string());
+    }
+    env.set(format!("HOSTNAME={hostname}"));
+    if !env.has("HOME") {
+        env.set(format!("HOME={}", user.home));
+    }
+    env.extend(o.env.iter().cloned());
+    let (no_new_privileges, seccomp) = security_opts(&o.security_opt)?;
+    Ok(RunConfig {
+        id: record.id.clone(),
+        rootfs: root.to_path_buf(),
+        args: command,
+        env: env.0,
+        cwd: o
+            .workdir
+            .clone()
+            .or_else(|| image.workdir.clone())
+            .unwrap_or_else(|| "/".into()),
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: user.additional_gids,
+        etc_files: etc_files(bundle, &hostname, network)?,
+        hostname,
+        read_only: o.read_only,
+        cap_add: o.cap_add.clone(),
+        cap_drop: o.cap_drop.clone(),
+        no_new_privileges,
+        seccomp,
+        privileged: o.privileged,
+        limits: Limits {
+            memory: o.memory,
+            cpus: o.cpus,
+            pids: o.pids_limit,
+        },
+        network,
+        mounts: o
+            .volumes
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// An environment list where later entries replace earlier ones by key.
+#[derive(Default)]
+struct Env(Vec<String>);
+
+impl Env {
+    fn key(entry: &str) -> &str {
+        entry.split_once('=').map_or(entry, |(k, _)| k)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|e| Self::key(e) == key)
+    }
+
+    fn set(&mut self, entry: String) {
+        let key = Self::key(&entry).to_string();
+        self.0.retain(|e| Self::key(e) != key);
+        self.0.push(entry);
+    }
+
+    fn extend(&mut self, entries: impl IntoIterator<Item = String>) {
+        for e in entries {
+            self.set(e);
+        }
+    }
+}
+
+/// `-e` and `--env-file` entries as `K=V`: a bare `K` takes this process's value.
+pub fn collect_env(env: &[String], env_files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for path in env_files {
+        let text = fs::read_to_string(path).ctx("reading env file", path)?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    out.extend(env.iter().cloned());
+    Ok(out
+        .into_iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e)
+            } else {
+                std::env::var(&e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect())
+}
+
+pub fn parse_network(network: &str) -> Result<Network> {
+    match network {
+        "none" | "" => Ok(Network::None),
+        "host" => Ok(Network::Host),
+        other => Err(Error::Invalid {
+            what: "network",
+            value: other.to_string(),
+            why: "not available yet: use --network none or --network host".into(),
+        }),
+    }
+}
+
+pub fn security_opts(opts: &[String]) -> Result<(bool, Seccomp)> {
+    let mut nnp = true;
+    let mut seccomp = Seccomp::Default;
+    for opt in opts {
+        let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), "true"));
+        match (key, value) {
+            ("no-new-privileges", "true") => nnp = true,
+            ("no-new-privileges", "false") => nnp = false,
+            ("seccomp", "unconfined") => seccomp = Seccomp::Unconfined,
+            ("seccomp", file) => {
+                let profile = fs::read_to_string(file).ctx("reading seccomp profile", file)?;
+                seccomp = Seccomp::Profile(profile);
+            }
+            _ => return Err(Error::Invalid {
+                what: "--security-opt",
+                value: opt.clone(),
+                why: "expected no-new-privileges[=true|false], seccomp=unconfined or seccomp=FILE"
+                    .into(),
+            }),
+        }
+    }
+    Ok((nnp, seccomp))
+}
+
+/// `64m`, `1g`, `512k`, `1048576`, with an optional trailing `b`.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let bad = |why: &str| Error::Invalid {
+        what: "size",
+        value: s.to_string(),
+        why: why.to_string(),
+    };
+    let owned = s.trim().to_ascii_lowercase();
+    let mut lower = owned.as_str();
+    if let Some(rest) = lower
+        .strip_suffix('b')
+        .filter(|r| r.ends_with(['k', 'm', 'g', 't']))
+    {
+        lower = rest;
+    }
+    let (digits, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1i64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        Some('t') => (&lower[..lower.len() - 1], 1 << 40),
+        _ => (lower, 1),
+    };
+    let n: f64 = digits
+        .parse()
+        .map_err(|_| bad("expected a number with an optional k, m, g suffix"))?;
+    let bytes = (n * mult as f64) as i64;
+    if bytes < 4 << 20 {
+        return Err(bad("the minimum memory limit is 4m"));
+    }
+    Ok(bytes)
+}
+
+pub fn parse_volume(spec: &str) -> Result<BindMount> {
+    let bad = |why: &str| Error::Invalid {
+        what: "volume",
+        value: spec.to_string(),
+        why: why.to_string(),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, mode) = match parts[..] {
+        [s, d] => (s, d, "rw"),
+        [s, d, m] => (s, d, m),
+        _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
+    };
+    if !source.starts_with('/') {
+        return Err(bad(
+            "named volumes are not supported yet; give an absolute host path",
+        ));
+    }
+    if !destination.starts_with('/') {
+        return Err(bad("the container path must be absolute"));
+    }
+    let read_only = match mode {
+        "ro" => true,
+        "rw" => false,
+        _ => return Err(bad("the mode must be ro or rw")),
+    };
+    if !Path::new(source).exists() {
+        fs::create_dir_all(source).ctx("creating volume source", source)?;
+    }
+    Ok(BindMount {
+        source: PathBuf::from(source),
+        destination: destination.to_string(),
+        read_only,
+    })
+}
+
+/// /etc/hostname, /etc/hosts and /etc/resolv.conf, generated per container.
+fn etc_files(bundle: &Path, hostname: &str, network: Network) -> Result<Vec<BindMount>> {
+    let hosts = match network {
+        Network::Host => fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        Network::None => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+    };
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, content) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ] {
+        let path = bundle.join(name);
+        fs::write(&path, content).ctx("writing", &path)?;
+        out.push(BindMount {
+            source: path,
+            destination: format!("/etc/{name}"),
+            read_only: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks the flags that can be checked before anything runs.
+pub fn validate(options: &CreateOptions) -> Result<()> {
+    parse_network(&options.network)?;
+    security_opts(&options.security_opt)?;
+    for v in &options.volumes {
+        parse_volume(v)?;
+    }
+    if let Some(c) = options.cpus {
+        if c <= 0.0 {
+            return Err(Error::Invalid {
+                what: "--cpus",
+                value: c.to_string(),
+                why: "must be above 0".into(),
+            });
+        }
+    }
+    for cap in options.cap_add.iter().chain(&options.cap_drop) {
+        spec::cap_name(cap)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("64MB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("8388608").unwrap(), 8 << 20);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("1k").is_err(), "below the minimum");
+    }
+
+    #[test]
+    fn volumes_and_security_opts() {
+        assert!(parse_volume("relative:/x").is_err());
+        assert!(parse_volume("/tmp:/x:zz").is_err());
+        assert!(parse_volume("/tmp:x").is_err());
+        assert!(parse_volume("/tmp:/x:ro").unwrap().read_only);
+        assert!(
+            !security_opts(&["no-new-privileges=false".into()])
+                .unwrap()
+                .0
+        );
+        assert_eq!(
+            security_opts(&["seccomp=unconfined".into()]).unwrap().1,
+            Seccomp::Unconfined
+        );
+        assert!(security_opts(&["apparmor=x".into()]).is_err());
+    }
+
+    #[test]
+    fn env_entries_resolve() {
+        let out = collect_env(&["A=1".into(), "ESTIBA_SURELY_UNSET_VAR".into()], &[]).unwrap();
+        assert_eq!(out, vec!["A=1".to_string()]);
+    }
+}

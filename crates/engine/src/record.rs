@@ -1,0 +1,304 @@
+//! Container records: one JSON file per container, replaced atomically
+//! (`containers/<id>/container.json`), changed under a per-container flock so
+//! the CLI and the container's monitor never lose each other's updates.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// When a container that exited is started again by its monitor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "Name", content = "MaximumRetryCount", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart on a non-zero exit, at most this many times (0: no limit).
+    OnFailure(u32),
+    Always,
+    UnlessStopped,
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Invalid {
+            what: "restart policy",
+            value: s.to_string(),
+            why: why.to_string(),
+        };
+        match s.split_once(':') {
+            None if s == "no" => Ok(RestartPolicy::No),
+            None if s == "always" => Ok(RestartPolicy::Always),
+            None if s == "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            None if s == "on-failure" => Ok(RestartPolicy::OnFailure(0)),
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(RestartPolicy::OnFailure)
+                .map_err(|_| bad("the retry count must be a number")),
+            _ => Err(bad("expected no, on-failure[:N], always or unless-stopped")),
+        }
+    }
+}
+
+/// What `estiba create`/`run` were asked for; the spec is rebuilt from this
+/// at every start, after the root filesystem is mounted.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CreateOptions {
+    pub command: Vec<String>,
+    pub entrypoint: Option<String>,
+    /// `K=V` entries from `-e` and `--env-file`, resolved when created.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub privileged: bool,
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+    pub hostname: Option<String>,
+    pub network: String,
+    pub volumes: Vec<String>,
+    pub runtime: Option<String>,
+    pub restart: RestartPolicy,
+    pub auto_remove: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Restarting,
+    Exited,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    pub status: Status,
+    /// The container's init, in estiba's pid namespace.
+    pub pid: i32,
+    /// The monitor holding the container; 0 for a foreground run.
+    pub monitor_pid: i32,
+    pub exit_code: i32,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub restart_count: u32,
+    /// Set by stop/kill/rm so the monitor does not restart the container.
+    pub stop_requested: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub created: String,
+    pub options: CreateOptions,
+    pub state: State,
+}
+
+/// Where containers live: `<data>/containers/<id>/`.
+#[derive(Clone, Debug)]
+pub struct Records {
+    root: PathBuf,
+}
+
+impl Records {
+    pub fn new(data: &Path) -> Self {
+        Records {
+            root: data.join("containers"),
+        }
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir(id).join("container.json")
+    }
+
+    pub fn load(&self, id: &str) -> Result<ContainerRecord> {
+        let path = self.file(id);
+        let data = fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NoSuchContainer(id.to_string()),
+            _ => Error::Io {
+                op: "reading",
+                path: path.clone(),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&data).map_err(|e| Error::Record(path, e))
+    }
+
+    /// Writes a new record; the directory must exist.
+    pub fn save(&self, record: &ContainerRecord) -> Result<()> {
+        let data = serde_json::to_vec_pretty(record)
+            .map_err(|e| Error::Record(self.file(&record.id), e))?;
+        estiba_store::write_atomic(&self.file(&record.id), &data)?;
+        Ok(())
+    }
+
+    /// Read-modify-write under the container's lock.
+    pub fn update<T>(&self, id: &str, f: impl FnOnce(&mut ContainerRecord) -> T) -> Result<T> {
+        let lock_path = self.dir(id).join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx("opening", &lock_path)?;
+        flock(&lock, FlockOperation::LockExclusive).ctx("locking", &lock_path)?;
+        let mut record = self.load(id)?;
+        let out = f(&mut record);
+        self.save(&record)?;
+        Ok(out)
+    }
+
+    /// Every container, newest first. Directories without a readable record
+    /// (a create killed half-way) are skipped.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        let mut out = Vec::new();
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(r) = self.load(&id) {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// A container by full id, unique id prefix or name.
+    pub fn find(&self, wanted: &str) -> Result<ContainerRecord> {
+        let all = self.list()?;
+        if let Some(r) = all.iter().find(|r| r.name == wanted || r.id == wanted) {
+            return Ok(r.clone());
+        }
+        let hits: Vec<_> = all.iter().filter(|r| r.id.starts_with(wanted)).collect();
+        match hits.len() {
+            1 if !wanted.is_empty() => Ok(hits[0].clone()),
+            0 | 1 => Err(Error::NoSuchContainer(wanted.to_string())),
+            n => Err(Error::Ambiguous {
+                reference: wanted.to_string(),
+                count: n,
+            }),
+        }
+    }
+}
+
+/// docker-style generated names: `adjective_noun`.
+pub fn generate_name(id: &str, taken: &[String]) -> String {
+    const ADJ: [&str; 16] = [
+        "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nimble", "proud", "quiet", "sharp", "tidy", "witty",
+    ];
+    const NOUN: [&str; 16] = [
+        "anchor", "ballast", "berth", "bollard", "cargo", "crane", "deck", "dock", "galley",
+        "hatch", "hold", "keel", "mast", "pallet", "quay", "winch",
+    ];
+    let bytes: Vec<u8> = (0..id.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let name = format!(
+            "{}_{}",
+            ADJ[usize::from(pair[0]) % 16],
+            NOUN[usize::from(*pair.get(1).unwrap_or(&0)) % 16]
+        );
+        let name = if i == 0 { name } else { format!("{name}_{i}") };
+        if !taken.contains(&name) {
+            return name;
+        }
+    }
+    id[..12].to_string()
+}
+
+/// Names are docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok && name.len() <= 128 {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: "container name",
+            value: name.to_string(),
+            why: "names are [a-zA-Z0-9][a-zA-Z0-9_.-]*".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_parse() {
+        assert_eq!("no".parse::<RestartPolicy>().unwrap(), RestartPolicy::No);
+        assert_eq!(
+            "on-failure:3".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure(3)
+        );
+        assert_eq!(
+            "always".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::Always
+        );
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert!("on-failure:x".parse::<RestartPolicy>().is_err());
+    }
+
+    #[test]
+    fn records_round_trip_and_resolve_by_prefix_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(dir.path());
+        for (id, name) in [("abc123", "one"), ("abd456", "two")] {
+            fs::create_dir_all(records.dir(id)).unwrap();
+            let r = ContainerRecord {
+                id: id.into(),
+                name: name.into(),
+                image: "busybox".into(),
+                image_id: String::new(),
+                created: id.into(),
+                options: CreateOptions::default(),
+                state: State::default(),
+            };
+            records.save(&r).unwrap();
+        }
+        assert_eq!(records.find("two").unwrap().id, "abd456");
+        assert_eq!(records.find("abc").unwrap().name, "one");
+        assert!(matches!(records.find("ab"), Err(Error::Ambiguous { .. })));
+        assert!(matches!(records.find("zz"), Err(Error::NoSuchContainer(_))));
+        records
+            .update("abc123", |r| r.state.status = Status::Running)
+            .unwrap();
+        assert_eq!(
+            records.load("abc123").unwrap().state.status,
+            Status::Running
+        );
+        assert!(validate_name("web-1").is_ok());
+        assert!(validate_name("-bad").is_err());
+        assert_ne!(
+            generate_name("0011", &[]),
+            generate_name("0011", &["brave_ballast".to_string()])
+        );
+    }
+}
