@@ -228,7 +228,7 @@ pub fn generate_name(id: &str, taken: &[String]) -> String {
             return name;
         }
     }
-    id[..12].to_string()
+    id.get(..12).unwrap_or(id).to_string()
 }
 
 /// Names are docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
