@@ -1,0 +1,284 @@
+//! Detached containers and their monitor, as root and as a fresh user:
+//! survival after the CLI exits, logs, stop, kill, rm cleanup, restart
+//! policies, and records that tell the truth after a crash.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::{stderr, stdout, Estiba};
+use std::time::{Duration, Instant};
+
+const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
+
+fn inspect(e: &Estiba, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn check_detached(e: &Estiba) {
+    let who = e.label();
+    let id = e
+        .ok(&[
+            "run", "-d", "--name", "ticker", "busybox", "sh", "-c", TICKER,
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "[{who}] run -d prints the full id: {id}");
+    // The CLI has exited; the container goes on.
+    wait_for("ticks in the log", Duration::from_secs(10), || {
+        e.ok(&["logs", "ticker"]).lines().count() >= 3
+    });
+    let ps = e.ok(&["ps"]);
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up "),
+        "[{who}] ps: {ps}"
+    );
+    assert_eq!(e.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    let state = inspect(e, &id[..8]);
+    assert_eq!(state["State"]["Status"], "running", "[{who}] by id prefix");
+    let pid = state["State"]["Pid"].as_i64().unwrap();
+    assert!(alive(pid), "[{who}] the container's pid is alive");
+    let tail = e.ok(&["logs", "--tail", "1", "ticker"]);
+    assert_eq!(tail.lines().count(), 1, "[{who}] --tail 1: {tail}");
+    let stamped = e.ok(&["logs", "-t", "--tail", "1", "ticker"]);
+    assert!(
+        stamped.starts_with("20") && stamped.contains("Z tick"),
+        "[{who}] -t: {stamped}"
+    );
+
+    // `logs -f` follows until the container stops.
+    let follower = e
+        .cmd(&["logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    e.ok(&["stop", "-t", "2", "ticker"]);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "[{who}] stop took {took:?} with -t 2"
+    );
+    let out = follower.wait_with_output().unwrap();
+    let followed = stdout(&out);
+    assert!(
+        followed.lines().count() >= 5,
+        "[{who}] logs -f saw {followed}"
+    );
+
+    let state = inspect(e, "ticker");
+    assert_eq!(state["State"]["Status"], "exited");
+    assert_eq!(
+        state["State"]["ExitCode"], 137,
+        "[{who}] sh ignores TERM as PID 1: killed after the timeout"
+    );
+    assert!(!alive(pid), "[{who}] the container's process is gone");
+    let ps = e.ok(&["ps"]);
+    assert!(
+        !ps.contains(&id[..12]),
+        "[{who}] ps without -a lists a stopped container"
+    );
+    assert!(e.ok(&["ps", "-a"]).contains("Exited (137)"));
+
+    // A handled TERM stops quickly with the command's own code.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+    ]);
+    let started = Instant::now();
+    e.ok(&["stop", "polite"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "[{who}] stop waited for the timeout"
+    );
+    assert_eq!(inspect(e, "polite")["State"]["ExitCode"], 7);
+    assert_eq!(e.ok(&["wait", "polite"]).trim(), "7");
+
+    // Names are unique; rm refuses a running container without -f.
+    e.ok(&["start", "ticker"]);
+    let out = e.run(&["run", "-d", "--name", "ticker", "busybox", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "[{who}] duplicate name accepted"
+    );
+    assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
+    let out = e.run(&["rm", "ticker"]);
+    assert!(!out.status.success(), "[{who}] rm of a running container");
+    let pid = inspect(e, "ticker")["State"]["Pid"].as_i64().unwrap();
+    e.ok(&["rm", "-f", "ticker"]);
+    assert!(!alive(pid));
+    check_no_leftovers(e, &id);
+    e.ok(&["rm", "polite"]);
+    assert!(e.ok(&["ps", "-a", "-q"]).trim().is_empty());
+}
+
+/// After `rm -f`: no mount, cgroup, process or file of the container remains.
+fn check_no_leftovers(e: &Estiba, id: &str) {
+    let who = e.label();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(id),
+        "[{who}] a mount of the container remains"
+    );
+    for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let leftover = controller.path().join("estiba").join(id);
+        assert!(!leftover.exists(), "[{who}] cgroup {leftover:?} remains");
+    }
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(proc.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !text.contains(id),
+                "[{who}] a process of the container remains: {text}"
+            );
+        }
+    }
+    assert!(
+        !e.path().join("data/containers").join(id).exists(),
+        "[{who}] the container's files remain"
+    );
+}
+
+fn check_restart(e: &Estiba) {
+    let who = e.label();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crasher",
+        "--restart",
+        "on-failure:3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo boom; exit 3",
+    ]);
+    assert_eq!(e.ok(&["wait", "crasher"]).trim(), "3");
+    let state = inspect(e, "crasher");
+    assert_eq!(state["RestartCount"], 3, "[{who}] restarts: {state}");
+    assert_eq!(
+        e.ok(&["logs", "crasher"]).matches("boom").count(),
+        4,
+        "[{who}] first run and three restarts"
+    );
+    e.ok(&["rm", "crasher"]);
+
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "forever",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let pid = inspect(e, "forever")["State"]["Pid"].as_i64().unwrap();
+    // kill -9 from the host, not through estiba: the policy brings it back.
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("a restart", Duration::from_secs(10), || {
+        let s = inspect(e, "forever");
+        s["State"]["Status"] == "running" && s["State"]["Pid"].as_i64() != Some(pid)
+    });
+    assert!(inspect(e, "forever")["RestartCount"].as_u64().unwrap() >= 1);
+    // `stop` is not a crash: no restart after it.
+    e.ok(&["stop", "-t", "1", "forever"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        inspect(e, "forever")["State"]["Status"],
+        "exited",
+        "[{who}] restarted after stop"
+    );
+    e.ok(&["rm", "forever"]);
+}
+
+fn check_truth_after_crash(e: &Estiba) {
+    let who = e.label();
+    e.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
+    let state = inspect(e, "orphan");
+    let pid = state["State"]["Pid"].as_i64().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            e.path()
+                .join("data/containers")
+                .join(state["Id"].as_str().unwrap())
+                .join("container.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let monitor = record["State"]["MonitorPid"].as_i64().unwrap();
+    assert!(monitor > 0 && alive(monitor));
+    // kill -9 of the monitor: the container itself still runs, and ps says so.
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &monitor.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        e.ok(&["ps"]).contains("orphan"),
+        "[{who}] a running container vanished from ps"
+    );
+    // Then the container dies too: ps -a reports it exited, not running.
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the record to reconcile", Duration::from_secs(10), || {
+        !e.ok(&["ps"]).contains("orphan")
+    });
+    assert!(e.ok(&["ps", "-a"]).contains("Exited"), "[{who}]");
+    // A wiped runtime directory (a reboot) loses no record.
+    e.ok(&["run", "-d", "--name", "after-wipe", "busybox", "true"]);
+    e.ok(&["wait", "after-wipe"]);
+    let _ = std::fs::remove_dir_all(e.path().join("run/runtime"));
+    let all = e.ok(&["ps", "-a"]);
+    assert!(
+        all.contains("after-wipe") && all.contains("orphan"),
+        "[{who}] {all}"
+    );
+    e.ok(&["rm", "-f", "orphan", "after-wipe"]);
+}
+
+#[test]
+fn detached_containers_as_root_and_rootless() {
+    if !common::require_root("lifecycle tests") {
+        return;
+    }
+    for e in Estiba::all_backends() {
+        let e = e.with_busybox();
+        check_detached(&e);
+        check_restart(&e);
+        check_truth_after_crash(&e);
+    }
+}
