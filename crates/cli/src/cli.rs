@@ -69,6 +69,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Block until containers stop, then print their exit codes.
     Wait(ContainersArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
     /// Show what this host and user can do.
     Info,
     /// Unpack one layer into a directory (for benchmarks and debugging).
@@ -205,6 +207,24 @@ pub struct LogsArgs {
     #[arg(long)]
     pub since: Option<String>,
     pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Set an environment variable (K=V, or K to copy it from here).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// UID[:GID] or a user name from the container.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Run in the background.
+    #[arg(short, long)]
+    pub detach: bool,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

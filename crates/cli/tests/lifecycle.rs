@@ -118,6 +118,7 @@ fn check_detached(e: &Estiba) {
 
     // Names are unique; rm refuses a running container without -f.
     e.ok(&["start", "ticker"]);
+    check_exec(e);
     let out = e.run(&["run", "-d", "--name", "ticker", "busybox", "true"]);
     assert_eq!(
         out.status.code(),
@@ -133,6 +134,57 @@ fn check_detached(e: &Estiba) {
     check_no_leftovers(e, &id);
     e.ok(&["rm", "polite"]);
     assert!(e.ok(&["ps", "-a", "-q"]).trim().is_empty());
+}
+
+/// exec joins the container: its processes only, its users, its seccomp.
+fn check_exec(e: &Estiba) {
+    let who = e.label();
+    let ps = e.ok(&["exec", "ticker", "ps", "-o", "pid,args"]);
+    let pids: Vec<&str> = ps
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&"1") && pids.len() <= 5,
+        "[{who}] exec ps sees more than the container: {ps}"
+    );
+    assert!(
+        ps.lines().nth(1).unwrap().contains("sh -c"),
+        "[{who}] PID 1 is the container's command: {ps}"
+    );
+    let id = e.ok(&["exec", "-u", "1000", "ticker", "id"]);
+    assert!(id.starts_with("uid=1000(user)"), "[{who}] exec -u: {id}");
+    let status = e.ok(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "ticker",
+        "sh",
+        "-c",
+        "echo $X $(pwd); cat /proc/self/status",
+    ]);
+    assert!(
+        status.starts_with("1 /tmp\n"),
+        "[{who}] exec env and workdir: {status}"
+    );
+    assert!(
+        status.contains("Seccomp:\t2") && status.contains("NoNewPrivs:\t1"),
+        "[{who}] exec outside seccomp: {status}"
+    );
+    assert_eq!(
+        e.run(&["exec", "ticker", "sh", "-c", "exit 5"])
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(
+        e.run(&["exec", "ticker", "no-such-command"]).status.code(),
+        Some(127)
+    );
+    e.ok(&["exec", "-d", "ticker", "sleep", "1"]);
 }
 
 /// After `rm -f`: no mount, cgroup, process or file of the container remains.
@@ -268,6 +320,29 @@ fn check_truth_after_crash(e: &Estiba) {
         "[{who}] {all}"
     );
     e.ok(&["rm", "-f", "orphan", "after-wipe"]);
+}
+
+#[test]
+fn exec_refuses_a_backend_that_would_drop_seccomp() {
+    if !common::require_root("exec refusal test") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    e.ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        "libcontainer",
+        "--name",
+        "lc",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let out = e.run(&["exec", "lc", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("seccomp"), "{}", stderr(&out));
+    e.ok(&["rm", "-f", "lc"]);
 }
 
 #[test]

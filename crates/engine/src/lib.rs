@@ -24,7 +24,7 @@ pub mod record;
 use std::path::PathBuf;
 
 pub use error::Error;
-pub use ops::{human_since, parse_signal, status_text};
+pub use ops::{human_since, parse_signal, status_text, ExecOptions};
 pub use record::{ContainerRecord, CreateOptions, RestartPolicy, State, Status};
 
 use estiba_runtime::{Host, Runtime};

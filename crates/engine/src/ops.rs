@@ -39,9 +39,17 @@ impl Engine {
         &self,
         image: &str,
         name: Option<&str>,
-        options: CreateOptions,
+        mut options: CreateOptions,
     ) -> Result<ContainerRecord> {
         crate::prepare::validate(&options)?;
+        // A detached container may get `exec`s, which libcontainer 0.7 runs
+        // without the container's seccomp profile: give it runc by default.
+        if options.runtime.is_none()
+            && options.detached
+            && estiba_runtime::userns::which("runc").is_some()
+        {
+            options.runtime = Some("runc".into());
+        }
         let image_record = self.store.find_image(image)?;
         let existing = self.records.list()?;
         let id = estiba_store::random_hex(32);
@@ -419,4 +427,96 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         format!("SIG{upper}")
     };
     name.parse::<Signal>().map_err(|_| bad())
+}
+
+/// What `exec` runs in a container.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    /// `K=V` entries added to the container's environment.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub detach: bool,
+}
+
+impl Engine {
+    /// Runs a command in a running container: its namespaces, cgroup,
+    /// capabilities and seccomp profile, taken from the container's spec.
+    pub fn exec(&self, wanted: &str, opts: &ExecOptions) -> Result<u8> {
+        let r = self.find(wanted)?;
+        if r.state.status != Status::Running || !alive(r.state.pid, None) {
+            return Err(Error::Invalid {
+                what: "container",
+                value: r.name.clone(),
+                why: "is not running".into(),
+            });
+        }
+        let dirs = self.dirs(&r.id);
+        let spec_path = dirs.bundle().join("config.json");
+        let spec: Value = std::fs::read(&spec_path)
+            .map_err(|e| Error::Io {
+                op: "reading",
+                path: spec_path.clone(),
+                source: e,
+            })
+            .and_then(|d| {
+                serde_json::from_slice(&d).map_err(|e| Error::Record(spec_path.clone(), e))
+            })?;
+        let mut process = spec["process"].clone();
+        // The container's own root, seen through its init.
+        let root = std::path::PathBuf::from(format!("/proc/{}/root", r.state.pid));
+        if let Some(user) = &opts.user {
+            let u = rootfs::resolve_user(&root, user)?;
+            process["user"] =
+                json!({ "uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids });
+        }
+        let mut env: Vec<String> = process["env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for e in &opts.env {
+            let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+            env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) != key);
+            env.push(e.clone());
+        }
+        let runtime = self.runtime(&r)?;
+        if runtime.name() == "libcontainer" {
+            return Err(Error::Invalid {
+                what: "exec into container",
+                value: r.name.clone(),
+                why: "the in-process libcontainer backend would run it without the container's seccomp profile; run the container with --runtime runc (the default for detached containers)".into(),
+            });
+        }
+        let Some(first) = opts.command.first() else {
+            return Err(Error::Invalid {
+                what: "command",
+                value: String::new(),
+                why: "exec needs a command".into(),
+            });
+        };
+        rootfs::check_command(&root, first, &env)?;
+        process["env"] = json!(env);
+        process["args"] = json!(opts.command);
+        process["terminal"] = json!(false);
+        if let Some(w) = &opts.workdir {
+            process["cwd"] = json!(w);
+        }
+        let path = dirs
+            .root
+            .join(format!("exec-{}.json", estiba_store::random_hex(6)));
+        std::fs::write(&path, process.to_string()).map_err(|e| Error::Io {
+            op: "writing",
+            path: path.clone(),
+            source: e,
+        })?;
+        let result = runtime.exec(&r.id, &path, opts.detach).map_err(Error::from);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_extension("error.json"));
+        result
+    }
 }

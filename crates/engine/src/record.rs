@@ -70,6 +70,10 @@ pub struct CreateOptions {
     pub runtime: Option<String>,
     pub restart: RestartPolicy,
     pub auto_remove: bool,
+    /// Started by a monitor (`run -d`, `create`/`start`) rather than in the
+    /// foreground.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

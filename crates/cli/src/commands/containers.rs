@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::images::tabulate;
 use super::Context;
-use crate::cli::{ContainersArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::cli::{ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
 
 /// Runs `f` for each named container, printing errors docker's way; the
 /// exit code is 1 if any failed.
@@ -249,6 +249,17 @@ pub fn wait(ctx: &Context, args: &ContainersArgs) -> Result<u8> {
         println!("{}", engine.wait(name)?);
         Ok(())
     }))
+}
+
+pub fn exec(ctx: &Context, args: &ExecArgs) -> Result<u8> {
+    let opts = estiba_engine::ExecOptions {
+        command: args.command.clone(),
+        env: estiba_engine::prepare::collect_env(&args.env, &[])?,
+        user: args.user.clone(),
+        workdir: args.workdir.clone(),
+        detach: args.detach,
+    };
+    Ok(ctx.engine()?.exec(&args.container, &opts)?)
 }
 
 /// Containers as docker's inspect shows them, or `None` if `name` is not one.

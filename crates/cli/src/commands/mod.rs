@@ -77,6 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Kill(a) => containers::kill(&ctx, &a),
         Command::Rm(a) => containers::rm(&ctx, &a),
         Command::Wait(a) => containers::wait(&ctx, &a),
+        Command::Exec(a) => containers::exec(&ctx, &a),
         Command::InternalMonitor { id } => {
             ctx.engine()?.monitor(&id)?;
             Ok(0)

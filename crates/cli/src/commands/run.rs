@@ -8,7 +8,7 @@ use estiba_engine::{CreateOptions, RestartPolicy};
 use super::Context;
 use crate::cli::RunArgs;
 
-fn options(args: &RunArgs) -> Result<CreateOptions> {
+fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
     let restart: RestartPolicy = args.restart.parse()?;
     if args.rm && restart != RestartPolicy::No {
         bail!("conflicting options: --restart and --rm");
@@ -33,12 +33,13 @@ fn options(args: &RunArgs) -> Result<CreateOptions> {
         runtime: args.runtime.clone(),
         restart,
         auto_remove: args.rm,
+        detached: args.detach || create,
     })
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(&args.image, args.name.as_deref(), options(args)?)?;
+    let record = engine.create(&args.image, args.name.as_deref(), options(args, false)?)?;
     if args.detach {
         engine.start_detached(&record.id, &ctx.global_args())?;
         println!("{}", record.id);
@@ -49,7 +50,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
 
 pub fn create(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(&args.image, args.name.as_deref(), options(args)?)?;
+    let record = engine.create(&args.image, args.name.as_deref(), options(args, true)?)?;
     println!("{}", record.id);
     Ok(0)
 }

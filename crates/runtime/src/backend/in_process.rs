@@ -55,7 +55,7 @@ impl InProcess {
 
     /// Runs the helper for `op` and returns its exit status, or the error it recorded.
     fn helper(&self, op: &str, id: &str, bundle: &Path, io: ContainerIo) -> Result<u8> {
-        let error_file = bundle.join(HELPER_ERROR);
+        let error_file = error_file(bundle);
         let _ = fs::remove_file(&error_file);
         let mut child = Command::new("/proc/self/exe")
             .arg(HELPER_COMMAND)
@@ -77,6 +77,37 @@ impl InProcess {
             Err(_) => Ok(code),
         }
     }
+}
+
+/// Where a helper records its failure: in the bundle, or beside a process JSON.
+fn error_file(bundle_or_process: &Path) -> PathBuf {
+    if bundle_or_process.is_dir() {
+        bundle_or_process.join(HELPER_ERROR)
+    } else {
+        bundle_or_process.with_extension("error.json")
+    }
+}
+
+fn exec_in_helper(state_root: &Path, process: &Path, id: &str, detach: bool) -> Result<u8> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .map_err(std::io::Error::from)
+        .sys("becoming subreaper")?;
+    let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_root_path(state_root)
+        .map_err(|e| InProcess::err("prepare the exec", e))?
+        .with_executor(DefaultExecutor {})
+        .as_tenant()
+        .with_process(Some(process))
+        .with_detach(detach)
+        .build()
+        .map_err(|e| InProcess::err("exec in the container", e))?;
+    if detach {
+        return Ok(0);
+    }
+    let forwarder = crate::process::forward_signals(pid.as_raw() as u32);
+    let code = crate::process::wait_pid(pid.as_raw());
+    drop(forwarder);
+    code
 }
 
 fn decode_error(text: &str) -> Error {
@@ -133,16 +164,24 @@ impl Runtime for InProcess {
             .map_err(|e| Self::err("delete the container", e))
     }
 
+    fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8> {
+        let op = if detach { "exec-detached" } else { "exec" };
+        self.helper(op, id, process, ContainerIo::inherit())
+    }
+
     fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
         self.helper("run", id, bundle, ContainerIo::inherit())
     }
 }
 
-/// The helper process's body. Must be called while single-threaded.
+/// The helper process's body. Must be called while single-threaded. For
+/// the exec operations, `bundle` is the path of the process JSON.
 pub fn helper_main(op: &str, state_root: &Path, bundle: &Path, id: &str) -> u8 {
     let result = match op {
         "create" => build(state_root, bundle, id).map(|_| 0),
         "run" => run_in_helper(state_root, bundle, id),
+        "exec" => exec_in_helper(state_root, bundle, id, false),
+        "exec-detached" => exec_in_helper(state_root, bundle, id, true),
         other => Err(InProcess::err(
             "run the helper",
             format!("unknown operation {other:?}"),
@@ -152,7 +191,7 @@ pub fn helper_main(op: &str, state_root: &Path, bundle: &Path, id: &str) -> u8 {
         Ok(code) => code,
         Err(e) => {
             let record = serde_json::json!({ "code": e.exit_code(), "message": e.to_string() });
-            let _ = fs::write(bundle.join(HELPER_ERROR), record.to_string());
+            let _ = fs::write(error_file(bundle), record.to_string());
             e.exit_code()
         }
     }

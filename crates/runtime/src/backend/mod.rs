@@ -53,6 +53,10 @@ pub trait Runtime {
     fn state(&self, id: &str) -> Result<State>;
     fn kill(&self, id: &str, signal: i32) -> Result<()>;
     fn delete(&self, id: &str, force: bool) -> Result<()>;
+    /// Runs a process (an OCI `process.json`) in the running container's
+    /// namespaces and cgroup, under its seccomp profile. In the foreground
+    /// its stdio is ours and its exit code is returned; detached, 0.
+    fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8>;
 
     /// Runs a container in the foreground and removes it from the runtime
     /// afterwards. The default drives create/start/wait/delete, with estiba

@@ -141,6 +141,29 @@ impl Runtime for OciBinary {
         self.simple("delete the container", &args).map(drop)
     }
 
+    fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8> {
+        let log = process.with_extension("log");
+        let mut cmd = self.command(Some(&log));
+        cmd.arg("exec").arg("--process").arg(process);
+        if detach {
+            cmd.arg("--detach");
+        }
+        let mut child = cmd.arg(id).spawn().ctx("running", &self.path)?;
+        let forwarder = crate::process::forward_signals(child.id());
+        let status = child.wait().ctx("waiting for", &self.path);
+        drop(forwarder);
+        let code = crate::process::exit_code(status?);
+        let failed = fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(r#""level":"error""#) || l.contains(r#""level":"fatal""#));
+        let _ = fs::remove_file(&log);
+        if failed {
+            return Err(self.failure("exec in the container", &log));
+        }
+        Ok(code)
+    }
+
     /// `runc run` does create, start, wait and delete in one process: one
     /// runtime start instead of three on the hot path.
     fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
