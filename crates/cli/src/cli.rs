@@ -71,6 +71,9 @@ pub enum Command {
     Wait(ContainersArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Manage named volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Show what this host and user can do.
     Info,
     /// Unpack one layer into a directory (for benchmarks and debugging).
@@ -209,6 +212,36 @@ pub struct LogsArgs {
     pub container: String,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create { name: String },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses.
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// Set an environment variable (K=V, or K to copy it from here).
@@ -317,9 +350,15 @@ pub struct RunArgs {
     /// none or host.
     #[arg(long, default_value = "none")]
     pub network: String,
-    /// Bind mount HOST:CONTAINER[:ro].
+    /// Bind mount HOST:CONTAINER[:ro], or named volume NAME:CONTAINER[:ro].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
+    /// Mount a tmpfs: CONTAINER[:size=64m,mode=1777].
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long)]
+    pub mount: Vec<String>,
     /// Runtime: libcontainer (in-process), an OCI runtime name (runc, crun, youki) or a path.
     #[arg(long, env = "ESTIBA_RUNTIME")]
     pub runtime: Option<String>,

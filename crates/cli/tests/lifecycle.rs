@@ -357,3 +357,114 @@ fn detached_containers_as_root_and_rootless() {
         check_truth_after_crash(&e);
     }
 }
+
+fn check_volumes(e: &Estiba) {
+    let who = e.label();
+    // A new volume is filled from the image, and outlives its container.
+    e.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "state:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /etc/note",
+    ]);
+    e.ok(&["rm", "writer"]);
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "state:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/note; grep -c root /data/passwd",
+    ]);
+    assert_eq!(out, "kept\n1\n", "[{who}] volume content: {out}");
+    // Read-only refuses writes.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "state:/data:ro",
+        "busybox",
+        "touch",
+        "/data/x",
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("Read-only"),
+        "[{who}] :ro volume is writable"
+    );
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,source=state,target=/data,readonly",
+        "busybox",
+        "touch",
+        "/data/x",
+    ]);
+    assert!(
+        !out.status.success(),
+        "[{who}] --mount readonly is writable"
+    );
+    // In use: rm is refused; once free, it goes.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "-v",
+        "state:/data",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let out = e.run(&["volume", "rm", "state"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("in use"),
+        "[{who}] {}",
+        stderr(&out)
+    );
+    e.ok(&["rm", "-f", "user"]);
+    assert_eq!(e.ok(&["volume", "ls", "-q"]).trim(), "state");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&e.ok(&["volume", "inspect", "state"])).unwrap();
+    assert_eq!(inspect[0]["Driver"], "local");
+    e.ok(&["volume", "rm", "state"]);
+    assert!(e.ok(&["volume", "ls", "-q"]).trim().is_empty());
+    // tmpfs mounts.
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts",
+    ]);
+    assert!(
+        out.contains("tmpfs") && out.contains("size=1024k") && out.contains("noexec"),
+        "[{who}] tmpfs: {out}"
+    );
+    let out = e.run(&["run", "--rm", "-v", "bad name:/x", "busybox", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "[{who}] a bad volume name is accepted"
+    );
+}
+
+#[test]
+fn named_volumes_as_root_and_rootless() {
+    if !common::require_root("volume tests") {
+        return;
+    }
+    for e in Estiba::both() {
+        check_volumes(&e.with_busybox());
+    }
+}

@@ -20,6 +20,7 @@ pub mod monitor;
 mod ops;
 pub mod prepare;
 pub mod record;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,7 @@ pub struct Engine {
     /// Volatile state: runtime state, pause process.
     pub run: PathBuf,
     pub store: Store,
+    pub volumes: volumes::Volumes,
     records: Records,
 }
 
@@ -49,11 +51,13 @@ impl Engine {
     pub fn new(host: Host, data: PathBuf, run: PathBuf) -> Result<Self> {
         let store = Store::open(&data.join("storage"), host.rootless)?;
         let records = Records::new(&data);
+        let volumes = volumes::Volumes::new(&data);
         Ok(Engine {
             host,
             data,
             run,
             store,
+            volumes,
             records,
         })
     }

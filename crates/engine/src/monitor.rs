@@ -158,8 +158,14 @@ impl Engine {
         })?;
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let warnings =
-                crate::prepare::write_bundle(&self.host, &self.store, &image, record, &dirs)?;
+            let warnings = crate::prepare::write_bundle(
+                &self.host,
+                &self.store,
+                &self.volumes,
+                &image,
+                record,
+                &dirs,
+            )?;
             for w in warnings {
                 let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
             }

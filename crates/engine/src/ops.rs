@@ -101,7 +101,14 @@ impl Engine {
             rootfs::private_mount_namespace()?;
             let image = self.store.find_image(&record.image_id)?;
             crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
-            for w in crate::prepare::write_bundle(&self.host, &self.store, &image, record, &dirs)? {
+            for w in crate::prepare::write_bundle(
+                &self.host,
+                &self.store,
+                &self.volumes,
+                &image,
+                record,
+                &dirs,
+            )? {
                 warn(&w);
             }
             let runtime = self.runtime(record)?;
@@ -338,12 +345,18 @@ impl Engine {
                 "Image": r.image,
                 "WorkingDir": o.workdir.clone().unwrap_or_default(),
             },
-            "Mounts": o.volumes.iter().filter_map(|v| crate::prepare::parse_volume(v).ok()).map(|b| json!({
-                "Type": "bind",
-                "Source": b.source,
-                "Destination": b.destination,
-                "RW": !b.read_only,
-            })).collect::<Vec<_>>(),
+            "Mounts": crate::prepare::mount_specs(o).unwrap_or_default().iter().map(|m| match m {
+                crate::prepare::MountSpec::Bind { source, destination, read_only } => json!({
+                    "Type": "bind", "Source": source, "Destination": destination, "RW": !read_only,
+                }),
+                crate::prepare::MountSpec::Volume { name, destination, read_only } => json!({
+                    "Type": "volume", "Name": name, "Source": self.volumes.get(name).map(|v| v.mountpoint).ok(),
+                    "Destination": destination, "Driver": "local", "RW": !read_only,
+                }),
+                crate::prepare::MountSpec::Tmpfs { destination, .. } => json!({
+                    "Type": "tmpfs", "Destination": destination, "RW": true,
+                }),
+            }).collect::<Vec<_>>(),
         })
     }
 }

@@ -6,13 +6,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use estiba_runtime::rootfs;
-use estiba_runtime::spec::{self, BindMount, Limits, Network, RunConfig, Seccomp};
+use estiba_runtime::spec::{self, BindMount, Limits, Network, RunConfig, Seccomp, TmpfsMount};
 use estiba_runtime::Host;
 use estiba_store::{ImageRecord, Store};
 use oci_spec::image::ImageConfiguration;
 
 use crate::error::IoContext;
 use crate::record::{ContainerRecord, CreateOptions};
+use crate::volumes::Volumes;
 use crate::{Error, Result};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -106,6 +107,7 @@ impl ImageDefaults {
 pub fn write_bundle(
     host: &Host,
     store: &Store,
+    volumes: &Volumes,
     image: &ImageRecord,
     record: &ContainerRecord,
     dirs: &ContainerDirs,
@@ -113,7 +115,7 @@ pub fn write_bundle(
     let defaults = ImageDefaults::from_config(&store.image_config(image)?);
     let bundle = dirs.bundle();
     fs::create_dir_all(&bundle).ctx("creating", &bundle)?;
-    let cfg = resolve(record, &defaults, &dirs.rootfs(), &bundle)?;
+    let cfg = resolve(record, &defaults, &dirs.rootfs(), &bundle, volumes)?;
     rootfs::check_command(&cfg.rootfs, &cfg.args[0], &cfg.env)?;
     let (spec, warnings) = spec::build(&cfg, host, estiba_store::host_arch())?;
     let data =
@@ -122,11 +124,63 @@ pub fn write_bundle(
     Ok(warnings)
 }
 
+/// Bind sources for every mount: host paths (created if missing, as docker
+/// does), and named volumes (created, and filled from the image when empty).
+fn resolve_mounts(
+    o: &CreateOptions,
+    root: &Path,
+    volumes: &Volumes,
+) -> Result<(Vec<BindMount>, Vec<TmpfsMount>)> {
+    let (mut binds, mut tmpfs) = (Vec::new(), Vec::new());
+    for spec in mount_specs(o)? {
+        match spec {
+            MountSpec::Bind {
+                source,
+                destination,
+                read_only,
+            } => {
+                if !source.exists() {
+                    fs::create_dir_all(&source).ctx("creating volume source", &source)?;
+                }
+                binds.push(BindMount {
+                    source,
+                    destination,
+                    read_only,
+                });
+            }
+            MountSpec::Volume {
+                name,
+                destination,
+                read_only,
+            } => {
+                let (volume, _) = volumes.create(&name)?;
+                if crate::volumes::is_empty(&volume.mountpoint) {
+                    crate::volumes::populate(root, &destination, &volume.mountpoint)?;
+                }
+                binds.push(BindMount {
+                    source: volume.mountpoint,
+                    destination,
+                    read_only,
+                });
+            }
+            MountSpec::Tmpfs {
+                destination,
+                options,
+            } => tmpfs.push(TmpfsMount {
+                destination,
+                options,
+            }),
+        }
+    }
+    Ok((binds, tmpfs))
+}
+
 fn resolve(
     record: &ContainerRecord,
     image: &ImageDefaults,
     root: &Path,
     bundle: &Path,
+    volumes: &Volumes,
 ) -> Result<RunConfig> {
     let o = &record.options;
     let command = match &o.entrypoint {
@@ -178,6 +232,7 @@ fn resolve(
     }
     env.extend(o.env.iter().cloned());
     let (no_new_privileges, seccomp) = security_opts(&o.security_opt)?;
+    let (mounts, tmpfs) = resolve_mounts(o, root, volumes)?;
     Ok(RunConfig {
         id: record.id.clone(),
         rootfs: root.to_path_buf(),
@@ -205,11 +260,8 @@ fn resolve(
             pids: o.pids_limit,
         },
         network,
-        mounts: o
-            .volumes
-            .iter()
-            .map(|v| parse_volume(v))
-            .collect::<Result<_>>()?,
+        mounts,
+        tmpfs,
     })
 }
 
@@ -332,7 +384,49 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
     Ok(bytes)
 }
 
-pub fn parse_volume(spec: &str) -> Result<BindMount> {
+/// A mount asked for with `-v`, `--tmpfs` or `--mount`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountSpec {
+    Bind {
+        source: PathBuf,
+        destination: String,
+        read_only: bool,
+    },
+    Volume {
+        name: String,
+        destination: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        destination: String,
+        options: Vec<String>,
+    },
+}
+
+impl MountSpec {
+    pub fn destination(&self) -> &str {
+        match self {
+            MountSpec::Bind { destination, .. }
+            | MountSpec::Volume { destination, .. }
+            | MountSpec::Tmpfs { destination, .. } => destination,
+        }
+    }
+}
+
+fn absolute(what: &'static str, spec: &str, path: &str) -> Result<String> {
+    if path.starts_with('/') && !path.split('/').any(|c| c == "..") {
+        Ok(path.to_string())
+    } else {
+        Err(Error::Invalid {
+            what,
+            value: spec.to_string(),
+            why: format!("{path:?} must be an absolute path without '..'"),
+        })
+    }
+}
+
+/// `-v HOST:CTR[:ro|rw]` (a bind) or `-v NAME:CTR[:ro|rw]` (a named volume).
+pub fn parse_volume(spec: &str) -> Result<MountSpec> {
     let bad = |why: &str| Error::Invalid {
         what: "volume",
         value: spec.to_string(),
@@ -342,29 +436,110 @@ pub fn parse_volume(spec: &str) -> Result<BindMount> {
     let (source, destination, mode) = match parts[..] {
         [s, d] => (s, d, "rw"),
         [s, d, m] => (s, d, m),
-        _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
+        _ => return Err(bad("expected HOST:CONTAINER[:ro] or NAME:CONTAINER[:ro]")),
     };
-    if !source.starts_with('/') {
-        return Err(bad(
-            "named volumes are not supported yet; give an absolute host path",
-        ));
-    }
-    if !destination.starts_with('/') {
-        return Err(bad("the container path must be absolute"));
-    }
+    let destination = absolute("volume", spec, destination)?;
     let read_only = match mode {
         "ro" => true,
         "rw" => false,
         _ => return Err(bad("the mode must be ro or rw")),
     };
-    if !Path::new(source).exists() {
-        fs::create_dir_all(source).ctx("creating volume source", source)?;
+    if source.starts_with('/') {
+        Ok(MountSpec::Bind {
+            source: PathBuf::from(source),
+            destination,
+            read_only,
+        })
+    } else if crate::volumes::valid_name(source) {
+        Ok(MountSpec::Volume {
+            name: source.to_string(),
+            destination,
+            read_only,
+        })
+    } else {
+        Err(bad("the source must be an absolute host path or a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"))
     }
-    Ok(BindMount {
-        source: PathBuf::from(source),
-        destination: destination.to_string(),
-        read_only,
+}
+
+/// `--tmpfs CTR[:size=64m,mode=1777]`.
+pub fn parse_tmpfs(spec: &str) -> Result<MountSpec> {
+    let (dest, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    let destination = absolute("--tmpfs", spec, dest)?;
+    let options = opts
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok(MountSpec::Tmpfs {
+        destination,
+        options,
     })
+}
+
+/// docker's `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
+pub fn parse_mount(spec: &str) -> Result<MountSpec> {
+    let bad = |why: &str| Error::Invalid {
+        what: "--mount",
+        value: spec.to_string(),
+        why: why.to_string(),
+    };
+    let (mut kind, mut source, mut target, mut read_only, mut options) =
+        ("volume", None, None, false, Vec::new());
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, "true"));
+        match k {
+            "type" => kind = v,
+            "source" | "src" => source = Some(v),
+            "target" | "destination" | "dst" => target = Some(v),
+            "readonly" | "ro" => read_only = v == "true" || v == "1",
+            "tmpfs-size" => options.push(format!("size={v}")),
+            "tmpfs-mode" => options.push(format!("mode={v}")),
+            _ => return Err(bad(&format!("unknown field {k:?}"))),
+        }
+    }
+    let destination = absolute(
+        "--mount",
+        spec,
+        target.ok_or_else(|| bad("target= is required"))?,
+    )?;
+    match (kind, source) {
+        ("bind", Some(s)) => Ok(MountSpec::Bind {
+            source: PathBuf::from(absolute("--mount", spec, s)?),
+            destination,
+            read_only,
+        }),
+        ("volume", Some(s)) if crate::volumes::valid_name(s) => Ok(MountSpec::Volume {
+            name: s.to_string(),
+            destination,
+            read_only,
+        }),
+        ("tmpfs", None) => Ok(MountSpec::Tmpfs {
+            destination,
+            options,
+        }),
+        ("tmpfs", Some(_)) => Err(bad("a tmpfs has no source")),
+        ("bind" | "volume", _) => Err(bad(
+            "source= is required (a host path for bind, a name for volume)",
+        )),
+        (other, _) => Err(bad(&format!(
+            "unknown type {other:?}: bind, volume or tmpfs"
+        ))),
+    }
+}
+
+/// Every mount a container asked for, in flag order.
+pub fn mount_specs(o: &CreateOptions) -> Result<Vec<MountSpec>> {
+    let mut out = Vec::new();
+    for v in &o.volumes {
+        out.push(parse_volume(v)?);
+    }
+    for t in &o.tmpfs {
+        out.push(parse_tmpfs(t)?);
+    }
+    for m in &o.mounts {
+        out.push(parse_mount(m)?);
+    }
+    Ok(out)
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf, generated per container.
@@ -395,9 +570,7 @@ fn etc_files(bundle: &Path, hostname: &str, network: Network) -> Result<Vec<Bind
 pub fn validate(options: &CreateOptions) -> Result<()> {
     parse_network(&options.network)?;
     security_opts(&options.security_opt)?;
-    for v in &options.volumes {
-        parse_volume(v)?;
-    }
+    mount_specs(options)?;
     if let Some(c) = options.cpus {
         if c <= 0.0 {
             return Err(Error::Invalid {
@@ -429,10 +602,48 @@ mod tests {
 
     #[test]
     fn volumes_and_security_opts() {
-        assert!(parse_volume("relative:/x").is_err());
+        assert!(parse_volume("./relative:/x").is_err());
         assert!(parse_volume("/tmp:/x:zz").is_err());
         assert!(parse_volume("/tmp:x").is_err());
-        assert!(parse_volume("/tmp:/x:ro").unwrap().read_only);
+        assert!(parse_volume("/tmp:/x/../etc").is_err());
+        assert!(matches!(
+            parse_volume("/tmp:/x:ro").unwrap(),
+            MountSpec::Bind {
+                read_only: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_volume("data:/x").unwrap(),
+            MountSpec::Volume {
+                read_only: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            parse_mount("type=volume,source=data,target=/d,readonly").unwrap(),
+            MountSpec::Volume {
+                name: "data".into(),
+                destination: "/d".into(),
+                read_only: true
+            }
+        );
+        assert_eq!(
+            parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m").unwrap(),
+            MountSpec::Tmpfs {
+                destination: "/t".into(),
+                options: vec!["size=1m".into()]
+            }
+        );
+        assert!(parse_mount("type=bind,target=/x").is_err());
+        assert!(parse_mount("type=nfs,source=a,target=/x").is_err());
+        assert_eq!(
+            parse_tmpfs("/run:size=64m").unwrap(),
+            MountSpec::Tmpfs {
+                destination: "/run".into(),
+                options: vec!["size=64m".into()]
+            }
+        );
         assert!(
             !security_opts(&["no-new-privileges=false".into()])
                 .unwrap()

@@ -66,7 +66,14 @@ pub struct CreateOptions {
     pub pids_limit: Option<i64>,
     pub hostname: Option<String>,
     pub network: String,
+    /// `-v` specs: `HOST:CTR[:ro]` or `NAME:CTR[:ro]`.
     pub volumes: Vec<String>,
+    /// `--tmpfs` specs: `CTR[:OPTIONS]`.
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    /// `--mount` specs: `type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
+    #[serde(default)]
+    pub mounts: Vec<String>,
     pub runtime: Option<String>,
     pub restart: RestartPolicy,
     pub auto_remove: bool,

@@ -128,6 +128,14 @@ pub struct BindMount {
     pub read_only: bool,
 }
 
+/// A tmpfs mounted in the container (`--tmpfs`, `--mount type=tmpfs`).
+#[derive(Clone, Debug)]
+pub struct TmpfsMount {
+    pub destination: String,
+    /// Mount options such as `size=64m`; nosuid, nodev and noexec are added.
+    pub options: Vec<String>,
+}
+
 /// Resource limits; `None` means no limit.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
@@ -158,6 +166,7 @@ pub struct RunConfig {
     pub limits: Limits,
     pub network: Network,
     pub mounts: Vec<BindMount>,
+    pub tmpfs: Vec<TmpfsMount>,
     /// Generated /etc/hostname, /etc/hosts and /etc/resolv.conf.
     pub etc_files: Vec<BindMount>,
 }
@@ -285,6 +294,11 @@ fn mounts(cfg: &RunConfig, host: &Host) -> Vec<Value> {
             "source": b.source,
             "options": opts,
         }));
+    }
+    for t in &cfg.tmpfs {
+        let mut opts: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+        opts.extend(t.options.iter().cloned());
+        m.push(json!({ "destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": opts }));
     }
     m
 }
@@ -469,6 +483,7 @@ mod tests {
             limits: Limits::default(),
             network: Network::None,
             mounts: vec![],
+            tmpfs: vec![],
             etc_files: vec![],
         }
     }

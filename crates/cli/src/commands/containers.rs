@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::images::tabulate;
 use super::Context;
-use crate::cli::{ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs};
+use crate::cli::{
+    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs, VolumeCommand,
+};
 
 /// Runs `f` for each named container, printing errors docker's way; the
 /// exit code is 1 if any failed.
@@ -260,6 +262,52 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> Result<u8> {
         detach: args.detach,
     };
     Ok(ctx.engine()?.exec(&args.container, &opts)?)
+}
+
+pub fn volume(ctx: &Context, cmd: &VolumeCommand) -> Result<u8> {
+    let engine = ctx.engine()?;
+    let volumes = &engine.volumes;
+    match cmd {
+        VolumeCommand::Create { name } => {
+            volumes.create(name)?;
+            println!("{name}");
+        }
+        VolumeCommand::Ls { quiet } => {
+            let list = volumes.list();
+            if *quiet {
+                list.iter().for_each(|v| println!("{}", v.name));
+            } else {
+                let mut rows = vec![["DRIVER".to_string(), "VOLUME NAME".to_string()]];
+                rows.extend(list.iter().map(|v| [v.driver.clone(), v.name.clone()]));
+                print!("{}", tabulate(&rows));
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let list = names
+                .iter()
+                .map(|n| volumes.get(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        VolumeCommand::Rm { force, names } => {
+            let users = engine.list()?;
+            return Ok(each(names, |name| {
+                volumes.remove(name, &users, *force)?;
+                println!("{name}");
+                Ok(())
+            }));
+        }
+        VolumeCommand::Prune { .. } => {
+            let users = engine.list()?;
+            println!("Deleted Volumes:");
+            for v in volumes.list() {
+                if volumes.remove(&v.name, &users, false).is_ok() {
+                    println!("{}", v.name);
+                }
+            }
+        }
+    }
+    Ok(0)
 }
 
 /// Containers as docker's inspect shows them, or `None` if `name` is not one.

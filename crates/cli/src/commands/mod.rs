@@ -78,6 +78,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Rm(a) => containers::rm(&ctx, &a),
         Command::Wait(a) => containers::wait(&ctx, &a),
         Command::Exec(a) => containers::exec(&ctx, &a),
+        Command::Volume(v) => containers::volume(&ctx, &v),
         Command::InternalMonitor { id } => {
             ctx.engine()?.monitor(&id)?;
             Ok(0)

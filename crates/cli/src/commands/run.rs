@@ -30,6 +30,8 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         hostname: args.hostname.clone(),
         network: args.network.clone(),
         volumes: args.volume.clone(),
+        tmpfs: args.tmpfs.clone(),
+        mounts: args.mount.clone(),
         runtime: args.runtime.clone(),
         restart,
         auto_remove: args.rm,

@@ -1,0 +1,186 @@
+//! Named volumes: directories under `<data>/volumes/<name>/_data` that
+//! outlive their containers. A new volume is filled from the image's content
+//! at its mount point on first use, as docker does.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::IoContext;
+use crate::record::ContainerRecord;
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Volume {
+    pub name: String,
+    pub driver: String,
+    pub mountpoint: PathBuf,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Volumes {
+    root: PathBuf,
+}
+
+/// docker's volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() >= 2
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+impl Volumes {
+    pub fn new(data: &Path) -> Self {
+        Volumes {
+            root: data.join("volumes"),
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn get(&self, name: &str) -> Result<Volume> {
+        let path = self.dir(name).join("volume.json");
+        let data = fs::read(&path).map_err(|_| Error::Invalid {
+            what: "volume",
+            value: name.to_string(),
+            why: "no such volume".into(),
+        })?;
+        serde_json::from_slice(&data).map_err(|e| Error::Record(path, e))
+    }
+
+    /// Creates the volume; returns it and whether it is new.
+    pub fn create(&self, name: &str) -> Result<(Volume, bool)> {
+        if !valid_name(name) {
+            return Err(Error::Invalid {
+                what: "volume name",
+                value: name.to_string(),
+                why: "names are [a-zA-Z0-9][a-zA-Z0-9_.-]+".into(),
+            });
+        }
+        if let Ok(v) = self.get(name) {
+            return Ok((v, false));
+        }
+        let dir = self.dir(name);
+        let data = dir.join("_data");
+        fs::create_dir_all(&data).ctx("creating", &data)?;
+        let volume = Volume {
+            name: name.to_string(),
+            driver: "local".into(),
+            mountpoint: data,
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        };
+        let json = serde_json::to_vec_pretty(&volume)
+            .map_err(|e| Error::Record(dir.join("volume.json"), e))?;
+        estiba_store::write_atomic(&dir.join("volume.json"), &json)?;
+        Ok((volume, true))
+    }
+
+    pub fn list(&self) -> Vec<Volume> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Volume> = entries
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Removes a volume no container uses (unless `force`).
+    pub fn remove(&self, name: &str, users: &[ContainerRecord], force: bool) -> Result<()> {
+        self.get(name)?;
+        if let Some(user) = users.iter().find(|r| uses(r, name)) {
+            if !force {
+                return Err(Error::Invalid {
+                    what: "volume",
+                    value: name.to_string(),
+                    why: format!("in use by container {}", user.name),
+                });
+            }
+        }
+        estiba_oci::unpack::remove_tree(&self.dir(name)).ctx("removing", self.dir(name))
+    }
+}
+
+/// Whether a container mounts the named volume.
+pub fn uses(r: &ContainerRecord, name: &str) -> bool {
+    r.options
+        .volumes
+        .iter()
+        .any(|v| v.split(':').next() == Some(name))
+        || r.options.mounts.iter().any(|m| {
+            m.split(',')
+                .any(|kv| kv == format!("source={name}") || kv == format!("src={name}"))
+        })
+}
+
+/// Copies the image's content at `container_path` (resolved inside `rootfs`,
+/// so a symlink in the image cannot point the copy at the host) into an
+/// empty volume, keeping owners, modes and symlinks.
+pub fn populate(rootfs: &Path, container_path: &str, volume: &Path) -> Result<()> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx("opening", rootfs)?;
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let Ok(src) = rustix::fs::openat2(
+        &root,
+        container_path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    ) else {
+        return Ok(()); // nothing there in the image
+    };
+    let src_path = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
+    copy_tree(&src_path, volume)?;
+    // The volume's root takes the owner and mode of the image's directory.
+    let meta = fs::metadata(&src_path).ctx("reading", &src_path)?;
+    fs::set_permissions(volume, meta.permissions()).ctx("setting mode", volume)?;
+    std::os::unix::fs::lchown(volume, Some(meta.uid()), Some(meta.gid()))
+        .ctx("setting owner", volume)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    for entry in fs::read_dir(src).ctx("reading", src)? {
+        let entry = entry.ctx("reading", src)?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = fs::symlink_metadata(&from).ctx("reading", &from)?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = fs::read_link(&from).ctx("reading", &from)?;
+            std::os::unix::fs::symlink(target, &to).ctx("creating", &to)?;
+        } else if kind.is_dir() {
+            fs::create_dir(&to).ctx("creating", &to)?;
+            copy_tree(&from, &to)?;
+            fs::set_permissions(&to, meta.permissions()).ctx("setting mode", &to)?;
+        } else if kind.is_file() {
+            fs::copy(&from, &to).ctx("copying", &to)?;
+        } else {
+            continue; // devices, fifos and sockets stay in the image
+        }
+        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))
+            .ctx("setting owner", &to)?;
+    }
+    Ok(())
+}
+
+/// True if the directory has no entries.
+pub fn is_empty(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
