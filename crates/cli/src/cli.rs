@@ -359,6 +359,24 @@ pub struct RunArgs {
     /// type=bind|volume|tmpfs,source=…,target=…[,readonly]
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Health check command, run with /bin/sh -c inside the container.
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s).
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Time a health check may take.
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures before unhealthy.
+    #[arg(long)]
+    pub health_retries: Option<u32>,
+    /// Grace period during which failures do not count.
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Disable the image's HEALTHCHECK.
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Runtime: libcontainer (in-process), an OCI runtime name (runc, crun, youki) or a path.
     #[arg(long, env = "ESTIBA_RUNTIME")]
     pub runtime: Option<String>,

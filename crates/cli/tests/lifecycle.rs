@@ -468,3 +468,61 @@ fn named_volumes_as_root_and_rootless() {
         check_volumes(&e.with_busybox());
     }
 }
+
+#[test]
+fn health_checks_turn_unhealthy_as_root_and_rootless() {
+    if !common::require_root("health check tests") {
+        return;
+    }
+    for e in Estiba::both() {
+        let e = e.with_busybox();
+        let who = e.label();
+        e.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "checked",
+            "--health-cmd",
+            "test ! -f /tmp/broken",
+            "--health-interval",
+            "300ms",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 3; touch /tmp/broken; sleep 100",
+        ]);
+        wait_for("healthy", Duration::from_secs(3), || {
+            inspect(&e, "checked")["State"]["Health"]["Status"] == "healthy"
+        });
+        assert!(
+            e.ok(&["ps"]).contains("(healthy)"),
+            "[{who}] ps shows health"
+        );
+        wait_for("unhealthy", Duration::from_secs(10), || {
+            inspect(&e, "checked")["State"]["Health"]["Status"] == "unhealthy"
+        });
+        let health = &inspect(&e, "checked")["State"]["Health"];
+        assert!(
+            health["FailingStreak"].as_u64().unwrap() >= 2,
+            "[{who}] {health}"
+        );
+        assert!(health["Log"].as_array().unwrap().len() <= 5);
+        assert!(e.ok(&["ps"]).contains("(unhealthy)"));
+        e.ok(&["rm", "-f", "checked"]);
+        let out = e.run(&[
+            "run",
+            "--rm",
+            "--health-interval",
+            "soon",
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "[{who}] a bad duration is accepted"
+        );
+    }
+}

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod health;
 pub mod logs;
 pub mod monitor;
 mod ops;
@@ -44,7 +45,7 @@ pub struct Engine {
     pub run: PathBuf,
     pub store: Store,
     pub volumes: volumes::Volumes,
-    records: Records,
+    pub(crate) records: Records,
 }
 
 impl Engine {

@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use estiba_runtime::{rootfs, ContainerIo};
@@ -195,8 +197,14 @@ impl Engine {
                 r.state.started_at = Some(now());
                 r.state.error = None;
             })?;
+            let checks = self.start_health_checks(record);
             pump(&mut log, out_r, err_r);
-            let code = estiba_runtime::process::wait_pid(pid)?;
+            let code = estiba_runtime::process::wait_pid(pid);
+            if let Some((stop, thread)) = checks {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = thread.join();
+            }
+            let code = code?;
             let _ = runtime.delete(id, true);
             let (policy, stop_requested, restarts) = self.records.update(id, |r| {
                 r.state.status = Status::Exited;
@@ -225,6 +233,20 @@ impl Engine {
             backoff = (backoff * 2).min(BACKOFF_MAX);
             self.records.update(id, |r| r.state.restart_count += 1)?;
         }
+    }
+
+    /// Runs the container's health checks on a thread while it runs.
+    fn start_health_checks(
+        &self,
+        record: &ContainerRecord,
+    ) -> Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+        let config = record.options.health.clone()?;
+        let engine = Engine::new(self.host.clone(), self.data.clone(), self.run.clone()).ok()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (id, flag) = (record.id.clone(), Arc::clone(&stop));
+        let thread =
+            std::thread::spawn(move || crate::health::run_checks(engine, id, config, flag));
+        Some((stop, thread))
     }
 
     /// Sleeps for the backoff; false if a stop was asked for meanwhile.

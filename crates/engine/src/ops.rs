@@ -40,6 +40,7 @@ impl Engine {
         image: &str,
         name: Option<&str>,
         mut options: CreateOptions,
+        health: &crate::health::HealthFlags,
     ) -> Result<ContainerRecord> {
         crate::prepare::validate(&options)?;
         // A detached container may get `exec`s, which libcontainer 0.7 runs
@@ -51,6 +52,9 @@ impl Engine {
             options.runtime = Some("runc".into());
         }
         let image_record = self.store.find_image(image)?;
+        let raw_config: Value =
+            serde_json::from_slice(&self.store.read_blob(&image_record.id)?).unwrap_or_default();
+        options.health = health.resolve(crate::health::HealthConfig::from_image(&raw_config))?;
         let existing = self.records.list()?;
         let id = estiba_store::random_hex(32);
         let name = match name {
@@ -315,7 +319,7 @@ impl Engine {
                 "Error": s.error.clone().unwrap_or_default(),
                 "StartedAt": s.started_at,
                 "FinishedAt": s.finished_at,
-                "Health": null,
+                "Health": s.health,
             },
             "Image": r.image_id,
             "Name": format!("/{}", r.name),
@@ -406,10 +410,17 @@ pub fn status_text(r: &ContainerRecord) -> String {
     let s = &r.state;
     match s.status {
         Status::Created => "Created".into(),
-        Status::Running => format!(
-            "Up {}",
-            duration_words(since(s.started_at.as_deref()).unwrap_or(0))
-        ),
+        Status::Running => {
+            let up = format!(
+                "Up {}",
+                duration_words(since(s.started_at.as_deref()).unwrap_or(0))
+            );
+            match &s.health {
+                Some(h) if h.status == "starting" => format!("{up} (health: starting)"),
+                Some(h) => format!("{up} ({})", h.status),
+                None => up,
+            }
+        }
         Status::Restarting => format!(
             "Restarting ({}) {}",
             s.exit_code,

@@ -81,6 +81,9 @@ pub struct CreateOptions {
     /// foreground.
     #[serde(default)]
     pub detached: bool,
+    /// Health check flags as given; merged with the image's at create.
+    #[serde(default)]
+    pub health: Option<crate::health::HealthConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +111,8 @@ pub struct State {
     /// Set by stop/kill/rm so the monitor does not restart the container.
     pub stop_requested: bool,
     pub error: Option<String>,
+    #[serde(default)]
+    pub health: Option<crate::health::Health>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! then run it in the foreground or hand it to a monitor (`-d`).
 
 use anyhow::{bail, Result};
+use estiba_engine::health::HealthFlags;
 use estiba_engine::prepare::{collect_env, parse_bytes};
 use estiba_engine::{CreateOptions, RestartPolicy};
 
@@ -36,12 +37,29 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         restart,
         auto_remove: args.rm,
         detached: args.detach || create,
+        health: None,
     })
+}
+
+fn health(args: &RunArgs) -> HealthFlags {
+    HealthFlags {
+        cmd: args.health_cmd.clone(),
+        interval: args.health_interval.clone(),
+        timeout: args.health_timeout.clone(),
+        retries: args.health_retries,
+        start_period: args.health_start_period.clone(),
+        disabled: args.no_healthcheck,
+    }
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(&args.image, args.name.as_deref(), options(args, false)?)?;
+    let record = engine.create(
+        &args.image,
+        args.name.as_deref(),
+        options(args, false)?,
+        &health(args),
+    )?;
     if args.detach {
         engine.start_detached(&record.id, &ctx.global_args())?;
         println!("{}", record.id);
@@ -52,7 +70,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
 
 pub fn create(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(&args.image, args.name.as_deref(), options(args, true)?)?;
+    let record = engine.create(
+        &args.image,
+        args.name.as_deref(),
+        options(args, true)?,
+        &health(args),
+    )?;
     println!("{}", record.id);
     Ok(0)
 }
