@@ -74,6 +74,9 @@ pub enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Show what this host and user can do.
     Info,
     /// Unpack one layer into a directory (for benchmarks and debugging).
@@ -210,6 +213,24 @@ pub struct LogsArgs {
     #[arg(long)]
     pub since: Option<String>,
     pub container: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Create a secret from a file, or from standard input with `-`.
+    Create { name: String, file: PathBuf },
+    /// List secrets (never their content).
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove secrets no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -359,6 +380,9 @@ pub struct RunArgs {
     /// type=bind|volume|tmpfs,source=…,target=…[,readonly]
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Give the container a secret: NAME[,target=PATH] (at /run/secrets/NAME).
+    #[arg(long)]
+    pub secret: Vec<String>,
     /// Health check command, run with /bin/sh -c inside the container.
     #[arg(long)]
     pub health_cmd: Option<String>,

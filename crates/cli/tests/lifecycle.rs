@@ -526,3 +526,123 @@ fn health_checks_turn_unhealthy_as_root_and_rootless() {
         );
     }
 }
+
+/// Every file under `dir` whose bytes contain `needle` (symlinks not followed).
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            hits.extend(files_containing(&path, needle));
+        } else if meta.is_file() {
+            if let Ok(data) = std::fs::read(&path) {
+                if data.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(path);
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn secrets_reach_the_container_and_nowhere_else() {
+    if !common::require_root("secret tests") {
+        return;
+    }
+    let secret = "correct-horse-battery-staple-4711";
+    for e in Estiba::both() {
+        let e = e.with_busybox();
+        let who = e.label();
+        let mut create = e
+            .cmd(&["secret", "create", "api-key", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(create.stdin.as_mut().unwrap(), secret.as_bytes()).unwrap();
+        drop(create.stdin.take());
+        assert!(create.wait_with_output().unwrap().status.success());
+        assert!(e.ok(&["secret", "ls"]).contains("api-key"));
+        e.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "holder",
+            "--secret",
+            "api-key",
+            "-u",
+            "1000",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; sleep 100",
+        ]);
+        assert_eq!(
+            e.ok(&["exec", "holder", "cat", "/run/secrets/api-key"]),
+            secret,
+            "[{who}] the secret's content"
+        );
+        let mode = e.ok(&[
+            "exec",
+            "holder",
+            "stat",
+            "-c",
+            "%a %u",
+            "/run/secrets/api-key",
+        ]);
+        assert_eq!(
+            mode.trim(),
+            "400 1000",
+            "[{who}] only the container's user reads it"
+        );
+        assert!(
+            !e.run(&[
+                "exec",
+                "holder",
+                "sh",
+                "-c",
+                "echo x > /run/secrets/api-key"
+            ])
+            .status
+            .success(),
+            "[{who}] writable"
+        );
+        let pid = inspect(&e, "holder")["State"]["Pid"].as_i64().unwrap();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&environ).contains(secret),
+            "[{who}] in the environment"
+        );
+        let inspected = e.ok(&["inspect", "holder"]);
+        assert!(
+            !inspected.contains(secret) && inspected.contains("api-key"),
+            "[{who}] inspect"
+        );
+        assert!(!e.ok(&["logs", "holder"]).contains(secret), "[{who}] logs");
+        let leaks = files_containing(e.path(), secret.as_bytes());
+        assert!(
+            leaks.is_empty(),
+            "[{who}] the secret is on disk in clear: {leaks:?}"
+        );
+        let out = e.run(&["secret", "rm", "api-key"]);
+        assert!(
+            !out.status.success() && stderr(&out).contains("in use"),
+            "[{who}] removed while in use"
+        );
+        e.ok(&["rm", "-f", "holder"]);
+        e.ok(&["secret", "rm", "api-key"]);
+        let out = e.run(&["run", "--rm", "--secret", "api-key", "busybox", "true"]);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "[{who}] a missing secret is accepted"
+        );
+    }
+}

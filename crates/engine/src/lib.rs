@@ -21,6 +21,7 @@ pub mod monitor;
 mod ops;
 pub mod prepare;
 pub mod record;
+pub mod secrets;
 pub mod volumes;
 
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ pub struct Engine {
     pub run: PathBuf,
     pub store: Store,
     pub volumes: volumes::Volumes,
+    pub secrets: secrets::Secrets,
     pub(crate) records: Records,
 }
 
@@ -53,12 +55,14 @@ impl Engine {
         let store = Store::open(&data.join("storage"), host.rootless)?;
         let records = Records::new(&data);
         let volumes = volumes::Volumes::new(&data);
+        let secrets = secrets::Secrets::new(&data);
         Ok(Engine {
             host,
             data,
             run,
             store,
             volumes,
+            secrets,
             records,
         })
     }

@@ -126,7 +126,7 @@ impl Engine {
         })?;
         let record = self.records.load(id)?;
         let result = self.supervise(&record);
-        let _ = rootfs::unmount(&self.dirs(id).rootfs());
+        self.dirs(id).unmount();
         if let Err(e) = &result {
             let code = i32::from(e.exit_code());
             let message = e.to_string();
@@ -160,14 +160,7 @@ impl Engine {
         })?;
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let warnings = crate::prepare::write_bundle(
-                &self.host,
-                &self.store,
-                &self.volumes,
-                &image,
-                record,
-                &dirs,
-            )?;
+            let warnings = crate::prepare::write_bundle(self, &image, record, &dirs)?;
             for w in warnings {
                 let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
             }

@@ -55,6 +55,16 @@ impl Engine {
         let raw_config: Value =
             serde_json::from_slice(&self.store.read_blob(&image_record.id)?).unwrap_or_default();
         options.health = health.resolve(crate::health::HealthConfig::from_image(&raw_config))?;
+        for spec in &options.secrets {
+            let wanted = crate::secrets::parse_ref(spec)?;
+            if !self.secrets.list().iter().any(|s| s.name == wanted.name) {
+                return Err(Error::Invalid {
+                    what: "secret",
+                    value: wanted.name,
+                    why: "no such secret: create it with `estiba secret create`".into(),
+                });
+            }
+        }
         let existing = self.records.list()?;
         let id = estiba_store::random_hex(32);
         let name = match name {
@@ -105,14 +115,7 @@ impl Engine {
             rootfs::private_mount_namespace()?;
             let image = self.store.find_image(&record.image_id)?;
             crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
-            for w in crate::prepare::write_bundle(
-                &self.host,
-                &self.store,
-                &self.volumes,
-                &image,
-                record,
-                &dirs,
-            )? {
+            for w in crate::prepare::write_bundle(self, &image, record, &dirs)? {
                 warn(&w);
             }
             let runtime = self.runtime(record)?;
@@ -124,7 +127,7 @@ impl Engine {
             })?;
             Ok(runtime.run(id, &dirs.bundle())?)
         })();
-        let _ = rootfs::unmount(&dirs.rootfs());
+        dirs.unmount();
         if record.options.auto_remove {
             self.remove_files(record)?;
         } else {
@@ -268,7 +271,7 @@ impl Engine {
             let _ = runtime.delete(&r.id, true);
         }
         let dir = self.records.dir(&r.id);
-        let _ = rootfs::unmount(&dir.join("rootfs"));
+        self.dirs(&r.id).unmount();
         estiba_oci::unpack::remove_tree(&dir).map_err(|e| Error::Io {
             op: "removing",
             path: dir,
@@ -338,6 +341,7 @@ impl Engine {
                 "SecurityOpt": o.security_opt,
                 "NetworkMode": o.network,
                 "Binds": o.volumes,
+                "Secrets": o.secrets.iter().filter_map(|s| crate::secrets::parse_ref(s).ok()).map(|s| json!({"Name": s.name, "Target": s.target})).collect::<Vec<_>>(),
                 "Runtime": o.runtime,
             },
             "Config": {

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use estiba_runtime::rootfs;
 use estiba_runtime::spec::{self, BindMount, Limits, Network, RunConfig, Seccomp, TmpfsMount};
-use estiba_runtime::Host;
 use estiba_store::{ImageRecord, Store};
 use oci_spec::image::ImageConfiguration;
 
@@ -35,6 +34,16 @@ impl ContainerDirs {
 
     pub fn log(&self) -> PathBuf {
         self.root.join("container.log")
+    }
+
+    pub fn secrets(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+
+    /// Unmounts what a start mounted (secrets' tmpfs, then the rootfs).
+    pub fn unmount(&self) {
+        let _ = rootfs::unmount(&self.secrets());
+        let _ = rootfs::unmount(&self.rootfs());
     }
 }
 
@@ -105,17 +114,24 @@ impl ImageDefaults {
 /// Resolves the record against its mounted rootfs and writes the bundle's
 /// `config.json`. Returns warnings (limits this host cannot apply).
 pub fn write_bundle(
-    host: &Host,
-    store: &Store,
-    volumes: &Volumes,
+    engine: &crate::Engine,
     image: &ImageRecord,
     record: &ContainerRecord,
     dirs: &ContainerDirs,
 ) -> Result<Vec<String>> {
+    let (host, store, volumes) = (&engine.host, &engine.store, &engine.volumes);
     let defaults = ImageDefaults::from_config(&store.image_config(image)?);
     let bundle = dirs.bundle();
     fs::create_dir_all(&bundle).ctx("creating", &bundle)?;
     let cfg = resolve(record, &defaults, &dirs.rootfs(), &bundle, volumes)?;
+    let mut cfg = cfg;
+    cfg.mounts.extend(mount_secrets(
+        &engine.secrets,
+        record,
+        dirs,
+        cfg.uid,
+        cfg.gid,
+    )?);
     rootfs::check_command(&cfg.rootfs, &cfg.args[0], &cfg.env)?;
     let (spec, warnings) = spec::build(&cfg, host, estiba_store::host_arch())?;
     let data =
@@ -263,6 +279,56 @@ fn resolve(
         mounts,
         tmpfs,
     })
+}
+
+/// Writes the container's secrets to a tmpfs that exists only in this
+/// process's (private) mount namespace, readable by the container's user
+/// only, and returns read-only bind mounts of them.
+fn mount_secrets(
+    secrets: &crate::secrets::Secrets,
+    record: &ContainerRecord,
+    dirs: &ContainerDirs,
+    uid: u32,
+    gid: u32,
+) -> Result<Vec<BindMount>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if record.options.secrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = dirs.secrets();
+    fs::create_dir_all(&dir).ctx("creating", &dir)?;
+    let _ = rootfs::unmount(&dir);
+    rustix::mount::mount(
+        "tmpfs",
+        &dir,
+        "tmpfs",
+        rustix::mount::MountFlags::NOSUID
+            | rustix::mount::MountFlags::NODEV
+            | rustix::mount::MountFlags::NOEXEC,
+        Some(c"size=1m,mode=0700"),
+    )
+    .ctx("mounting a tmpfs for secrets on", &dir)?;
+    let mut mounts = Vec::new();
+    for (i, spec) in record.options.secrets.iter().enumerate() {
+        let secret = crate::secrets::parse_ref(spec)?;
+        let content = secrets.reveal(&secret.name)?;
+        let path = dir.join(i.to_string());
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&path)
+            .ctx("writing secret", &path)?;
+        std::io::Write::write_all(&mut f, &content).ctx("writing secret", &path)?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).ctx("setting the owner of", &path)?;
+        mounts.push(BindMount {
+            source: path,
+            destination: secret.target,
+            read_only: true,
+        });
+    }
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).ctx("setting the owner of", &dir)?;
+    Ok(mounts)
 }
 
 /// An environment list where later entries replace earlier ones by key.
@@ -571,6 +637,9 @@ pub fn validate(options: &CreateOptions) -> Result<()> {
     parse_network(&options.network)?;
     security_opts(&options.security_opt)?;
     mount_specs(options)?;
+    for s in &options.secrets {
+        crate::secrets::parse_ref(s)?;
+    }
     if let Some(c) = options.cpus {
         if c <= 0.0 {
             return Err(Error::Invalid {

@@ -74,6 +74,9 @@ pub struct CreateOptions {
     /// `--mount` specs: `type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
     #[serde(default)]
     pub mounts: Vec<String>,
+    /// `--secret` specs: `NAME[,target=PATH]`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     pub runtime: Option<String>,
     pub restart: RestartPolicy,
     pub auto_remove: bool,

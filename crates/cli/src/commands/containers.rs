@@ -11,7 +11,8 @@ use serde_json::json;
 use super::images::tabulate;
 use super::Context;
 use crate::cli::{
-    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, StopArgs, VolumeCommand,
+    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, SecretCommand, StopArgs,
+    VolumeCommand,
 };
 
 /// Runs `f` for each named container, printing errors docker's way; the
@@ -305,6 +306,51 @@ pub fn volume(ctx: &Context, cmd: &VolumeCommand) -> Result<u8> {
                     println!("{}", v.name);
                 }
             }
+        }
+    }
+    Ok(0)
+}
+
+pub fn secret(ctx: &Context, cmd: &SecretCommand) -> Result<u8> {
+    use std::io::Read;
+    let engine = ctx.engine()?;
+    match cmd {
+        SecretCommand::Create { name, file } => {
+            let limit = estiba_engine::secrets::MAX_SECRET as u64 + 1;
+            let mut data = Vec::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().take(limit).read_to_end(&mut data)?;
+            } else {
+                std::fs::File::open(file)?
+                    .take(limit)
+                    .read_to_end(&mut data)?;
+            }
+            let meta = engine.secrets.create(name, &data)?;
+            println!("{}", meta.id);
+        }
+        SecretCommand::Ls { quiet } => {
+            let list = engine.secrets.list();
+            if *quiet {
+                list.iter().for_each(|s| println!("{}", s.name));
+            } else {
+                let mut rows = vec![["ID", "NAME", "CREATED"].map(String::from)];
+                rows.extend(list.iter().map(|s| {
+                    [
+                        s.id.clone(),
+                        s.name.clone(),
+                        human_since(Some(&s.created_at)),
+                    ]
+                }));
+                print!("{}", tabulate(&rows));
+            }
+        }
+        SecretCommand::Rm { names } => {
+            let users = engine.list()?;
+            return Ok(each(names, |name| {
+                engine.secrets.remove(name, &users)?;
+                println!("{name}");
+                Ok(())
+            }));
         }
     }
     Ok(0)

@@ -79,6 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Wait(a) => containers::wait(&ctx, &a),
         Command::Exec(a) => containers::exec(&ctx, &a),
         Command::Volume(v) => containers::volume(&ctx, &v),
+        Command::Secret(c) => containers::secret(&ctx, &c),
         Command::InternalMonitor { id } => {
             ctx.engine()?.monitor(&id)?;
             Ok(0)

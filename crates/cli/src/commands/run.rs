@@ -33,6 +33,7 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         volumes: args.volume.clone(),
         tmpfs: args.tmpfs.clone(),
         mounts: args.mount.clone(),
+        secrets: args.secret.clone(),
         runtime: args.runtime.clone(),
         restart,
         auto_remove: args.rm,
