@@ -65,6 +65,33 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$json" \
   -n "docker run --rm" "docker -H unix://$work/docker/sock run --rm --network none bench-busybox true" \
   >/dev/null
 
+# Detached lifecycle: a `run -d` + `rm -f` cycle.
+json3=$work/cycle.json
+hyperfine -N --warmup 2 --runs "$(( runs < 20 ? runs : 20 ))" --export-json "$json3" \
+  -n "estiba run -d + rm -f" "sh -c 'id=\$($estiba run -d bench/busybox sleep 1000) && $estiba rm -f \$id >/dev/null'" \
+  -n "podman run -d + rm -f" "sh -c 'id=\$(podman --runtime runc run -d --network none localhost/bench-busybox sleep 1000) && podman rm -f -t 0 \$id >/dev/null'" \
+  -n "docker run -d + rm -f" "sh -c 'id=\$(docker -H unix://$work/docker/sock run -d --network none bench-busybox sleep 1000) && docker -H unix://$work/docker/sock rm -f \$id >/dev/null'" \
+  >/dev/null
+
+# Resident memory of the per-container monitors of N idle detached containers.
+idle=${IDLE:-100}
+for i in $(seq "$idle"); do "$estiba" run -d bench/busybox sleep 1000 >/dev/null; done
+estiba_rss=$(python3 - "$ESTIBA_ROOT" <<'PY'
+import glob, json, sys
+total = 0
+for f in glob.glob(sys.argv[1] + "/containers/*/container.json"):
+    pid = json.load(open(f))["State"]["MonitorPid"]
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            total += int(line.split()[1])
+print(total)
+PY
+)
+"$estiba" ps -q | xargs -r "$estiba" rm -f >/dev/null
+for i in $(seq "$idle"); do podman --runtime runc run -d --network none localhost/bench-busybox sleep 1000 >/dev/null; done
+conmon_rss=$(for p in $(pgrep -x conmon); do cat /proc/$p/status; done | awk '/^VmRSS:/ {s += $2} END {print s + 0}')
+podman rm -f -t 0 -a >/dev/null
+
 # Layer unpack: estiba's safe unpacker against GNU tar on the same layer.
 layer=$work/layer.tar
 tar -cf "$layer" -C /usr lib/python3.11 share/perl 2>/dev/null || tar -cf "$layer" -C /usr share
@@ -75,9 +102,9 @@ hyperfine -N --warmup 2 --runs "$(( runs < 20 ? runs : 20 ))" --export-json "$js
   -n "estiba unpack" "$estiba debug-unpack $layer $work/out" \
   >/dev/null
 
-python3 - "$json" "$json2" "$(du -sh "$layer" | cut -f1)" "$(tar -tf "$layer" | wc -l)" > docs/benchmarks.md <<'PY'
+python3 - "$json" "$json2" "$(du -sh "$layer" | cut -f1)" "$(tar -tf "$layer" | wc -l)" "$json3" "$idle" "$estiba_rss" "$conmon_rss" > docs/benchmarks.md <<'PY'
 import json, sys, datetime, platform, subprocess
-run, unpack, size, entries = sys.argv[1:5]
+run, unpack, size, entries, cycle, idle, estiba_rss, conmon_rss = sys.argv[1:9]
 def table(path, base):
     rs = json.load(open(path))["results"]
     med = {r["command"]: r["median"] for r in rs}
@@ -112,6 +139,19 @@ backend)" is what estiba itself adds (image lookup, overlay mount, bundle, clean
 {t2}
 
 Target: at most 1.2× `tar -xf`.
+
+## Detached lifecycle: `run -d` then `rm -f`
+
+{table(cycle, "podman run -d + rm -f")[0]}
+
+## Monitors of {idle} idle detached containers (resident memory, VmRSS)
+
+| monitor | total | per container |
+|---|---:|---:|
+| estiba internal-monitor | {int(estiba_rss) / 1024:.1f} MiB | {int(estiba_rss) / int(idle):.0f} KiB |
+| podman's conmon | {int(conmon_rss) / 1024:.1f} MiB | {int(conmon_rss) / int(idle):.0f} KiB |
+
+Targets (issue 3): ahead of podman on the cycle; a monitor of at most 2 MiB, below conmon.
 """)
 PY
 cat docs/benchmarks.md
