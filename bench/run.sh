@@ -31,9 +31,9 @@ tar -xf "$work/busybox.tar" -C "$work/bundle/rootfs"
 # runc on estiba's own spec (seccomp profile, cgroup limits, masked paths), to
 # separate what the secure defaults cost runc from what estiba adds.
 "$estiba" run --rm --runtime runc bench/busybox sleep 3 &
-for _ in $(seq 100); do ls "$ESTIBA_RUNROOT"/containers/*/config.json >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do ls "$ESTIBA_ROOT"/containers/*/bundle/config.json >/dev/null 2>&1 && break; sleep 0.05; done
 mkdir -p "$work/bundle-estiba"
-python3 - "$(ls "$ESTIBA_RUNROOT"/containers/*/config.json | head -1)" "$work/bundle/rootfs" > "$work/bundle-estiba/config.json" <<'PY'
+python3 - "$(ls "$ESTIBA_ROOT"/containers/*/bundle/config.json | head -1)" "$work/bundle/rootfs" > "$work/bundle-estiba/config.json" <<'PY'
 import json, sys
 spec = json.load(open(sys.argv[1]))
 spec["root"]["path"] = sys.argv[2]

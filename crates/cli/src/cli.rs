@@ -77,6 +77,9 @@ pub enum Command {
     /// Manage secrets.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Manage pods: containers sharing network, IPC and hostname.
+    #[command(subcommand)]
+    Pod(PodCommand),
     /// Show what this host and user can do.
     Info,
     /// Unpack one layer into a directory (for benchmarks and debugging).
@@ -85,6 +88,13 @@ pub enum Command {
     /// Holds a rootless user's namespace (internal).
     #[command(name = "internal-pause", hide = true)]
     InternalPause,
+    /// Sets up a pod's namespaces (internal).
+    #[command(name = "internal-infra", hide = true)]
+    InternalInfra {
+        hostname: String,
+        #[arg(long)]
+        share_pid: bool,
+    },
     /// A detached container's monitor (internal).
     #[command(name = "internal-monitor", hide = true)]
     InternalMonitor { id: String },
@@ -213,6 +223,47 @@ pub struct LogsArgs {
     #[arg(long)]
     pub since: Option<String>,
     pub container: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PodCommand {
+    /// Create a pod and start its infra process.
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Also share the pid namespace (`--share pid`).
+        #[arg(long)]
+        share: Option<String>,
+    },
+    /// List pods.
+    #[command(alias = "list")]
+    Ls,
+    /// Show pods as JSON.
+    Inspect {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Start a pod and its containers.
+    Start {
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Stop a pod's containers and its infra.
+    Stop {
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
+    /// Remove pods and their containers.
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        pods: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -380,6 +431,9 @@ pub struct RunArgs {
     /// type=bind|volume|tmpfs,source=…,target=…[,readonly]
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Join a pod: its network, IPC and UTS namespaces.
+    #[arg(long)]
+    pub pod: Option<String>,
     /// Give the container a secret: NAME[,target=PATH] (at /run/secrets/NAME).
     #[arg(long)]
     pub secret: Vec<String>,

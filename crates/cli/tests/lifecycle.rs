@@ -646,3 +646,64 @@ fn secrets_reach_the_container_and_nowhere_else() {
         );
     }
 }
+
+#[test]
+fn pods_share_network_and_hostname_as_root_and_rootless() {
+    if !common::require_root("pod tests") {
+        return;
+    }
+    for e in Estiba::both() {
+        let e = e.with_busybox();
+        let who = e.label();
+        e.ok(&["pod", "create", "--name", "web", "--hostname", "webhost"]);
+        e.ok(&[
+            "run", "-d", "--pod", "web", "--name", "server", "busybox", "httpd", "-f", "-p",
+            "8080", "-h", "/var/www",
+        ]);
+        let page = e.ok(&["run", "--rm", "--pod", "web", "busybox", "sh", "-c", "hostname; for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 0.2; done; exit 1"]);
+        assert_eq!(
+            page, "webhost\n<h1>hello from estiba</h1>\n",
+            "[{who}] pod peers on 127.0.0.1"
+        );
+        assert_eq!(e.ok(&["exec", "server", "hostname"]).trim(), "webhost");
+        // Outside the pod, the server is not reachable.
+        let out = e.run(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "wget -q -O- http://127.0.0.1:8080/",
+        ]);
+        assert!(
+            !out.status.success(),
+            "[{who}] a container outside the pod reached it"
+        );
+        let inspect: serde_json::Value =
+            serde_json::from_str(&e.ok(&["pod", "inspect", "web"])).unwrap();
+        assert_eq!(inspect[0]["Containers"].as_array().unwrap().len(), 1);
+        assert!(e.ok(&["pod", "ls"]).contains("Running"));
+        let infra = inspect[0]["InfraPid"].as_i64().unwrap();
+        // Removing the pod removes its containers and its infra.
+        e.ok(&["pod", "rm", "-f", "web"]);
+        assert!(
+            e.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+            "[{who}] a pod's container outlived it"
+        );
+        wait_for("the infra to exit", Duration::from_secs(5), || {
+            !alive(infra)
+        });
+
+        e.ok(&["pod", "create", "--name", "pids", "--share", "pid"]);
+        e.ok(&[
+            "run", "-d", "--pod", "pids", "--name", "sleeper", "busybox", "sleep", "100",
+        ]);
+        let ps = e.ok(&[
+            "run", "--rm", "--pod", "pids", "busybox", "ps", "-o", "args",
+        ]);
+        assert!(ps.contains("sleep 100"), "[{who}] --share pid: {ps}");
+        e.ok(&["pod", "rm", "-f", "pids"]);
+        let out = e.run(&["run", "--rm", "--pod", "nope", "busybox", "true"]);
+        assert_eq!(out.status.code(), Some(125));
+    }
+}

@@ -19,6 +19,7 @@ pub mod health;
 pub mod logs;
 pub mod monitor;
 mod ops;
+pub mod pods;
 pub mod prepare;
 pub mod record;
 pub mod secrets;

@@ -43,10 +43,24 @@ impl Engine {
         health: &crate::health::HealthFlags,
     ) -> Result<ContainerRecord> {
         crate::prepare::validate(&options)?;
-        // A detached container may get `exec`s, which libcontainer 0.7 runs
-        // without the container's seccomp profile: give it runc by default.
+        if let Some(wanted) = options.pod.clone() {
+            let pod = self.find_pod(&wanted)?;
+            if options.hostname.is_some() || options.network != "none" {
+                return Err(Error::Invalid {
+                    what: "pod member",
+                    value: wanted,
+                    why: "a pod's containers take its hostname and network".into(),
+                });
+            }
+            options.hostname = Some(pod.hostname.clone());
+            options.pod = Some(pod.id);
+        }
+        // libcontainer 0.7 runs `exec` without the container's seccomp
+        // profile and fails to join a shared pid namespace: detached
+        // containers (which get execs and health checks) and pod members
+        // default to runc.
         if options.runtime.is_none()
-            && options.detached
+            && (options.detached || options.pod.is_some())
             && estiba_runtime::userns::which("runc").is_some()
         {
             options.runtime = Some("runc".into());

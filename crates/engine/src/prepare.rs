@@ -249,6 +249,10 @@ fn resolve(
     env.extend(o.env.iter().cloned());
     let (no_new_privileges, seccomp) = security_opts(&o.security_opt)?;
     let (mounts, tmpfs) = resolve_mounts(o, root, volumes)?;
+    let join = match &o.pod {
+        Some(pod) => pod_namespaces(pod, root)?,
+        None => Vec::new(),
+    };
     Ok(RunConfig {
         id: record.id.clone(),
         rootfs: root.to_path_buf(),
@@ -278,7 +282,30 @@ fn resolve(
         network,
         mounts,
         tmpfs,
+        join,
     })
+}
+
+/// The running pod's namespaces, found from its record next to `containers/`.
+fn pod_namespaces(pod_id: &str, rootfs: &Path) -> Result<Vec<(String, PathBuf)>> {
+    // rootfs is <data>/containers/<id>/rootfs.
+    let data = rootfs.ancestors().nth(3).unwrap_or(Path::new("/"));
+    let path = data.join("pods").join(format!("{pod_id}.json"));
+    let pod: crate::pods::PodRecord = fs::read(&path)
+        .map_err(|e| Error::Io {
+            op: "reading",
+            path: path.clone(),
+            source: e,
+        })
+        .and_then(|d| serde_json::from_slice(&d).map_err(|e| Error::Record(path.clone(), e)))?;
+    if !pod.running() {
+        return Err(Error::Invalid {
+            what: "pod",
+            value: pod.name,
+            why: "is not running: `estiba pod start` it".into(),
+        });
+    }
+    Ok(pod.namespaces())
 }
 
 /// Writes the container's secrets to a tmpfs that exists only in this

@@ -165,6 +165,9 @@ pub struct RunConfig {
     pub privileged: bool,
     pub limits: Limits,
     pub network: Network,
+    /// Namespaces to join instead of creating (`network`, `ipc`, `uts`,
+    /// `pid`), by path: how a pod's containers share its namespaces.
+    pub join: Vec<(String, PathBuf)>,
     pub mounts: Vec<BindMount>,
     pub tmpfs: Vec<TmpfsMount>,
     /// Generated /etc/hostname, /etc/hosts and /etc/resolv.conf.
@@ -386,16 +389,29 @@ fn rlimits() -> Value {
 pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<String>), Error> {
     let mut warnings = Vec::new();
     let caps = capabilities(cfg)?;
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
-    ];
-    if cfg.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
+    let joined = |t: &str| {
+        cfg.join
+            .iter()
+            .find(|(kind, _)| kind == t)
+            .map(|(_, p)| p.clone())
+    };
+    let mut kinds = vec!["pid", "ipc", "uts", "mount", "cgroup"];
+    if cfg.network == Network::None || joined("network").is_some() {
+        kinds.push("network");
     }
+    let namespaces: Vec<Value> = kinds
+        .into_iter()
+        .map(|t| match joined(t) {
+            Some(path) => json!({ "type": t, "path": path }),
+            None => json!({ "type": t }),
+        })
+        .collect();
+    // The hostname belongs to a UTS namespace we create, not one we join.
+    let hostname = if joined("uts").is_some() {
+        None
+    } else {
+        Some(cfg.hostname.clone())
+    };
     let mut linux = json!({
         "namespaces": namespaces,
     });
@@ -446,7 +462,7 @@ pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<Stri
             "noNewPrivileges": cfg.no_new_privileges,
         },
         "root": { "path": cfg.rootfs, "readonly": cfg.read_only },
-        "hostname": cfg.hostname,
+        "hostname": hostname,
         "mounts": mounts(cfg, host),
         "linux": linux,
     });
@@ -484,6 +500,7 @@ mod tests {
             network: Network::None,
             mounts: vec![],
             tmpfs: vec![],
+            join: vec![],
             etc_files: vec![],
         }
     }

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::images::tabulate;
 use super::Context;
 use crate::cli::{
-    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PsArgs, RmArgs, SecretCommand, StopArgs,
-    VolumeCommand,
+    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PodCommand, PsArgs, RmArgs, SecretCommand,
+    StopArgs, VolumeCommand,
 };
 
 /// Runs `f` for each named container, printing errors docker's way; the
@@ -351,6 +351,89 @@ pub fn secret(ctx: &Context, cmd: &SecretCommand) -> Result<u8> {
                 println!("{name}");
                 Ok(())
             }));
+        }
+    }
+    Ok(0)
+}
+
+pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
+    let engine = ctx.engine()?;
+    match cmd {
+        PodCommand::Create {
+            name,
+            hostname,
+            share,
+        } => {
+            let share_pid = match share.as_deref() {
+                None => false,
+                Some(s)
+                    if s.split(',')
+                        .all(|k| matches!(k, "pid" | "net" | "ipc" | "uts")) =>
+                {
+                    s.split(',').any(|k| k == "pid")
+                }
+                Some(other) => {
+                    bail!("invalid --share {other:?}: net, ipc and uts are always shared; add pid")
+                }
+            };
+            let pod = engine.pod_create(name.as_deref(), hostname.as_deref(), share_pid)?;
+            println!("{}", pod.id);
+        }
+        PodCommand::Ls => {
+            let mut rows =
+                vec![["POD ID", "NAME", "STATUS", "CREATED", "# OF CONTAINERS"].map(String::from)];
+            for p in engine.pods() {
+                let status = if p.running() { "Running" } else { "Exited" };
+                let members = engine.pod_members(&p)?.len();
+                rows.push([
+                    p.id[..12].to_string(),
+                    p.name.clone(),
+                    status.into(),
+                    human_since(Some(&p.created)),
+                    members.to_string(),
+                ]);
+            }
+            print!("{}", tabulate(&rows));
+        }
+        PodCommand::Inspect { pods } => {
+            let mut out = Vec::new();
+            for name in pods {
+                let p = engine.find_pod(name)?;
+                let members: Vec<_> = engine
+                    .pod_members(&p)?
+                    .into_iter()
+                    .map(|c| json!({"Id": c.id, "Name": c.name}))
+                    .collect();
+                out.push(json!({
+                    "Id": p.id, "Name": p.name, "Created": p.created, "Hostname": p.hostname,
+                    "State": if p.running() { "Running" } else { "Exited" },
+                    "InfraPid": p.infra_pid,
+                    "SharedNamespaces": p.namespaces().iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+                    "Containers": members,
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        PodCommand::Start { pods } => {
+            return Ok(each(pods, |name| {
+                engine.pod_start(name, &ctx.global_args())?;
+                println!("{name}");
+                Ok(())
+            }))
+        }
+        PodCommand::Stop { time, pods } => {
+            return Ok(each(pods, |name| {
+                engine.pod_stop(name, Duration::from_secs(*time))?;
+                println!("{name}");
+                Ok(())
+            }))
+        }
+        PodCommand::Rm { force, pods } => {
+            return Ok(each(pods, |name| {
+                engine.pod_remove(name, *force)?;
+                println!("{name}");
+                Ok(())
+            }))
         }
     }
     Ok(0)

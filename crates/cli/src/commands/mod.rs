@@ -80,6 +80,14 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Exec(a) => containers::exec(&ctx, &a),
         Command::Volume(v) => containers::volume(&ctx, &v),
         Command::Secret(c) => containers::secret(&ctx, &c),
+        Command::Pod(c) => containers::pod(&ctx, &c),
+        Command::InternalInfra {
+            hostname,
+            share_pid,
+        } => {
+            println!("{}", estiba_engine::pods::infra_main(&hostname, share_pid)?);
+            Ok(0)
+        }
         Command::InternalMonitor { id } => {
             ctx.engine()?.monitor(&id)?;
             Ok(0)

@@ -34,6 +34,7 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         tmpfs: args.tmpfs.clone(),
         mounts: args.mount.clone(),
         secrets: args.secret.clone(),
+        pod: args.pod.clone(),
         runtime: args.runtime.clone(),
         restart,
         auto_remove: args.rm,
