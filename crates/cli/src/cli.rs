@@ -71,6 +71,10 @@ pub enum Command {
     Wait(ContainersArgs),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Show containers' CPU, memory and process counts.
+    Stats(StatsArgs),
+    /// Show a container's processes.
+    Top { container: String },
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -333,6 +337,18 @@ pub struct ExecArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print one sample and exit (the only mode for now).
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Include stopped containers.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Containers (default: all running).
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct ContainersArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -431,6 +447,9 @@ pub struct RunArgs {
     /// type=bind|volume|tmpfs,source=…,target=…[,readonly]
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Signal `stop` sends first (default: the image's STOPSIGNAL, else TERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
     /// Join a pod: its network, IPC and UTS namespaces.
     #[arg(long)]
     pub pod: Option<String>,

@@ -707,3 +707,54 @@ fn pods_share_network_and_hostname_as_root_and_rootless() {
         assert_eq!(out.status.code(), Some(125));
     }
 }
+
+#[test]
+fn stats_top_and_stop_signal() {
+    if !common::require_root("stats and top tests") {
+        return;
+    }
+    for e in Estiba::both() {
+        let e = e.with_busybox();
+        let who = e.label();
+        e.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "busy",
+            "--memory",
+            "64m",
+            "--stop-signal",
+            "USR1",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+        ]);
+        let stats = e.ok(&["stats", "--no-stream"]);
+        let row = stats
+            .lines()
+            .find(|l| l.contains("busy"))
+            .unwrap_or_else(|| panic!("[{who}] no stats row: {stats}"));
+        if e.user.is_none() {
+            assert!(row.contains("/ 64.00MiB"), "[{who}] memory limit: {row}");
+        } else {
+            assert!(
+                row.contains("--"),
+                "[{who}] rootless here has no cgroup to read: {row}"
+            );
+        }
+        let top = e.ok(&["top", "busy"]);
+        assert!(
+            top.lines().count() >= 2 && top.contains("trap"),
+            "[{who}] top: {top}"
+        );
+        let started = Instant::now();
+        e.ok(&["stop", "busy"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "[{who}] the stop signal was not USR1"
+        );
+        assert_eq!(inspect(&e, "busy")["State"]["ExitCode"], 9);
+        e.ok(&["rm", "busy"]);
+    }
+}

@@ -23,6 +23,7 @@ pub mod pods;
 pub mod prepare;
 pub mod record;
 pub mod secrets;
+pub mod stats;
 pub mod volumes;
 
 use std::path::PathBuf;

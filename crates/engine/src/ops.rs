@@ -69,6 +69,14 @@ impl Engine {
         let raw_config: Value =
             serde_json::from_slice(&self.store.read_blob(&image_record.id)?).unwrap_or_default();
         options.health = health.resolve(crate::health::HealthConfig::from_image(&raw_config))?;
+        if options.stop_signal.is_none() {
+            options.stop_signal = raw_config["config"]["StopSignal"]
+                .as_str()
+                .map(str::to_string);
+        }
+        if let Some(sig) = &options.stop_signal {
+            parse_signal(sig)?;
+        }
         for spec in &options.secrets {
             let wanted = crate::secrets::parse_ref(spec)?;
             if !self.secrets.list().iter().any(|s| s.name == wanted.name) {
@@ -222,7 +230,13 @@ impl Engine {
         self.records
             .update(&r.id, |r| r.state.stop_requested = true)?;
         if r.state.status == Status::Running && alive(r.state.pid, None) {
-            let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGTERM);
+            let signal = r
+                .options
+                .stop_signal
+                .as_deref()
+                .and_then(|s| parse_signal(s).ok())
+                .unwrap_or(Signal::SIGTERM);
+            let _ = kill(Pid::from_raw(r.state.pid), signal);
             if !self.wait_exit(&r.id, timeout) {
                 let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGKILL);
                 self.wait_exit(&r.id, Duration::from_secs(10));

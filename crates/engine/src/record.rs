@@ -74,6 +74,9 @@ pub struct CreateOptions {
     /// `--mount` specs: `type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
     #[serde(default)]
     pub mounts: Vec<String>,
+    /// The image's STOPSIGNAL (or `--stop-signal`), sent first by `stop`.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
     /// The pod (its id) whose namespaces the container joins.
     #[serde(default)]
     pub pod: Option<String>,

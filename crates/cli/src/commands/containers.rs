@@ -12,7 +12,7 @@ use super::images::tabulate;
 use super::Context;
 use crate::cli::{
     ContainersArgs, ExecArgs, KillArgs, LogsArgs, PodCommand, PsArgs, RmArgs, SecretCommand,
-    StopArgs, VolumeCommand,
+    StatsArgs, StopArgs, VolumeCommand,
 };
 
 /// Runs `f` for each named container, printing errors docker's way; the
@@ -436,6 +436,79 @@ pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
             }))
         }
     }
+    Ok(0)
+}
+
+pub fn stats(ctx: &Context, args: &StatsArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    let list: Vec<ContainerRecord> = if args.containers.is_empty() {
+        engine
+            .list()?
+            .into_iter()
+            .filter(|r| args.all || r.state.status == Status::Running)
+            .collect()
+    } else {
+        args.containers
+            .iter()
+            .map(|c| engine.find(c))
+            .collect::<Result<_, _>>()?
+    };
+    let mib = |b: u64| format!("{:.2}MiB", b as f64 / (1024.0 * 1024.0));
+    let mut rows = vec![[
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "PIDS",
+    ]
+    .map(String::from)];
+    // One sampling window for all containers, in parallel threads.
+    let samples: Vec<_> = list
+        .iter()
+        .map(|r| {
+            let pid = r.state.pid;
+            let running = r.state.status == Status::Running;
+            std::thread::spawn(move || {
+                running.then(|| estiba_engine::stats::usage(pid, Duration::from_millis(500)))
+            })
+        })
+        .collect();
+    for (r, sample) in list.iter().zip(samples) {
+        let u = sample.join().ok().flatten().unwrap_or_default();
+        let na = || "--".to_string();
+        let limit = u.memory_limit.map_or_else(na, mib);
+        rows.push([
+            r.id[..12].to_string(),
+            r.name.clone(),
+            u.cpu_percent.map_or_else(na, |c| format!("{c:.2}%")),
+            format!("{} / {limit}", u.memory.map_or_else(na, mib)),
+            match (u.memory, u.memory_limit) {
+                (Some(m), Some(l)) if l > 0 => format!("{:.2}%", m as f64 / l as f64 * 100.0),
+                _ => na(),
+            },
+            u.pids.map_or_else(na, |p| p.to_string()),
+        ]);
+    }
+    print!("{}", tabulate(&rows));
+    Ok(0)
+}
+
+pub fn top(ctx: &Context, container: &str) -> Result<u8> {
+    let r = ctx.engine()?.find(container)?;
+    if r.state.status != Status::Running {
+        bail!("container {container} is not running");
+    }
+    let pids = estiba_engine::stats::processes(&r);
+    let list = pids
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = std::process::Command::new("ps")
+        .args(["-o", "user,pid,ppid,c,stime,tty,time,args", "-p", &list])
+        .output()?;
+    std::io::stdout().write_all(&out.stdout)?;
     Ok(0)
 }
 

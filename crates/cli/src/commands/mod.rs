@@ -78,6 +78,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Rm(a) => containers::rm(&ctx, &a),
         Command::Wait(a) => containers::wait(&ctx, &a),
         Command::Exec(a) => containers::exec(&ctx, &a),
+        Command::Stats(a) => containers::stats(&ctx, &a),
+        Command::Top { container } => containers::top(&ctx, &container),
         Command::Volume(v) => containers::volume(&ctx, &v),
         Command::Secret(c) => containers::secret(&ctx, &c),
         Command::Pod(c) => containers::pod(&ctx, &c),

@@ -35,6 +35,7 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         mounts: args.mount.clone(),
         secrets: args.secret.clone(),
         pod: args.pod.clone(),
+        stop_signal: args.stop_signal.clone(),
         runtime: args.runtime.clone(),
         restart,
         auto_remove: args.rm,
