@@ -81,6 +81,8 @@ pub enum Command {
     /// Manage secrets.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Build an image from a Containerfile.
+    Build(BuildArgs),
     /// Manage pods: containers sharing network, IPC and hostname.
     #[command(subcommand)]
     Pod(PodCommand),
@@ -227,6 +229,29 @@ pub struct LogsArgs {
     #[arg(long)]
     pub since: Option<String>,
     pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name for the image, NAME[:TAG] (repeatable).
+    #[arg(short, long)]
+    pub tag: Vec<String>,
+    /// The Containerfile (default: CONTEXT/Containerfile, then CONTEXT/Dockerfile).
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// K=V for an ARG.
+    #[arg(long)]
+    pub build_arg: Vec<String>,
+    /// Build up to this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Network for RUN steps: none or host.
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Only print the image id.
+    #[arg(short, long)]
+    pub quiet: bool,
+    pub context: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

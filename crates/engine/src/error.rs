@@ -12,6 +12,8 @@ pub enum Error {
     Store(#[from] estiba_store::Error),
     #[error(transparent)]
     Runtime(#[from] estiba_runtime::Error),
+    #[error(transparent)]
+    Oci(#[from] estiba_oci::Error),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
     #[error("container reference {reference:?} is ambiguous: it matches {count} containers")]
@@ -32,6 +34,8 @@ pub enum Error {
         code: u8,
         message: String,
     },
+    #[error("Containerfile line {line}: {message}")]
+    Build { line: usize, message: String },
     #[error("container record {0:?} is malformed")]
     Record(std::path::PathBuf, #[source] serde_json::Error),
 }

@@ -14,6 +14,7 @@
 //! know how images are stored or containers isolated (the store and runtime).
 #![forbid(unsafe_code)]
 
+pub mod build;
 mod error;
 pub mod health;
 pub mod logs;

@@ -15,7 +15,8 @@ use crate::record::{ContainerRecord, CreateOptions};
 use crate::volumes::Volumes;
 use crate::{Error, Result};
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The directories of one container, all under `containers/<id>/`.
 #[derive(Clone, Debug)]

@@ -250,7 +250,7 @@ impl Store {
 
     /// Unpacks the layers of a manifest already in the store, then makes the
     /// image visible under `names`. This is the commit point of a load.
-    fn commit_image(&self, manifest_digest: Digest, names: Vec<String>) -> Result<Loaded> {
+    pub fn commit_image(&self, manifest_digest: Digest, names: Vec<String>) -> Result<Loaded> {
         let manifest: ImageManifest = parse_json("manifest", &self.read_blob(&manifest_digest)?)?;
         let id: Digest = manifest.config().digest().to_string().parse()?;
         let config: ImageConfiguration = parse_json("image config", &self.read_blob(&id)?)?;

@@ -83,6 +83,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Volume(v) => containers::volume(&ctx, &v),
         Command::Secret(c) => containers::secret(&ctx, &c),
         Command::Pod(c) => containers::pod(&ctx, &c),
+        Command::Build(a) => build(&ctx, &a),
         Command::InternalInfra {
             hostname,
             share_pid,
@@ -101,6 +102,40 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             "internal-libcontainer is estiba's own helper and needs the libcontainer feature"
         ),
     }
+}
+
+fn build(ctx: &Context, args: &crate::cli::BuildArgs) -> Result<u8> {
+    let build_args = args
+        .build_arg
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => std::env::var(kv)
+                .map(|v| (kv.clone(), v))
+                .map_err(|_| anyhow::anyhow!("--build-arg {kv}: no value")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let opts = estiba_engine::build::BuildOptions {
+        context: args.context.clone(),
+        file: args.file.clone(),
+        tags: args.tag.clone(),
+        build_args,
+        target: args.target.clone(),
+        network: args.network.clone(),
+    };
+    let quiet = args.quiet;
+    let loaded = ctx.engine()?.build(&opts, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    if !quiet {
+        for name in &loaded.names {
+            eprintln!("Successfully tagged {name}");
+        }
+    }
+    println!("{}", loaded.id);
+    Ok(0)
 }
 
 /// `inspect` looks for containers first, then images, like docker.
