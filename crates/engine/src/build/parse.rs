@@ -165,11 +165,13 @@ fn pairs(line: usize, rest: &str, legacy: bool) -> Result<Vec<(String, String)>,
             .ok_or_else(|| err(line, "expected KEY=VALUE or KEY VALUE"))?;
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
+    if ws.is_empty() {
+        return Err(err(line, "expected KEY=VALUE"));
+    }
     ws.into_iter()
-        .map(|w| {
-            w.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| err(line, format!("{w:?} is not KEY=VALUE")))
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(err(line, format!("{w:?} is not KEY=VALUE"))),
         })
         .collect()
 }
