@@ -24,6 +24,7 @@ user:x:1000:
 nogroup:x:65534:
 G
 echo '<h1>hello from estiba</h1>' > "$dir/var/www/index.html"
+chmod 755 "$dir"
 chmod 1777 "$dir/tmp"
 chown -R 1000:1000 "$dir/home/user"
 tar --numeric-owner -C "$dir" -cf "$out" .

@@ -217,6 +217,11 @@ impl Engine {
                 }
                 let image = parse::expand(image, &|k| global_args.get(k).cloned());
                 let mut next = self.base_stage(&image, &stages, ins.line)?;
+                // As docker's builder does: an image without PATH gets the default.
+                if next.lookup("PATH").is_none() {
+                    let path = crate::prepare::DEFAULT_PATH.trim_start_matches("PATH=");
+                    next.set_env("PATH", path);
+                }
                 next.name = alias.clone();
                 next.args = global_args.clone();
                 stage = Some(next);
