@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod paths;
+mod progress;
 
 use std::process::ExitCode;
 

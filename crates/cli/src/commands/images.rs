@@ -170,15 +170,10 @@ pub fn list(ctx: &Context, args: &ImagesArgs) -> Result<u8> {
 
 pub fn load(ctx: &Context, args: &LoadArgs) -> Result<u8> {
     let store = ctx.store()?;
-    let quiet = args.quiet;
-    let mut progress = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    };
-    let loaded = store
-        .load(&args.input, &mut progress)
-        .with_context(|| format!("loading {}", args.input.display()))?;
+    let progress = crate::progress::Progress::new(args.quiet);
+    let loaded = store.load(&args.input, &mut |line| progress.line(line));
+    progress.finish();
+    let loaded = loaded.with_context(|| format!("loading {}", args.input.display()))?;
     for image in loaded {
         if image.names.is_empty() {
             println!("Loaded image ID: {}", image.id);

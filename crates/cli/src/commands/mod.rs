@@ -124,11 +124,10 @@ fn build(ctx: &Context, args: &crate::cli::BuildArgs) -> Result<u8> {
         network: args.network.clone(),
     };
     let quiet = args.quiet;
-    let loaded = ctx.engine()?.build(&opts, &mut |line| {
-        if !quiet {
-            eprintln!("{line}");
-        }
-    })?;
+    let progress = crate::progress::Progress::new(quiet);
+    let loaded = ctx.engine()?.build(&opts, &mut |line| progress.line(line));
+    progress.finish();
+    let loaded = loaded?;
     if !quiet {
         for name in &loaded.names {
             eprintln!("Successfully tagged {name}");
