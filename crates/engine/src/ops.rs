@@ -284,7 +284,8 @@ impl Engine {
         }
         self.records
             .update(&r.id, |r| r.state.stop_requested = true)?;
-        if running {
+        // pid 0 would signal our own process group: only a live init is killed.
+        if running && alive(r.state.pid, None) {
             let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGKILL);
             self.wait_exit(&r.id, Duration::from_secs(10));
         }
