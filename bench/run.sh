@@ -9,6 +9,7 @@ runs=${1:-30}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 for t in hyperfine runc podman dockerd docker busybox; do command -v $t >/dev/null || { echo "missing $t: run scripts/deps.sh" >&2; exit 1; }; done
 cargo build --release --locked -q
+scripts/build-monitor.sh --release
 estiba=$PWD/target/release/estiba
 work=$(mktemp -d /tmp/estiba-bench.XXXX)
 dockerd_pid=
@@ -169,7 +170,7 @@ Target: at most 1.2× `tar -xf`.
 
 | monitor | total | per container |
 |---|---:|---:|
-| estiba internal-monitor | {int(estiba_rss) / 1024:.1f} MiB | {int(estiba_rss) / int(idle):.0f} KiB |
+| estiba-monitor | {int(estiba_rss) / 1024:.1f} MiB | {int(estiba_rss) / int(idle):.0f} KiB |
 | podman's conmon | {int(conmon_rss) / 1024:.1f} MiB | {int(conmon_rss) / int(idle):.0f} KiB |
 
 ## Rebuild with nothing changed

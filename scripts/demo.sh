@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run the demo as root: it installs packages and creates a demo user" >&2; exit 1; }
 scripts/deps.sh
 cargo build --release --locked
-install -m 0755 target/release/estiba /usr/local/bin/estiba
+scripts/build-monitor.sh --release
+install -m 0755 target/release/estiba target/release/estiba-monitor /usr/local/bin/
 
 rootfs=$(mktemp --suffix=.tar)
 trap 'rm -f "$rootfs"' EXIT

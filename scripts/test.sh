@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
+scripts/build-monitor.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -103,7 +103,19 @@ pub enum Command {
     },
     /// A detached container's monitor (internal).
     #[command(name = "internal-monitor", hide = true)]
-    InternalMonitor { id: String },
+    InternalMonitor {
+        id: String,
+        /// The exit code the small monitor hands back.
+        #[arg(long)]
+        resume: Option<u8>,
+        #[arg(long, default_value_t = 0)]
+        ran_ms: u64,
+        #[arg(long, default_value_t = 100)]
+        backoff_ms: u64,
+    },
+    /// One health check of a container (internal).
+    #[command(name = "internal-health", hide = true)]
+    InternalHealth { id: String },
     /// The in-process runtime's single-threaded helper (internal).
     #[command(name = "internal-libcontainer", hide = true)]
     InternalLibcontainer {

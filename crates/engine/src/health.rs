@@ -169,8 +169,94 @@ fn now() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
-/// Runs checks for one run of the container until `stop` is set. Each
-/// check is an `exec`; one that outlives the timeout counts as failed.
+/// Runs one check: an `exec` that fails when it outlives the timeout.
+fn run_one(engine: &Arc<Engine>, id: &str, command: &[String], timeout: Duration) -> i32 {
+    let (tx, rx) = mpsc::channel();
+    let (e, cid, cmd) = (Arc::clone(engine), id.to_string(), command.to_vec());
+    std::thread::spawn(move || {
+        let code = e.exec(
+            &cid,
+            &ExecOptions {
+                command: cmd,
+                ..ExecOptions::default()
+            },
+        );
+        let _ = tx.send(code.map(i32::from).unwrap_or(-1));
+    });
+    rx.recv_timeout(timeout).unwrap_or(-1)
+}
+
+/// Records a check's result: healthy at once, unhealthy after `retries`
+/// failures, failures during the start period not counted.
+fn record(
+    engine: &Engine,
+    id: &str,
+    config: &HealthConfig,
+    code: i32,
+    in_start_period: bool,
+    begin: String,
+) {
+    let result = HealthResult {
+        start: begin,
+        end: now(),
+        exit_code: code,
+    };
+    let _ = engine.records.update(id, |r| {
+        let h = r.state.health.get_or_insert_with(|| Health {
+            status: "starting".into(),
+            ..Health::default()
+        });
+        if code == 0 {
+            h.status = "healthy".into();
+            h.failing_streak = 0;
+        } else if !(in_start_period && h.status == "starting") {
+            h.failing_streak += 1;
+            if h.failing_streak >= config.retries {
+                h.status = "unhealthy".into();
+            }
+        }
+        h.log.push(result);
+        let excess = h.log.len().saturating_sub(5);
+        h.log.drain(..excess);
+    });
+}
+
+/// One check of a running container, as the small monitor asks for it
+/// (`estiba internal-health ID`) at each interval.
+pub fn check_once(engine: Engine, id: &str) -> Result<()> {
+    let r = engine.records.load(id)?;
+    let (Some(config), true) = (
+        r.options.health.clone(),
+        r.state.status == crate::Status::Running,
+    ) else {
+        return Ok(());
+    };
+    let Some(command) = config.command() else {
+        return Ok(());
+    };
+    let started = r.state.started_at.as_deref().and_then(|t| {
+        humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t)).ok()
+    });
+    let in_start_period = started.is_some_and(|t| {
+        SystemTime::now()
+            .duration_since(t)
+            .unwrap_or(Duration::ZERO)
+            < Duration::from_millis(config.start_period_ms)
+    });
+    let begin = now();
+    let engine = Arc::new(engine);
+    let code = run_one(
+        &engine,
+        id,
+        &command,
+        Duration::from_millis(config.timeout_ms),
+    );
+    record(&engine, id, &config, code, in_start_period, begin);
+    Ok(())
+}
+
+/// Runs checks for one run of the container until `stop` is set (when the
+/// monitor stays in estiba rather than the small monitor).
 pub fn run_checks(engine: Engine, id: String, config: HealthConfig, stop: Arc<AtomicBool>) {
     let Some(command) = config.command() else {
         return;
@@ -192,45 +278,17 @@ pub fn run_checks(engine: Engine, id: String, config: HealthConfig, stop: Arc<At
             std::thread::sleep(Duration::from_millis(50));
         }
         let begin = now();
-        let (tx, rx) = mpsc::channel();
-        let (e, cid, cmd) = (Arc::clone(&engine), id.clone(), command.clone());
-        std::thread::spawn(move || {
-            let code = e.exec(
-                &cid,
-                &ExecOptions {
-                    command: cmd,
-                    ..ExecOptions::default()
-                },
-            );
-            let _ = tx.send(code.map(i32::from).unwrap_or(-1));
-        });
-        let code = rx
-            .recv_timeout(Duration::from_millis(config.timeout_ms))
-            .unwrap_or(-1);
+        let code = run_one(
+            &engine,
+            &id,
+            &command,
+            Duration::from_millis(config.timeout_ms),
+        );
         if stop.load(Ordering::Relaxed) {
             return;
         }
         let in_start_period = started.elapsed() < Duration::from_millis(config.start_period_ms);
-        let result = HealthResult {
-            start: begin,
-            end: now(),
-            exit_code: code,
-        };
-        let _ = engine.records.update(&id, |r| {
-            let h = r.state.health.get_or_insert_with(Health::default);
-            if code == 0 {
-                h.status = "healthy".into();
-                h.failing_streak = 0;
-            } else if !(in_start_period && h.status == "starting") {
-                h.failing_streak += 1;
-                if h.failing_streak >= config.retries {
-                    h.status = "unhealthy".into();
-                }
-            }
-            h.log.push(result);
-            let excess = h.log.len().saturating_sub(5);
-            h.log.drain(..excess);
-        });
+        record(&engine, &id, &config, code, in_start_period, begin);
     }
 }
 

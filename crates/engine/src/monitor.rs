@@ -15,11 +15,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use estiba_runtime::{rootfs, ContainerIo};
+use estiba_runtime::{rootfs, ContainerIo, Runtime};
 use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::logs::{LogWriter, MAX_LOG_BYTES};
+use crate::prepare::ContainerDirs;
 use crate::record::{ContainerRecord, RestartPolicy, Status};
 use crate::{Engine, Error, Result};
 
@@ -115,7 +116,8 @@ impl Engine {
     }
 
     /// The monitor's body. Returns when the container will not run again.
-    pub fn monitor(&self, id: &str) -> Result<()> {
+    /// `resume` is set when the small monitor hands a container's exit back.
+    pub fn monitor(&self, id: &str, resume: Option<Resume>) -> Result<()> {
         let _ = std::env::set_current_dir("/");
         rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(|e| {
             Error::Io {
@@ -125,7 +127,7 @@ impl Engine {
             }
         })?;
         let record = self.records.load(id)?;
-        let result = self.supervise(&record);
+        let result = self.supervise(&record, resume);
         self.dirs(id).unmount();
         if let Err(e) = &result {
             let code = i32::from(e.exit_code());
@@ -146,58 +148,23 @@ impl Engine {
         result
     }
 
-    fn supervise(&self, record: &ContainerRecord) -> Result<()> {
+    fn supervise(&self, record: &ContainerRecord, resume: Option<Resume>) -> Result<()> {
         let id = record.id.as_str();
         let dirs = self.dirs(id);
-        rootfs::private_mount_namespace()?;
         let image = self.store.find_image(&record.image_id)?;
-        crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
+        // A resumed monitor is the same process: its mounts are still there.
+        if resume.is_none() {
+            rootfs::private_mount_namespace()?;
+            crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
+        }
         let runtime = self.runtime(record)?;
-        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).map_err(|e| Error::Io {
-            op: "opening",
-            path: dirs.log(),
-            source: e,
-        })?;
-        let mut backoff = BACKOFF_FIRST;
+        let mut backoff = resume.as_ref().map_or(BACKOFF_FIRST, |r| r.backoff);
+        let mut pending = resume.map(|r| (r.code, r.ran));
         loop {
-            let warnings = crate::prepare::write_bundle(self, &image, record, &dirs)?;
-            for w in warnings {
-                let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
-            }
-            let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Io {
-                op: "creating a pipe for",
-                path: id.into(),
-                source: e.into(),
-            })?;
-            let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Io {
-                op: "creating a pipe for",
-                path: id.into(),
-                source: e.into(),
-            })?;
-            let _ = runtime.delete(id, true);
-            let io = ContainerIo {
-                stdout: Stdio::from(out_w),
-                stderr: Stdio::from(err_w),
+            let (code, ran) = match pending.take() {
+                Some(exit) => exit,
+                None => self.run_once(record, &image, &dirs, runtime.as_ref(), backoff)?,
             };
-            let pid = runtime.create(id, &dirs.bundle(), io)?;
-            let started = Instant::now();
-            runtime.start(id)?;
-            let monitor_pid = i32::try_from(std::process::id()).unwrap_or(0);
-            self.records.update(id, |r| {
-                r.state.status = Status::Running;
-                r.state.pid = pid;
-                r.state.monitor_pid = monitor_pid;
-                r.state.started_at = Some(now());
-                r.state.error = None;
-            })?;
-            let checks = self.start_health_checks(record);
-            pump(&mut log, out_r, err_r);
-            let code = estiba_runtime::process::wait_pid(pid);
-            if let Some((stop, thread)) = checks {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                let _ = thread.join();
-            }
-            let code = code?;
             let _ = runtime.delete(id, true);
             let (policy, stop_requested, restarts) = self.records.update(id, |r| {
                 r.state.status = Status::Exited;
@@ -213,7 +180,7 @@ impl Engine {
             if !should_restart(policy, code, stop_requested, restarts) {
                 return Ok(());
             }
-            if started.elapsed() > BACKOFF_RESET {
+            if ran > BACKOFF_RESET {
                 backoff = BACKOFF_FIRST;
             }
             self.records
@@ -226,6 +193,136 @@ impl Engine {
             backoff = (backoff * 2).min(BACKOFF_MAX);
             self.records.update(id, |r| r.state.restart_count += 1)?;
         }
+    }
+
+    /// Starts the container once and waits for its exit: in this process, or
+    /// (never returning) in the small static monitor that replaces it.
+    fn run_once(
+        &self,
+        record: &ContainerRecord,
+        image: &estiba_store::ImageRecord,
+        dirs: &ContainerDirs,
+        runtime: &dyn Runtime,
+        backoff: Duration,
+    ) -> Result<(u8, Duration)> {
+        let id = record.id.as_str();
+        let pipe = || {
+            pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Io {
+                op: "creating a pipe for",
+                path: id.into(),
+                source: e.into(),
+            })
+        };
+        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).map_err(|e| Error::Io {
+            op: "opening",
+            path: dirs.log(),
+            source: e,
+        })?;
+        for w in crate::prepare::write_bundle(self, image, record, dirs)? {
+            let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
+        }
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let _ = runtime.delete(id, true);
+        let pid = runtime.create(
+            id,
+            &dirs.bundle(),
+            ContainerIo {
+                stdout: Stdio::from(out_w),
+                stderr: Stdio::from(err_w),
+            },
+        )?;
+        let started = Instant::now();
+        runtime.start(id)?;
+        let monitor_pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let health = record
+            .options
+            .health
+            .as_ref()
+            .map(|_| crate::health::Health {
+                status: "starting".into(),
+                ..Default::default()
+            });
+        self.records.update(id, |r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.monitor_pid = monitor_pid;
+            r.state.started_at = Some(now());
+            r.state.error = None;
+            r.state.health = health;
+        })?;
+        drop(log);
+        if let Some(small) = small_monitor() {
+            let err = self.exec_small_monitor(&small, record, pid, &out_r, &err_r, backoff);
+            tracing::warn!(error = %err, "the small monitor did not start; monitoring in this process");
+        }
+        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).map_err(|e| Error::Io {
+            op: "opening",
+            path: dirs.log(),
+            source: e,
+        })?;
+        let checks = self.start_health_checks(record);
+        pump(&mut log, out_r, err_r);
+        let code = estiba_runtime::process::wait_pid(pid);
+        if let Some((stop, thread)) = checks {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = thread.join();
+        }
+        Ok((code?, started.elapsed()))
+    }
+
+    /// Replaces this process with the small monitor; returns only on failure.
+    fn exec_small_monitor(
+        &self,
+        small: &std::path::Path,
+        record: &ContainerRecord,
+        pid: i32,
+        out: &OwnedFd,
+        err: &OwnedFd,
+        backoff: Duration,
+    ) -> std::io::Error {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        for fd in [out, err] {
+            if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
+                return e.into();
+            }
+        }
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
+        let health_ms = record
+            .options
+            .health
+            .as_ref()
+            .filter(|h| h.command().is_some())
+            .map_or(0, |h| h.interval_ms);
+        Command::new(small)
+            .arg(pid.to_string())
+            .arg(out.as_raw_fd().to_string())
+            .arg(err.as_raw_fd().to_string())
+            .arg(self.dirs(&record.id).log())
+            .arg(MAX_LOG_BYTES.to_string())
+            .arg(health_ms.to_string())
+            .arg(backoff.as_millis().to_string())
+            .arg(exe)
+            .arg(&record.id)
+            .args(self.global_args())
+            .exec()
+    }
+
+    /// The flags a re-executed estiba needs to find this store.
+    fn global_args(&self) -> Vec<String> {
+        let level = std::env::var("ESTIBA_LOG").unwrap_or_else(|_| "warn".into());
+        vec![
+            "--root".into(),
+            self.data.display().to_string(),
+            "--runroot".into(),
+            self.run.display().to_string(),
+            "--log-level".into(),
+            level,
+        ]
     }
 
     /// Runs the container's health checks on a thread while it runs.
@@ -257,6 +354,30 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(50).min(wait));
         }
         true
+    }
+}
+
+/// A container's exit, handed back by the small monitor.
+#[derive(Clone, Copy, Debug)]
+pub struct Resume {
+    pub code: u8,
+    /// How long the container ran.
+    pub ran: Duration,
+    /// The backoff the next restart waits.
+    pub backoff: Duration,
+}
+
+/// The small static monitor next to the estiba binary (`ESTIBA_MONITOR`
+/// overrides; `none` keeps monitoring in estiba itself).
+fn small_monitor() -> Option<std::path::PathBuf> {
+    match std::env::var_os("ESTIBA_MONITOR") {
+        Some(v) if v == "none" => None,
+        Some(v) => Some(v.into()),
+        None => std::env::current_exe()
+            .ok()?
+            .parent()
+            .map(|d| d.join("estiba-monitor"))
+            .filter(|p| p.is_file()),
     }
 }
 

@@ -33,6 +33,17 @@ fn alive(pid: i32, marker: Option<&str>) -> bool {
     !zombie && marker.is_none_or(|m| cmdline.split(|b| *b == 0).any(|a| a == m.as_bytes()))
 }
 
+/// True if `pid` is a container's monitor: estiba's `internal-monitor`, or
+/// the small `estiba-monitor` it becomes while the container runs.
+fn monitor_alive(pid: i32) -> bool {
+    alive(pid, Some(MONITOR_COMMAND))
+        || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            c.split(|b| *b == 0).next().is_some_and(|argv0| {
+                argv0.ends_with(b"/estiba-monitor") || argv0 == b"estiba-monitor"
+            })
+        }) && alive(pid, None)
+}
+
 impl Engine {
     /// Records a new container (nothing runs yet).
     pub fn create(
@@ -189,8 +200,7 @@ impl Engine {
             return Ok(r);
         }
         let monitor_ok = r.state.monitor_pid > 0
-            && (alive(r.state.monitor_pid, Some(MONITOR_COMMAND))
-                || alive(r.state.monitor_pid, Some("run")));
+            && (monitor_alive(r.state.monitor_pid) || alive(r.state.monitor_pid, Some("run")));
         if monitor_ok || alive(r.state.pid, None) {
             return Ok(r);
         }
@@ -266,9 +276,7 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             match self.records.load(id) {
-                Ok(r)
-                    if r.state.monitor_pid > 0
-                        && alive(r.state.monitor_pid, Some(MONITOR_COMMAND)) => {}
+                Ok(r) if r.state.monitor_pid > 0 && monitor_alive(r.state.monitor_pid) => {}
                 _ => return,
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -314,12 +322,11 @@ impl Engine {
         loop {
             let r = self.find(&id)?;
             let restarting = r.state.status == Status::Restarting;
-            let monitor_alive =
-                r.state.monitor_pid > 0 && alive(r.state.monitor_pid, Some(MONITOR_COMMAND));
-            if r.state.status == Status::Exited && !monitor_alive && !restarting {
+            let monitor_running = r.state.monitor_pid > 0 && monitor_alive(r.state.monitor_pid);
+            if r.state.status == Status::Exited && !monitor_running && !restarting {
                 return Ok(r.state.exit_code);
             }
-            if r.state.status == Status::Created && !monitor_alive {
+            if r.state.status == Status::Created && !monitor_running {
                 return Ok(r.state.exit_code);
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -91,8 +91,22 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             println!("{}", estiba_engine::pods::infra_main(&hostname, share_pid)?);
             Ok(0)
         }
-        Command::InternalMonitor { id } => {
-            ctx.engine()?.monitor(&id)?;
+        Command::InternalMonitor {
+            id,
+            resume,
+            ran_ms,
+            backoff_ms,
+        } => {
+            let resume = resume.map(|code| estiba_engine::monitor::Resume {
+                code,
+                ran: std::time::Duration::from_millis(ran_ms),
+                backoff: std::time::Duration::from_millis(backoff_ms),
+            });
+            ctx.engine()?.monitor(&id, resume)?;
+            Ok(0)
+        }
+        Command::InternalHealth { id } => {
+            estiba_engine::health::check_once(ctx.engine()?, &id)?;
             Ok(0)
         }
         Command::Info => info(&ctx),
