@@ -55,6 +55,25 @@ impl OciBinary {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs a foreground runtime command: its stdio is ours and signals are
+    /// forwarded. The exit code alone cannot tell a runtime failure from the
+    /// command's own exit status; the runtime's JSON log can.
+    fn attached(&self, mut cmd: Command, log: &Path, op: &'static str) -> Result<u8> {
+        let mut child = cmd.spawn().ctx("running", &self.path)?;
+        let forwarder = crate::process::forward_signals(child.id());
+        let status = child.wait().ctx("waiting for", &self.path);
+        drop(forwarder);
+        let code = crate::process::exit_code(status?);
+        let failed = fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(r#""level":"error""#) || l.contains(r#""level":"fatal""#));
+        if failed {
+            return Err(self.failure(op, log));
+        }
+        Ok(code)
+    }
+
     /// The runtime's error from its JSON log, mapped to docker's exit codes
     /// where it says the command could not be found or run.
     fn failure(&self, op: &'static str, log: &Path) -> Error {
@@ -148,47 +167,18 @@ impl Runtime for OciBinary {
         if detach {
             cmd.arg("--detach");
         }
-        let mut child = cmd.arg(id).spawn().ctx("running", &self.path)?;
-        let forwarder = crate::process::forward_signals(child.id());
-        let status = child.wait().ctx("waiting for", &self.path);
-        drop(forwarder);
-        let code = crate::process::exit_code(status?);
-        let failed = fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.contains(r#""level":"error""#) || l.contains(r#""level":"fatal""#));
+        cmd.arg(id);
+        let result = self.attached(cmd, &log, "exec in the container");
         let _ = fs::remove_file(&log);
-        if failed {
-            return Err(self.failure("exec in the container", &log));
-        }
-        Ok(code)
+        result
     }
 
     /// `runc run` does create, start, wait and delete in one process: one
     /// runtime start instead of three on the hot path.
     fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
         let log = bundle.join("runtime.log");
-        let mut child = self
-            .command(Some(&log))
-            .arg("run")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg(id)
-            .spawn()
-            .ctx("running", &self.path)?;
-        let forwarder = crate::process::forward_signals(child.id());
-        let status = child.wait().ctx("waiting for", &self.path);
-        drop(forwarder);
-        let code = crate::process::exit_code(status?);
-        // The exit code alone cannot tell a runtime failure from the
-        // command's own exit status; the runtime's log can.
-        let failed = fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.contains(r#""level":"error""#) || l.contains(r#""level":"fatal""#));
-        if failed {
-            return Err(self.failure("run the container", &log));
-        }
-        Ok(code)
+        let mut cmd = self.command(Some(&log));
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        self.attached(cmd, &log, "run the container")
     }
 }
