@@ -88,7 +88,7 @@ for f in glob.glob(sys.argv[1] + "/containers/*/container.json"):
 print(total)
 PY
 )
-"$estiba" ps -q | xargs -r "$estiba" rm -f >/dev/null
+"$estiba" ps -q | xargs -r "$estiba" rm -f >/dev/null || echo "some containers were not removed" >&2
 for i in $(seq "$idle"); do podman --runtime runc run -d --network none localhost/bench-busybox sleep 1000 >/dev/null; done
 conmon_rss=$(for p in $(pgrep -x conmon); do cat /proc/$p/status; done | awk '/^VmRSS:/ {s += $2} END {print s + 0}')
 podman rm -f -t 0 -a >/dev/null

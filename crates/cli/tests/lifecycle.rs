@@ -758,3 +758,42 @@ fn stats_top_and_stop_signal() {
         e.ok(&["rm", "busy"]);
     }
 }
+
+#[test]
+fn foreground_containers_can_be_stopped_from_elsewhere() {
+    if !common::require_root("foreground stop test") {
+        return;
+    }
+    for e in Estiba::all_backends() {
+        let e = e.with_busybox();
+        let who = e.label();
+        let mut fg = e
+            .cmd(&[
+                "run",
+                "--name",
+                "fg",
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'exit 5' TERM; while true; do sleep 0.1; done",
+            ])
+            .spawn()
+            .unwrap();
+        wait_for(
+            "the foreground container's pid",
+            Duration::from_secs(10),
+            || {
+                e.run(&["inspect", "fg"]).status.success()
+                    && inspect(&e, "fg")["State"]["Pid"].as_i64().unwrap_or(0) > 0
+            },
+        );
+        e.ok(&["stop", "fg"]);
+        let status = fg.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(5),
+            "[{who}] the foreground run did not end with the container"
+        );
+        e.ok(&["rm", "fg"]);
+    }
+}

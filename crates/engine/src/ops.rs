@@ -158,6 +158,26 @@ impl Engine {
                 r.state.monitor_pid = me;
                 r.state.started_at = Some(now());
             })?;
+            // The runtime writes the init's pid once it exists; record it so
+            // stop, kill and exec from another terminal reach the container.
+            let (records, pid_file, cid) = (
+                self.records.clone(),
+                dirs.bundle().join(estiba_runtime::backend::PID_FILE),
+                id.to_string(),
+            );
+            let _ = std::fs::remove_file(&pid_file);
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    if let Some(pid) = std::fs::read_to_string(&pid_file)
+                        .ok()
+                        .and_then(|p| p.trim().parse::<i32>().ok())
+                    {
+                        let _ = records.update(&cid, |r| r.state.pid = pid);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            });
             Ok(runtime.run(id, &dirs.bundle())?)
         })();
         dirs.unmount();
@@ -273,12 +293,15 @@ impl Engine {
 
     /// Waits until the monitor has recorded the end and exited.
     fn wait_monitor(&self, id: &str, timeout: Duration) {
+        let Ok(r) = self.records.load(id) else { return };
+        let monitor = r.state.monitor_pid;
+        if monitor <= 0 || !monitor_alive(monitor) {
+            return;
+        }
+        // Wait for the process itself, not its command line: while the small
+        // monitor execs back into estiba, /proc/PID/cmdline can read empty.
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            match self.records.load(id) {
-                Ok(r) if r.state.monitor_pid > 0 && monitor_alive(r.state.monitor_pid) => {}
-                _ => return,
-            }
+        while Instant::now() < deadline && alive(monitor, None) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -309,7 +332,17 @@ impl Engine {
         }
         let dir = self.records.dir(&r.id);
         self.dirs(&r.id).unmount();
-        estiba_oci::unpack::remove_tree(&dir).map_err(|e| Error::Io {
+        // A late writer (a health check finishing) can add a file while the
+        // tree goes: try again briefly.
+        let mut last = Ok(());
+        for _ in 0..5 {
+            last = estiba_oci::unpack::remove_tree(&dir);
+            if last.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        last.map_err(|e| Error::Io {
             op: "removing",
             path: dir,
             source: e,

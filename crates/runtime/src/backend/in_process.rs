@@ -224,6 +224,8 @@ fn run_in_helper(state_root: &Path, bundle: &Path, id: &str) -> Result<u8> {
                 .ok_or_else(|| InProcess::err("start the container", "no pid"))
         })
         .and_then(|pid| {
+            // Tell estiba where the container is (for stop, kill, exec).
+            let _ = fs::write(bundle.join(super::PID_FILE), pid.as_raw().to_string());
             // Threads are fine now: the container's processes exist.
             let forwarder = crate::process::forward_signals(pid.as_raw() as u32);
             let code = crate::process::wait_pid(pid.as_raw());

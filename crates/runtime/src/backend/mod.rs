@@ -14,6 +14,10 @@ pub use oci_binary::OciBinary;
 use crate::host::{CgroupMode, Host};
 use crate::{Error, Result};
 
+/// Written into the bundle by a foreground `run` once the container's init
+/// exists: its pid in our pid namespace.
+pub const PID_FILE: &str = "init.pid";
+
 /// Where a created container's stdout and stderr go (stdin is always empty).
 #[derive(Debug)]
 pub struct ContainerIo {

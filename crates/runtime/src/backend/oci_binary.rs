@@ -108,7 +108,7 @@ impl Runtime for OciBinary {
 
     fn create(&self, id: &str, bundle: &Path, io: ContainerIo) -> Result<i32> {
         let log = bundle.join("runtime.log");
-        let pid_file = bundle.join("init.pid");
+        let pid_file = bundle.join(super::PID_FILE);
         let status = self
             .command(Some(&log))
             .arg("create")
@@ -178,7 +178,12 @@ impl Runtime for OciBinary {
     fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
         let log = bundle.join("runtime.log");
         let mut cmd = self.command(Some(&log));
-        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join(super::PID_FILE))
+            .arg(id);
         self.attached(cmd, &log, "run the container")
     }
 }
