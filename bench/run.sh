@@ -81,10 +81,15 @@ estiba_rss=$(python3 - "$ESTIBA_ROOT" <<'PY'
 import glob, json, sys
 total = 0
 for f in glob.glob(sys.argv[1] + "/containers/*/container.json"):
-    pid = json.load(open(f))["State"]["MonitorPid"]
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            total += int(line.split()[1])
+    state = json.load(open(f))["State"]
+    if state["Status"] != "running":
+        continue
+    try:
+        for line in open(f"/proc/{state['MonitorPid']}/status"):
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    except OSError:
+        pass
 print(total)
 PY
 )
