@@ -50,6 +50,8 @@ pub struct Engine {
     pub store: Store,
     pub volumes: volumes::Volumes,
     pub secrets: secrets::Secrets,
+    /// Passed on to the processes estiba starts for itself (monitors).
+    pub log_level: String,
     pub(crate) records: Records,
 }
 
@@ -66,6 +68,7 @@ impl Engine {
             store,
             volumes,
             secrets,
+            log_level: "warn".into(),
             records,
         })
     }

@@ -39,9 +39,8 @@ fn now() -> String {
 
 impl Engine {
     /// Starts the monitor for a created or exited container and waits until
-    /// the container runs (or failed to). `args` are the global flags the
-    /// monitor needs to find the same store.
-    pub fn start_detached(&self, id: &str, global_args: &[String]) -> Result<()> {
+    /// the container runs (or failed to).
+    pub fn start_detached(&self, id: &str) -> Result<()> {
         self.records.update(id, |r| {
             r.state.stop_requested = false;
             r.state.error = None;
@@ -62,7 +61,7 @@ impl Engine {
         let mut child = {
             use std::os::unix::process::CommandExt;
             Command::new(exe)
-                .args(global_args)
+                .args(self.global_args())
                 .args([MONITOR_COMMAND, id])
                 // Already in the user's namespace: nothing to join.
                 .env_remove(estiba_runtime::userns::JOIN_ENV)
@@ -314,14 +313,13 @@ impl Engine {
 
     /// The flags a re-executed estiba needs to find this store.
     fn global_args(&self) -> Vec<String> {
-        let level = std::env::var("ESTIBA_LOG").unwrap_or_else(|_| "warn".into());
         vec![
             "--root".into(),
             self.data.display().to_string(),
             "--runroot".into(),
             self.run.display().to_string(),
             "--log-level".into(),
-            level,
+            self.log_level.clone(),
         ]
     }
 

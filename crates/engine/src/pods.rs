@@ -170,7 +170,7 @@ impl Engine {
         Ok(())
     }
 
-    pub fn pod_start(&self, wanted: &str, global_args: &[String]) -> Result<PodRecord> {
+    pub fn pod_start(&self, wanted: &str) -> Result<PodRecord> {
         let mut pod = self.find_pod(wanted)?;
         if !pod.running() {
             self.start_infra(&mut pod)?;
@@ -178,7 +178,7 @@ impl Engine {
         }
         for c in self.pod_members(&pod)? {
             if c.state.status != Status::Running {
-                self.start_detached(&c.id, global_args)?;
+                self.start_detached(&c.id)?;
             }
         }
         Ok(pod)

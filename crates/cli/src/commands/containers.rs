@@ -201,7 +201,7 @@ pub fn start(ctx: &Context, args: &ContainersArgs) -> Result<u8> {
     Ok(each(&args.containers, |name| {
         let r = engine.find(name)?;
         if r.state.status != Status::Running {
-            engine.start_detached(&r.id, &ctx.global_args())?;
+            engine.start_detached(&r.id)?;
         }
         println!("{name}");
         Ok(())
@@ -221,7 +221,7 @@ pub fn restart(ctx: &Context, args: &StopArgs) -> Result<u8> {
     let engine = ctx.engine()?;
     Ok(each(&args.containers, |name| {
         let r = engine.stop(name, Duration::from_secs(args.time))?;
-        engine.start_detached(&r.id, &ctx.global_args())?;
+        engine.start_detached(&r.id)?;
         println!("{name}");
         Ok(())
     }))
@@ -416,7 +416,7 @@ pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
         }
         PodCommand::Start { pods } => {
             return Ok(each(pods, |name| {
-                engine.pod_start(name, &ctx.global_args())?;
+                engine.pod_start(name)?;
                 println!("{name}");
                 Ok(())
             }))

@@ -27,24 +27,13 @@ impl Context {
     }
 
     pub fn engine(&self) -> Result<estiba_engine::Engine> {
-        Ok(estiba_engine::Engine::new(
+        let mut engine = estiba_engine::Engine::new(
             self.host.clone(),
             self.paths.data.clone(),
             self.paths.run.clone(),
-        )?)
-    }
-
-    /// The global flags a re-executed estiba (a monitor) needs to find the
-    /// same store.
-    pub fn global_args(&self) -> Vec<String> {
-        vec![
-            "--root".into(),
-            self.paths.data.display().to_string(),
-            "--runroot".into(),
-            self.paths.run.display().to_string(),
-            "--log-level".into(),
-            self.log_level.clone(),
-        ]
+        )?;
+        engine.log_level = self.log_level.clone();
+        Ok(engine)
     }
 }
 

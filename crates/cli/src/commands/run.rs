@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
         &health(args),
     )?;
     if args.detach {
-        engine.start_detached(&record.id, &ctx.global_args())?;
+        engine.start_detached(&record.id)?;
         println!("{}", record.id);
         return Ok(0);
     }
