@@ -152,6 +152,66 @@ impl<R: io::Read> io::Read for DigestReader<R> {
     }
 }
 
+/// A reader that hashes what passes through it on another thread, so that
+/// hashing a layer overlaps with unpacking it (the machine has cores to
+/// spare while the unpacker waits on the kernel).
+pub struct ParallelDigestReader<R> {
+    inner: R,
+    /// Reads are batched: tar headers arrive 512 bytes at a time.
+    pending: Vec<u8>,
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<Digest>>,
+}
+
+const BATCH: usize = 1 << 20;
+
+impl<R: io::Read> ParallelDigestReader<R> {
+    pub fn new(inner: R) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let hasher = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(&chunk);
+            }
+            Digest::from_hash(h.finalize().as_slice())
+        });
+        ParallelDigestReader {
+            inner,
+            pending: Vec::with_capacity(BATCH),
+            chunks: Some(tx),
+            hasher: Some(hasher),
+        }
+    }
+
+    /// The digest of everything read so far; ends the hashing thread.
+    pub fn digest(mut self) -> io::Result<Digest> {
+        if let Some(tx) = self.chunks.take() {
+            let rest = std::mem::take(&mut self.pending);
+            tx.send(rest)
+                .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+        }
+        self.hasher
+            .take()
+            .and_then(|h| h.join().ok())
+            .ok_or_else(|| io::Error::other("the hashing thread failed"))
+    }
+}
+
+impl<R: io::Read> io::Read for ParallelDigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= BATCH {
+            if let Some(tx) = &self.chunks {
+                let full = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+                tx.send(full)
+                    .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +241,23 @@ mod tests {
         ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn parallel_reader_hashes_what_passes() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut r = ParallelDigestReader::new(&data[..]);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 512];
+        loop {
+            let n = io::Read::read(&mut r, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out, data);
+        assert_eq!(r.digest().unwrap(), Digest::of(&data));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 use tar::EntryType;
 
-use crate::digest::DigestReader;
+use crate::digest::ParallelDigestReader;
 use crate::{decompress, Compression, Digest, Error, Result};
 
 /// What a whiteout entry becomes.
@@ -70,7 +70,7 @@ pub fn unpack(layer: impl Read, dest: &Path, opts: Options) -> Result<Report> {
     )
     .map_err(|e| entry_err(dest, e))?;
     let (compression, stream) = decompress(layer).map_err(Error::ReadLayer)?;
-    let mut hashing = DigestReader::new(stream);
+    let mut hashing = ParallelDigestReader::new(stream);
     let mut unpacker = Unpacker {
         root: root.as_fd(),
         opts,
@@ -98,7 +98,7 @@ pub fn unpack(layer: impl Read, dest: &Path, opts: Options) -> Result<Report> {
     // The diff id covers the whole stream, including the end-of-archive padding.
     io::copy(&mut hashing, &mut io::sink()).map_err(Error::ReadLayer)?;
     let mut report = unpacker.report;
-    report.diff_id = hashing.digest();
+    report.diff_id = hashing.digest().map_err(Error::ReadLayer)?;
     if report.skipped_devices > 0 {
         tracing::warn!(
             count = report.skipped_devices,
