@@ -16,6 +16,7 @@ dockerd_pid=
 cleanup() {
   [ -n "$dockerd_pid" ] && kill "$dockerd_pid" 2>/dev/null && sleep 2
   umount -R "$work"/docker/* 2>/dev/null || true
+  umount "$work/tmpfs" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
