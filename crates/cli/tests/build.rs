@@ -169,38 +169,10 @@ fn built_images_are_read_by_skopeo_and_run_by_podman() {
     ]);
     let archive = e.path().join("app.tar");
     e.ok(&["save", "-o", archive.to_str().unwrap(), "localhost/app:1"]);
-    let out = Command::new("skopeo")
-        .arg("inspect")
-        .arg(format!("oci-archive:{}", archive.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::skopeo_inspect(&archive);
     assert_eq!(v["Layers"].as_array().unwrap().len(), 4);
     let pd = e.path().join("podman");
-    let podman = |args: &[&str]| {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(pd.join("root"))
-            .arg("--runroot")
-            .arg(pd.join("run"));
-        c.args([
-            "--storage-driver",
-            "vfs",
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ]);
-        c.args(args);
-        c.output().unwrap()
-    };
+    let podman = |args: &[&str]| common::podman(&pd).args(args).output().unwrap();
     let load = podman(&["load", "-i", archive.to_str().unwrap()]);
     assert!(
         load.status.success(),

@@ -142,17 +142,7 @@ fn compressed_rootfs_tarballs_import_and_run() {
     if common::require_tool("skopeo") {
         let archive = e.path().join("gz.tar");
         e.ok(&["save", "-o", archive.to_str().unwrap(), "bb-gz"]);
-        let out = Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci-archive:{}", archive.display()))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo cannot read our oci-archive: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = common::skopeo_inspect(&archive);
         assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
     }
 }

@@ -19,27 +19,6 @@ fn check(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// podman with a private store, the vfs driver and runc (crun refuses this
-/// host's hybrid cgroups).
-fn podman(dir: &Path) -> Command {
-    let mut c = Command::new("podman");
-    c.arg("--root")
-        .arg(dir.join("root"))
-        .arg("--runroot")
-        .arg(dir.join("run"));
-    c.args([
-        "--storage-driver",
-        "vfs",
-        "--runtime",
-        "runc",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "none",
-    ]);
-    c
-}
-
 #[test]
 fn podman_saved_images_load_and_run() {
     if !common::require_root("podman interop") || !common::require_tool("podman") {
@@ -48,14 +27,14 @@ fn podman_saved_images_load_and_run() {
     let e = Estiba::root();
     let pd = e.path().join("podman");
     let tar = common::busybox_tar().to_str().unwrap();
-    check(podman(&pd).args(["import", tar, "localhost/bb:podman"]));
+    check(common::podman(&pd).args(["import", tar, "localhost/bb:podman"]));
     for (format, file) in [
         ("docker-archive", "podman-docker.tar"),
         ("oci-archive", "podman-oci.tar"),
     ] {
         let archive = e.path().join(file);
         check(
-            podman(&pd)
+            common::podman(&pd)
                 .args(["save", "--format", format, "-o"])
                 .arg(&archive)
                 .arg("localhost/bb:podman"),
@@ -70,7 +49,7 @@ fn podman_saved_images_load_and_run() {
     e.ok(&["import", tar, "estiba/bb:1"]);
     let archive = e.path().join("estiba-oci.tar");
     e.ok(&["save", "-o", archive.to_str().unwrap(), "estiba/bb:1"]);
-    let out = check(podman(&pd).arg("load").arg("-i").arg(&archive));
+    let out = check(common::podman(&pd).arg("load").arg("-i").arg(&archive));
     assert!(out.contains("Loaded image"), "podman load: {out}");
 }
 

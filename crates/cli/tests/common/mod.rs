@@ -282,3 +282,39 @@ impl Estiba {
         cmd
     }
 }
+
+/// podman with a private store under `dir`, the vfs driver and runc (crun
+/// refuses this host's hybrid cgroups).
+pub fn podman(dir: &Path) -> Command {
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("run"));
+    c.args([
+        "--storage-driver",
+        "vfs",
+        "--runtime",
+        "runc",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "none",
+    ]);
+    c
+}
+
+/// `skopeo inspect oci-archive:FILE`, asserted to succeed.
+pub fn skopeo_inspect(archive: &Path) -> serde_json::Value {
+    let out = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", archive.display()))
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo cannot read {archive:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("skopeo's JSON")
+}
