@@ -160,25 +160,34 @@ impl Engine {
             })?;
             // The runtime writes the init's pid once it exists; record it so
             // stop, kill and exec from another terminal reach the container.
-            let (records, pid_file, cid) = (
-                self.records.clone(),
-                dirs.bundle().join(estiba_runtime::backend::PID_FILE),
-                id.to_string(),
-            );
+            // The watcher is joined before the record changes again, so it
+            // can never write after the container is removed.
+            let pid_file = dirs.bundle().join(estiba_runtime::backend::PID_FILE);
             let _ = std::fs::remove_file(&pid_file);
-            std::thread::spawn(move || {
-                for _ in 0..2000 {
-                    if let Some(pid) = std::fs::read_to_string(&pid_file)
-                        .ok()
-                        .and_then(|p| p.trim().parse::<i32>().ok())
-                    {
-                        let _ = records.update(&cid, |r| r.state.pid = pid);
-                        return;
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watcher = {
+                let (records, cid, done) = (
+                    self.records.clone(),
+                    id.to_string(),
+                    std::sync::Arc::clone(&done),
+                );
+                std::thread::spawn(move || {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Some(pid) = std::fs::read_to_string(&pid_file)
+                            .ok()
+                            .and_then(|p| p.trim().parse::<i32>().ok())
+                        {
+                            let _ = records.update(&cid, |r| r.state.pid = pid);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            });
-            Ok(runtime.run(id, &dirs.bundle())?)
+                })
+            };
+            let code = runtime.run(id, &dirs.bundle());
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = watcher.join();
+            Ok(code?)
         })();
         dirs.unmount();
         if record.options.auto_remove {
