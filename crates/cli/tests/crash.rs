@@ -38,6 +38,23 @@ fn big_archive(e: &Estiba) -> std::path::PathBuf {
     archive
 }
 
+/// Starts `estiba load` and sends it SIGKILL after `delay_ms`.
+fn load_killed_after(
+    e: &Estiba,
+    archive: &std::path::Path,
+    delay_ms: u64,
+) -> std::process::ExitStatus {
+    let mut child = e
+        .direct(&["load", "-q", "-i", archive.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    let _ = child.kill();
+    child.wait().unwrap()
+}
+
 #[test]
 fn kill_during_load_leaves_the_store_consistent() {
     if !common::require_root("crash-safety test") {
@@ -48,15 +65,7 @@ fn kill_during_load_leaves_the_store_consistent() {
     let e = Estiba::root();
     let delays_ms = [5, 20, 50, 100, 150, 250, 400, 600];
     for delay in delays_ms {
-        let mut child = e
-            .direct(&["load", "-q", "-i", archive.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
-        let status = child.wait().unwrap();
+        let status = load_killed_after(&e, &archive, delay);
         let listed = e.ok(&["images", "-q"]);
         if status.success() {
             // The load won the race: the image must be whole.
@@ -88,15 +97,7 @@ fn kill_during_load_leaves_the_store_consistent() {
         );
     }
     // Kill again mid-way, then load for real without pruning first.
-    let mut child = e
-        .direct(&["load", "-q", "-i", archive.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let _ = child.kill();
-    let _ = child.wait();
+    load_killed_after(&e, &archive, 100);
     let out = e.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(out.contains("Loaded image: big:1"), "{out}");
     assert_eq!(
