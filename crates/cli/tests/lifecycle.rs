@@ -113,7 +113,11 @@ fn check_detached(e: &Estiba) {
         started.elapsed() < Duration::from_secs(5),
         "[{who}] stop waited for the timeout"
     );
-    assert_eq!(inspect(e, "polite")["State"]["ExitCode"], 7);
+    assert_eq!(
+        inspect(e, "polite")["State"]["ExitCode"],
+        7,
+        "[{who}] stop returned before the exit was recorded"
+    );
     assert_eq!(e.ok(&["wait", "polite"]).trim(), "7");
 
     // Names are unique; rm refuses a running container without -f.

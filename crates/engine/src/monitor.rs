@@ -233,7 +233,7 @@ impl Engine {
         )?;
         let started = Instant::now();
         runtime.start(id)?;
-        let monitor_pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let (monitor_pid, monitor_started) = crate::ops::this_process();
         let health = record
             .options
             .health
@@ -246,6 +246,7 @@ impl Engine {
             r.state.status = Status::Running;
             r.state.pid = pid;
             r.state.monitor_pid = monitor_pid;
+            r.state.monitor_started = monitor_started;
             r.state.started_at = Some(now());
             r.state.error = None;
             r.state.health = health;

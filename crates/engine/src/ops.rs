@@ -33,15 +33,40 @@ fn alive(pid: i32, marker: Option<&str>) -> bool {
     !zombie && marker.is_none_or(|m| cmdline.split(|b| *b == 0).any(|a| a == m.as_bytes()))
 }
 
-/// True if `pid` is a container's monitor: estiba's `internal-monitor`, or
-/// the small `estiba-monitor` it becomes while the container runs.
-fn monitor_alive(pid: i32) -> bool {
+/// A process's start time (clock ticks since boot), which, unlike its
+/// command line, stays the same across exec: with the pid it names one
+/// process for good, even after the pid is reused.
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after the command: state is field 3, starttime field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The pid and start time a monitor records for itself.
+pub(crate) fn this_process() -> (i32, u64) {
+    let me = i32::try_from(std::process::id()).unwrap_or(0);
+    (me, start_time(me).unwrap_or(0))
+}
+
+/// True if the record's monitor still runs: estiba's `internal-monitor`, the
+/// small `estiba-monitor` it becomes, or a foreground `run`.
+fn monitor_alive(state: &State) -> bool {
+    let pid = state.monitor_pid;
+    if pid <= 0 || !alive(pid, None) {
+        return false;
+    }
+    if state.monitor_started != 0 {
+        return start_time(pid) == Some(state.monitor_started);
+    }
+    // A record from before start times were kept: go by the command line.
     alive(pid, Some(MONITOR_COMMAND))
+        || alive(pid, Some("run"))
         || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
             c.split(|b| *b == 0).next().is_some_and(|argv0| {
                 argv0.ends_with(b"/estiba-monitor") || argv0 == b"estiba-monitor"
             })
-        }) && alive(pid, None)
+        })
 }
 
 impl Engine {
@@ -152,10 +177,11 @@ impl Engine {
                 warn(&w);
             }
             let runtime = self.runtime(record)?;
-            let me = i32::try_from(std::process::id()).unwrap_or(0);
+            let (me, me_started) = this_process();
             self.records.update(id, |r| {
                 r.state.status = Status::Running;
                 r.state.monitor_pid = me;
+                r.state.monitor_started = me_started;
                 r.state.started_at = Some(now());
             })?;
             // The runtime writes the init's pid once it exists; record it so
@@ -228,9 +254,7 @@ impl Engine {
         if !matches!(r.state.status, Status::Running | Status::Restarting) {
             return Ok(r);
         }
-        let monitor_ok = r.state.monitor_pid > 0
-            && (monitor_alive(r.state.monitor_pid) || alive(r.state.monitor_pid, Some("run")));
-        if monitor_ok || alive(r.state.pid, None) {
+        if monitor_alive(&r.state) || alive(r.state.pid, None) {
             return Ok(r);
         }
         self.records.update(&r.id, |r| {
@@ -285,12 +309,14 @@ impl Engine {
         self.find(&r.id)
     }
 
-    /// Waits until the container's init is gone and its record says so.
+    /// Waits until the record says the container stopped running. The
+    /// monitor writes that once it has reaped the init; if the monitor died,
+    /// `find` reconciles the record.
     fn wait_exit(&self, id: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             match self.find(id) {
-                Ok(r) if r.state.status == Status::Running && alive(r.state.pid, None) => {}
+                Ok(r) if r.state.status == Status::Running => {}
                 _ => return true,
             }
             if Instant::now() >= deadline {
@@ -302,15 +328,10 @@ impl Engine {
 
     /// Waits until the monitor has recorded the end and exited.
     fn wait_monitor(&self, id: &str, timeout: Duration) {
-        let Ok(r) = self.records.load(id) else { return };
-        let monitor = r.state.monitor_pid;
-        if monitor <= 0 || !monitor_alive(monitor) {
-            return;
-        }
-        // Wait for the process itself, not its command line: while the small
-        // monitor execs back into estiba, /proc/PID/cmdline can read empty.
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && alive(monitor, None) {
+        while Instant::now() < deadline
+            && self.records.load(id).is_ok_and(|r| monitor_alive(&r.state))
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -364,7 +385,7 @@ impl Engine {
         loop {
             let r = self.find(&id)?;
             let restarting = r.state.status == Status::Restarting;
-            let monitor_running = r.state.monitor_pid > 0 && monitor_alive(r.state.monitor_pid);
+            let monitor_running = monitor_alive(&r.state);
             if r.state.status == Status::Exited && !monitor_running && !restarting {
                 return Ok(r.state.exit_code);
             }

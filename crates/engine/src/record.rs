@@ -113,6 +113,10 @@ pub struct State {
     pub pid: i32,
     /// The monitor holding the container; 0 for a foreground run.
     pub monitor_pid: i32,
+    /// The monitor's start time, which tells it from a process that reused
+    /// its pid; 0 in records written before it was kept.
+    #[serde(default)]
+    pub monitor_started: u64,
     pub exit_code: i32,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
