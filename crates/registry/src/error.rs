@@ -14,6 +14,7 @@ pub enum Code {
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
+    TagInvalid,
     NameInvalid,
     NameUnknown,
     SizeInvalid,
@@ -38,6 +39,7 @@ impl Code {
             Code::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
             Code::ManifestInvalid => "MANIFEST_INVALID",
             Code::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Code::TagInvalid => "TAG_INVALID",
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid | Code::TooLarge => "SIZE_INVALID",
@@ -59,6 +61,7 @@ impl Code {
             | Code::DigestInvalid
             | Code::ManifestBlobUnknown
             | Code::ManifestInvalid
+            | Code::TagInvalid
             | Code::NameInvalid
             | Code::SizeInvalid => 400,
             Code::Unauthorized => 401,

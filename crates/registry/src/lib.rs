@@ -9,3 +9,6 @@ pub mod names;
 pub mod storage;
 
 pub use error::{Code, Error, Result};
+pub mod auth;
+pub mod config;
+mod fsutil;

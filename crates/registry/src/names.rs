@@ -66,7 +66,7 @@ pub fn validate_tag(tag: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::api(
-            Code::ManifestInvalid,
+            Code::TagInvalid,
             format!("invalid tag {tag:?}: letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'"),
         ))
     }
