@@ -230,7 +230,7 @@ impl Storage for FsStorage {
 
     fn upload_repo(&self, id: &str) -> Result<Option<String>> {
         let path = self.upload_dir(id)?.join("repo");
-        Ok(not_found_is_none(fs::read_to_string(&path)).ctx("reading", &path)?)
+        not_found_is_none(fs::read_to_string(&path)).ctx("reading", &path)
     }
 
     fn upload_offset(&self, id: &str) -> Result<u64> {
@@ -523,7 +523,7 @@ impl Storage for FsStorage {
 
     fn repository_settings(&self, repo: &str) -> Result<Option<Vec<u8>>> {
         let path = self.repo_dir(repo).join("_settings.json");
-        Ok(not_found_is_none(fs::read(&path)).ctx("reading", &path)?)
+        not_found_is_none(fs::read(&path)).ctx("reading", &path)
     }
 
     fn set_repository_settings(&self, repo: &str, data: &[u8]) -> Result<()> {
