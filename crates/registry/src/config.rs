@@ -162,8 +162,8 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         for p in &config.policy {
             glob::Pattern::new(&p.repositories).map_err(|e| {
                 Error::Config(format!(

@@ -9,6 +9,14 @@ pub mod names;
 pub mod storage;
 
 pub use error::{Code, Error, Result};
+pub mod audit;
 pub mod auth;
 pub mod config;
 mod fsutil;
+pub mod gc;
+pub mod lifecycle;
+pub mod manifest;
+pub mod metrics;
+pub mod server;
+pub mod settings;
+pub mod trust;

@@ -9,7 +9,12 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
 pub fn validate_name(name: &str) -> Result<()> {
-    let invalid = |why: &str| Error::api(Code::NameInvalid, format!("invalid repository name {name:?}: {why}"));
+    let invalid = |why: &str| {
+        Error::api(
+            Code::NameInvalid,
+            format!("invalid repository name {name:?}: {why}"),
+        )
+    };
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(invalid("it must have 1 to 255 characters"));
     }
@@ -58,7 +63,9 @@ pub fn valid_tag(tag: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     matches!(bytes.first(), Some(&b) if word(b))
         && bytes.len() <= 128
-        && bytes[1..].iter().all(|&b| word(b) || b == b'.' || b == b'-')
+        && bytes[1..]
+            .iter()
+            .all(|&b| word(b) || b == b'.' || b == b'-')
 }
 
 pub fn validate_tag(tag: &str) -> Result<()> {

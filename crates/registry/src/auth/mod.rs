@@ -198,7 +198,11 @@ impl Auth {
     }
 
     /// Checks a request's credentials against what it needs.
-    pub fn authorize(&self, authorization: Option<&str>, needs: &[Need]) -> Result<Identity, Denial> {
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        needs: &[Need],
+    ) -> Result<Identity, Denial> {
         let challenge = |error, message: String| Denial::Challenge {
             scope: Need::scope(needs),
             error,
@@ -213,7 +217,9 @@ impl Auth {
                     Need::Repo(repo, action) => claims.access.iter().any(|g| {
                         g.kind == "repository"
                             && g.name == *repo
-                            && g.actions.iter().any(|a| Action::parse_scope(a).contains(action))
+                            && g.actions
+                                .iter()
+                                .any(|a| Action::parse_scope(a).contains(action))
                     }),
                     Need::Catalog => claims
                         .access
@@ -253,11 +259,9 @@ impl Auth {
             Some(n) => Err(Denial::Forbidden {
                 who: who.name().to_string(),
                 message: match n {
-                    Need::Repo(repo, action) => format!(
-                        "{} may not {} {repo}",
-                        who.name(),
-                        action.as_str()
-                    ),
+                    Need::Repo(repo, action) => {
+                        format!("{} may not {} {repo}", who.name(), action.as_str())
+                    }
                     Need::Catalog => format!("{} may not list repositories", who.name()),
                 },
             }),
@@ -350,7 +354,13 @@ impl Auth {
             }
         }
         let ttl = self.config.token_ttl_secs.max(60);
-        let token = token::sign(&self.key, &self.config.service, who.user.as_deref(), access, ttl)?;
+        let token = token::sign(
+            &self.key,
+            &self.config.service,
+            who.user.as_deref(),
+            access,
+            ttl,
+        )?;
         Ok((token, ttl))
     }
 }

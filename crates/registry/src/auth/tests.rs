@@ -4,8 +4,12 @@ use crate::config::Policy;
 fn auth(policies: Vec<Policy>) -> (tempfile::TempDir, Auth) {
     let dir = tempfile::tempdir().unwrap();
     let auth = Auth::new(dir.path(), AuthConfig::default(), policies).unwrap();
-    auth.users.add("alice", "alice-password", false, vec!["devs".into()]).unwrap();
-    auth.users.add("root", "root-password", true, vec![]).unwrap();
+    auth.users
+        .add("alice", "alice-password", false, vec!["devs".into()])
+        .unwrap();
+    auth.users
+        .add("root", "root-password", true, vec![])
+        .unwrap();
     (dir, auth)
 }
 
@@ -50,7 +54,9 @@ fn anonymous_is_challenged_and_wrong_passwords_fail() {
         auth.authorize(Some(&basic("alice", "alice-password")), &other),
         Err(Denial::Forbidden { .. })
     ));
-    assert!(auth.authorize(Some(&basic("root", "root-password")), &other).is_ok());
+    assert!(auth
+        .authorize(Some(&basic("root", "root-password")), &other)
+        .is_ok());
 }
 
 #[test]
@@ -58,7 +64,10 @@ fn tokens_carry_only_what_was_granted() {
     let (_d, auth) = auth(vec![policy("a", &[Action::Pull, Action::Push])]);
     let alice = auth.login("alice", "alice-password").unwrap();
     let (token, _) = auth
-        .issue_token(&alice, &["repository:a:pull,push repository:b:pull,push".into()])
+        .issue_token(
+            &alice,
+            &["repository:a:pull,push repository:b:pull,push".into()],
+        )
         .unwrap();
     let bearer = format!("Bearer {token}");
     assert!(auth
@@ -72,7 +81,10 @@ fn tokens_carry_only_what_was_granted() {
     let mut forged = token.clone();
     forged.pop();
     assert!(auth
-        .authorize(Some(&format!("Bearer {forged}")), &[Need::Repo("a".into(), Action::Pull)])
+        .authorize(
+            Some(&format!("Bearer {forged}")),
+            &[Need::Repo("a".into(), Action::Pull)]
+        )
         .is_err());
 }
 
@@ -84,7 +96,8 @@ fn expired_tokens_are_refused() {
         name: "a".into(),
         actions: vec!["pull".into()],
     };
-    let mut claims_token = token::sign(&auth.key, auth.service(), Some("root"), vec![grant], 0).unwrap();
+    let mut claims_token =
+        token::sign(&auth.key, auth.service(), Some("root"), vec![grant], 0).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     let err = auth
         .authorize(

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +55,9 @@ impl Users {
     }
 
     fn load(&self) -> BTreeMap<String, User> {
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.0 != modified || modified.is_none() {
             let users = std::fs::read(&self.path)
@@ -80,7 +84,11 @@ impl Users {
             return false;
         };
         PasswordHash::new(&user.hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     }
 
@@ -92,7 +100,9 @@ impl Users {
             )));
         }
         if password.len() < 8 {
-            return Err(Error::Auth("the password must have at least 8 characters".into()));
+            return Err(Error::Auth(
+                "the password must have at least 8 characters".into(),
+            ));
         }
         let salt = SaltString::generate(&mut OsRng);
         let hash = Argon2::default()
@@ -121,10 +131,11 @@ impl Users {
     }
 
     fn save(&self, users: BTreeMap<String, User>) -> Result<()> {
-        let data = serde_json::to_vec_pretty(&UsersFile { users }).map_err(|e| Error::Malformed {
-            what: "users".into(),
-            why: e.to_string(),
-        })?;
+        let data =
+            serde_json::to_vec_pretty(&UsersFile { users }).map_err(|e| Error::Malformed {
+                what: "users".into(),
+                why: e.to_string(),
+            })?;
         crate::fsutil::write_private(&self.path, &data)
     }
 }

@@ -69,13 +69,17 @@ pub fn parse(rest: &str) -> Result<Option<Route>> {
         Ok(name)
     };
     let route = match segs.as_slice() {
-        [.., "tags", "list"] if n >= 3 => Route::Tags { name: name_of(n - 2)? },
+        [.., "tags", "list"] if n >= 3 => Route::Tags {
+            name: name_of(n - 2)?,
+        },
         [.., "blobs", "uploads", ""] | [.., "blobs", "uploads"] => {
             let upto = if segs[n - 1].is_empty() { n - 3 } else { n - 2 };
             if upto == 0 {
                 return Ok(None);
             }
-            Route::Uploads { name: name_of(upto)? }
+            Route::Uploads {
+                name: name_of(upto)?,
+            }
         }
         [.., "blobs", "uploads", id] if n >= 4 => Route::Upload {
             name: name_of(n - 3)?,
@@ -124,7 +128,10 @@ mod tests {
                 reference: "x".into()
             }
         );
-        assert_eq!(route("a/b/blobs/uploads/"), Route::Uploads { name: "a/b".into() });
+        assert_eq!(
+            route("a/b/blobs/uploads/"),
+            Route::Uploads { name: "a/b".into() }
+        );
         assert_eq!(
             route("a/blobs/uploads/abc"),
             Route::Upload {
@@ -143,7 +150,11 @@ mod tests {
         assert!(parse("manifests/x").unwrap().is_none());
         assert!(parse("a/unknown/x").unwrap().is_none());
         for bad in ["../etc/manifests/x", "A/manifests/x", "a//b/tags/list"] {
-            assert_eq!(parse(bad).unwrap_err().code(), Some(Code::NameInvalid), "{bad}");
+            assert_eq!(
+                parse(bad).unwrap_err().code(),
+                Some(Code::NameInvalid),
+                "{bad}"
+            );
         }
     }
 }

@@ -210,13 +210,23 @@ impl Storage for FsStorage {
                         continue;
                     };
                     let path = base.join(&prefix).join(&name);
-                    if let Some(meta) = not_found_is_none(fs::metadata(&path)).ctx("reading", &path)? {
+                    if let Some(meta) =
+                        not_found_is_none(fs::metadata(&path)).ctx("reading", &path)?
+                    {
                         out.push((digest, meta.modified().ctx("reading", &path)?));
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    fn blobs_last_used(&self, digest: &Digest) -> Result<Option<SystemTime>> {
+        let path = self.blob_path(digest);
+        match not_found_is_none(fs::metadata(&path)).ctx("reading", &path)? {
+            Some(m) => Ok(Some(m.modified().ctx("reading", &path)?)),
+            None => Ok(None),
+        }
     }
 
     fn start_upload(&self, repo: &str) -> Result<String> {
@@ -318,7 +328,8 @@ impl Storage for FsStorage {
             let file = File::open(&path).ctx("opening", &path)?;
             file.sync_all().ctx("syncing", &path)?;
             // The upload was written long ago, perhaps: the blob is new now.
-            file.set_modified(SystemTime::now()).ctx("touching", &path)?;
+            file.set_modified(SystemTime::now())
+                .ctx("touching", &path)?;
             let parent = dest.parent().unwrap_or(&self.root);
             fs::create_dir_all(parent).ctx("creating", parent)?;
             fs::rename(&path, &dest).ctx("committing", &dest)?;
@@ -415,6 +426,22 @@ impl Storage for FsStorage {
         remove_if_present(&self.layer_path(repo, digest)).map(drop)
     }
 
+    fn prune_blob_links(&self, repo: &str) -> Result<usize> {
+        let mut removed = 0;
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = self.repo_dir(repo).join("_layers").join(algorithm.name());
+            for hex in read_dir_names(&dir)? {
+                let Ok(digest) = format!("{}:{hex}", algorithm.name()).parse::<Digest>() else {
+                    continue;
+                };
+                if !self.blob_path(&digest).exists() && remove_if_present(&dir.join(&hex))? {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn put_manifest_link(&self, repo: &str, digest: &Digest, link: &ManifestLink) -> Result<()> {
         let data = serde_json::to_vec(link).map_err(|e| Error::Malformed {
             what: "manifest link".into(),
@@ -434,7 +461,10 @@ impl Storage for FsStorage {
     fn manifests(&self, repo: &str) -> Result<Vec<(Digest, ManifestLink)>> {
         let mut out = Vec::new();
         for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
-            let dir = self.repo_dir(repo).join("_manifests").join(algorithm.name());
+            let dir = self
+                .repo_dir(repo)
+                .join("_manifests")
+                .join(algorithm.name());
             for name in read_dir_names(&dir)? {
                 let Some(hex) = name.strip_suffix(".json") else {
                     continue;
@@ -456,8 +486,7 @@ impl Storage for FsStorage {
 
     fn tag(&self, repo: &str, tag: &str) -> Result<Option<Digest>> {
         let path = self.tag_path(repo, tag);
-        let Some(text) = not_found_is_none(fs::read_to_string(&path)).ctx("reading", &path)?
-        else {
+        let Some(text) = not_found_is_none(fs::read_to_string(&path)).ctx("reading", &path)? else {
             return Ok(None);
         };
         text.trim().parse().map(Some).map_err(|_| Error::Malformed {
@@ -588,7 +617,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::open(dir.path()).unwrap();
         let id = s.start_upload("a/b").unwrap();
-        assert_eq!(s.append_upload(&id, Some(0), &mut &b"hello "[..]).unwrap(), 6);
+        assert_eq!(
+            s.append_upload(&id, Some(0), &mut &b"hello "[..]).unwrap(),
+            6
+        );
         let err = s.append_upload(&id, Some(3), &mut &b"x"[..]).unwrap_err();
         assert_eq!(err.code(), Some(Code::RangeInvalid));
         // A new process: no hash in memory, rebuilt from the file.

@@ -65,6 +65,8 @@ pub trait Storage: Send + Sync + 'static {
     fn touch_blob(&self, digest: &Digest) -> Result<()>;
     /// Every blob and when it was last needed.
     fn blobs(&self) -> Result<Vec<(Digest, SystemTime)>>;
+    /// When one blob was last needed; None if it is not there.
+    fn blobs_last_used(&self, digest: &Digest) -> Result<Option<SystemTime>>;
 
     // Uploads: resumable, and kept across restarts.
     fn start_upload(&self, repo: &str) -> Result<String>;
@@ -89,6 +91,8 @@ pub trait Storage: Send + Sync + 'static {
     fn link_blob(&self, repo: &str, digest: &Digest) -> Result<()>;
     fn blob_linked(&self, repo: &str, digest: &Digest) -> Result<bool>;
     fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<()>;
+    /// Removes a repository's links to blobs that are gone; returns how many.
+    fn prune_blob_links(&self, repo: &str) -> Result<usize>;
 
     fn put_manifest_link(&self, repo: &str, digest: &Digest, link: &ManifestLink) -> Result<()>;
     fn manifest_link(&self, repo: &str, digest: &Digest) -> Result<Option<ManifestLink>>;

@@ -1,0 +1,69 @@
+//! A repository's own settings, kept with it in storage: immutable tags,
+//! lifecycle rules, required signatures, scan on push.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepoSettings {
+    /// Tags cannot be moved to another manifest once pushed.
+    #[serde(default)]
+    pub immutable_tags: bool,
+    /// Tags matching these globs stay mutable (for example `latest`, `dev-*`).
+    #[serde(default)]
+    pub mutable_tag_filters: Vec<String>,
+    #[serde(default)]
+    pub lifecycle: Vec<crate::lifecycle::Rule>,
+    /// Serve a manifest only when a valid signature by one of
+    /// `trusted_keys` is attached to it.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// PEM public keys (SPKI).
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Recorded for the audit work; nothing scans yet.
+    #[serde(default)]
+    pub scan_on_push: bool,
+}
+
+impl RepoSettings {
+    pub fn load(storage: &dyn Storage, repo: &str) -> Result<RepoSettings> {
+        match storage.repository_settings(repo)? {
+            None => Ok(RepoSettings::default()),
+            Some(data) => serde_json::from_slice(&data).map_err(|e| Error::Malformed {
+                what: format!("settings of {repo}"),
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn save(&self, storage: &dyn Storage, repo: &str) -> Result<()> {
+        for f in &self.mutable_tag_filters {
+            glob::Pattern::new(f).map_err(|e| Error::Config(format!("tag filter {f:?}: {e}")))?;
+        }
+        for rule in &self.lifecycle {
+            rule.validate()?;
+        }
+        for key in &self.trusted_keys {
+            crate::trust::PublicKey::from_pem(key)?;
+        }
+        let data = serde_json::to_vec_pretty(self).map_err(|e| Error::Malformed {
+            what: "settings".into(),
+            why: e.to_string(),
+        })?;
+        storage.set_repository_settings(repo, &data)
+    }
+
+    /// True if pushing `tag` to another manifest must fail.
+    pub fn tag_is_immutable(&self, tag: &str) -> bool {
+        self.immutable_tags
+            && !self
+                .mutable_tag_filters
+                .iter()
+                .filter_map(|f| glob::Pattern::new(f).ok())
+                .any(|g| g.matches(tag))
+    }
+}
