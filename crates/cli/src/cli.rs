@@ -88,6 +88,24 @@ pub enum Command {
     Pod(PodCommand),
     /// Show what this host and user can do.
     Info,
+    /// Run and administer estiba's registry.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Log in to a registry.
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout { server: String },
+    /// Push an image to a registry.
+    Push(PushArgs),
+    /// Pull an image from a registry.
+    Pull(PullArgs),
+    /// Sign an image in a registry (cosign's simple signing).
+    Sign(SignArgs),
+    /// Check an image's signatures in a registry.
+    Verify(VerifyArgs),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },
@@ -518,4 +536,186 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Serve the OCI distribution API (and its token endpoint).
+    Serve(ServeArgs),
+    /// Manage the registry's users.
+    #[command(subcommand)]
+    User(RegistryUserCommand),
+    /// Create, list, inspect and delete repositories and their policies.
+    #[command(subcommand, alias = "repository")]
+    Repo(RegistryRepoCommand),
+    /// Remove blobs no manifest references (older than the grace window).
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        /// Spare unreferenced blobs used within this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        grace: u64,
+    },
+    /// Apply repositories' lifecycle policies now.
+    Lifecycle {
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these repositories (default: all).
+        repositories: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// The registry's configuration (TOML): auth, policies, TLS, GC.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryUserCommand {
+    /// Add a user, or replace one's password.
+    Add {
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// May do everything.
+        #[arg(long)]
+        admin: bool,
+        /// Groups, for policies.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Remove a user.
+    #[command(alias = "remove")]
+    Rm { name: String },
+    /// List users.
+    #[command(alias = "list")]
+    Ls,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryRepoCommand {
+    /// Create a repository, or change its policy.
+    Create(RepoArgs),
+    /// List repositories.
+    #[command(alias = "list")]
+    Ls,
+    /// Show a repository's policy and tags as JSON.
+    Inspect { name: String },
+    /// Delete a repository: its manifests, tags and policy.
+    #[command(alias = "remove")]
+    Rm { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct RepoArgs {
+    pub name: String,
+    /// Tags cannot be moved once pushed.
+    #[arg(long)]
+    pub immutable_tags: bool,
+    /// Tags matching this glob stay mutable (repeatable).
+    #[arg(long = "mutable-tag")]
+    pub mutable_tags: Vec<String>,
+    /// Serve only manifests signed by a trusted key.
+    #[arg(long)]
+    pub require_signature: bool,
+    /// A PEM public key trusted for signatures (repeatable).
+    #[arg(long = "trusted-key")]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Record scan-on-push (the audit work uses it).
+    #[arg(long)]
+    pub scan_on_push: bool,
+    /// Lifecycle: expire untagged images pushed more than N days ago.
+    #[arg(long)]
+    pub expire_untagged_days: Option<u64>,
+    /// Lifecycle: keep only the last COUNT images tagged PREFIX* (PREFIX=COUNT, repeatable).
+    #[arg(long = "keep-last")]
+    pub keep_last: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TlsArgs {
+    /// Verify TLS certificates; false also allows plain HTTP.
+    #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The registry, as host[:port].
+    pub server: String,
+    #[arg(short, long)]
+    pub username: Option<String>,
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// A local image.
+    pub image: String,
+    /// Where to push it (default: the image's own name).
+    pub destination: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Print only the digest.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    pub image: String,
+    /// Refuse the image unless it is signed by --key.
+    #[arg(long)]
+    pub verify: bool,
+    /// A PEM public key (repeatable).
+    #[arg(long)]
+    pub key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    pub image: String,
+    /// A PEM PKCS#8 private key (ECDSA P-256 or Ed25519).
+    #[arg(long)]
+    pub key: PathBuf,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    pub image: String,
+    /// A PEM public key (repeatable).
+    #[arg(long, required = true)]
+    pub key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Make a signing key pair: PREFIX.key (private, 0600) and PREFIX.pub.
+    Generate {
+        #[arg(long, default_value = "estiba")]
+        out: PathBuf,
+        /// ecdsa-p256 or ed25519.
+        #[arg(long = "type", default_value = "ecdsa-p256")]
+        kind: String,
+    },
 }

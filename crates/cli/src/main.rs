@@ -34,6 +34,23 @@ fn main() -> ExitCode {
         ));
     }
 
+    // The registry and the commands that only speak to one need no user
+    // namespace: they touch no container or image store.
+    if matches!(
+        cli.command,
+        cli::Command::Registry(_)
+            | cli::Command::Login(_)
+            | cli::Command::Logout { .. }
+            | cli::Command::Sign(_)
+            | cli::Command::Verify(_)
+            | cli::Command::Key(_)
+    ) {
+        return match commands::dispatch(cli) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => report(&e),
+        };
+    }
+
     // Rootless: re-execute inside a user namespace before anything else, while
     // the process is single-threaded. The outer process only waits.
     let uid = estiba_runtime::host::outer_uid();

@@ -51,6 +51,60 @@ impl Progress {
     }
 }
 
+/// Progress of parallel blob transfers (push, pull): a bar per blob on a
+/// terminal, a line per finished blob otherwise.
+pub struct Transfers {
+    multi: Option<indicatif::MultiProgress>,
+    bars: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
+    quiet: bool,
+}
+
+impl Transfers {
+    pub fn new(quiet: bool) -> Self {
+        let multi = (!quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+        Transfers {
+            multi,
+            bars: Default::default(),
+            quiet,
+        }
+    }
+}
+
+impl estiba_registry::client::ProgressSink for Transfers {
+    fn start(&self, id: &str, total: u64) {
+        let Some(multi) = &self.multi else { return };
+        let bar = multi.add(ProgressBar::new(total));
+        if let Ok(style) = ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {msg}") {
+            bar.set_style(style);
+        }
+        bar.set_prefix(id.to_string());
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        bars.insert(id.to_string(), bar);
+    }
+
+    fn advance(&self, id: &str, bytes: u64) {
+        let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = bars.get(id) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self, id: &str, note: &str) {
+        let bar = {
+            let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+            bars.remove(id)
+        };
+        match (bar, &self.multi) {
+            (Some(bar), _) => bar.finish_with_message(note.to_string()),
+            (None, Some(multi)) => {
+                let _ = multi.println(format!("{id}: {note}"));
+            }
+            (None, None) if !self.quiet => eprintln!("{id}: {note}"),
+            (None, None) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod trust;
+pub mod client;

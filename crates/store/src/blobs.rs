@@ -109,6 +109,39 @@ impl Store {
         Ok((digest, size))
     }
 
+    /// Verifies a file already in `ingest/` (a download) against `expected`
+    /// and moves it into place; a mismatch removes it. Returns the size.
+    pub fn adopt_blob(&self, path: &Path, expected: &Digest) -> Result<u64> {
+        let ingest = self.root.join("ingest");
+        if path.parent() != Some(ingest.as_path()) {
+            return Err(Error::Invalid(format!(
+                "{} is not in the store's ingest directory",
+                path.display()
+            )));
+        }
+        let mut reader = estiba_oci::DigestReader::new(File::open(path).ctx("opening", path)?);
+        let size = io::copy(&mut reader, &mut io::sink()).ctx("reading", path)?;
+        let actual = reader.digest();
+        if actual != *expected {
+            let _ = fs::remove_file(path);
+            return Err(estiba_oci::Error::DigestMismatch {
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            }
+            .into());
+        }
+        let dest = self.blob_path(expected);
+        if dest.exists() {
+            let _ = fs::remove_file(path);
+            return Ok(size);
+        }
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .ctx("syncing", path)?;
+        fs::rename(path, &dest).ctx("committing", &dest)?;
+        Ok(size)
+    }
+
     pub fn put_blob_bytes(&self, data: &[u8]) -> Result<Digest> {
         let expected = Digest::of(data);
         if !self.has_blob(&expected) {

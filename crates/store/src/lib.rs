@@ -42,7 +42,7 @@ use error::IoContext;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The image store rooted at one directory.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
     rootless: bool,

@@ -2,6 +2,7 @@
 
 mod containers;
 mod images;
+pub mod registry;
 mod run;
 
 use anyhow::Result;
@@ -99,6 +100,17 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Info => info(&ctx),
+        Command::Registry(c) => {
+            let root = registry::registry_root(cli.root.as_deref(), &ctx);
+            registry::registry(&ctx, &root, &c)
+        }
+        Command::Login(a) => registry::login(&a),
+        Command::Logout { server } => registry::logout(&server),
+        Command::Push(a) => registry::push(&ctx, &a),
+        Command::Pull(a) => registry::pull(&ctx, &a),
+        Command::Sign(a) => registry::sign(&a),
+        Command::Verify(a) => registry::verify(&a),
+        Command::Key(c) => registry::key(&c),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(
