@@ -74,7 +74,9 @@ impl estiba_registry::client::ProgressSink for Transfers {
     fn start(&self, id: &str, total: u64) {
         let Some(multi) = &self.multi else { return };
         let bar = multi.add(ProgressBar::new(total));
-        if let Ok(style) = ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} {bar:30} {bytes}/{total_bytes} {msg}")
+        {
             bar.set_style(style);
         }
         bar.set_prefix(id.to_string());

@@ -5,9 +5,7 @@
 
 mod common;
 use common::{stderr, Estiba};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn check(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -53,81 +51,18 @@ fn podman_saved_images_load_and_run() {
     assert!(out.contains("Loaded image"), "podman load: {out}");
 }
 
-struct Dockerd {
-    child: Child,
-    socket: String,
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_dockerd(dir: &Path) -> Dockerd {
-    std::fs::create_dir_all(dir).unwrap();
-    let socket = dir.join("docker.sock").display().to_string();
-    let child = Command::new("dockerd")
-        .args(["--iptables=false", "--bridge=none", "--ip-masq=false"])
-        .arg("-H")
-        .arg(format!("unix://{socket}"))
-        .arg("--data-root")
-        .arg(dir.join("data"))
-        .arg("--exec-root")
-        .arg(dir.join("exec"))
-        .arg("--pidfile")
-        .arg(dir.join("docker.pid"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
-        .spawn()
-        .expect("dockerd");
-    let d = Dockerd { child, socket };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if docker(&d)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return d;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "dockerd did not start: {}",
-        std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-    );
-}
-
-fn docker(d: &Dockerd) -> Command {
-    let mut c = Command::new("docker");
-    c.arg("-H").arg(format!("unix://{}", d.socket));
-    c
-}
-
 #[test]
 fn docker_saved_images_load_and_run() {
     if !common::require_root("docker interop") || !common::require_tool("dockerd") {
         return;
     }
     let e = Estiba::root();
-    let d = start_dockerd(&e.path().join("docker"));
+    let d = common::start_dockerd(&e.path().join("docker"), &[]);
     let tar = common::busybox_tar().to_str().unwrap();
-    check(docker(&d).args(["import", tar, "bb:docker"]));
+    check(common::docker(&d).args(["import", tar, "bb:docker"]));
     let archive = e.path().join("docker-save.tar");
     check(
-        docker(&d)
+        common::docker(&d)
             .args(["save", "-o"])
             .arg(&archive)
             .arg("bb:docker"),

@@ -95,7 +95,11 @@ pub fn registry(ctx: &Context, root: &Path, cmd: &RegistryCommand) -> Result<u8>
                     "{}\t{}\t{}\t{}",
                     e.repository,
                     e.digest,
-                    if e.tags.is_empty() { "<none>".to_string() } else { e.tags.join(",") },
+                    if e.tags.is_empty() {
+                        "<none>".to_string()
+                    } else {
+                        e.tags.join(",")
+                    },
                     e.reason
                 );
             }
@@ -236,7 +240,9 @@ pub fn login(a: &LoginArgs) -> Result<u8> {
     let password = match (&a.password, a.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
         (Some(p), false) => {
-            eprintln!("WARNING! Using --password on the command line is insecure. Use --password-stdin.");
+            eprintln!(
+                "WARNING! Using --password on the command line is insecure. Use --password-stdin."
+            );
             p.clone()
         }
         (None, true) => read_password_stdin()?,
@@ -285,7 +291,8 @@ fn read_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
     paths
         .iter()
         .map(|p| {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             PublicKey::from_pem(&text).with_context(|| format!("key {}", p.display()))
         })
         .collect()
@@ -321,7 +328,8 @@ pub fn pull(ctx: &Context, a: &PullArgs) -> Result<u8> {
 }
 
 pub fn sign(a: &SignArgs) -> Result<u8> {
-    let text = std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
+    let text =
+        std::fs::read_to_string(&a.key).with_context(|| format!("reading {}", a.key.display()))?;
     let key = PrivateKey::from_pem(&text)?;
     let image = RemoteRef::parse(&a.image)?;
     let digest = runtime()?.block_on(async {
@@ -370,7 +378,8 @@ pub fn key(cmd: &KeyCommand) -> Result<u8> {
                     .with_context(|| format!("creating {}", key_path.display()))?;
                 f.write_all(private.as_bytes())?;
             }
-            std::fs::write(&pub_path, public).with_context(|| format!("writing {}", pub_path.display()))?;
+            std::fs::write(&pub_path, public)
+                .with_context(|| format!("writing {}", pub_path.display()))?;
             eprintln!("Private key written to {}", key_path.display());
             eprintln!("Public key written to {}", pub_path.display());
             Ok(0)

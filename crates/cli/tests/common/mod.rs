@@ -318,3 +318,71 @@ pub fn skopeo_inspect(archive: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("skopeo's JSON")
 }
+
+/// A private dockerd (no iptables, no bridge), stopped on drop.
+pub struct Dockerd {
+    child: std::process::Child,
+    pub socket: String,
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts dockerd with its state under `dir`; `extra` adds flags.
+pub fn start_dockerd(dir: &Path, extra: &[&str]) -> Dockerd {
+    std::fs::create_dir_all(dir).unwrap();
+    let socket = dir.join("docker.sock").display().to_string();
+    let child = Command::new("dockerd")
+        .args(["--iptables=false", "--bridge=none", "--ip-masq=false"])
+        .args(extra)
+        .arg("-H")
+        .arg(format!("unix://{socket}"))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("docker.pid"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+        .spawn()
+        .expect("dockerd");
+    let d = Dockerd { child, socket };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if docker(&d)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!(
+        "dockerd did not start: {}",
+        std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+    );
+}
+
+pub fn docker(d: &Dockerd) -> Command {
+    let mut c = Command::new("docker");
+    c.arg("-H").arg(format!("unix://{}", d.socket));
+    c
+}
+
+pub mod registry;

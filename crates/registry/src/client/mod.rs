@@ -78,7 +78,11 @@ fn challenge_params(value: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut rest = value;
     while let Some(eq) = rest.find('=') {
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = &rest[eq + 1..];
         let (val, next) = if let Some(stripped) = after.strip_prefix('"') {
             match stripped.find('"') {
@@ -163,7 +167,11 @@ impl Client {
             None => creds::lookup(registry)?,
         };
         let mut last_err = None;
-        let schemes: &[&str] = if opts.tls_verify { &["https"] } else { &["https", "http"] };
+        let schemes: &[&str] = if opts.tls_verify {
+            &["https"]
+        } else {
+            &["https", "http"]
+        };
         for scheme in schemes {
             let base = format!("{scheme}://{registry}");
             match http.get(format!("{base}/v2/")).send().await {
@@ -214,7 +222,11 @@ impl Client {
                 if r.status().is_success() {
                     Ok(())
                 } else {
-                    Err(Error::Auth(format!("{}: login as {user} refused ({})", self.registry, r.status())))
+                    Err(Error::Auth(format!(
+                        "{}: login as {user} refused ({})",
+                        self.registry,
+                        r.status()
+                    )))
                 }
             }
             Challenge::Bearer { .. } => self.fetch_token("").await.map(drop),
@@ -321,7 +333,9 @@ mod tests {
 
     #[test]
     fn challenges() {
-        let p = challenge_params(r#" realm="http://127.0.0.1:5000/token",service="estiba-registry",scope="repository:a:pull,push""#);
+        let p = challenge_params(
+            r#" realm="http://127.0.0.1:5000/token",service="estiba-registry",scope="repository:a:pull,push""#,
+        );
         assert_eq!(p["realm"], "http://127.0.0.1:5000/token");
         assert_eq!(p["scope"], "repository:a:pull,push");
         assert_eq!(p["service"], "estiba-registry");

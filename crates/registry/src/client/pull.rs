@@ -46,7 +46,12 @@ pub(crate) struct Fetched {
 
 /// GETs a manifest and checks its digest against the reference (when it is
 /// a digest) and the registry's `Docker-Content-Digest`.
-pub(crate) async fn fetch_manifest(client: &Client, repo: &str, reference: &str, scope: &str) -> Result<Fetched> {
+pub(crate) async fn fetch_manifest(
+    client: &Client,
+    repo: &str,
+    reference: &str,
+    scope: &str,
+) -> Result<Fetched> {
     let path = format!("/v2/{repo}/manifests/{reference}");
     let r = client
         .send(Method::GET, &path, scope, |r| r.header(ACCEPT, ACCEPT_ALL))
@@ -64,7 +69,9 @@ pub(crate) async fn fetch_manifest(client: &Client, repo: &str, reference: &str,
     let echoed = header("docker-content-digest");
     let data = r.bytes().await.map_err(to_error)?.to_vec();
     if data.len() > crate::manifest::MAX_MANIFEST_BYTES {
-        return Err(Error::Http(format!("{path}: the manifest is larger than 4 MiB")));
+        return Err(Error::Http(format!(
+            "{path}: the manifest is larger than 4 MiB"
+        )));
     }
     let wanted: Option<Digest> = if reference.contains(':') {
         Some(reference.parse()?)
@@ -145,21 +152,40 @@ pub async fn pull(
         let entry = index
             .manifests
             .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
+            .find(|m| {
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+            })
             .ok_or_else(|| Error::Http(format!("{src} has no image for linux/{arch}")))?;
         fetch_manifest(client, repo, &entry.digest, &scope).await?
     } else {
         top
     };
     if image.media_type != MANIFEST_OCI && image.media_type != MANIFEST_DOCKER {
-        return Err(Error::Http(format!("{src} is a {}, not an image", image.media_type)));
+        return Err(Error::Http(format!(
+            "{src} is a {}, not an image",
+            image.media_type
+        )));
     }
     let manifest: ImageManifest = serde_json::from_slice(&image.data)
         .map_err(|e| Error::Http(format!("the manifest of {src} is malformed: {e}")))?;
     let ingest = store.root().join("ingest");
-    let wanted: Vec<&Layer> = std::iter::once(&manifest.config).chain(manifest.layers.iter()).collect();
+    let wanted: Vec<&Layer> = std::iter::once(&manifest.config)
+        .chain(manifest.layers.iter())
+        .collect();
     let results: Vec<Result<()>> = futures_util::stream::iter(wanted)
-        .map(|l| fetch_blob(client, store, repo, &scope, l, &ingest, Arc::clone(&progress)))
+        .map(|l| {
+            fetch_blob(
+                client,
+                store,
+                repo,
+                &scope,
+                l,
+                &ingest,
+                Arc::clone(&progress),
+            )
+        })
         .buffer_unordered(client.parallel)
         .collect()
         .await;
@@ -182,7 +208,9 @@ pub async fn pull(
     let loaded = tokio::task::spawn_blocking(move || {
         let d = store2.put_blob_bytes(&data)?;
         if d != manifest_digest {
-            return Err(Error::Http(format!("manifest digest {d} is not {manifest_digest}")));
+            return Err(Error::Http(format!(
+                "manifest digest {d} is not {manifest_digest}"
+            )));
         }
         Ok(store2.commit_image(manifest_digest, names)?)
     })
@@ -204,10 +232,12 @@ async fn fetch_blob(
     ingest: &Path,
     progress: Arc<dyn ProgressSink>,
 ) -> Result<()> {
-    let digest: estiba_oci::Digest = layer
-        .digest
-        .parse()
-        .map_err(|_| Error::Http(format!("{}: the local store keeps sha256 content only", layer.digest)))?;
+    let digest: estiba_oci::Digest = layer.digest.parse().map_err(|_| {
+        Error::Http(format!(
+            "{}: the local store keeps sha256 content only",
+            layer.digest
+        ))
+    })?;
     let short = digest.short().to_string();
     if store.has_blob(&digest) {
         progress.finish(&short, "Already exists");
@@ -218,12 +248,27 @@ async fn fetch_blob(
     let partial: PathBuf = ingest.join(format!("pull-{}.partial", digest.hex()));
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        match download(client, repo, scope, &layer.digest, layer.size, &partial, &short, progress.as_ref()).await {
+        match download(
+            client,
+            repo,
+            scope,
+            &layer.digest,
+            layer.size,
+            &partial,
+            &short,
+            progress.as_ref(),
+        )
+        .await
+        {
             Ok(()) => {
                 last = None;
                 break;
             }
-            Err(e @ Error::Remote { status: 400..=499, .. }) => return Err(e),
+            Err(
+                e @ Error::Remote {
+                    status: 400..=499, ..
+                },
+            ) => return Err(e),
             Err(e) => {
                 tracing::warn!(blob = %layer.digest, error = %e, "download failed; resuming");
                 last = Some(e);
@@ -292,14 +337,18 @@ async fn download(
         if written > size {
             drop(file);
             let _ = tokio::fs::remove_file(partial).await;
-            return Err(Error::Http(format!("{digest}: the registry sent more than {size} bytes")));
+            return Err(Error::Http(format!(
+                "{digest}: the registry sent more than {size} bytes"
+            )));
         }
         file.write_all(&chunk).await.map_err(io_err)?;
         progress.advance(id, chunk.len() as u64);
     }
     file.flush().await.map_err(io_err)?;
     if written != size {
-        return Err(Error::Http(format!("{digest}: got {written} of {size} bytes")));
+        return Err(Error::Http(format!(
+            "{digest}: got {written} of {size} bytes"
+        )));
     }
     Ok(())
 }

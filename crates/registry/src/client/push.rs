@@ -101,7 +101,12 @@ async fn push_blob(
 ) -> Result<()> {
     let short = blob.digest.get(7..19).unwrap_or(&blob.digest).to_string();
     let head = client
-        .send(Method::HEAD, &format!("/v2/{repo}/blobs/{}", blob.digest), scope, |r| r)
+        .send(
+            Method::HEAD,
+            &format!("/v2/{repo}/blobs/{}", blob.digest),
+            scope,
+            |r| r,
+        )
         .await?;
     if head.status().is_success() {
         progress.finish(&short, "Layer already exists");
@@ -111,13 +116,27 @@ async fn push_blob(
     let mut last = None;
     let mut location = None;
     for _ in 0..ATTEMPTS {
-        match upload(client, repo, scope, blob, &mut location, &short, progress.as_ref()).await {
+        match upload(
+            client,
+            repo,
+            scope,
+            blob,
+            &mut location,
+            &short,
+            progress.as_ref(),
+        )
+        .await
+        {
             Ok(()) => {
                 progress.finish(&short, "Pushed");
                 return Ok(());
             }
             // The registry said no: trying again will not help.
-            Err(e @ Error::Remote { status: 400..=499, .. }) if location.is_none() => return Err(e),
+            Err(
+                e @ Error::Remote {
+                    status: 400..=499, ..
+                },
+            ) if location.is_none() => return Err(e),
             Err(e) => {
                 tracing::warn!(blob = %blob.digest, error = %e, "blob upload failed; resuming");
                 last = Some(e);
@@ -191,7 +210,9 @@ async fn upload(
         None => {
             let path = format!("/v2/{repo}/blobs/uploads/");
             let r = client
-                .send(Method::POST, &path, scope, |r| r.header(CONTENT_LENGTH, "0"))
+                .send(Method::POST, &path, scope, |r| {
+                    r.header(CONTENT_LENGTH, "0")
+                })
                 .await?;
             if r.status() != StatusCode::ACCEPTED && !r.status().is_success() {
                 return Err(remote_error(&client.url(&path), r).await);

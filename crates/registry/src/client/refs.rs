@@ -33,7 +33,9 @@ impl RemoteRef {
             None => (s, None),
         };
         let (registry, path) = match rest.split_once('/') {
-            Some((first, path)) if looks_like_registry(first) => (first.to_string(), path.to_string()),
+            Some((first, path)) if looks_like_registry(first) => {
+                (first.to_string(), path.to_string())
+            }
             _ => ("docker.io".to_string(), rest.to_string()),
         };
         // A ':' after the last '/' starts the tag.
@@ -99,14 +101,22 @@ mod tests {
     #[test]
     fn references() {
         let r = RemoteRef::parse("localhost:5000/team/app:v1").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("localhost:5000", "team/app"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost:5000", "team/app")
+        );
         assert_eq!(r.reference(), "v1");
         let r = RemoteRef::parse("busybox").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let r = RemoteRef::parse(&format!("127.0.0.1:5000/a@{d}")).unwrap();
         assert_eq!(r.reference(), d);
-        for bad in ["localhost:5000/A", "localhost:5000/a:b:c", "localhost:5000/a@sha256:1", "localhost:5000/../a"] {
+        for bad in [
+            "localhost:5000/A",
+            "localhost:5000/a:b:c",
+            "localhost:5000/a@sha256:1",
+            "localhost:5000/../a",
+        ] {
             assert!(RemoteRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -11,7 +11,9 @@ use super::{remote_error, to_error, Client, RemoteRef};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{INDEX_OCI, MANIFEST_OCI};
-use crate::trust::{self, PrivateKey, PublicKey, SIGNATURE_ARTIFACT, SIGNATURE_ANNOTATION, SIMPLE_SIGNING};
+use crate::trust::{
+    self, PrivateKey, PublicKey, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT, SIMPLE_SIGNING,
+};
 
 const EMPTY_JSON: &[u8] = b"{}";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -20,14 +22,21 @@ const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 async fn put_blob(client: &Client, repo: &str, scope: &str, data: &[u8]) -> Result<Digest> {
     let digest = Digest::sha256(data);
     let head = client
-        .send(Method::HEAD, &format!("/v2/{repo}/blobs/{digest}"), scope, |r| r)
+        .send(
+            Method::HEAD,
+            &format!("/v2/{repo}/blobs/{digest}"),
+            scope,
+            |r| r,
+        )
         .await?;
     if head.status().is_success() {
         return Ok(digest);
     }
     let path = format!("/v2/{repo}/blobs/uploads/");
     let r = client
-        .send(Method::POST, &path, scope, |r| r.header(CONTENT_LENGTH, "0"))
+        .send(Method::POST, &path, scope, |r| {
+            r.header(CONTENT_LENGTH, "0")
+        })
         .await?;
     if !r.status().is_success() {
         return Err(remote_error(&client.url(&path), r).await);
@@ -40,7 +49,8 @@ async fn put_blob(client: &Client, repo: &str, scope: &str, data: &[u8]) -> Resu
         .to_string();
     let mut url = reqwest::Url::parse(&client.url(&location))
         .map_err(|e| Error::Http(format!("upload location {location:?}: {e}")))?;
-    url.query_pairs_mut().append_pair("digest", &digest.to_string());
+    url.query_pairs_mut()
+        .append_pair("digest", &digest.to_string());
     let body = data.to_vec();
     let r = client
         .send(Method::PUT, url.as_str(), scope, |r| {
@@ -115,8 +125,9 @@ async fn add_to_fallback(
 ) -> Result<()> {
     let tag = fallback_tag(subject);
     let mut index = match fetch_manifest(client, repo, &tag, scope).await {
-        Ok(f) => serde_json::from_slice::<serde_json::Value>(&f.data)
-            .unwrap_or_else(|_| serde_json::json!({"schemaVersion": 2, "mediaType": INDEX_OCI, "manifests": []})),
+        Ok(f) => serde_json::from_slice::<serde_json::Value>(&f.data).unwrap_or_else(
+            |_| serde_json::json!({"schemaVersion": 2, "mediaType": INDEX_OCI, "manifests": []}),
+        ),
         Err(_) => serde_json::json!({"schemaVersion": 2, "mediaType": INDEX_OCI, "manifests": []}),
     };
     if let Some(list) = index.get_mut("manifests").and_then(|m| m.as_array_mut()) {
@@ -148,7 +159,12 @@ pub struct Verified {
 }
 
 /// The signature artifacts attached to `subject`.
-async fn signature_manifests(client: &Client, repo: &str, scope: &str, subject: &Digest) -> Result<Vec<String>> {
+async fn signature_manifests(
+    client: &Client,
+    repo: &str,
+    scope: &str,
+    subject: &Digest,
+) -> Result<Vec<String>> {
     let path = format!("/v2/{repo}/referrers/{subject}?artifactType={SIGNATURE_ARTIFACT}");
     let r = client
         .send(Method::GET, &path, scope, |r| r.header(ACCEPT, INDEX_OCI))
@@ -181,7 +197,9 @@ async fn fetch_blob(client: &Client, repo: &str, scope: &str, digest: &Digest) -
     }
     let data = r.bytes().await.map_err(to_error)?;
     if data.len() > 1 << 20 || Digest::of(digest.algorithm(), &data) != *digest {
-        return Err(Error::Signature(format!("payload {digest} does not match its digest")));
+        return Err(Error::Signature(format!(
+            "payload {digest} does not match its digest"
+        )));
     }
     Ok(data.to_vec())
 }
@@ -231,7 +249,11 @@ pub(crate) async fn verify_digest(
 }
 
 /// `estiba verify`: resolves `image` and checks its signatures.
-pub async fn verify(client: &Client, image: &RemoteRef, keys: &[PublicKey]) -> Result<(Digest, Vec<Verified>)> {
+pub async fn verify(
+    client: &Client,
+    image: &RemoteRef,
+    keys: &[PublicKey],
+) -> Result<(Digest, Vec<Verified>)> {
     let scope = format!("repository:{}:pull", image.repository);
     let r = client
         .send(
@@ -248,7 +270,11 @@ pub async fn verify(client: &Client, image: &RemoteRef, keys: &[PublicKey]) -> R
         .and_then(|v| v.parse::<Digest>().ok())
     {
         Some(d) if r.status().is_success() && image.digest.is_none() => d,
-        _ => fetch_manifest(client, &image.repository, image.reference(), &scope).await?.digest,
+        _ => {
+            fetch_manifest(client, &image.repository, image.reference(), &scope)
+                .await?
+                .digest
+        }
     };
     let verified = verify_digest(client, image, &digest, keys).await?;
     Ok((digest, verified))

@@ -600,7 +600,10 @@ fn collect_repositories(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Resu
         } else {
             format!("{prefix}/{name}")
         };
-        if path.join("_manifests").is_dir() || path.join("_settings.json").exists() {
+        let holds_content = ["_manifests", "_layers", "_settings.json"]
+            .iter()
+            .any(|p| path.join(p).exists());
+        if holds_content {
             out.push(repo.clone());
         }
         collect_repositories(&path, &repo, out)?;
