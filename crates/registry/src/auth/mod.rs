@@ -353,7 +353,7 @@ impl Auth {
                 }
             }
         }
-        let ttl = self.config.token_ttl_secs.max(60);
+        let ttl = self.config.token_ttl_secs.max(1);
         let token = token::sign(
             &self.key,
             &self.config.service,

@@ -165,7 +165,11 @@ async fn signature_manifests(
     scope: &str,
     subject: &Digest,
 ) -> Result<Vec<String>> {
-    let path = format!("/v2/{repo}/referrers/{subject}?artifactType={SIGNATURE_ARTIFACT}");
+    let mut url = reqwest::Url::parse(&client.url(&format!("/v2/{repo}/referrers/{subject}")))
+        .map_err(|e| Error::Http(e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("artifactType", SIGNATURE_ARTIFACT);
+    let path = url.to_string();
     let r = client
         .send(Method::GET, &path, scope, |r| r.header(ACCEPT, INDEX_OCI))
         .await?;

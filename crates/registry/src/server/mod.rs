@@ -242,13 +242,15 @@ async fn health(app: &Arc<App>) -> Response {
 }
 
 /// The base URL clients reached us on, for the token realm.
-fn realm(app: &App, headers: &HeaderMap) -> String {
+fn realm(app: &App, headers: &HeaderMap, uri: &axum::http::Uri) -> String {
     if let Some(r) = app.auth.configured_realm() {
         return r.to_string();
     }
+    // HTTP/2 carries the host in the URI's authority, not a Host header.
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
         .filter(|h| {
             h.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
@@ -329,7 +331,11 @@ async fn v2(
             }
             return (
                 Some(who),
-                respond::denial(&d, &realm(&app, req.headers()), app.auth.service()),
+                respond::denial(
+                    &d,
+                    &realm(&app, req.headers(), req.uri()),
+                    app.auth.service(),
+                ),
             );
         }
     };
