@@ -137,7 +137,7 @@ layer_size=$(du -sh "$layer" | cut -f1)
 layer_entries=$(tar -tf "$layer" | wc -l)
 umount "$work/tmpfs"
 
-python3 - "$json" "$json2" "$layer_size" "$layer_entries" "$json3" "$idle" "$estiba_rss" "$conmon_rss" "$json4" > docs/benchmarks.md <<'PY'
+python3 - "$json" "$json2" "$layer_size" "$layer_entries" "$json3" "$idle" "$estiba_rss" "$conmon_rss" "$json4" > "$work/section.md" <<'PY'
 import json, sys, datetime, platform, subprocess
 run, unpack, size, entries, cycle, idle, estiba_rss, conmon_rss, rebuild = sys.argv[1:10]
 def table(path, base):
@@ -151,9 +151,7 @@ def table(path, base):
 t1, m1 = table(run, "runc run (bare, prepared bundle)")
 t2, m2 = table(unpack, "tar -xf")
 kernel = platform.release()
-print(f"""# Benchmarks
-
-Written by `bench/run.sh` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC (kernel {kernel}, {subprocess.getoutput('nproc')} cores).
+print(f"""Written by `bench/run.sh` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC (kernel {kernel}, {subprocess.getoutput('nproc')} cores).
 Medians from hyperfine in one run; compare ratios, not absolute times.
 
 ## Container start: `run --rm IMAGE true`
@@ -195,4 +193,5 @@ Targets (issue 3): ahead of podman on the cycle and the rebuild; a monitor of at
 below conmon.
 """)
 PY
+bench/splice.py runtime docs/benchmarks.md < "$work/section.md"
 cat docs/benchmarks.md

@@ -274,7 +274,12 @@ pub async fn start_upload(ctx: &Ctx, name: &str, body: Body) -> Result<Response>
             return Err(e);
         }
     };
-    finish(ctx, name, &id, &digest, Some(body), None).await
+    let result = finish(ctx, name, &id, &digest, Some(body), None).await;
+    // The client never saw this upload's location: nothing can resume it.
+    if result.is_err() {
+        cancel(ctx, &id).await;
+    }
+    result
 }
 
 async fn cancel(ctx: &Ctx, id: &str) {
