@@ -138,6 +138,9 @@ pub async fn pull(
     opts: &PullOptions,
     progress: Arc<dyn ProgressSink>,
 ) -> Result<Pulled> {
+    // As a load does: prune waits, so it never removes a download or a blob
+    // this pull is about to reference.
+    let _lock = store.lock_shared()?;
     let repo = &src.repository;
     let scope = format!("repository:{repo}:pull");
     let top = fetch_manifest(client, repo, src.reference(), &scope).await?;

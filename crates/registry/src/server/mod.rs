@@ -388,7 +388,11 @@ async fn v2(
 async fn token(app: &Arc<App>, remote: &str, req: Request) -> Response {
     // containerd tries an OAuth2 POST first and falls back to GET on 405.
     if req.method() != Method::GET {
-        return respond::error_body(Code::Unsupported.as_str(), "the token endpoint takes GET", 405);
+        return respond::error_body(
+            Code::Unsupported.as_str(),
+            "the token endpoint takes GET",
+            405,
+        );
     }
     let query = parse_query(&req);
     let scopes: Vec<String> = query
