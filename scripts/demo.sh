@@ -10,7 +10,9 @@ scripts/build-monitor.sh --release
 install -m 0755 target/release/estiba target/release/estiba-monitor /usr/local/bin/
 
 rootfs=$(mktemp --suffix=.tar)
-trap 'rm -f "$rootfs"' EXIT
+reg=$(mktemp -d)
+regpid=
+trap 'rm -f "$rootfs"; [ -n "$regpid" ] && kill "$regpid"; rm -rf "$reg"' EXIT
 scripts/busybox-rootfs.sh "$rootfs"
 chmod 644 "$rootfs"
 
@@ -26,3 +28,24 @@ grep -q '^estiba-demo:' /etc/subuid || echo 'estiba-demo:400000:65536' >> /etc/s
 grep -q '^estiba-demo:' /etc/subgid || echo 'estiba-demo:400000:65536' >> /etc/subgid
 runuser -u estiba-demo -- env -i HOME=/home/estiba-demo PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
   XDG_RUNTIME_DIR=/tmp/estiba-demo-run sh -c "mkdir -p /tmp/estiba-demo-run && estiba import $rootfs busybox:demo >/dev/null && estiba run --rm --hostname demo-rootless busybox:demo sh -c '$inside; cat /proc/self/uid_map'"
+
+echo "== registry: alice pushes as root, the rootless user pulls anonymously and runs it"
+cat > "$reg/registry.toml" <<'TOML'
+[[policy]]
+repositories = "demo/*"
+users = ["alice"]
+actions = ["pull", "push"]
+
+[[policy]]
+repositories = "demo/*"
+anonymous = true
+actions = ["pull"]
+TOML
+echo alice-demo-password | estiba registry user add alice --password-stdin --root "$reg/root"
+estiba registry serve --root "$reg/root" --addr 127.0.0.1:5050 --config "$reg/registry.toml" 2>"$reg/log" &
+regpid=$!
+for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:5050/health && break; sleep 0.1; done
+echo alice-demo-password | HOME=$reg estiba login --tls-verify=false -u alice --password-stdin 127.0.0.1:5050
+HOME=$reg estiba push --tls-verify=false busybox:demo 127.0.0.1:5050/demo/busybox:1
+runuser -u estiba-demo -- env -i HOME=/home/estiba-demo PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+  XDG_RUNTIME_DIR=/tmp/estiba-demo-run sh -c "estiba pull -q --tls-verify=false 127.0.0.1:5050/demo/busybox:1 >/dev/null && estiba run --rm 127.0.0.1:5050/demo/busybox:1 echo 'pulled from estiba registry, running rootless'"

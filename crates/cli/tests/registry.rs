@@ -399,9 +399,20 @@ fn skopeo_podman_and_estiba_with_credentials() {
         "pulled"
     );
     // estiba's own round trip: what it pulled, it pushes with the same digest.
-    let again = format!("{}/team/estiba:again", r.addr);
+    let again = format!("{}/team/mounted:again", r.addr);
     e.ok(&["push", "--tls-verify=false", &dest2, &again]);
     assert_eq!(skopeo_digest(&again, Some("alice:alice-secret")), pushed);
+    // Its blobs were already in team/podman: mounted, not uploaded again.
+    let mounts = audit_lines(&r)
+        .iter()
+        .filter(|l| {
+            l["action"] == "mount" && l["repository"] == "team/mounted" && l["who"] == "alice"
+        })
+        .count();
+    assert!(
+        mounts >= 2,
+        "the push mounted config and layer from team/podman"
+    );
     e.ok(&["logout", &r.addr]);
     let out = e.run(&[
         "push",

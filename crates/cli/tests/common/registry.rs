@@ -154,6 +154,15 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test shows what the server said.
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- registry log (last lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

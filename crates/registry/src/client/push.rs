@@ -56,9 +56,30 @@ pub async fn push(
             size,
         });
     }
-    let scope = format!("repository:{}:pull,push", dest.repository);
+    // The image's other names on the same registry: blobs can be mounted
+    // from there instead of uploaded again.
+    let sources: Vec<String> = record
+        .names
+        .iter()
+        .filter_map(|n| RemoteRef::parse(n).ok())
+        .filter(|r| r.registry == dest.registry && r.repository != dest.repository)
+        .map(|r| r.repository)
+        .collect();
+    let mut scope = format!("repository:{}:pull,push", dest.repository);
+    for s in &sources {
+        scope.push_str(&format!(" repository:{s}:pull"));
+    }
     let results: Vec<Result<()>> = futures_util::stream::iter(blobs.iter())
-        .map(|b| push_blob(client, &dest.repository, &scope, b, Arc::clone(&progress)))
+        .map(|b| {
+            push_blob(
+                client,
+                &dest.repository,
+                &scope,
+                &sources,
+                b,
+                Arc::clone(&progress),
+            )
+        })
         .buffer_unordered(client.parallel)
         .collect()
         .await;
@@ -96,6 +117,7 @@ async fn push_blob(
     client: &Client,
     repo: &str,
     scope: &str,
+    sources: &[String],
     blob: &Blob,
     progress: Arc<dyn ProgressSink>,
 ) -> Result<()> {
@@ -112,9 +134,29 @@ async fn push_blob(
         progress.finish(&short, "Layer already exists");
         return Ok(());
     }
+    let mut location = None;
+    for source in sources {
+        let path = format!(
+            "/v2/{repo}/blobs/uploads/?mount={}&from={source}",
+            blob.digest
+        );
+        let r = client
+            .send(Method::POST, &path, scope, |r| {
+                r.header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        if r.status() == StatusCode::CREATED {
+            progress.finish(&short, &format!("Mounted from {source}"));
+            return Ok(());
+        }
+        // 202: the registry opened an upload instead; use it.
+        if r.status() == StatusCode::ACCEPTED {
+            location = location_of(&r).ok();
+            break;
+        }
+    }
     progress.start(&short, blob.size);
     let mut last = None;
-    let mut location = None;
     for _ in 0..ATTEMPTS {
         match upload(
             client,

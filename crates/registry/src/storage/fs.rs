@@ -233,8 +233,9 @@ impl Storage for FsStorage {
         let id = random_hex(16);
         let dir = self.root.join("uploads").join(&id);
         fs::create_dir_all(&dir).ctx("creating", &dir)?;
-        write_atomic(&dir.join("repo"), repo.as_bytes())?;
         File::create(dir.join("data")).ctx("creating", dir.join("data"))?;
+        // Written last: an upload without it is unknown, never misattributed.
+        write_atomic(&dir.join("repo"), repo.as_bytes())?;
         Ok(id)
     }
 
@@ -355,11 +356,15 @@ impl Storage for FsStorage {
         let mut out = Vec::new();
         for id in read_dir_names(&base)? {
             let path = base.join(&id).join("data");
-            let modified = match not_found_is_none(fs::metadata(&path)).ctx("reading", &path)? {
-                Some(m) => m.modified().ctx("reading", &path)?,
-                // Killed between creating the directory and the file.
-                None => SystemTime::UNIX_EPOCH,
+            // Before its data file exists (being created, or killed then),
+            // an upload is as old as its directory.
+            let dir = base.join(&id);
+            let meta = match not_found_is_none(fs::metadata(&path)).ctx("reading", &path)? {
+                Some(m) => Some(m),
+                None => not_found_is_none(fs::metadata(&dir)).ctx("reading", &dir)?,
             };
+            let Some(meta) = meta else { continue };
+            let modified = meta.modified().ctx("reading", &path)?;
             out.push((id, modified));
         }
         Ok(out)
@@ -661,6 +666,17 @@ mod tests {
         assert_eq!(s.tag("a/b", "t").unwrap(), Some(d));
         s.delete_repository("c/d/e").unwrap();
         assert!(!dir.path().join("repositories/c").exists());
+    }
+
+    #[test]
+    fn an_upload_being_created_is_new_not_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::open(dir.path()).unwrap();
+        // What a concurrent GC may see: the directory, no data file yet.
+        std::fs::create_dir_all(dir.path().join("uploads/abcd")).unwrap();
+        let uploads = s.uploads().unwrap();
+        let age = SystemTime::now().duration_since(uploads[0].1).unwrap();
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
     }
 
     #[test]
