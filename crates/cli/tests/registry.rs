@@ -698,6 +698,17 @@ fn immutable_tags_lifecycle_and_gc() {
         push("second:1", "locked:latest").status.success(),
         "latest stays mutable"
     );
+    let listed = stdout(&r.admin(&["repo", "ls"]));
+    assert!(
+        listed.lines().any(|l| l.starts_with("locked\t2\ttrue")),
+        "{listed}"
+    );
+    let inspect: Value =
+        serde_json::from_str(&stdout(&r.admin(&["repo", "inspect", "locked"]))).unwrap();
+    assert_eq!(inspect["Settings"]["immutableTags"], true);
+    assert!(r.admin(&["repo", "rm", "locked"]).status.success());
+    let gone = http().get(r.url("/v2/locked/tags/list")).send().unwrap();
+    assert_eq!(gone.status(), 404);
 
     // Lifecycle: keep the last 2 rel-* images; a dry run lists exactly what
     // the real run removes.

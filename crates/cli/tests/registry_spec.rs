@@ -545,6 +545,14 @@ fn manifests_indexes_and_bad_manifests() {
     let huge = [big.as_slice(), &vec![b' '; 200_000]].concat();
     let resp = put_manifest(&r, "team/app/api", "huge", MANIFEST, &huge);
     assert_eq!(resp.status(), 413);
+    assert_eq!(error_code(resp), "SIZE_INVALID");
+    // A method an endpoint does not take.
+    let resp = c
+        .post(r.url("/v2/team/app/api/manifests/one"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(error_code(resp), "UNSUPPORTED");
 
     // Bad manifests: the spec's codes, and nothing stored.
     let missing_layer = manifest(b"{}", &[b"not pushed"], None);
