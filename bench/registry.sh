@@ -42,17 +42,25 @@ push() { # IMAGE HOST PARALLEL
 pull() { # IMAGE HOST PARALLEL
   echo "for i in \$(seq $3); do skopeo copy -q --src-tls-verify=false docker://$2/bench/${1}1:1 dir:$work/out-$1-\$i & done; wait"
 }
-json=$work/transfer.json
+# CPU time (ms) a server has used so far: the clients share these 2 cores,
+# so this shows the servers' own cost apart from skopeo's.
+cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
+measure() { # NAME, then hyperfine's arguments
+  local name=$1; shift
+  local d0 e0; d0=$(cpu_ms "$dist_pid"); e0=$(cpu_ms "$estiba_pid")
+  hyperfine --runs "$runs" --export-json "$work/$name.json" "$@" >/dev/null
+  echo "$(( ($(cpu_ms "$dist_pid") - d0) / runs )) $(( ($(cpu_ms "$estiba_pid") - e0) / runs ))" > "$work/$name.cpu"
+}
 for image in big ten; do
   for par in 1 16; do
-    hyperfine --runs "$runs" --export-json "$work/push-$image-$par.json" \
+    measure "push-$image-$par" \
       -n "distribution" --prepare "$wipe_dist" "sh -c '$(push $image 127.0.0.1:5102 $par)'" \
-      -n "estiba" --prepare "$wipe_estiba" "sh -c '$(push $image 127.0.0.1:5101 $par)'" >/dev/null
+      -n "estiba" --prepare "$wipe_estiba" "sh -c '$(push $image 127.0.0.1:5101 $par)'"
     # Something to pull.
     sh -c "$(push $image 127.0.0.1:5102 1)"; sh -c "$(push $image 127.0.0.1:5101 1)"
-    hyperfine --runs "$runs" --export-json "$work/pull-$image-$par.json" \
+    measure "pull-$image-$par" \
       -n "distribution" --prepare "$nocache; rm -rf $work/out-*" "sh -c '$(pull $image 127.0.0.1:5102 $par)'" \
-      -n "estiba" --prepare "$nocache; rm -rf $work/out-*" "sh -c '$(pull $image 127.0.0.1:5101 $par)'" >/dev/null
+      -n "estiba" --prepare "$nocache; rm -rf $work/out-*" "sh -c '$(pull $image 127.0.0.1:5101 $par)'"
   done
 done
 
@@ -64,12 +72,18 @@ for port in (5101, 5102):
     def req(method, url, data=b"", ctype="application/octet-stream"):
         r = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": ctype})
         return urllib.request.urlopen(r)
-    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    layer = b"one small layer"
+    ld = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}}).encode()
     d = "sha256:" + hashlib.sha256(config).hexdigest()
-    req("POST", f"{base}/blobs/uploads/?digest={d}", config)
+    for blob, digest in ((config, d), (layer, ld)):
+        # POST then PUT: the flow every client speaks.
+        loc = req("POST", f"{base}/blobs/uploads/").headers["Location"]
+        loc = loc if loc.startswith("http") else f"http://127.0.0.1:{port}{loc}"
+        req("PUT", f"{loc}{'&' if '?' in loc else '?'}digest={digest}", blob)
     m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": d, "size": len(config)},
-                    "layers": []}).encode()
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": len(layer)}]}).encode()
     for i in range(1000):
         req("PUT", f"{base}/manifests/tag-{i:04d}", m, "application/vnd.oci.image.manifest.v1+json")
 PY
@@ -90,9 +104,10 @@ for op in ("push", "pull"):
     for image in ("big", "ten"):
         for par in (1, 16):
             rs = {r["command"]: r["median"] for r in json.load(open(f"{work}/{op}-{image}-{par}.json"))["results"]}
+            dcpu, ecpu = (int(x) for x in open(f"{work}/{op}-{image}-{par}.cpu").read().split())
             mib = sizes[image] * par
             d, e = mib / rs["distribution"], mib / rs["estiba"]
-            rows.append(f"| skopeo {op}, {names[image]}, concurrency {par} | {rs['distribution']:.2f} s, {d:.0f} MiB/s | {rs['estiba']:.2f} s, {e:.0f} MiB/s | {e / d:.2f}× |")
+            rows.append(f"| skopeo {op}, {names[image]}, concurrency {par} | {rs['distribution']:.2f} s, {d:.0f} MiB/s | {rs['estiba']:.2f} s, {e:.0f} MiB/s | {e / d:.2f}× | {dcpu} ms | {ecpu} ms |")
 print(f"""## Registry: estiba against distribution 2.8.2
 
 Written by `bench/registry.sh` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC (kernel {platform.release()}, {subprocess.getoutput('nproc')} cores).
@@ -100,11 +115,14 @@ Both servers on 127.0.0.1, their roots on the same disk; medians from hyperfine;
 blob-location cache is cleared before each run so it uploads rather than mounts. Concurrency
 16 is 16 skopeo processes at once, each with its own repository; throughput counts all of them.
 
-| measurement | distribution 2.8.2 | estiba | estiba / distribution |
-|---|---:|---:|---:|
+Throughput is whole-run wall time, skopeo included; "server CPU" is the CPU time each server
+process used per run (the clients run on the same 2 cores).
+
+| measurement | distribution 2.8.2 | estiba | throughput, estiba / distribution | server CPU, distribution | server CPU, estiba |
+|---|---:|---:|---:|---:|---:|
 """ + "\n".join(rows) + f"""
-| tag list, 1,000 tags (wrk, 32 connections) | {float(dist_rps):.0f} req/s | {float(estiba_rps):.0f} req/s | {float(estiba_rps) / float(dist_rps):.2f}× |
-| server peak memory (VmHWM) | {int(dist_mem) / 1024:.1f} MiB | {int(estiba_mem) / 1024:.1f} MiB | {int(estiba_mem) / int(dist_mem):.2f}× |
+| tag list, 1,000 tags (wrk, 32 connections) | {float(dist_rps):.0f} req/s | {float(estiba_rps):.0f} req/s | {float(estiba_rps) / float(dist_rps):.2f}× | | |
+| server peak memory (VmHWM) | {int(dist_mem) / 1024:.1f} MiB | {int(estiba_mem) / 1024:.1f} MiB | memory {int(estiba_mem) / int(dist_mem):.2f}× | | |
 
 Target (issue 4): at least 1.5× distribution's throughput, with no more memory.
 """)
