@@ -339,10 +339,9 @@ async fn v2(
             );
         }
     };
-    if matches!(
-        method,
-        Method::PUT | Method::POST | Method::PATCH | Method::DELETE
-    ) {
+    // Every decision is audited, reads included (as CloudTrail's data
+    // events would be); only the unauthenticated `/v2/` ping is not.
+    if route != Route::Base || authorization.is_some() {
         let target = format!("{} {}", method, req.uri().path());
         app.audit.record(
             who.name(),
