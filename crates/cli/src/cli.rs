@@ -83,6 +83,9 @@ pub enum Command {
     Secret(SecretCommand),
     /// Build an image from a Containerfile.
     Build(BuildArgs),
+    /// Manage networks (bridge networks, as root for now).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage pods: containers sharing network, IPC and hostname.
     #[command(subcommand)]
     Pod(PodCommand),
@@ -490,9 +493,13 @@ pub struct RunArgs {
     pub pids_limit: Option<i64>,
     #[arg(long)]
     pub hostname: Option<String>,
-    /// none or host.
+    /// none, host, or a network's name (`estiba`, the default bridge
+    /// network, is made on first use; root only for now).
     #[arg(long, default_value = "none")]
     pub network: String,
+    /// The container's address on its network.
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Bind mount HOST:CONTAINER[:ro], or named volume NAME:CONTAINER[:ro].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
@@ -718,4 +725,34 @@ pub enum KeyCommand {
         #[arg(long = "type", default_value = "ecdsa-p256")]
         kind: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a bridge network.
+    Create {
+        name: String,
+        /// IPv4 subnet, a.b.c.d/len (default: the next free 10.90.N.0/24).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Default: the subnet's first address.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// No route out: only the network's own containers reach each other.
+        #[arg(long)]
+        internal: bool,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show networks and their containers as JSON.
+    Inspect { names: Vec<String> },
+    /// Remove networks no container uses.
+    #[command(alias = "remove")]
+    Rm { names: Vec<String> },
+    /// Remove every network no container uses.
+    Prune,
 }

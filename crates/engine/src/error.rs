@@ -11,6 +11,8 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] estiba_store::Error),
     #[error(transparent)]
+    Net(#[from] estiba_net::Error),
+    #[error(transparent)]
     Runtime(#[from] estiba_runtime::Error),
     #[error(transparent)]
     Oci(#[from] estiba_oci::Error),

@@ -79,6 +79,9 @@ impl Engine {
         health: &crate::health::HealthFlags,
     ) -> Result<ContainerRecord> {
         crate::prepare::validate(&options)?;
+        if !matches!(options.network.as_str(), "none" | "host" | "") {
+            self.check_network(&options.network, options.ip.as_deref())?;
+        }
         if let Some(wanted) = options.pod.clone() {
             let pod = self.find_pod(&wanted)?;
             if options.hostname.is_some() || options.network != "none" {
@@ -360,6 +363,7 @@ impl Engine {
         if let Ok(runtime) = self.runtime(r) {
             let _ = runtime.delete(&r.id, true);
         }
+        self.detach_network(r);
         let dir = self.records.dir(&r.id);
         self.dirs(&r.id).unmount();
         // A late writer (a health check finishing) can add a file while the

@@ -124,7 +124,15 @@ pub fn write_bundle(
     let defaults = ImageDefaults::from_config(&store.image_config(image)?);
     let bundle = dirs.bundle();
     fs::create_dir_all(&bundle).ctx("creating", &bundle)?;
-    let cfg = resolve(record, &defaults, &dirs.rootfs(), &bundle, volumes)?;
+    let attached = engine.attach_network(record)?;
+    let cfg = resolve(
+        record,
+        &defaults,
+        &dirs.rootfs(),
+        &bundle,
+        volumes,
+        attached.as_ref(),
+    )?;
     let mut cfg = cfg;
     cfg.mounts.extend(mount_secrets(
         &engine.secrets,
@@ -198,6 +206,7 @@ fn resolve(
     root: &Path,
     bundle: &Path,
     volumes: &Volumes,
+    attached: Option<&crate::network::Attached>,
 ) -> Result<RunConfig> {
     let o = &record.options;
     let command = match &o.entrypoint {
@@ -250,10 +259,13 @@ fn resolve(
     env.extend(o.env.iter().cloned());
     let (no_new_privileges, seccomp) = security_opts(&o.security_opt)?;
     let (mounts, tmpfs) = resolve_mounts(o, root, volumes)?;
-    let join = match &o.pod {
+    let mut join = match &o.pod {
         Some(pod) => pod_namespaces(pod, root)?,
         None => Vec::new(),
     };
+    if let Some(a) = attached {
+        join.push(("network".to_string(), a.netns.clone()));
+    }
     Ok(RunConfig {
         id: record.id.clone(),
         rootfs: root.to_path_buf(),
@@ -267,7 +279,7 @@ fn resolve(
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids,
-        etc_files: etc_files(bundle, &hostname, network)?,
+        etc_files: etc_files(bundle, &hostname, network, attached)?,
         hostname,
         read_only: o.read_only,
         cap_add: o.cap_add.clone(),
@@ -410,14 +422,29 @@ pub fn collect_env(env: &[String], env_files: &[PathBuf]) -> Result<Vec<String>>
         .collect())
 }
 
+/// `none`, `host`, or a network's name. A named network is a namespace of
+/// its own that the container joins, so its spec asks for none here.
 pub fn parse_network(network: &str) -> Result<Network> {
     match network {
         "none" | "" => Ok(Network::None),
         "host" => Ok(Network::Host),
+        other if other.contains(',') => Err(Error::Invalid {
+            what: "network",
+            value: other.to_string(),
+            why: "one network per container for now".into(),
+        }),
+        _ => Ok(Network::None),
+    }
+}
+
+/// Only `none` and `host`: for build steps.
+pub fn parse_builtin_network(network: &str) -> Result<Network> {
+    match network {
+        "none" | "" | "host" => parse_network(network),
         other => Err(Error::Invalid {
             what: "network",
             value: other.to_string(),
-            why: "not available yet: use --network none or --network host".into(),
+            why: "build steps take none or host".into(),
         }),
     }
 }
@@ -637,10 +664,25 @@ pub fn mount_specs(o: &CreateOptions) -> Result<Vec<MountSpec>> {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf, generated per container.
-fn etc_files(bundle: &Path, hostname: &str, network: Network) -> Result<Vec<BindMount>> {
-    let hosts = match network {
-        Network::Host => fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        Network::None => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+fn etc_files(
+    bundle: &Path,
+    hostname: &str,
+    network: Network,
+    attached: Option<&crate::network::Attached>,
+) -> Result<Vec<BindMount>> {
+    let hosts = match (network, attached) {
+        (_, Some(a)) => {
+            let mut h = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+            for (ip, names) in &a.hosts {
+                h.push_str(&format!("{ip}\t{names}\n"));
+            }
+            if !a.hosts.iter().any(|(ip, _)| *ip == a.ip) {
+                h.push_str(&format!("{}\t{hostname}\n", a.ip));
+            }
+            h
+        }
+        (Network::Host, None) => fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        (Network::None, None) => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
     };
     let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut out = Vec::new();
@@ -663,6 +705,13 @@ fn etc_files(bundle: &Path, hostname: &str, network: Network) -> Result<Vec<Bind
 /// Checks the flags that can be checked before anything runs.
 pub fn validate(options: &CreateOptions) -> Result<()> {
     parse_network(&options.network)?;
+    if options.ip.is_some() && matches!(options.network.as_str(), "none" | "host" | "") {
+        return Err(Error::Invalid {
+            what: "--ip",
+            value: options.ip.clone().unwrap_or_default(),
+            why: "needs --network NAME".into(),
+        });
+    }
     security_opts(&options.security_opt)?;
     mount_specs(options)?;
     for s in &options.secrets {

@@ -66,6 +66,9 @@ pub struct CreateOptions {
     pub pids_limit: Option<i64>,
     pub hostname: Option<String>,
     pub network: String,
+    /// `--ip`: the address wanted on the network.
+    #[serde(default)]
+    pub ip: Option<String>,
     /// `-v` specs: `HOST:CTR[:ro]` or `NAME:CTR[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs` specs: `CTR[:OPTIONS]`.

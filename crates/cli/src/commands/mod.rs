@@ -73,6 +73,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Volume(v) => containers::volume(&ctx, &v),
         Command::Secret(c) => containers::secret(&ctx, &c),
         Command::Pod(c) => containers::pod(&ctx, &c),
+        Command::Network(c) => network(&ctx, &c),
         Command::Build(a) => build(&ctx, &a),
         Command::InternalInfra {
             hostname,
@@ -198,5 +199,61 @@ fn debug_unpack(ctx: &Context, layer: &std::path::Path, dest: &std::path::Path) 
     };
     let report = unpack(file, dest, opts)?;
     println!("{} entries, diff id {}", report.entries, report.diff_id);
+    Ok(0)
+}
+
+fn network(ctx: &Context, cmd: &crate::cli::NetworkCommand) -> Result<u8> {
+    use crate::cli::NetworkCommand;
+    let engine = ctx.engine()?;
+    match cmd {
+        NetworkCommand::Create {
+            name,
+            subnet,
+            gateway,
+            internal,
+        } => {
+            let net =
+                engine.network_create(name, subnet.as_deref(), gateway.as_deref(), *internal)?;
+            println!("{}", net.id);
+        }
+        NetworkCommand::Ls { quiet } => {
+            let nets = engine.networks()?.list()?;
+            if *quiet {
+                for n in nets {
+                    println!("{}", &n.id[..12]);
+                }
+            } else {
+                println!("NETWORK ID    NAME                DRIVER    SUBNET             INTERNAL");
+                for n in nets {
+                    println!(
+                        "{:<13} {:<19} {:<9} {:<18} {}",
+                        &n.id[..12],
+                        n.name,
+                        n.driver,
+                        n.subnet,
+                        n.internal
+                    );
+                }
+            }
+        }
+        NetworkCommand::Inspect { names } => {
+            let all = names
+                .iter()
+                .map(|n| engine.network_inspect(n))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        NetworkCommand::Rm { names } => {
+            for n in names {
+                engine.network_remove(n)?;
+                println!("{n}");
+            }
+        }
+        NetworkCommand::Prune => {
+            for n in engine.network_prune()? {
+                println!("{n}");
+            }
+        }
+    }
     Ok(0)
 }

@@ -30,6 +30,7 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         pids_limit: args.pids_limit,
         hostname: args.hostname.clone(),
         network: args.network.clone(),
+        ip: args.ip.clone(),
         volumes: args.volume.clone(),
         tmpfs: args.tmpfs.clone(),
         mounts: args.mount.clone(),

@@ -1,0 +1,322 @@
+//! Bridge networks as root: an address per container from the network's
+//! IPAM, names in /etc/hosts, networks kept apart by nftables, and nothing
+//! left behind. Traffic stays between containers this test makes.
+//!
+//! Every test gives its networks explicit subnets of its own (10.20x.*): the
+//! tests run in parallel, each with its own store, on one host.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{stderr, Estiba};
+
+const HTTP_GET: &str = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3";
+
+/// A detached busybox httpd serving `body` on port 80.
+fn web(e: &Estiba, name: &str, network: &str, body: &str) {
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &format!("mkdir /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www"),
+    ]);
+}
+
+/// Fetches `http://host/` from a new container on `network`.
+fn fetch(e: &Estiba, network: &str, host: &str) -> std::process::Output {
+    e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &format!("{HTTP_GET} {host} 80"),
+    ])
+}
+
+fn host_links() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-br", "link"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn host_netns() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn inspect(e: &Estiba, network: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&e.ok(&["network", "inspect", network])).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_and_no_one_else() {
+    if !common::require_root("bridge networks") || !common::require_tool("nft") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    e.ok(&["network", "create", "front", "--subnet", "10.201.1.0/24"]);
+    e.ok(&["network", "create", "back", "--subnet", "10.201.2.0/24"]);
+    web(&e, "web", "front", "hello-front");
+    let net = inspect(&e, "front");
+    let web_ip = net["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(web_ip.starts_with("10.201.1."), "{net}");
+
+    // Same network: by name and by address.
+    for host in ["web", web_ip.as_str()] {
+        let out = fetch(&e, "front", host);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("hello-front"),
+            "{host}: {}",
+            stderr(&out)
+        );
+    }
+    // The container's own view: its address, its gateway, its peers.
+    let inside = e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--ip",
+        "10.201.1.77",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0; ip route; cat /etc/hosts",
+    ]);
+    assert!(inside.contains("inet 10.201.1.77/24"), "{inside}");
+    assert!(inside.contains("default via 10.201.1.1"), "{inside}");
+    assert!(inside.contains(&format!("{web_ip}\tweb ")), "{inside}");
+
+    // Another network reaches neither the name nor the address.
+    let out = fetch(&e, "back", &web_ip);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hello-front"));
+    assert!(!out.status.success());
+    let out = fetch(&e, "back", "web");
+    assert!(
+        !out.status.success(),
+        "a name from another network resolved"
+    );
+
+    // Root in the container cannot lift the rules: it has no CAP_NET_ADMIN.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ip",
+        "link",
+        "set",
+        "eth0",
+        "down",
+    ]);
+    assert!(
+        !out.status.success(),
+        "root in the container changed its network"
+    );
+
+    e.ok(&["rm", "-f", "web"]);
+    e.ok(&["network", "rm", "front", "back"]);
+}
+
+#[test]
+fn leases_and_links_never_outlive_their_containers() {
+    if !common::require_root("bridge networks") || !common::require_tool("nft") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    e.ok(&["network", "create", "churn", "--subnet", "10.202.0.0/28"]);
+    // More containers than the /28 has addresses: leases must come back.
+    for i in 0..30 {
+        let name = format!("c{i}");
+        e.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "churn",
+            "busybox",
+            "sleep",
+            "60",
+        ]);
+        e.ok(&["rm", "-f", &name]);
+    }
+    let leases = inspect(&e, "churn")["Containers"]
+        .as_object()
+        .unwrap()
+        .len();
+    assert_eq!(leases, 0, "a lease outlived its container");
+    // A network in use cannot go; one that is free can.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--network",
+        "churn",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "holder"])).unwrap();
+    let id = v[0]["Id"].as_str().unwrap().to_string();
+    assert!(host_netns().contains(&format!("es-{}", &id[..12])));
+    let out = e.run(&["network", "rm", "churn"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
+    e.ok(&["rm", "-f", "holder"]);
+    assert!(
+        !host_netns().contains(&format!("es-{}", &id[..12])),
+        "the namespace outlived rm"
+    );
+    assert!(
+        !host_links().contains(&format!("ve{}", &id[..12])),
+        "the veth outlived rm"
+    );
+    let bridge = inspect(&e, "churn")["Bridge"].as_str().unwrap().to_string();
+    e.ok(&["network", "rm", "churn"]);
+    assert!(
+        !host_links().contains(&bridge),
+        "the bridge outlived its network"
+    );
+}
+
+#[test]
+fn bad_network_input_is_refused_and_sets_nothing_up() {
+    if !common::require_root("bridge networks") || !common::require_tool("nft") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    e.ok(&["network", "create", "one", "--subnet", "10.203.0.0/24"]);
+    let refused = |args: &[&str], says: &str| {
+        let out = e.run(args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    };
+    refused(
+        &["network", "create", "two", "--subnet", "10.203.0.128/25"],
+        "overlaps network one",
+    );
+    refused(
+        &["network", "create", "two", "--subnet", "10.204.0.1/24"],
+        "host bits",
+    );
+    refused(
+        &["network", "create", "two", "--subnet", "nonsense"],
+        "invalid subnet",
+    );
+    refused(
+        &[
+            "network",
+            "create",
+            "two",
+            "--subnet",
+            "10.204.0.0/24",
+            "--gateway",
+            "10.205.0.1",
+        ],
+        "not a usable address",
+    );
+    refused(&["network", "create", "one"], "already exists");
+    refused(&["network", "create", "host"], "invalid network name");
+    refused(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "one",
+            "--ip",
+            "10.9.9.9",
+            "busybox",
+            "true",
+        ],
+        "not a usable address",
+    );
+    refused(
+        &["run", "--rm", "--ip", "10.203.0.9", "busybox", "true"],
+        "needs --network",
+    );
+    refused(
+        &["run", "--rm", "--network", "nosuch", "busybox", "true"],
+        "not found",
+    );
+    // An address already taken.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "one",
+        "--ip",
+        "10.203.0.9",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "one",
+        "--ip",
+        "10.203.0.9",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already leased"), "{}", stderr(&out));
+    e.ok(&["rm", "-f", "a"]);
+    let names: Vec<String> = e
+        .ok(&["network", "ls"])
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["one"], "nothing half made");
+    e.ok(&["network", "rm", "one"]);
+}
+
+#[test]
+fn rootless_networks_say_they_are_not_there_yet() {
+    if !common::require_root("creates a user") {
+        return;
+    }
+    let e = Estiba::rootless().with_busybox();
+    let out = e.run(&["run", "--rm", "--network", "estiba", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("need root for now"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,122 @@
+//! Putting a container on a network: a named network namespace
+//! (`/run/netns/es-<id12>`, which the container's spec joins), a veth pair
+//! with one end on the bridge and the other as the container's `eth0`, its
+//! address and default route. Detaching deletes the namespace, which takes
+//! the veth pair with it.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::network::NetworkRecord;
+use crate::{run, Result};
+
+/// The namespace a container's network lives in.
+pub fn netns_name(container: &str) -> String {
+    format!("es-{}", &container[..container.len().min(12)])
+}
+
+pub fn netns_path(container: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(netns_name(container))
+}
+
+fn link_exists(name: &str) -> bool {
+    run("ip", &["link", "show", "dev", name]).is_ok()
+}
+
+/// Creates the network's bridge if it is not there (after a reboot too).
+pub fn ensure_bridge(net: &NetworkRecord) -> Result<()> {
+    if link_exists(&net.bridge) {
+        return Ok(());
+    }
+    let prefix = net.subnet()?.prefix;
+    run("ip", &["link", "add", &net.bridge, "type", "bridge"])?;
+    run(
+        "ip",
+        &[
+            "addr",
+            "add",
+            &format!("{}/{prefix}", net.gateway),
+            "dev",
+            &net.bridge,
+        ],
+    )?;
+    run("ip", &["link", "set", &net.bridge, "up"])?;
+    Ok(())
+}
+
+pub fn remove_bridge(net: &NetworkRecord) -> Result<()> {
+    if link_exists(&net.bridge) {
+        run("ip", &["link", "del", &net.bridge])?;
+    }
+    Ok(())
+}
+
+/// Attaches `container` at `ip`. Safe to call again for a container that
+/// is already attached (a restart): it keeps what is there.
+pub fn attach(net: &NetworkRecord, container: &str, ip: Ipv4Addr) -> Result<PathBuf> {
+    ensure_bridge(net)?;
+    let ns = netns_name(container);
+    let path = netns_path(container);
+    if path.exists() {
+        return Ok(path);
+    }
+    run("ip", &["netns", "add", &ns])?;
+    let result = (|| {
+        let host_end = format!("ve{}", &container[..container.len().min(12)]);
+        let prefix = net.subnet()?.prefix;
+        run(
+            "ip",
+            &[
+                "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        run(
+            "ip",
+            &["link", "set", &host_end, "master", &net.bridge, "up"],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{ip}/{prefix}"),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &net.gateway.to_string(),
+            ],
+        )?;
+        Ok(())
+    })();
+    if result.is_err() {
+        // Nothing half set up stays behind.
+        let _ = detach(container);
+    }
+    result.map(|()| path)
+}
+
+/// Removes a container's network namespace and with it its veth pair.
+pub fn detach(container: &str) -> Result<()> {
+    if netns_path(container).exists() {
+        run("ip", &["netns", "del", &netns_name(container)])?;
+    }
+    let host_end = format!("ve{}", &container[..container.len().min(12)]);
+    if link_exists(&host_end) {
+        run("ip", &["link", "del", &host_end])?;
+    }
+    Ok(())
+}

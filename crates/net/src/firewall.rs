@@ -1,0 +1,87 @@
+//! Segmentation in nftables: a table of estiba's own (one per store, see
+//! `Networks::table`), rewritten whole from the list of networks, so it
+//! never drifts from them.
+//! - Traffic from one estiba bridge to another is dropped.
+//! - An internal network's traffic to and from anything but its own
+//!   bridge is dropped: no route out.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::network::NetworkRecord;
+use crate::{Error, Result};
+
+/// The table's full text for these networks.
+pub fn ruleset(table: &str, networks: &[NetworkRecord]) -> String {
+    let mut rules = Vec::new();
+    for n in networks {
+        let b = &n.bridge;
+        rules.push(format!(
+            "iifname \"{b}\" oifname \"es-*\" oifname != \"{b}\" drop"
+        ));
+        if n.internal {
+            rules.push(format!("iifname \"{b}\" oifname != \"{b}\" drop"));
+            rules.push(format!("oifname \"{b}\" iifname != \"{b}\" drop"));
+        }
+    }
+    let body: String = rules.iter().map(|r| format!("    {r}\n")).collect();
+    format!(
+        "table inet {table} {{}}\nflush table inet {table}\ntable inet {table} {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n{body}  }}\n}}\n"
+    )
+}
+
+/// Loads the ruleset for `networks`; with none left, removes the table.
+pub fn sync(table: &str, networks: &[NetworkRecord]) -> Result<()> {
+    let script = if networks.is_empty() {
+        format!("table inet {table} {{}}\ndelete table inet {table}\n")
+    } else {
+        ruleset(table, networks)
+    };
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Command {
+            command: "nft -f -".into(),
+            stderr: e.to_string(),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| Error::Command {
+        command: "nft -f -".into(),
+        stderr: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            command: "nft -f -".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_networks_get_no_route_out() {
+        let net = |name: &str, internal| NetworkRecord {
+            name: name.into(),
+            id: "0".repeat(64),
+            driver: "bridge".into(),
+            subnet: "10.90.1.0/24".into(),
+            gateway: "10.90.1.1".parse().unwrap(),
+            internal,
+            bridge: format!("es-{name}"),
+            created: String::new(),
+        };
+        let text = ruleset("estiba", &[net("a", false), net("b", true)]);
+        assert!(text.contains("iifname \"es-a\" oifname \"es-*\" oifname != \"es-a\" drop"));
+        assert!(text.contains("iifname \"es-b\" oifname != \"es-b\" drop"));
+        assert!(!text.contains("iifname \"es-a\" oifname != \"es-a\" drop"));
+    }
+}

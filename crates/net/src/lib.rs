@@ -1,0 +1,83 @@
+//! Container networks: each network is a Linux bridge with an IPv4 subnet;
+//! a container gets its own network namespace, a veth pair onto the bridge,
+//! and an address from the network's IPAM. Networks are kept apart by
+//! nftables rules in estiba's own table.
+//!
+//! This is the first step of networking: bridge networks as root. DNS by
+//! name, published ports, egress control and rootless networks come next.
+#![forbid(unsafe_code)]
+
+pub mod attach;
+pub mod firewall;
+pub mod ipam;
+pub mod network;
+
+pub use network::{NetworkRecord, Networks};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path:?}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {what} {value:?}: {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network {0} already exists")]
+    Exists(String),
+    #[error("network {name} is in use by {users}")]
+    InUse { name: String, users: String },
+    #[error("network {name}: no free address left in {subnet}")]
+    Exhausted { name: String, subnet: String },
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Store(#[from] estiba_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op,
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+/// Runs `program args…`; its stderr becomes the error.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

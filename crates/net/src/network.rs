@@ -1,0 +1,302 @@
+//! The networks themselves: one JSON record per network under
+//! `DATA/networks/`, created and removed under a lock so two commands never
+//! pick overlapping subnets.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rustix::fs::{flock, FlockOperation};
+use serde::{Deserialize, Serialize};
+
+use crate::ipam::{Leases, Subnet};
+use crate::{Error, IoContext, Result};
+
+/// The network containers join when they name none but a bridge, as docker's
+/// `bridge` and podman's `podman`.
+pub const DEFAULT_NETWORK: &str = "estiba";
+/// The default network's subnet, and where automatic subnets start.
+const DEFAULT_SUBNET: &str = "10.90.0.0/24";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkRecord {
+    pub name: String,
+    pub id: String,
+    pub driver: String,
+    pub subnet: String,
+    pub gateway: Ipv4Addr,
+    pub internal: bool,
+    /// The Linux bridge: `es-` and the id's first 12 hex digits.
+    pub bridge: String,
+    pub created: String,
+}
+
+impl NetworkRecord {
+    pub fn subnet(&self) -> Result<Subnet> {
+        self.subnet.parse()
+    }
+}
+
+pub struct Networks {
+    dir: PathBuf,
+}
+
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+        && name != "none"
+        && name != "host"
+}
+
+impl Networks {
+    pub fn open(data: &Path) -> Result<Networks> {
+        let dir = data.join("networks");
+        std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
+        Ok(Networks { dir })
+    }
+
+    /// This store's nftables table: `estiba_` and a hash of its directory,
+    /// so two stores on one host (tests, or root beside another root) never
+    /// overwrite each other's rules.
+    pub fn table(&self) -> String {
+        // FNV-1a: stable across runs and builds.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in self.dir.as_os_str().as_encoded_bytes() {
+            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+        format!("estiba_{h:08x}")
+    }
+
+    /// Loads the rules for every network of this store.
+    pub fn sync_firewall(&self) -> Result<()> {
+        crate::firewall::sync(&self.table(), &self.list()?)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    pub fn leases(&self, name: &str) -> Leases {
+        Leases::new(&self.dir.join(format!("{name}.leases.json")))
+    }
+
+    fn lock(&self) -> Result<std::fs::File> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("opening", &path)?;
+        flock(&f, FlockOperation::LockExclusive)
+            .map_err(std::io::Error::from)
+            .ctx("locking", &path)?;
+        Ok(f)
+    }
+
+    pub fn list(&self) -> Result<Vec<NetworkRecord>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).ctx("listing", &self.dir)?;
+        for e in entries {
+            let e = e.ctx("listing", &self.dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name.strip_suffix(".json") {
+                if !n.ends_with(".leases") && !n.contains(".tmp-") {
+                    out.push(self.get(n)?);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn get(&self, name: &str) -> Result<NetworkRecord> {
+        if !valid_name(name) {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        let path = self.path(name);
+        match std::fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| Error::Invalid {
+                what: "network record",
+                value: path.display().to_string(),
+                why: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NotFound(name.to_string()))
+            }
+            Err(e) => Err(e).ctx("reading", &path),
+        }
+    }
+
+    /// The named network; the default one is made on first use.
+    pub fn get_or_default(&self, name: &str) -> Result<NetworkRecord> {
+        match self.get(name) {
+            Err(Error::NotFound(_)) if name == DEFAULT_NETWORK => {
+                match self.create(name, Some(DEFAULT_SUBNET), None, false) {
+                    Err(Error::Exists(_)) => self.get(name),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub fn create(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        gateway: Option<&str>,
+        internal: bool,
+    ) -> Result<NetworkRecord> {
+        if !valid_name(name) {
+            return Err(Error::Invalid {
+                what: "network name",
+                value: name.to_string(),
+                why: "letters, digits, '_', '.' and '-', starting with a letter or digit; not none or host".into(),
+            });
+        }
+        let _lock = self.lock()?;
+        if self.path(name).exists() {
+            return Err(Error::Exists(name.to_string()));
+        }
+        let existing = self.list()?;
+        let subnet = match subnet {
+            Some(s) => {
+                let s: Subnet = s.parse()?;
+                if let Some(other) = existing
+                    .iter()
+                    .find(|n| n.subnet().is_ok_and(|o| o.overlaps(s)))
+                {
+                    return Err(Error::Invalid {
+                        what: "subnet",
+                        value: s.to_string(),
+                        why: format!("overlaps network {} ({})", other.name, other.subnet),
+                    });
+                }
+                s
+            }
+            // The first free 10.90.N.0/24.
+            None => (1..=255u8)
+                .map(|n| Subnet {
+                    base: Ipv4Addr::new(10, 90, n, 0),
+                    prefix: 24,
+                })
+                .find(|s| {
+                    !existing
+                        .iter()
+                        .any(|n| n.subnet().is_ok_and(|o| o.overlaps(*s)))
+                })
+                .ok_or_else(|| Error::Invalid {
+                    what: "subnet",
+                    value: "10.90.0.0/16".into(),
+                    why: "every automatic subnet is taken; give --subnet".into(),
+                })?,
+        };
+        let gateway = match gateway {
+            Some(g) => {
+                let g: Ipv4Addr = g.parse().map_err(|_| Error::Invalid {
+                    what: "gateway",
+                    value: g.to_string(),
+                    why: "not an IPv4 address".into(),
+                })?;
+                if !subnet.contains(g) || g == subnet.base || g == subnet.broadcast() {
+                    return Err(Error::Invalid {
+                        what: "gateway",
+                        value: g.to_string(),
+                        why: format!("not a usable address of {subnet}"),
+                    });
+                }
+                g
+            }
+            None => subnet.first(),
+        };
+        let id = estiba_store::random_hex(32);
+        let record = NetworkRecord {
+            name: name.to_string(),
+            bridge: format!("es-{}", &id[..12]),
+            id,
+            driver: "bridge".into(),
+            subnet: subnet.to_string(),
+            gateway,
+            internal,
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        let data = serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid {
+            what: "network record",
+            value: name.to_string(),
+            why: e.to_string(),
+        })?;
+        estiba_store::write_atomic(&self.path(name), &data)?;
+        Ok(record)
+    }
+
+    /// Removes a network nobody uses: its bridge, rules and record.
+    /// `alive` tells whether a lease's container still exists.
+    pub fn remove(&self, name: &str, alive: &dyn Fn(&str) -> bool) -> Result<NetworkRecord> {
+        let _lock = self.lock()?;
+        let record = self.get(name)?;
+        let leases = self.leases(name);
+        leases.retain(alive)?;
+        let users: Vec<String> = leases
+            .all()?
+            .into_values()
+            .map(|o| o[..o.len().min(12)].to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::InUse {
+                name: name.to_string(),
+                users: users.join(", "),
+            });
+        }
+        crate::attach::remove_bridge(&record)?;
+        let _ = std::fs::remove_file(self.dir.join(format!("{name}.leases.json")));
+        let _ = std::fs::remove_file(self.dir.join(format!("{name}.leases.lock")));
+        std::fs::remove_file(self.path(name)).ctx("removing", self.path(name))?;
+        self.sync_firewall()?;
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_never_overlap_and_names_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = Networks::open(dir.path()).unwrap();
+        let a = n.create("a", None, None, false).unwrap();
+        assert_eq!(a.subnet, "10.90.1.0/24");
+        assert_eq!(a.gateway, Ipv4Addr::new(10, 90, 1, 1));
+        assert!(a.bridge.len() <= 15);
+        let b = n
+            .create("b", Some("10.91.0.0/16"), Some("10.91.0.254"), true)
+            .unwrap();
+        assert!(b.internal);
+        assert!(matches!(
+            n.create("c", Some("10.91.3.0/24"), None, false),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            n.create("a", None, None, false),
+            Err(Error::Exists(_))
+        ));
+        assert!(n
+            .create("d", Some("10.92.0.0/24"), Some("10.93.0.1"), false)
+            .is_err());
+        for bad in ["", "none", "host", "-x", "a/b", "../x"] {
+            assert!(n.create(bad, None, None, false).is_err(), "{bad}");
+        }
+        assert_eq!(
+            n.get_or_default(DEFAULT_NETWORK).unwrap().subnet,
+            DEFAULT_SUBNET
+        );
+        let names: Vec<String> = n.list().unwrap().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["a", "b", "estiba"]);
+    }
+}
