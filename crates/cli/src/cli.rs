@@ -75,6 +75,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Show a container's processes.
     Top { container: String },
+    /// List a container's published ports.
+    Port { container: String },
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -493,10 +495,17 @@ pub struct RunArgs {
     pub pids_limit: Option<i64>,
     #[arg(long)]
     pub hostname: Option<String>,
-    /// none, host, or a network's name (`estiba`, the default bridge
-    /// network, is made on first use; root only for now).
-    #[arg(long, default_value = "none")]
-    pub network: String,
+    /// none (the default, unless ports are published), host, or a
+    /// network's name (`estiba`, the default bridge network, is made on
+    /// first use; root only for now).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], ranges too.
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// The container's address on its network.
     #[arg(long)]
     pub ip: Option<String>,

@@ -320,3 +320,264 @@ fn rootless_networks_say_they_are_not_there_yet() {
         stderr(&out)
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / on 127.0.0.1:port, from the host.
+fn host_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_the_host() {
+    if !common::require_root("published ports") || !common::require_tool("nft") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    e.ok(&["network", "create", "pub", "--subnet", "10.205.0.0/24"]);
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "site",
+        "--network",
+        "pub",
+        "-p",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo published-page > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    assert!(
+        host_get(port).contains("published-page"),
+        "127.0.0.1:{port} did not reach the container"
+    );
+    assert_eq!(
+        e.ok(&["port", "site"]).trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+
+    // The same port again, and malformed mappings: refused, nothing set up.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "pub",
+        "-p",
+        &spec,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("already published"),
+        "{}",
+        stderr(&out)
+    );
+    for bad in [
+        "80:",
+        "x:80",
+        "70000:80",
+        "1:2:3:4",
+        "80/sctp",
+        "8000-8001:80",
+    ] {
+        let out = e.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "pub",
+            "-p",
+            bad,
+            "busybox",
+            "true",
+        ]);
+        assert_eq!(out.status.code(), Some(125), "{bad}");
+        assert!(
+            stderr(&out).contains("port mapping"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        inspect(&e, "pub")["Containers"].as_object().unwrap().len(),
+        1,
+        "a refused run left a lease"
+    );
+
+    // -P: the image's EXPOSEd ports on free host ports.
+    let ctx = e.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM busybox\nEXPOSE 80\nCMD [\"sh\", \"-c\", \"mkdir /www && echo exposed-page > /www/index.html && exec httpd -f -p 80 -h /www\"]\n",
+    )
+    .unwrap();
+    e.ok(&["build", "-q", "-t", "exposed", ctx.to_str().unwrap()]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "auto",
+        "--network",
+        "pub",
+        "-P",
+        "exposed",
+    ]);
+    let listed = e.ok(&["port", "auto"]);
+    let auto_port: u16 = listed.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(listed.starts_with("80/tcp -> 0.0.0.0:"), "{listed}");
+    assert!(host_get(auto_port).contains("exposed-page"));
+
+    // Removing the container removes its rules.
+    e.ok(&["rm", "-f", "site", "auto"]);
+    let rules = String::from_utf8_lossy(
+        &std::process::Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(!rules.contains(&format!("dport {port} ")), "{rules}");
+    assert!(!rules.contains(&format!("dport {auto_port} ")), "{rules}");
+    e.ok(&["network", "rm", "pub"]);
+}
+
+/// A test host: a network namespace of the test's own, joined to the host
+/// by a veth pair, serving HTTP on 8080 with the host's busybox.
+struct TestHost {
+    ns: String,
+    server: std::process::Child,
+}
+
+impl TestHost {
+    fn start(ns: &str, host_ip: &str, ns_ip: &str) -> TestHost {
+        let sh = |cmd: &str| {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{cmd}");
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ns])
+            .status();
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!(
+            "ip link add {ns}h type veth peer name eth0 netns {ns}"
+        ));
+        sh(&format!(
+            "ip addr add {host_ip}/24 dev {ns}h && ip link set {ns}h up"
+        ));
+        sh(&format!("ip -n {ns} addr add {ns_ip}/24 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up"));
+        sh(&format!("ip -n {ns} route add default via {host_ip}"));
+        let www = std::env::temp_dir().join(format!("{ns}-www"));
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), "test-host-page\n").unwrap();
+        let server = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", ns, "busybox", "httpd", "-f", "-p", "8080", "-h",
+            ])
+            .arg(&www)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        TestHost {
+            ns: ns.to_string(),
+            server,
+        }
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+#[test]
+fn an_internal_network_has_no_route_out() {
+    if !common::require_root("internal networks")
+        || !common::require_tool("nft")
+        || !common::require_tool("busybox")
+    {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    let host = TestHost::start("esttesthost1", "10.231.0.1", "10.231.0.2");
+    e.ok(&["network", "create", "open", "--subnet", "10.206.0.0/24"]);
+    e.ok(&[
+        "network",
+        "create",
+        "sealed",
+        "--subnet",
+        "10.206.1.0/24",
+        "--internal",
+    ]);
+    let reach = |network: &str| {
+        e.run(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "busybox",
+            "sh",
+            "-c",
+            &format!("{HTTP_GET} 10.231.0.2 8080"),
+        ])
+    };
+    let out = reach("open");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
+        "a normal network reaches the test host: {}",
+        stderr(&out)
+    );
+    let out = reach("sealed");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
+        "the internal network got out"
+    );
+    assert!(!out.status.success());
+    // Containers on the internal network still reach each other.
+    web(&e, "inside", "sealed", "inside-page");
+    let out = fetch(&e, "sealed", "inside");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("inside-page"),
+        "{}",
+        stderr(&out)
+    );
+    e.ok(&["rm", "-f", "inside"]);
+    e.ok(&["network", "rm", "open", "sealed"]);
+    drop(host);
+}

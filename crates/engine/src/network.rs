@@ -21,6 +21,7 @@ pub struct Attached {
     /// Address and names of everyone on the network, this container too,
     /// for its /etc/hosts.
     pub hosts: Vec<(Ipv4Addr, String)>,
+    pub ports: Vec<estiba_net::ports::Published>,
 }
 
 impl Engine {
@@ -61,7 +62,11 @@ impl Engine {
     }
 
     /// Attaches a container to its network (a no-op for none and host).
-    pub(crate) fn attach_network(&self, record: &ContainerRecord) -> Result<Option<Attached>> {
+    pub(crate) fn attach_network(
+        &self,
+        record: &ContainerRecord,
+        exposed: &[String],
+    ) -> Result<Option<Attached>> {
         let name = record.options.network.as_str();
         if matches!(name, "none" | "host" | "") {
             return Ok(None);
@@ -84,7 +89,16 @@ impl Engine {
             .transpose()?;
         let ip = leases.acquire(name, net.subnet()?, net.gateway, &record.id, wanted)?;
         networks.sync_firewall()?;
+        let maps = port_maps(record, exposed, net.internal, name)?;
         let netns = attach::attach(&net, &record.id, ip)?;
+        let ports = match networks.ports().publish(&record.id, &maps, ip, &net.bridge) {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing half set up: the namespace and lease go again.
+                self.detach_network(record);
+                return Err(e.into());
+            }
+        };
         let mut hosts = Vec::new();
         for (addr, owner) in leases.all()? {
             if let Ok(r) = self.records.load(&owner) {
@@ -98,7 +112,12 @@ impl Engine {
                 hosts.push((addr, names));
             }
         }
-        Ok(Some(Attached { netns, ip, hosts }))
+        Ok(Some(Attached {
+            netns,
+            ip,
+            hosts,
+            ports,
+        }))
     }
 
     /// Gives back a container's namespace, veth pair and lease.
@@ -106,6 +125,11 @@ impl Engine {
         let name = record.options.network.as_str();
         if matches!(name, "none" | "host" | "") {
             return;
+        }
+        if let Ok(networks) = self.networks() {
+            if let Err(e) = networks.ports().unpublish(&record.id) {
+                tracing::warn!(error = %e, id = %record.id, "unpublishing ports");
+            }
         }
         if let Err(e) = attach::detach(&record.id) {
             tracing::warn!(error = %e, id = %record.id, "detaching from the network");
@@ -185,5 +209,39 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+}
+
+/// The container's `-p` mappings, and with `-P` the image's exposed ports.
+fn port_maps(
+    record: &ContainerRecord,
+    exposed: &[String],
+    internal: bool,
+    network: &str,
+) -> Result<Vec<estiba_net::ports::PortMap>> {
+    let mut maps = Vec::new();
+    for spec in &record.options.publish {
+        maps.extend(estiba_net::ports::parse(spec)?);
+    }
+    if record.options.publish_all {
+        for e in exposed {
+            maps.extend(estiba_net::ports::parse(e)?);
+        }
+    }
+    if internal && !maps.is_empty() {
+        return Err(Error::Invalid {
+            what: "-p",
+            value: record.options.publish.join(" "),
+            why: format!("network {network} is internal: it has no way in from the host"),
+        });
+    }
+    Ok(maps)
+}
+
+impl Engine {
+    /// `port CONTAINER`: the published ports.
+    pub fn ports_of(&self, wanted: &str) -> Result<Vec<estiba_net::ports::Published>> {
+        let r = self.find(wanted)?;
+        Ok(self.networks()?.ports().of(&r.id)?)
     }
 }

@@ -90,6 +90,8 @@ pub fn mount_rootfs(
 /// What the image config says a container should run.
 #[derive(Default, Debug)]
 struct ImageDefaults {
+    /// EXPOSEd ports, `80/tcp`.
+    exposed: Vec<String>,
     entrypoint: Vec<String>,
     cmd: Vec<String>,
     env: Vec<String>,
@@ -103,6 +105,7 @@ impl ImageDefaults {
             return Self::default();
         };
         ImageDefaults {
+            exposed: c.exposed_ports().clone().unwrap_or_default(),
             entrypoint: c.entrypoint().clone().unwrap_or_default(),
             cmd: c.cmd().clone().unwrap_or_default(),
             env: c.env().clone().unwrap_or_default(),
@@ -124,7 +127,7 @@ pub fn write_bundle(
     let defaults = ImageDefaults::from_config(&store.image_config(image)?);
     let bundle = dirs.bundle();
     fs::create_dir_all(&bundle).ctx("creating", &bundle)?;
-    let attached = engine.attach_network(record)?;
+    let attached = engine.attach_network(record, &defaults.exposed)?;
     let cfg = resolve(
         record,
         &defaults,
@@ -705,7 +708,18 @@ fn etc_files(
 /// Checks the flags that can be checked before anything runs.
 pub fn validate(options: &CreateOptions) -> Result<()> {
     parse_network(&options.network)?;
-    if options.ip.is_some() && matches!(options.network.as_str(), "none" | "host" | "") {
+    for spec in &options.publish {
+        estiba_net::ports::parse(spec)?;
+    }
+    let builtin = matches!(options.network.as_str(), "none" | "host" | "");
+    if builtin && (!options.publish.is_empty() || options.publish_all) {
+        return Err(Error::Invalid {
+            what: "-p",
+            value: options.publish.join(" "),
+            why: "publishing ports needs a network (--network NAME)".into(),
+        });
+    }
+    if options.ip.is_some() && builtin {
         return Err(Error::Invalid {
             what: "--ip",
             value: options.ip.clone().unwrap_or_default(),

@@ -69,6 +69,12 @@ pub struct CreateOptions {
     /// `--ip`: the address wanted on the network.
     #[serde(default)]
     pub ip: Option<String>,
+    /// `-p` specs.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `-P`: every port the image exposes, on a free host port.
+    #[serde(default)]
+    pub publish_all: bool,
     /// `-v` specs: `HOST:CTR[:ro]` or `NAME:CTR[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs` specs: `CTR[:OPTIONS]`.

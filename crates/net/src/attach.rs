@@ -41,6 +41,13 @@ pub fn ensure_bridge(net: &NetworkRecord) -> Result<()> {
         ],
     )?;
     run("ip", &["link", "set", &net.bridge, "up"])?;
+    // Published ports DNAT the host's own 127.0.0.1 onto the bridge.
+    let sysctl = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge);
+    std::fs::write(&sysctl, "1").map_err(|e| crate::Error::Io {
+        op: "writing",
+        path: sysctl.into(),
+        source: e,
+    })?;
     Ok(())
 }
 
@@ -114,9 +121,15 @@ pub fn detach(container: &str) -> Result<()> {
     if netns_path(container).exists() {
         run("ip", &["netns", "del", &netns_name(container)])?;
     }
+    // Deleting the namespace takes the pair with it, a moment later; a pair
+    // left by a crash before the move into the namespace goes here.
     let host_end = format!("ve{}", &container[..container.len().min(12)]);
     if link_exists(&host_end) {
-        run("ip", &["link", "del", &host_end])?;
+        if let Err(e) = run("ip", &["link", "del", &host_end]) {
+            if link_exists(&host_end) {
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

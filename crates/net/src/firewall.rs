@@ -32,10 +32,24 @@ pub fn ruleset(table: &str, networks: &[NetworkRecord]) -> String {
 
 /// Loads the ruleset for `networks`; with none left, removes the table.
 pub fn sync(table: &str, networks: &[NetworkRecord]) -> Result<()> {
-    let script = if networks.is_empty() {
-        format!("table inet {table} {{}}\ndelete table inet {table}\n")
+    load(
+        &ruleset(table, networks),
+        &format!("inet {table}"),
+        networks.is_empty(),
+    )
+}
+
+/// Loads an nft script; `empty` removes the table (`family name`) instead.
+pub(crate) fn load(script: &str, table: &str, empty: bool) -> Result<()> {
+    let table = if table.contains(' ') {
+        table.to_string()
     } else {
-        ruleset(table, networks)
+        format!("ip {table}")
+    };
+    let script = if empty {
+        format!("table {table} {{}}\ndelete table {table}\n")
+    } else {
+        script.to_string()
     };
     let mut child = Command::new("nft")
         .args(["-f", "-"])

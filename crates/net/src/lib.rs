@@ -11,6 +11,7 @@ pub mod attach;
 pub mod firewall;
 pub mod ipam;
 pub mod network;
+pub mod ports;
 
 pub use network::{NetworkRecord, Networks};
 

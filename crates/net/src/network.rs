@@ -72,6 +72,11 @@ impl Networks {
         format!("estiba_{h:08x}")
     }
 
+    /// This store's published ports.
+    pub fn ports(&self) -> crate::ports::Ports {
+        crate::ports::Ports::new(&self.dir, &self.table())
+    }
+
     /// Loads the rules for every network of this store.
     pub fn sync_firewall(&self) -> Result<()> {
         crate::firewall::sync(&self.table(), &self.list()?)
@@ -81,8 +86,10 @@ impl Networks {
         self.dir.join(format!("{name}.json"))
     }
 
+    /// A network's leases: `networks/leases/<name>.json` (names never hold
+    /// '/', so nothing else can land there).
     pub fn leases(&self, name: &str) -> Leases {
-        Leases::new(&self.dir.join(format!("{name}.leases.json")))
+        Leases::new(&self.dir.join("leases").join(format!("{name}.json")))
     }
 
     fn lock(&self) -> Result<std::fs::File> {
@@ -105,8 +112,9 @@ impl Networks {
         for e in entries {
             let e = e.ctx("listing", &self.dir)?;
             let name = e.file_name().to_string_lossy().into_owned();
+            // Network names never start with '.' (`.ports.json`, `.lock`).
             if let Some(n) = name.strip_suffix(".json") {
-                if !n.ends_with(".leases") && !n.contains(".tmp-") {
+                if !n.starts_with('.') && !n.contains(".tmp-") && e.path().is_file() {
                     out.push(self.get(n)?);
                 }
             }
@@ -254,8 +262,8 @@ impl Networks {
             });
         }
         crate::attach::remove_bridge(&record)?;
-        let _ = std::fs::remove_file(self.dir.join(format!("{name}.leases.json")));
-        let _ = std::fs::remove_file(self.dir.join(format!("{name}.leases.lock")));
+        let _ = std::fs::remove_file(self.dir.join("leases").join(format!("{name}.json")));
+        let _ = std::fs::remove_file(self.dir.join("leases").join(format!("{name}.lock")));
         std::fs::remove_file(self.path(name)).ctx("removing", self.path(name))?;
         self.sync_firewall()?;
         Ok(record)

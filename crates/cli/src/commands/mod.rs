@@ -74,6 +74,18 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Secret(c) => containers::secret(&ctx, &c),
         Command::Pod(c) => containers::pod(&ctx, &c),
         Command::Network(c) => network(&ctx, &c),
+        Command::Port { container } => {
+            for p in ctx.engine()?.ports_of(&container)? {
+                println!(
+                    "{}/{} -> {}:{}",
+                    p.map.container_port,
+                    p.map.proto.as_str(),
+                    p.map.host_ip,
+                    p.map.host_port
+                );
+            }
+            Ok(0)
+        }
         Command::Build(a) => build(&ctx, &a),
         Command::InternalInfra {
             hostname,

@@ -29,8 +29,18 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         cpus: args.cpus,
         pids_limit: args.pids_limit,
         hostname: args.hostname.clone(),
-        network: args.network.clone(),
+        // As docker: publishing ports puts the container on the default
+        // bridge network unless it names one.
+        network: args.network.clone().unwrap_or_else(|| {
+            if args.publish.is_empty() && !args.publish_all {
+                "none".into()
+            } else {
+                estiba_net::network::DEFAULT_NETWORK.into()
+            }
+        }),
         ip: args.ip.clone(),
+        publish: args.publish.clone(),
+        publish_all: args.publish_all,
         volumes: args.volume.clone(),
         tmpfs: args.tmpfs.clone(),
         mounts: args.mount.clone(),
