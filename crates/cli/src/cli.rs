@@ -506,6 +506,12 @@ pub struct RunArgs {
     /// Publish every port the image exposes on a free host port.
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// Outbound traffic: deny or allow (default: the network's policy).
+    #[arg(long)]
+    pub egress: Option<String>,
+    /// Allow outbound traffic to CIDR[:PORT[/tcp|udp]] (repeatable; implies deny for the rest).
+    #[arg(long = "egress-allow")]
+    pub egress_allow: Vec<String>,
     /// The container's address on its network.
     #[arg(long)]
     pub ip: Option<String>,
@@ -750,6 +756,12 @@ pub enum NetworkCommand {
         /// No route out: only the network's own containers reach each other.
         #[arg(long)]
         internal: bool,
+        /// Default egress of the network's containers: deny or allow.
+        #[arg(long)]
+        egress: Option<String>,
+        /// Default allowed destinations, CIDR[:PORT[/tcp|udp]] (repeatable).
+        #[arg(long = "egress-allow")]
+        egress_allow: Vec<String>,
     },
     /// List networks.
     #[command(alias = "list")]

@@ -488,6 +488,7 @@ impl TestHost {
         };
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", ns])
+            .stderr(std::process::Stdio::null())
             .status();
         sh(&format!("ip netns add {ns}"));
         sh(&format!(
@@ -580,4 +581,132 @@ fn an_internal_network_has_no_route_out() {
     e.ok(&["rm", "-f", "inside"]);
     e.ok(&["network", "rm", "open", "sealed"]);
     drop(host);
+}
+
+#[test]
+fn egress_allow_and_deny_are_enforced_inside_the_container() {
+    if !common::require_root("egress control")
+        || !common::require_tool("nft")
+        || !common::require_tool("busybox")
+    {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    let s1 = TestHost::start("esttesthost2", "10.232.0.1", "10.232.0.2");
+    let s2 = TestHost::start("esttesthost3", "10.233.0.1", "10.233.0.2");
+    e.ok(&["network", "create", "eg", "--subnet", "10.207.0.0/24"]);
+    let get = |flags: &[&str], server: &str| {
+        let mut args = vec!["run", "--rm", "--network", "eg"];
+        args.extend_from_slice(flags);
+        let cmd = format!("{HTTP_GET} {server} 8080");
+        args.extend_from_slice(&["busybox", "sh", "-c", &cmd]);
+        let out = e.run(&args);
+        String::from_utf8_lossy(&out.stdout).contains("test-host-page")
+    };
+    assert!(
+        get(&[], "10.232.0.2") && get(&[], "10.233.0.2"),
+        "open by default"
+    );
+    let allow_s1 = ["--egress-allow", "10.232.0.2:8080"];
+    assert!(get(&allow_s1, "10.232.0.2"), "the allowed server answers");
+    assert!(
+        !get(&allow_s1, "10.233.0.2"),
+        "the other server is not reached"
+    );
+    let deny = ["--egress", "deny"];
+    assert!(
+        !get(&deny, "10.232.0.2") && !get(&deny, "10.233.0.2"),
+        "deny stops both"
+    );
+
+    // Root in the container has no CAP_NET_ADMIN, so it cannot flush the rules.
+    let caps = e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "eg",
+        "--egress",
+        "deny",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(caps.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(eff & (1 << 12), 0, "CAP_NET_ADMIN in {caps}");
+
+    // Drops are counted.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "blocked",
+        "--network",
+        "eg",
+        "--egress",
+        "deny",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("{HTTP_GET} 10.233.0.2 8080; sleep 60"),
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "blocked"])).unwrap();
+    let dropped = v[0]["NetworkSettings"]["EgressDropped"].as_u64().unwrap();
+    assert!(dropped > 0, "{}", v[0]["NetworkSettings"]);
+    e.ok(&["rm", "-f", "blocked"]);
+
+    // A network's default applies to containers that set none.
+    e.ok(&[
+        "network",
+        "create",
+        "locked",
+        "--subnet",
+        "10.207.1.0/24",
+        "--egress",
+        "deny",
+        "--egress-allow",
+        "10.233.0.2:8080",
+    ]);
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "locked",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("{HTTP_GET} 10.232.0.2 8080"),
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
+        "the network's deny did not apply"
+    );
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "locked",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("{HTTP_GET} 10.233.0.2 8080"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
+        "the network's allow-list did not apply"
+    );
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--egress",
+        "sometimes",
+        "--network",
+        "eg",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    e.ok(&["network", "rm", "eg", "locked"]);
+    drop((s1, s2));
 }

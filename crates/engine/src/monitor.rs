@@ -153,6 +153,10 @@ impl Engine {
         let image = self.store.find_image(&record.image_id)?;
         // A resumed monitor is the same process: its mounts are still there.
         if resume.is_none() {
+            // The network namespace is mounted while still in the host's
+            // mount namespace, where every estiba command can see it.
+            crate::prepare::attach_network_early(self, &image, record)?;
+            estiba_net::attach::remember_host_mounts();
             rootfs::private_mount_namespace()?;
             crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
         }

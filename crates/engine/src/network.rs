@@ -91,6 +91,18 @@ impl Engine {
         networks.sync_firewall()?;
         let maps = port_maps(record, exposed, net.internal, name)?;
         let netns = attach::attach(&net, &record.id, ip)?;
+        let o = &record.options;
+        let policy = if o.egress.is_some() || !o.egress_allow.is_empty() {
+            estiba_net::egress::Policy::from_flags(o.egress.as_deref(), &o.egress_allow)?
+        } else {
+            net.egress.clone()
+        };
+        if let Err(e) =
+            estiba_net::egress::apply(&attach::netns_name(&record.id), &policy, &net.subnet)
+        {
+            self.detach_network(record);
+            return Err(e.into());
+        }
         let ports = match networks.ports().publish(&record.id, &maps, ip, &net.bridge) {
             Ok(p) => p,
             Err(e) => {
@@ -147,6 +159,8 @@ impl Engine {
         subnet: Option<&str>,
         gateway: Option<&str>,
         internal: bool,
+        egress: Option<&str>,
+        egress_allow: &[String],
     ) -> Result<NetworkRecord> {
         if self.host.rootless {
             return Err(Error::Invalid {
@@ -156,7 +170,8 @@ impl Engine {
             });
         }
         let networks = self.networks()?;
-        let net = networks.create(name, subnet, gateway, internal)?;
+        let policy = estiba_net::egress::Policy::from_flags(egress, egress_allow)?;
+        let net = networks.create_with(name, subnet, gateway, internal, policy)?;
         networks.sync_firewall()?;
         Ok(net)
     }
@@ -243,5 +258,34 @@ impl Engine {
     pub fn ports_of(&self, wanted: &str) -> Result<Vec<estiba_net::ports::Published>> {
         let r = self.find(wanted)?;
         Ok(self.networks()?.ports().of(&r.id)?)
+    }
+}
+
+impl Engine {
+    /// `inspect`'s NetworkSettings: address, ports and dropped egress.
+    pub(crate) fn network_settings(&self, r: &ContainerRecord) -> Value {
+        let name = r.options.network.as_str();
+        if matches!(name, "none" | "host" | "") {
+            return json!({"Networks": {}});
+        }
+        let networks = self.networks().ok();
+        let ip = networks.as_ref().and_then(|n| {
+            n.leases(name)
+                .all()
+                .ok()?
+                .into_iter()
+                .find(|(_, owner)| *owner == r.id)
+                .map(|(ip, _)| ip.to_string())
+        });
+        let ports = networks
+            .as_ref()
+            .and_then(|n| n.ports().of(&r.id).ok())
+            .unwrap_or_default();
+        json!({
+            "Networks": {name: {"IPAddress": ip}},
+            "IPAddress": ip,
+            "Ports": ports,
+            "EgressDropped": estiba_net::egress::dropped(&attach::netns_name(&r.id)),
+        })
     }
 }

@@ -173,8 +173,11 @@ impl Engine {
         let id = record.id.as_str();
         let dirs = self.dirs(id);
         let result = (|| -> Result<u8> {
-            rootfs::private_mount_namespace()?;
             let image = self.store.find_image(&record.image_id)?;
+            // Before the private mount namespace: see `attach_network_early`.
+            crate::prepare::attach_network_early(self, &image, record)?;
+            estiba_net::attach::remember_host_mounts();
+            rootfs::private_mount_namespace()?;
             crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
             for w in crate::prepare::write_bundle(self, &image, record, &dirs)? {
                 warn(&w);
@@ -430,6 +433,7 @@ impl Engine {
             "Image": r.image_id,
             "Name": format!("/{}", r.name),
             "RestartCount": s.restart_count,
+            "NetworkSettings": self.network_settings(r),
             "LogPath": self.log_path(&r.id),
             "HostConfig": {
                 "RestartPolicy": o.restart,
@@ -443,6 +447,9 @@ impl Engine {
                 "CapDrop": o.cap_drop,
                 "SecurityOpt": o.security_opt,
                 "NetworkMode": o.network,
+                "PortBindings": o.publish,
+                "Egress": o.egress,
+                "EgressAllow": o.egress_allow,
                 "Binds": o.volumes,
                 "Secrets": o.secrets.iter().filter_map(|s| crate::secrets::parse_ref(s).ok()).map(|s| json!({"Name": s.name, "Target": s.target})).collect::<Vec<_>>(),
                 "Runtime": o.runtime,

@@ -152,6 +152,24 @@ pub fn write_bundle(
     Ok(warnings)
 }
 
+/// Attaches the container to its network from the caller's (the host's)
+/// mount namespace: `ip netns add` mounts the namespace under /run/netns,
+/// and a mount made after a monitor has its private mount namespace would
+/// be visible to that monitor alone. `write_bundle` attaches again later,
+/// which then keeps what is there.
+pub fn attach_network_early(
+    engine: &crate::Engine,
+    image: &ImageRecord,
+    record: &ContainerRecord,
+) -> Result<()> {
+    if matches!(record.options.network.as_str(), "none" | "host" | "") {
+        return Ok(());
+    }
+    let defaults = ImageDefaults::from_config(&engine.store.image_config(image)?);
+    engine.attach_network(record, &defaults.exposed)?;
+    Ok(())
+}
+
 /// Bind sources for every mount: host paths (created if missing, as docker
 /// does), and named volumes (created, and filled from the image when empty).
 fn resolve_mounts(
@@ -717,6 +735,14 @@ pub fn validate(options: &CreateOptions) -> Result<()> {
             what: "-p",
             value: options.publish.join(" "),
             why: "publishing ports needs a network (--network NAME)".into(),
+        });
+    }
+    estiba_net::egress::Policy::from_flags(options.egress.as_deref(), &options.egress_allow)?;
+    if builtin && (options.egress.is_some() || !options.egress_allow.is_empty()) {
+        return Err(Error::Invalid {
+            what: "--egress",
+            value: options.egress.clone().unwrap_or_default(),
+            why: "egress control needs a network (--network NAME)".into(),
         });
     }
     if options.ip.is_some() && builtin {

@@ -75,6 +75,12 @@ pub struct CreateOptions {
     /// `-P`: every port the image exposes, on a free host port.
     #[serde(default)]
     pub publish_all: bool,
+    /// `--egress deny|allow`; None takes the network's default.
+    #[serde(default)]
+    pub egress: Option<String>,
+    /// `--egress-allow CIDR[:PORT[/PROTO]]`.
+    #[serde(default)]
+    pub egress_allow: Vec<String>,
     /// `-v` specs: `HOST:CTR[:ro]` or `NAME:CTR[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs` specs: `CTR[:OPTIONS]`.

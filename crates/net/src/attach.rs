@@ -6,9 +6,36 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use crate::network::NetworkRecord;
 use crate::{run, Result};
+
+/// The mount namespace this process started in. `ip netns` mounts live
+/// there; a process that has since moved to a private mount namespace (a
+/// foreground `run`) goes back to it, through this handle, to unmount them.
+static HOST_MOUNTS: OnceLock<std::fs::File> = OnceLock::new();
+
+/// Call before leaving the host's mount namespace.
+pub fn remember_host_mounts() {
+    if HOST_MOUNTS.get().is_none() {
+        if let Ok(f) = std::fs::File::open("/proc/self/ns/mnt") {
+            let _ = HOST_MOUNTS.set(f);
+        }
+    }
+}
+
+/// `ip netns add|del` in the host's mount namespace.
+fn netns_command(op: &str, ns: &str) -> Result<String> {
+    match HOST_MOUNTS.get() {
+        Some(f) => {
+            use std::os::fd::AsRawFd;
+            let handle = format!("--mount=/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
+            run("nsenter", &[&handle, "--", "ip", "netns", op, ns])
+        }
+        None => run("ip", &["netns", op, ns]),
+    }
+}
 
 /// The namespace a container's network lives in.
 pub fn netns_name(container: &str) -> String {
@@ -67,7 +94,7 @@ pub fn attach(net: &NetworkRecord, container: &str, ip: Ipv4Addr) -> Result<Path
     if path.exists() {
         return Ok(path);
     }
-    run("ip", &["netns", "add", &ns])?;
+    netns_command("add", &ns)?;
     let result = (|| {
         let host_end = format!("ve{}", &container[..container.len().min(12)]);
         let prefix = net.subnet()?.prefix;
@@ -119,7 +146,7 @@ pub fn attach(net: &NetworkRecord, container: &str, ip: Ipv4Addr) -> Result<Path
 /// Removes a container's network namespace and with it its veth pair.
 pub fn detach(container: &str) -> Result<()> {
     if netns_path(container).exists() {
-        run("ip", &["netns", "del", &netns_name(container)])?;
+        netns_command("del", &netns_name(container))?;
     }
     // Deleting the namespace takes the pair with it, a moment later; a pair
     // left by a crash before the move into the namespace goes here.

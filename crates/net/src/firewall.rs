@@ -51,7 +51,20 @@ pub(crate) fn load(script: &str, table: &str, empty: bool) -> Result<()> {
     } else {
         script.to_string()
     };
-    let mut child = Command::new("nft")
+    load_in(None, &script)
+}
+
+/// Loads an nft script on the host, or inside the named network namespace.
+pub(crate) fn load_in(netns: Option<&str>, script: &str) -> Result<()> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "nft"]);
+            c
+        }
+        None => Command::new("nft"),
+    };
+    let mut child = cmd
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -92,6 +105,7 @@ mod tests {
             internal,
             bridge: format!("es-{name}"),
             created: String::new(),
+            egress: Default::default(),
         };
         let text = ruleset("estiba", &[net("a", false), net("b", true)]);
         assert!(text.contains("iifname \"es-a\" oifname \"es-*\" oifname != \"es-a\" drop"));

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attach;
+pub mod egress;
 pub mod firewall;
 pub mod ipam;
 pub mod network;

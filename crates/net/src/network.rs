@@ -30,6 +30,9 @@ pub struct NetworkRecord {
     /// The Linux bridge: `es-` and the id's first 12 hex digits.
     pub bridge: String,
     pub created: String,
+    /// The egress policy of containers that set none.
+    #[serde(default)]
+    pub egress: crate::egress::Policy,
 }
 
 impl NetworkRecord {
@@ -161,6 +164,23 @@ impl Networks {
         gateway: Option<&str>,
         internal: bool,
     ) -> Result<NetworkRecord> {
+        self.create_with(
+            name,
+            subnet,
+            gateway,
+            internal,
+            crate::egress::Policy::default(),
+        )
+    }
+
+    pub fn create_with(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        gateway: Option<&str>,
+        internal: bool,
+        egress: crate::egress::Policy,
+    ) -> Result<NetworkRecord> {
         if !valid_name(name) {
             return Err(Error::Invalid {
                 what: "network name",
@@ -233,6 +253,7 @@ impl Networks {
             gateway,
             internal,
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            egress,
         };
         let data = serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid {
             what: "network record",

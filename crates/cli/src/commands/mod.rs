@@ -223,9 +223,17 @@ fn network(ctx: &Context, cmd: &crate::cli::NetworkCommand) -> Result<u8> {
             subnet,
             gateway,
             internal,
+            egress,
+            egress_allow,
         } => {
-            let net =
-                engine.network_create(name, subnet.as_deref(), gateway.as_deref(), *internal)?;
+            let net = engine.network_create(
+                name,
+                subnet.as_deref(),
+                gateway.as_deref(),
+                *internal,
+                egress.as_deref(),
+                egress_allow,
+            )?;
             println!("{}", net.id);
         }
         NetworkCommand::Ls { quiet } => {

@@ -41,6 +41,8 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         ip: args.ip.clone(),
         publish: args.publish.clone(),
         publish_all: args.publish_all,
+        egress: args.egress.clone(),
+        egress_allow: args.egress_allow.clone(),
         volumes: args.volume.clone(),
         tmpfs: args.tmpfs.clone(),
         mounts: args.mount.clone(),
