@@ -9,7 +9,7 @@ packages=(
   # runtime peers and helpers
   runc uidmap busybox-static zstd iproute2 procps
   # interop peers and benchmark tools
-  podman catatonit conmon docker.io skopeo umoci hyperfine docker-registry openssl curl wrk
+  podman catatonit conmon docker.io skopeo umoci hyperfine docker-registry openssl curl wrk nftables
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
