@@ -20,13 +20,39 @@ pub struct SignalForwarder {
 }
 
 pub fn forward_signals(pid: u32) -> SignalForwarder {
-    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]) else {
-        tracing::warn!("cannot install signal handlers: signals will not be forwarded");
-        return SignalForwarder {
-            handle: None,
-            thread: None,
+    catch_signals().forward_to(pid)
+}
+
+/// Signals caught (and queued) before there is a pid to forward them to.
+/// Installing the handlers starts no thread, so a process that must stay
+/// single-threaded until its container starts can catch signals from the
+/// first moment: one that arrives in between is forwarded, not fatal.
+pub struct CaughtSignals(Option<Signals>);
+
+pub fn catch_signals() -> CaughtSignals {
+    match Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]) {
+        Ok(s) => CaughtSignals(Some(s)),
+        Err(_) => {
+            tracing::warn!("cannot install signal handlers: signals will not be forwarded");
+            CaughtSignals(None)
+        }
+    }
+}
+
+impl CaughtSignals {
+    /// Forwards what was caught, and what comes, to `pid` until dropped.
+    pub fn forward_to(self, pid: u32) -> SignalForwarder {
+        let Some(signals) = self.0 else {
+            return SignalForwarder {
+                handle: None,
+                thread: None,
+            };
         };
-    };
+        forward_from(signals, pid)
+    }
+}
+
+fn forward_from(mut signals: Signals, pid: u32) -> SignalForwarder {
     let handle = signals.handle();
     let thread = std::thread::spawn(move || {
         for sig in signals.forever() {

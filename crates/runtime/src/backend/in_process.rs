@@ -57,6 +57,7 @@ impl InProcess {
     fn helper(&self, op: &str, id: &str, bundle: &Path, io: ContainerIo) -> Result<u8> {
         let error_file = error_file(bundle);
         let _ = fs::remove_file(&error_file);
+        let caught = crate::process::catch_signals();
         let mut child = Command::new("/proc/self/exe")
             .arg(HELPER_COMMAND)
             .arg(op)
@@ -68,7 +69,7 @@ impl InProcess {
             .stderr(io.stderr)
             .spawn()
             .ctx("starting", "the libcontainer helper")?;
-        let forwarder = crate::process::forward_signals(child.id());
+        let forwarder = caught.forward_to(child.id());
         let status = child.wait().ctx("waiting for", "the libcontainer helper");
         drop(forwarder);
         let code = crate::process::exit_code(status?);
@@ -214,6 +215,9 @@ fn run_in_helper(state_root: &Path, bundle: &Path, id: &str) -> Result<u8> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .map_err(std::io::Error::from)
         .sys("becoming subreaper")?;
+    // Caught from now on: a signal that lands between the container's start
+    // and the forwarder would otherwise kill this helper and orphan it.
+    let caught = crate::process::catch_signals();
     let mut container = build(state_root, bundle, id)?;
     let result = container
         .start()
@@ -227,7 +231,7 @@ fn run_in_helper(state_root: &Path, bundle: &Path, id: &str) -> Result<u8> {
             // Tell estiba where the container is (for stop, kill, exec).
             let _ = fs::write(bundle.join(super::PID_FILE), pid.as_raw().to_string());
             // Threads are fine now: the container's processes exist.
-            let forwarder = crate::process::forward_signals(pid.as_raw() as u32);
+            let forwarder = caught.forward_to(pid.as_raw() as u32);
             let code = crate::process::wait_pid(pid.as_raw());
             drop(forwarder);
             code

@@ -59,8 +59,9 @@ impl OciBinary {
     /// forwarded. The exit code alone cannot tell a runtime failure from the
     /// command's own exit status; the runtime's JSON log can.
     fn attached(&self, mut cmd: Command, log: &Path, op: &'static str) -> Result<u8> {
+        let caught = crate::process::catch_signals();
         let mut child = cmd.spawn().ctx("running", &self.path)?;
-        let forwarder = crate::process::forward_signals(child.id());
+        let forwarder = caught.forward_to(child.id());
         let status = child.wait().ctx("waiting for", &self.path);
         drop(forwarder);
         let code = crate::process::exit_code(status?);
