@@ -88,7 +88,9 @@ impl Engine {
             })
             .transpose()?;
         let ip = leases.acquire(name, net.subnet()?, net.gateway, &record.id, wanted)?;
-        networks.sync_firewall()?;
+        if !attach::bridge_exists(&net) {
+            networks.sync_firewall()?;
+        }
         let maps = port_maps(record, exposed, net.internal, name)?;
         let netns = attach::attach(&net, &record.id, ip)?;
         let o = &record.options;

@@ -47,7 +47,14 @@ pub fn netns_path(container: &str) -> PathBuf {
 }
 
 fn link_exists(name: &str) -> bool {
-    run("ip", &["link", "show", "dev", name]).is_ok()
+    // sysfs, not a command: this is asked on every attach.
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// True if the network's bridge is up already (it and its rules are made
+/// together; after a reboot both are gone).
+pub fn bridge_exists(net: &NetworkRecord) -> bool {
+    link_exists(&net.bridge)
 }
 
 /// Creates the network's bridge if it is not there (after a reboot too).

@@ -186,15 +186,20 @@ impl Ports {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => PortFile::default(),
             Err(e) => return Err(e).ctx("reading", &self.path),
         };
+        let before =
+            serde_json::to_vec_pretty(&file).map_err(|e| invalid("ports", &e.to_string()))?;
         let out = f(&mut file)?;
         let data =
             serde_json::to_vec_pretty(&file).map_err(|e| invalid("ports", &e.to_string()))?;
-        estiba_store::write_atomic(&self.path, &data)?;
-        crate::firewall::load(
-            &nat_ruleset(&self.table, &file),
-            &self.table,
-            file.containers.is_empty(),
-        )?;
+        // Most containers publish nothing: no file write, no nft run.
+        if data != before {
+            estiba_store::write_atomic(&self.path, &data)?;
+            crate::firewall::load(
+                &nat_ruleset(&self.table, &file),
+                &self.table,
+                file.containers.is_empty(),
+            )?;
+        }
         Ok(out)
     }
 
