@@ -9,10 +9,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, IoContext, Result};
+use crate::{Error, Result};
 
 /// An IPv4 network, `a.b.c.d/len`, with the host bits zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,36 +100,7 @@ impl Leases {
 
     /// Runs `f` on the lease file under its lock, saving what it changed.
     fn with<T>(&self, f: impl FnOnce(&mut LeaseFile) -> Result<T>) -> Result<T> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).ctx("creating", dir)?;
-        }
-        let lock_path = self.path.with_extension("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx("opening", &lock_path)?;
-        flock(&lock, FlockOperation::LockExclusive)
-            .map_err(std::io::Error::from)
-            .ctx("locking", &lock_path)?;
-        let mut file: LeaseFile = match std::fs::read(&self.path) {
-            Ok(data) => serde_json::from_slice(&data).map_err(|e| Error::Invalid {
-                what: "lease file",
-                value: self.path.display().to_string(),
-                why: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LeaseFile::default(),
-            Err(e) => return Err(e).ctx("reading", &self.path),
-        };
-        let out = f(&mut file)?;
-        let data = serde_json::to_vec_pretty(&file).map_err(|e| Error::Invalid {
-            what: "lease file",
-            value: self.path.display().to_string(),
-            why: e.to_string(),
-        })?;
-        estiba_store::write_atomic(&self.path, &data)?;
-        Ok(out)
+        crate::state::update(&self.path, f, |_| Ok(()))
     }
 
     /// Leases `wanted` (or the first free address) to `owner`. The same

@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod network;
 pub mod ports;
+mod state;
 
 pub use network::{NetworkRecord, Networks};
 

@@ -6,7 +6,6 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
 use crate::ipam::{Leases, Subnet};
@@ -96,17 +95,7 @@ impl Networks {
     }
 
     fn lock(&self) -> Result<std::fs::File> {
-        let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ctx("opening", &path)?;
-        flock(&f, FlockOperation::LockExclusive)
-            .map_err(std::io::Error::from)
-            .ctx("locking", &path)?;
-        Ok(f)
+        crate::state::lock(&self.dir.join(".lock"))
     }
 
     pub fn list(&self) -> Result<Vec<NetworkRecord>> {

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, IoContext, Result};
@@ -169,38 +168,16 @@ impl Ports {
         }
     }
 
+    /// Runs `f` on the port file under its lock; a change reloads the NAT
+    /// table (most containers publish nothing: then there is no nft run).
     fn with<T>(&self, f: impl FnOnce(&mut PortFile) -> Result<T>) -> Result<T> {
-        let lock_path = self.path.with_extension("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx("opening", &lock_path)?;
-        flock(&lock, FlockOperation::LockExclusive)
-            .map_err(std::io::Error::from)
-            .ctx("locking", &lock_path)?;
-        let mut file: PortFile = match std::fs::read(&self.path) {
-            Ok(d) => serde_json::from_slice(&d)
-                .map_err(|e| invalid(&self.path.display().to_string(), &e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => PortFile::default(),
-            Err(e) => return Err(e).ctx("reading", &self.path),
-        };
-        let before =
-            serde_json::to_vec_pretty(&file).map_err(|e| invalid("ports", &e.to_string()))?;
-        let out = f(&mut file)?;
-        let data =
-            serde_json::to_vec_pretty(&file).map_err(|e| invalid("ports", &e.to_string()))?;
-        // Most containers publish nothing: no file write, no nft run.
-        if data != before {
-            estiba_store::write_atomic(&self.path, &data)?;
+        crate::state::update(&self.path, f, |file: &PortFile| {
             crate::firewall::load(
-                &nat_ruleset(&self.table, &file),
+                &nat_ruleset(&self.table, file),
                 &self.table,
                 file.containers.is_empty(),
-            )?;
-        }
-        Ok(out)
+            )
+        })
     }
 
     /// Publishes a container's ports: refused if another container holds
