@@ -44,6 +44,19 @@ fn check(cmd: &mut Command) -> String {
     stdout(&out)
 }
 
+/// Runs `cmd` with `input` on its standard input (a password, say).
+fn with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn basic(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
@@ -304,7 +317,8 @@ fn skopeo_podman_and_estiba_with_credentials() {
     // podman: login, pull, push under another name.
     let pd = e.path().join("podman");
     let authfile = e.path().join("podman-auth.json");
-    let mut login = common::podman(&pd)
+    let mut login = common::podman(&pd);
+    login
         .args([
             "login",
             "--tls-verify=false",
@@ -314,20 +328,8 @@ fn skopeo_podman_and_estiba_with_credentials() {
             "--authfile",
         ])
         .arg(&authfile)
-        .arg(&r.addr)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"alice-secret\n")
-        .unwrap();
-    let out = login.wait_with_output().unwrap();
+        .arg(&r.addr);
+    let out = with_stdin(&mut login, b"alice-secret\n");
     assert!(out.status.success(), "podman login: {}", stderr(&out));
     check(
         common::podman(&pd)
@@ -349,27 +351,15 @@ fn skopeo_podman_and_estiba_with_credentials() {
     );
 
     // estiba: login (docker's config.json, 0600), push, pull, logout.
-    let mut login = e
-        .cmd(&[
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "alice",
-            "--password-stdin",
-            &r.addr,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"alice-secret\n")
-        .unwrap();
-    let out = login.wait_with_output().unwrap();
+    let mut login = e.cmd(&[
+        "login",
+        "--tls-verify=false",
+        "-u",
+        "alice",
+        "--password-stdin",
+        &r.addr,
+    ]);
+    let out = with_stdin(&mut login, b"alice-secret\n");
     assert!(out.status.success(), "estiba login: {}", stderr(&out));
     let config = e.path().join(".docker/config.json");
     let mode =
