@@ -123,6 +123,17 @@ pub enum Command {
         hostname: String,
         #[arg(long)]
         share_pid: bool,
+        /// Join this network namespace instead of making one.
+        #[arg(long)]
+        netns: Option<PathBuf>,
+    },
+    /// A network's DNS responder (internal).
+    #[command(name = "internal-dns", hide = true)]
+    InternalDns {
+        network: String,
+        /// Serve (otherwise: start the responder in the background and exit).
+        #[arg(long)]
+        serve: bool,
     },
     /// A detached container's monitor (internal).
     #[command(name = "internal-monitor", hide = true)]
@@ -300,6 +311,21 @@ pub enum PodCommand {
         /// Also share the pid namespace (`--share pid`).
         #[arg(long)]
         share: Option<String>,
+        /// Put the pod on a network: its containers share one address.
+        #[arg(long)]
+        network: Option<String>,
+        /// The pod's address on its network.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Publish a port of the pod: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp].
+        #[arg(short = 'p', long = "publish")]
+        publish: Vec<String>,
+        /// Another name the pod answers to on its network.
+        #[arg(long = "network-alias")]
+        network_alias: Vec<String>,
+        /// Resolver for names not on the network.
+        #[arg(long)]
+        dns: Vec<String>,
     },
     /// List pods.
     #[command(alias = "list")]
@@ -515,6 +541,16 @@ pub struct RunArgs {
     /// The container's address on its network.
     #[arg(long)]
     pub ip: Option<String>,
+    /// Another name the container answers to on its network (repeatable).
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// Add HOST:IP to the container's /etc/hosts (repeatable).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Resolver for names not on the network (repeatable). On a network,
+    /// the network's DNS forwards to it; otherwise it goes in resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<String>,
     /// Bind mount HOST:CONTAINER[:ro], or named volume NAME:CONTAINER[:ro].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,

@@ -4,20 +4,44 @@
 //! containers that no longer exist (a `kill -9` at the wrong moment) are
 //! reclaimed by `network prune`, `network rm` and the next attach.
 
+use std::io::BufRead;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use estiba_net::{attach, NetworkRecord, Networks};
+use estiba_net::ipam::Endpoint;
+use estiba_net::{attach, dns, NetworkRecord, Networks};
 use serde_json::{json, Value};
 
-use crate::record::ContainerRecord;
+use crate::error::IoContext;
+use crate::record::{ContainerRecord, CreateOptions};
 use crate::{Engine, Error, Result};
+
+/// What gets attached to a network: a container, or a pod (whose
+/// containers then share its attachment).
+pub(crate) struct Member<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub options: &'a CreateOptions,
+}
+
+impl<'a> From<&'a ContainerRecord> for Member<'a> {
+    fn from(r: &'a ContainerRecord) -> Self {
+        Member {
+            id: &r.id,
+            name: &r.name,
+            options: &r.options,
+        }
+    }
+}
 
 /// What a started container got from its network.
 #[derive(Debug, Clone)]
 pub struct Attached {
     pub netns: PathBuf,
     pub ip: Ipv4Addr,
+    /// The network's gateway, where its DNS responder listens.
+    pub gateway: Ipv4Addr,
     /// Address and names of everyone on the network, this container too,
     /// for its /etc/hosts.
     pub hosts: Vec<(Ipv4Addr, String)>,
@@ -29,8 +53,9 @@ impl Engine {
         Ok(Networks::open(&self.data)?)
     }
 
+    /// True if a lease's owner, a container or a pod, still exists.
     fn container_exists(&self, id: &str) -> bool {
-        self.records.load(id).is_ok()
+        self.records.load(id).is_ok() || self.pods().iter().any(|p| p.id == id)
     }
 
     /// Checks, before anything runs, that the network can be used.
@@ -67,6 +92,20 @@ impl Engine {
         record: &ContainerRecord,
         exposed: &[String],
     ) -> Result<Option<Attached>> {
+        self.attach_member(&Member::from(record), exposed)
+    }
+
+    /// Gives back a container's namespace, veth pair and lease.
+    pub(crate) fn detach_network(&self, record: &ContainerRecord) {
+        self.detach_member(&Member::from(record));
+    }
+
+    /// Attaches a container or a pod to its network.
+    pub(crate) fn attach_member(
+        &self,
+        record: &Member,
+        exposed: &[String],
+    ) -> Result<Option<Attached>> {
         let name = record.options.network.as_str();
         if matches!(name, "none" | "host" | "") {
             return Ok(None);
@@ -87,72 +126,146 @@ impl Engine {
                 })
             })
             .transpose()?;
-        let ip = leases.acquire(name, net.subnet()?, net.gateway, &record.id, wanted)?;
-        if !attach::bridge_exists(&net) {
-            networks.sync_firewall()?;
-        }
-        let maps = port_maps(record, exposed, net.internal, name)?;
-        let netns = attach::attach(&net, &record.id, ip)?;
         let o = &record.options;
         let policy = if o.egress.is_some() || !o.egress_allow.is_empty() {
             estiba_net::egress::Policy::from_flags(o.egress.as_deref(), &o.egress_allow)?
         } else {
             net.egress.clone()
         };
+        let endpoint = endpoint(record, policy.is_open() && !net.internal)?;
+        let ip = leases.acquire(
+            name,
+            net.subnet()?,
+            net.gateway,
+            record.id,
+            wanted,
+            endpoint,
+        )?;
+        if !attach::bridge_exists(&net) {
+            networks.sync_firewall()?;
+        }
+        let maps = port_maps(record, exposed, net.internal, name)?;
+        let netns = attach::attach(&net, record.id, ip)?;
+        if let Err(e) = self.ensure_dns(&networks, &net) {
+            self.detach_member(record);
+            return Err(e);
+        }
         if let Err(e) =
-            estiba_net::egress::apply(&attach::netns_name(&record.id), &policy, &net.subnet)
+            estiba_net::egress::apply(&attach::netns_name(record.id), &policy, &net.subnet)
         {
-            self.detach_network(record);
+            self.detach_member(record);
             return Err(e.into());
         }
-        let ports = match networks.ports().publish(&record.id, &maps, ip, &net.bridge) {
+        let ports = match networks.ports().publish(record.id, &maps, ip, &net.bridge) {
             Ok(p) => p,
             Err(e) => {
                 // Nothing half set up: the namespace and lease go again.
-                self.detach_network(record);
+                self.detach_member(record);
                 return Err(e.into());
             }
         };
-        let mut hosts = Vec::new();
-        for (addr, owner) in leases.all()? {
-            if let Ok(r) = self.records.load(&owner) {
-                let mut names = r.name.clone();
-                if let Some(h) = &r.options.hostname {
-                    names.push(' ');
-                    names.push_str(h);
-                }
-                names.push(' ');
-                names.push_str(&r.id[..12]);
-                hosts.push((addr, names));
-            }
-        }
+        let hosts = hosts_of(&leases.holders()?);
         Ok(Some(Attached {
             netns,
             ip,
+            gateway: net.gateway,
             hosts,
             ports,
         }))
     }
 
-    /// Gives back a container's namespace, veth pair and lease.
-    pub(crate) fn detach_network(&self, record: &ContainerRecord) {
+    /// Gives back a container's or a pod's namespace, veth pair and lease.
+    pub(crate) fn detach_member(&self, record: &Member) {
         let name = record.options.network.as_str();
         if matches!(name, "none" | "host" | "") {
             return;
         }
         if let Ok(networks) = self.networks() {
-            if let Err(e) = networks.ports().unpublish(&record.id) {
+            if let Err(e) = networks.ports().unpublish(record.id) {
                 tracing::warn!(error = %e, id = %record.id, "unpublishing ports");
             }
         }
-        if let Err(e) = attach::detach(&record.id) {
+        if let Err(e) = attach::detach(record.id) {
             tracing::warn!(error = %e, id = %record.id, "detaching from the network");
         }
         if let Ok(networks) = self.networks() {
-            if let Err(e) = networks.leases(name).release(&record.id) {
+            let leases = networks.leases(name);
+            if let Err(e) = leases.release(record.id) {
                 tracing::warn!(error = %e, id = %record.id, "releasing the lease");
             }
+            stop_dns_if_unused(&networks, name);
         }
+    }
+
+    /// Starts the network's DNS responder unless it runs. Under the
+    /// responder's lock, so two attaches never start two.
+    fn ensure_dns(&self, networks: &Networks, net: &NetworkRecord) -> Result<()> {
+        let registry = networks.dns();
+        let _lock = registry.lock(&net.name)?;
+        if registry.running(&net.name).is_some() {
+            return Ok(());
+        }
+        let log_path = networks.dir().join("dns").join(format!("{}.log", net.name));
+        let log = std::fs::File::create(&log_path).ctx("creating", &log_path)?;
+        let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
+        let mut child = Command::new(exe)
+            .args([DNS_COMMAND, &net.name])
+            .env_remove(estiba_runtime::userns::JOIN_ENV)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .ctx("starting the DNS responder of", &net.name)?;
+        let stdout = child.stdout.take();
+        // The first process only starts the responder and exits, so no
+        // one is left to reap it; the responder says its pid once it
+        // listens.
+        let _ = child.wait();
+        let mut line = String::new();
+        if let Some(out) = stdout {
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        let pid: i32 = line.trim().parse().map_err(|_| Error::Invalid {
+            what: "network",
+            value: net.name.clone(),
+            why: format!(
+                "its DNS responder did not start: {}",
+                std::fs::read_to_string(&log_path)
+                    .unwrap_or_default()
+                    .trim()
+            ),
+        })?;
+        registry.record(&net.name, pid)?;
+        Ok(())
+    }
+
+    /// `internal-dns NAME --serve`: the responder itself. It exits once the
+    /// network has no lease left or is gone.
+    pub fn dns_serve(&self, name: &str) -> Result<()> {
+        let _ = rustix::process::setsid();
+        let networks = self.networks()?;
+        let net = networks.get(name)?;
+        let sockets = dns::Sockets::bind(net.gateway, None)?;
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        println!("{me}");
+        let leases = networks.leases(name);
+        let registry = networks.dns();
+        let unused = || networks.get(name).is_err() || leases.holders().is_ok_and(|h| h.is_empty());
+        dns::serve(sockets, networks.leases(name), || {
+            if !unused() {
+                return false;
+            }
+            let Ok(_lock) = registry.lock(name) else {
+                return false;
+            };
+            // Again under the lock: an attach may have just taken a lease.
+            if !unused() {
+                return false;
+            }
+            registry.forget(name, Some(me));
+            true
+        })?;
+        Ok(())
     }
 
     pub fn network_create(
@@ -205,7 +318,9 @@ impl Engine {
 
     pub fn network_remove(&self, name: &str) -> Result<NetworkRecord> {
         let networks = self.networks()?;
-        Ok(networks.remove(name, &|owner| self.container_exists(owner))?)
+        let removed = networks.remove(name, &|owner| self.container_exists(owner))?;
+        networks.dns().stop(name)?;
+        Ok(removed)
     }
 
     /// Removes networks nobody uses (the default one too); returns their names.
@@ -219,6 +334,10 @@ impl Engine {
                     let _ = attach::detach(&owner);
                 }
             }
+            networks
+                .leases(&net.name)
+                .retain(|owner| self.container_exists(owner))?;
+            stop_dns_if_unused(&networks, &net.name);
             match networks.remove(&net.name, &|owner| self.container_exists(owner)) {
                 Ok(_) => removed.push(net.name),
                 Err(estiba_net::Error::InUse { .. }) => {}
@@ -229,9 +348,81 @@ impl Engine {
     }
 }
 
+/// The hidden command that starts a network's DNS responder.
+pub const DNS_COMMAND: &str = "internal-dns";
+
+/// `internal-dns NAME`: starts the responder (`--serve`) with this
+/// process's stdout and stderr, and returns at once.
+pub fn dns_daemonize(network: &str) -> Result<()> {
+    let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
+    Command::new(exe)
+        .args([DNS_COMMAND, network, "--serve"])
+        .env_remove(estiba_runtime::userns::JOIN_ENV)
+        .stdin(Stdio::null())
+        .spawn()
+        .ctx("starting the DNS responder of", network)?;
+    Ok(())
+}
+
+fn stop_dns_if_unused(networks: &Networks, name: &str) {
+    if networks.leases(name).holders().is_ok_and(|h| h.is_empty()) {
+        if let Err(e) = networks.dns().stop(name) {
+            tracing::warn!(error = %e, network = name, "stopping the DNS responder");
+        }
+    }
+}
+
+/// /etc/hosts lines for everyone holding a lease.
+pub(crate) fn hosts_of(holders: &[estiba_net::ipam::Holder]) -> Vec<(Ipv4Addr, String)> {
+    holders
+        .iter()
+        .filter(|h| !h.endpoint.names.is_empty())
+        .map(|h| (h.ip, h.endpoint.names.join(" ")))
+        .collect()
+}
+
+/// A DNS name or alias: labels of letters, digits and '-', joined by '.'.
+pub fn valid_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// How the container is known on its network.
+fn endpoint(record: &Member, forward: bool) -> Result<Endpoint> {
+    let o = record.options;
+    let mut names = vec![record.name.to_string(), record.id[..12].to_string()];
+    names.extend(o.hostname.iter().cloned());
+    names.extend(o.network_aliases.iter().cloned());
+    names.retain(|n| valid_dns_name(n));
+    names.dedup();
+    let dns = o
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse().map_err(|_| Error::Invalid {
+                what: "--dns",
+                value: d.clone(),
+                why: "not an IPv4 address".into(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Endpoint {
+        names,
+        dns,
+        forward,
+    })
+}
+
 /// The container's `-p` mappings, and with `-P` the image's exposed ports.
 fn port_maps(
-    record: &ContainerRecord,
+    record: &Member,
     exposed: &[String],
     internal: bool,
     network: &str,

@@ -37,10 +37,7 @@ fn alive(pid: i32, marker: Option<&str>) -> bool {
 /// command line, stays the same across exec: with the pid it names one
 /// process for good, even after the pid is reused.
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    // Fields after the command: state is field 3, starttime field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    estiba_store::process_start_time(pid)
 }
 
 /// The pid and start time a monitor records for itself.

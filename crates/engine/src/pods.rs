@@ -13,7 +13,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IoContext;
-use crate::record::{validate_name, ContainerRecord, Status};
+use crate::network::Attached;
+use crate::record::{validate_name, ContainerRecord, CreateOptions, Status};
 use crate::{Engine, Error, Result};
 
 /// The hidden command that sets up a pod's namespaces.
@@ -29,6 +30,25 @@ pub struct PodRecord {
     pub share_pid: bool,
     /// The infra process holding the namespaces; 0 when stopped.
     pub infra_pid: i32,
+    /// The pod's network flags (`--network`, `--ip`, `-p`, …); its
+    /// containers share the attachment. Only the network fields are used.
+    #[serde(default)]
+    pub network: CreateOptions,
+}
+
+impl PodRecord {
+    /// True if the pod is on a network (not just its own loopback).
+    pub fn networked(&self) -> bool {
+        !matches!(self.network.network.as_str(), "" | "none" | "host")
+    }
+
+    fn member(&self) -> crate::network::Member<'_> {
+        crate::network::Member {
+            id: &self.id,
+            name: &self.name,
+            options: &self.network,
+        }
+    }
 }
 
 impl PodRecord {
@@ -111,12 +131,26 @@ impl Engine {
         }
     }
 
+    /// Creates a pod and starts its infra. `network` holds the network
+    /// flags (network, ip, publish, aliases, dns); with a network the pod
+    /// gets one address, which its containers share.
     pub fn pod_create(
         &self,
         name: Option<&str>,
         hostname: Option<&str>,
         share_pid: bool,
+        network: CreateOptions,
     ) -> Result<PodRecord> {
+        crate::prepare::validate_network_options(&network)?;
+        if !matches!(network.network.as_str(), "" | "none" | "host") {
+            self.check_network(&network.network, network.ip.as_deref())?;
+        } else if network.network == "host" {
+            return Err(Error::Invalid {
+                what: "--network",
+                value: "host".into(),
+                why: "a pod has a network namespace of its own: none or a network's name".into(),
+            });
+        }
         let id = estiba_store::random_hex(32);
         let name = match name {
             Some(n) => {
@@ -138,8 +172,16 @@ impl Engine {
             created: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
             share_pid,
             infra_pid: 0,
+            network,
         };
-        self.start_infra(&mut pod)?;
+        // Saved first: the pod owns its lease, and a lease whose owner has
+        // no record is reclaimed.
+        self.save_pod(&pod)?;
+        if let Err(e) = self.start_infra(&mut pod) {
+            self.detach_member(&pod.member());
+            let _ = fs::remove_file(self.pod_path(&pod.id));
+            return Err(e);
+        }
         self.save_pod(&pod)?;
         Ok(pod)
     }
@@ -155,6 +197,13 @@ impl Engine {
             .stderr(Stdio::inherit());
         if pod.share_pid {
             cmd.arg("--share-pid");
+        }
+        if pod.networked() {
+            // The pod's namespace on its network (made again after a reboot).
+            let attached = self.attach_member(&pod.member(), &[])?;
+            if let Some(a) = attached {
+                cmd.arg("--netns").arg(&a.netns);
+            }
         }
         let out = cmd.output().ctx("starting the infra of pod", &pod.name)?;
         let pid = String::from_utf8_lossy(&out.stdout)
@@ -228,16 +277,31 @@ impl Engine {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        if pod.networked() {
+            self.detach_member(&pod.member());
+        }
         fs::remove_file(self.pod_path(&pod.id)).ctx("removing", self.pod_path(&pod.id))?;
         Ok(pod)
     }
 }
 
-/// The infra command's body: new namespaces, hostname, an idle child (the
-/// pod's pid 1 with `--share-pid`), then loopback up. Returns the child's pid.
-pub fn infra_main(hostname: &str, share_pid: bool) -> Result<u32> {
+/// The infra command's body: new namespaces (or, with `netns`, the pod's
+/// namespace on its network), hostname, an idle child (the pod's pid 1 with
+/// `--share-pid`), then loopback up. Returns the child's pid.
+pub fn infra_main(hostname: &str, share_pid: bool, netns: Option<&std::path::Path>) -> Result<u32> {
     use nix::sched::CloneFlags;
-    let mut flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    let mut flags = CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    match netns {
+        Some(path) => {
+            let ns = fs::File::open(path).ctx("opening", path)?;
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
+                op: "entering the network namespace",
+                path: path.into(),
+                source: e.into(),
+            })?;
+        }
+        None => flags |= CloneFlags::CLONE_NEWNET,
+    }
     if share_pid {
         flags |= CloneFlags::CLONE_NEWPID;
     }
@@ -278,4 +342,35 @@ pub fn infra_main(hostname: &str, share_pid: bool) -> Result<u32> {
         });
     }
     Ok(child.id())
+}
+
+impl Engine {
+    /// What a pod's containers get from the pod's network: its address,
+    /// gateway and neighbours, for their /etc files. None if the pod is on
+    /// no network.
+    pub(crate) fn pod_attached(&self, pod_id: &str) -> Result<Option<Attached>> {
+        let pod = self.find_pod(pod_id)?;
+        if !pod.networked() {
+            return Ok(None);
+        }
+        let networks = self.networks()?;
+        let net = networks.get(&pod.network.network)?;
+        let holders = networks.leases(&net.name).holders()?;
+        let ip = holders
+            .iter()
+            .find(|h| h.owner == pod.id)
+            .map(|h| h.ip)
+            .ok_or_else(|| Error::Invalid {
+                what: "pod",
+                value: pod.name.clone(),
+                why: "has no address on its network: `estiba pod start` it".into(),
+            })?;
+        Ok(Some(Attached {
+            netns: estiba_net::attach::netns_path(&pod.id),
+            ip,
+            gateway: net.gateway,
+            hosts: crate::network::hosts_of(&holders),
+            ports: Vec::new(),
+        }))
+    }
 }

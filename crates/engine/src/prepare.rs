@@ -127,7 +127,12 @@ pub fn write_bundle(
     let defaults = ImageDefaults::from_config(&store.image_config(image)?);
     let bundle = dirs.bundle();
     fs::create_dir_all(&bundle).ctx("creating", &bundle)?;
-    let attached = engine.attach_network(record, &defaults.exposed)?;
+    // A pod's containers share the pod's attachment (they join its
+    // namespaces); others get their own.
+    let attached = match &record.options.pod {
+        Some(pod) => engine.pod_attached(pod)?,
+        None => engine.attach_network(record, &defaults.exposed)?,
+    };
     let cfg = resolve(
         record,
         &defaults,
@@ -284,7 +289,7 @@ fn resolve(
         Some(pod) => pod_namespaces(pod, root)?,
         None => Vec::new(),
     };
-    if let Some(a) = attached {
+    if let (Some(a), None) = (attached, &o.pod) {
         join.push(("network".to_string(), a.netns.clone()));
     }
     Ok(RunConfig {
@@ -300,7 +305,7 @@ fn resolve(
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids,
-        etc_files: etc_files(bundle, &hostname, network, attached)?,
+        etc_files: etc_files(bundle, &hostname, network, attached, o)?,
         hostname,
         read_only: o.read_only,
         cap_add: o.cap_add.clone(),
@@ -685,13 +690,16 @@ pub fn mount_specs(o: &CreateOptions) -> Result<Vec<MountSpec>> {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf, generated per container.
+/// On a network, /etc/hosts lists who was there at start and resolv.conf
+/// names the network's DNS responder, which also knows who came later.
 fn etc_files(
     bundle: &Path,
     hostname: &str,
     network: Network,
     attached: Option<&crate::network::Attached>,
+    o: &CreateOptions,
 ) -> Result<Vec<BindMount>> {
-    let hosts = match (network, attached) {
+    let mut hosts = match (network, attached) {
         (_, Some(a)) => {
             let mut h = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
             for (ip, names) in &a.hosts {
@@ -705,7 +713,15 @@ fn etc_files(
         (Network::Host, None) => fs::read_to_string("/etc/hosts").unwrap_or_default(),
         (Network::None, None) => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
     };
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for entry in &o.add_hosts {
+        let (host, ip) = parse_add_host(entry)?;
+        hosts.push_str(&format!("{ip}\t{host}\n"));
+    }
+    let resolv = match attached {
+        Some(a) => estiba_net::dns::container_resolv_conf(a.gateway),
+        None if !o.dns.is_empty() => o.dns.iter().map(|d| format!("nameserver {d}\n")).collect(),
+        None => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
     let mut out = Vec::new();
     for (name, content) in [
         ("hostname", format!("{hostname}\n")),
@@ -723,8 +739,70 @@ fn etc_files(
     Ok(out)
 }
 
+/// `--add-host HOST:IP`.
+fn parse_add_host(entry: &str) -> Result<(&str, std::net::Ipv4Addr)> {
+    let invalid = |why: &str| Error::Invalid {
+        what: "--add-host",
+        value: entry.to_string(),
+        why: why.to_string(),
+    };
+    let (host, ip) = entry
+        .split_once(':')
+        .ok_or_else(|| invalid("give it as HOST:IP"))?;
+    if !crate::network::valid_dns_name(host) {
+        return Err(invalid("the host name is not a valid DNS name"));
+    }
+    let ip = ip.parse().map_err(|_| invalid("not an IPv4 address"))?;
+    Ok((host, ip))
+}
+
+/// Flags that only mean something on a network, and the names and
+/// addresses they carry.
+fn validate_network_flags(options: &CreateOptions, builtin: bool) -> Result<()> {
+    for alias in &options.network_aliases {
+        if builtin {
+            return Err(Error::Invalid {
+                what: "--network-alias",
+                value: alias.clone(),
+                why: "needs --network NAME".into(),
+            });
+        }
+        if !crate::network::valid_dns_name(alias) {
+            return Err(Error::Invalid {
+                what: "--network-alias",
+                value: alias.clone(),
+                why: "not a valid DNS name (letters, digits, '-' and '.')".into(),
+            });
+        }
+    }
+    for entry in &options.add_hosts {
+        parse_add_host(entry)?;
+    }
+    for d in &options.dns {
+        if d.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(Error::Invalid {
+                what: "--dns",
+                value: d.clone(),
+                why: "not an IPv4 address".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks the flags that can be checked before anything runs.
 pub fn validate(options: &CreateOptions) -> Result<()> {
+    validate_network_options(options)?;
+    security_opts(&options.security_opt)?;
+    mount_specs(options)?;
+    for s in &options.secrets {
+        crate::secrets::parse_ref(s)?;
+    }
+    validate_limits(options)
+}
+
+/// Checks the network flags (of a container or a pod).
+pub fn validate_network_options(options: &CreateOptions) -> Result<()> {
     parse_network(&options.network)?;
     for spec in &options.publish {
         estiba_net::ports::parse(spec)?;
@@ -745,6 +823,7 @@ pub fn validate(options: &CreateOptions) -> Result<()> {
             why: "egress control needs a network (--network NAME)".into(),
         });
     }
+    validate_network_flags(options, builtin)?;
     if options.ip.is_some() && builtin {
         return Err(Error::Invalid {
             what: "--ip",
@@ -752,11 +831,11 @@ pub fn validate(options: &CreateOptions) -> Result<()> {
             why: "needs --network NAME".into(),
         });
     }
-    security_opts(&options.security_opt)?;
-    mount_specs(options)?;
-    for s in &options.secrets {
-        crate::secrets::parse_ref(s)?;
-    }
+    Ok(())
+}
+
+/// Checks the resource and capability flags.
+fn validate_limits(options: &CreateOptions) -> Result<()> {
     if let Some(c) = options.cpus {
         if c <= 0.0 {
             return Err(Error::Invalid {

@@ -81,6 +81,15 @@ pub struct CreateOptions {
     /// `--egress-allow CIDR[:PORT[/PROTO]]`.
     #[serde(default)]
     pub egress_allow: Vec<String>,
+    /// `--network-alias`: more names on the network.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    /// `--add-host HOST:IP` lines for /etc/hosts.
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
+    /// `--dns` resolvers.
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// `-v` specs: `HOST:CTR[:ro]` or `NAME:CTR[:ro]`.
     pub volumes: Vec<String>,
     /// `--tmpfs` specs: `CTR[:OPTIONS]`.

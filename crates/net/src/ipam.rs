@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, IoContext, Result};
 
 /// An IPv4 network, `a.b.c.d/len`, with the host bits zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,35 @@ impl fmt::Display for Subnet {
 struct LeaseFile {
     /// Address → container id.
     leases: BTreeMap<Ipv4Addr, String>,
+    /// Container id → what the network's DNS responder needs about it.
+    /// Kept in the same file as the leases, so both change together.
+    #[serde(default)]
+    endpoints: BTreeMap<String, Endpoint>,
+}
+
+/// How a lease holder is known on its network: the names it answers to
+/// (container name, hostname, short id, `--network-alias`), and how the
+/// DNS responder treats its other questions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub names: Vec<String>,
+    /// `--dns`: the upstream resolvers for this container's other names;
+    /// empty means the host's.
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    /// False when the container may not reach the outside (egress deny,
+    /// an internal network): its other names are then not forwarded, so
+    /// DNS does not become a way out.
+    #[serde(default)]
+    pub forward: bool,
+}
+
+/// A lease as the DNS responder sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub ip: Ipv4Addr,
+    pub owner: String,
+    pub endpoint: Endpoint,
 }
 
 /// The leases of one network.
@@ -112,11 +141,14 @@ impl Leases {
         gateway: Ipv4Addr,
         owner: &str,
         wanted: Option<Ipv4Addr>,
+        endpoint: Endpoint,
     ) -> Result<Ipv4Addr> {
         self.with(|file| {
             if let Some((ip, _)) = file.leases.iter().find(|(_, o)| o.as_str() == owner) {
                 if wanted.is_none_or(|w| w == *ip) {
-                    return Ok(*ip);
+                    let ip = *ip;
+                    file.endpoints.insert(owner.to_string(), endpoint);
+                    return Ok(ip);
                 }
             }
             let ip = match wanted {
@@ -154,6 +186,7 @@ impl Leases {
             };
             file.leases.retain(|_, o| o != owner);
             file.leases.insert(ip, owner.to_string());
+            file.endpoints.insert(owner.to_string(), endpoint);
             Ok(ip)
         })
     }
@@ -162,6 +195,7 @@ impl Leases {
     pub fn release(&self, owner: &str) -> Result<()> {
         self.with(|file| {
             file.leases.retain(|_, o| o != owner);
+            file.endpoints.remove(owner);
             Ok(())
         })
     }
@@ -170,11 +204,40 @@ impl Leases {
         self.with(|file| Ok(file.leases.clone()))
     }
 
+    /// Every lease with its endpoint, read without the lock: the file is
+    /// only ever replaced whole, so a reader sees one version or the next.
+    /// This is what the DNS responder reads on every change.
+    pub fn holders(&self) -> Result<Vec<Holder>> {
+        let file: LeaseFile = match std::fs::read(&self.path) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| Error::Invalid {
+                what: "lease file",
+                value: self.path.display().to_string(),
+                why: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LeaseFile::default(),
+            Err(e) => return Err(e).ctx("reading", &self.path),
+        };
+        Ok(file
+            .leases
+            .into_iter()
+            .map(|(ip, owner)| Holder {
+                ip,
+                endpoint: file.endpoints.get(&owner).cloned().unwrap_or_default(),
+                owner,
+            })
+            .collect())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Frees the leases of owners `keep` says are gone (crash recovery).
     pub fn retain(&self, keep: impl Fn(&str) -> bool) -> Result<usize> {
         self.with(|file| {
             let before = file.leases.len();
             file.leases.retain(|_, o| keep(o));
+            file.endpoints.retain(|o, _| keep(o));
             Ok(before - file.leases.len())
         })
     }
@@ -210,27 +273,61 @@ mod tests {
         let l = Leases::new(&dir.path().join("n.json"));
         let s: Subnet = "10.90.0.0/29".parse().unwrap();
         let gw = s.first();
-        let a = l.acquire("n", s, gw, "a", None).unwrap();
-        assert_eq!(a, Ipv4Addr::new(10, 90, 0, 2));
-        assert_eq!(l.acquire("n", s, gw, "a", None).unwrap(), a, "sticky");
-        let b = l
-            .acquire("n", s, gw, "b", Some(Ipv4Addr::new(10, 90, 0, 6)))
+        let a = l
+            .acquire("n", s, gw, "a", None, Endpoint::default())
             .unwrap();
-        assert!(l.acquire("n", s, gw, "c", Some(b)).is_err(), "taken");
+        assert_eq!(a, Ipv4Addr::new(10, 90, 0, 2));
+        assert_eq!(
+            l.acquire("n", s, gw, "a", None, Endpoint::default())
+                .unwrap(),
+            a,
+            "sticky"
+        );
+        let b = l
+            .acquire(
+                "n",
+                s,
+                gw,
+                "b",
+                Some(Ipv4Addr::new(10, 90, 0, 6)),
+                Endpoint::default(),
+            )
+            .unwrap();
         assert!(
-            l.acquire("n", s, gw, "c", Some(Ipv4Addr::new(10, 91, 0, 6)))
+            l.acquire("n", s, gw, "c", Some(b), Endpoint::default())
                 .is_err(),
+            "taken"
+        );
+        assert!(
+            l.acquire(
+                "n",
+                s,
+                gw,
+                "c",
+                Some(Ipv4Addr::new(10, 91, 0, 6)),
+                Endpoint::default()
+            )
+            .is_err(),
             "outside"
         );
-        assert!(l.acquire("n", s, gw, "c", Some(gw)).is_err(), "the gateway");
+        assert!(
+            l.acquire("n", s, gw, "c", Some(gw), Endpoint::default())
+                .is_err(),
+            "the gateway"
+        );
         for owner in ["c", "d", "e"] {
-            l.acquire("n", s, gw, owner, None).unwrap();
+            l.acquire("n", s, gw, owner, None, Endpoint::default())
+                .unwrap();
         }
         assert!(matches!(
-            l.acquire("n", s, gw, "f", None),
+            l.acquire("n", s, gw, "f", None, Endpoint::default()),
             Err(Error::Exhausted { .. })
         ));
         l.release("a").unwrap();
-        assert_eq!(l.acquire("n", s, gw, "f", None).unwrap(), a);
+        assert_eq!(
+            l.acquire("n", s, gw, "f", None, Endpoint::default())
+                .unwrap(),
+            a
+        );
     }
 }

@@ -3,14 +3,17 @@
 //! and an address from the network's IPAM. Networks are kept apart by
 //! nftables rules in estiba's own table.
 //!
-//! This is the first step of networking: bridge networks as root. DNS by
-//! name, published ports, egress control and rootless networks come next.
+//! Each network has a DNS responder of its own (`dns`), published ports
+//! are kernel NAT (`ports`), and egress is filtered inside the container's
+//! namespace (`egress`).
 #![forbid(unsafe_code)]
 
 pub mod attach;
+pub mod dns;
 pub mod egress;
 pub mod firewall;
 pub mod ipam;
+pub mod netns;
 pub mod network;
 pub mod ports;
 mod state;

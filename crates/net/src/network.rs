@@ -74,6 +74,16 @@ impl Networks {
         format!("estiba_{h:08x}")
     }
 
+    /// The directory holding the networks' records and state.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The networks' DNS responders.
+    pub fn dns(&self) -> crate::dns::Registry {
+        crate::dns::Registry::new(&self.dir)
+    }
+
     /// This store's published ports.
     pub fn ports(&self) -> crate::ports::Ports {
         crate::ports::Ports::new(&self.dir, &self.table())

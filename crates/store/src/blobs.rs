@@ -50,6 +50,28 @@ impl Drop for TempFile {
     }
 }
 
+/// When process `pid` started (field 22 of /proc/PID/stat, in clock ticks
+/// since boot). With the pid it names one process for good: a pid that is
+/// reused gets another start time. None if there is no such process.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after the command: state is field 3, starttime field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Like [`process_start_time`], but None for a process that has exited
+/// and waits to be reaped (a zombie).
+pub fn live_process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
 /// Random hex from the kernel, for temp names and container ids.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

@@ -363,6 +363,11 @@ pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
             name,
             hostname,
             share,
+            network,
+            ip,
+            publish,
+            network_alias,
+            dns,
         } => {
             let share_pid = match share.as_deref() {
                 None => false,
@@ -376,7 +381,19 @@ pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
                     bail!("invalid --share {other:?}: net, ipc and uts are always shared; add pid")
                 }
             };
-            let pod = engine.pod_create(name.as_deref(), hostname.as_deref(), share_pid)?;
+            // -p without a network means the default one, as for `run`.
+            let network = network
+                .clone()
+                .or_else(|| (!publish.is_empty()).then(|| "estiba".to_string()));
+            let net = estiba_engine::record::CreateOptions {
+                network: network.unwrap_or_else(|| "none".into()),
+                ip: ip.clone(),
+                publish: publish.clone(),
+                network_aliases: network_alias.clone(),
+                dns: dns.clone(),
+                ..Default::default()
+            };
+            let pod = engine.pod_create(name.as_deref(), hostname.as_deref(), share_pid, net)?;
             println!("{}", pod.id);
         }
         PodCommand::Ls => {

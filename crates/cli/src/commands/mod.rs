@@ -90,8 +90,20 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::InternalInfra {
             hostname,
             share_pid,
+            netns,
         } => {
-            println!("{}", estiba_engine::pods::infra_main(&hostname, share_pid)?);
+            println!(
+                "{}",
+                estiba_engine::pods::infra_main(&hostname, share_pid, netns.as_deref())?
+            );
+            Ok(0)
+        }
+        Command::InternalDns { network, serve } => {
+            if serve {
+                ctx.engine()?.dns_serve(&network)?;
+            } else {
+                estiba_engine::network::dns_daemonize(&network)?;
+            }
             Ok(0)
         }
         Command::InternalMonitor {

@@ -1,0 +1,566 @@
+//! A network's DNS responder: one small process per network, listening on
+//! the network's gateway address, port 53 (UDP). It answers the names of
+//! the containers on that network (name, hostname, short id, aliases) from
+//! the network's lease file, and forwards other names to the asking
+//! container's `--dns` servers or the host's resolvers.
+//!
+//! It is started on demand by the first container to attach, and it exits
+//! by itself once the network has no lease left (`rm` of the last
+//! container also stops it at once). No global daemon is involved.
+//!
+//! Rules that keep it from becoming a way around the network's limits:
+//! - only containers holding a lease on the network get answers; anyone
+//!   else is refused;
+//! - names of one label that are not on the network get NXDOMAIN here and
+//!   are never forwarded, so a container's name on another network does
+//!   not leak through the host's resolvers;
+//! - a container that may not reach the outside (egress deny, an internal
+//!   network) gets no forwarding: DNS is not a tunnel out.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use simple_dns::rdata::{RData, A};
+use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, OPCODE, QTYPE, RCODE, TYPE};
+
+use crate::ipam::{Holder, Leases};
+use crate::{Error, IoContext, Result};
+
+/// Seconds a local answer may be cached: containers come and go.
+const LOCAL_TTL: u32 = 5;
+/// How long a forwarded question waits for its upstream answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Forwarded questions in flight at once; more are dropped (the client
+/// retries), so a flood cannot grow the table without bound.
+const MAX_PENDING: usize = 1024;
+/// A UDP DNS message is at most this big (EDNS0's usual limit).
+const MAX_MESSAGE: usize = 4096;
+
+/// What to do with one question.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// Relay the question unchanged to one of these resolvers.
+    Forward(Vec<SocketAddrV4>),
+    /// Not a question (or not even a DNS message): ignore it.
+    Drop,
+}
+
+/// Decides how to answer `query` from `src`, given the network's leases
+/// and the host's resolvers. Pure, so it is tested and fuzzed on its own.
+pub fn decide(query: &[u8], src: Ipv4Addr, holders: &[Holder], host: &[SocketAddrV4]) -> Decision {
+    let Ok(packet) = Packet::parse(query) else {
+        return Decision::Drop;
+    };
+    if packet.has_flags(PacketFlag::RESPONSE) {
+        return Decision::Drop;
+    }
+    let Some(asker) = holders.iter().find(|h| h.ip == src) else {
+        return reply(&packet, RCODE::Refused, Vec::new());
+    };
+    if packet.opcode() != OPCODE::StandardQuery || packet.questions.len() != 1 {
+        return reply(&packet, RCODE::NotImplemented, Vec::new());
+    }
+    let question = &packet.questions[0];
+    let name = question
+        .qname
+        .to_string()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let found: Vec<Ipv4Addr> = holders
+        .iter()
+        .filter(|h| {
+            h.endpoint
+                .names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&name))
+        })
+        .map(|h| h.ip)
+        .collect();
+    if !found.is_empty() {
+        // The name is ours: A records, and an empty answer to anything
+        // else (AAAA above all), so resolvers do not go on asking.
+        let wants_a = matches!(question.qtype, QTYPE::TYPE(TYPE::A) | QTYPE::ANY);
+        let answers = if wants_a {
+            found
+                .into_iter()
+                .map(|ip| {
+                    ResourceRecord::new(
+                        question.qname.clone(),
+                        CLASS::IN,
+                        LOCAL_TTL,
+                        RData::A(A::from(ip)),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        return reply(&packet, RCODE::NoError, answers);
+    }
+    if !name.contains('.') {
+        return reply(&packet, RCODE::NameError, Vec::new());
+    }
+    if !asker.endpoint.forward {
+        return reply(&packet, RCODE::Refused, Vec::new());
+    }
+    let upstreams: Vec<SocketAddrV4> = if asker.endpoint.dns.is_empty() {
+        host.to_vec()
+    } else {
+        asker
+            .endpoint
+            .dns
+            .iter()
+            .map(|ip| SocketAddrV4::new(*ip, 53))
+            .collect()
+    };
+    if upstreams.is_empty() {
+        return reply(&packet, RCODE::ServerFailure, Vec::new());
+    }
+    Decision::Forward(upstreams)
+}
+
+fn reply(query: &Packet, code: RCODE, answers: Vec<ResourceRecord>) -> Decision {
+    let mut out = Packet::new_reply(query.id());
+    let mut flags = PacketFlag::RECURSION_AVAILABLE;
+    if code == RCODE::NoError || code == RCODE::NameError {
+        flags |= PacketFlag::AUTHORITATIVE_ANSWER;
+    }
+    if query.has_flags(PacketFlag::RECURSION_DESIRED) {
+        flags |= PacketFlag::RECURSION_DESIRED;
+    }
+    out.set_flags(flags);
+    *out.rcode_mut() = code;
+    out.questions = query.questions.clone();
+    out.answers = answers;
+    match out.build_bytes_vec() {
+        Ok(bytes) => Decision::Reply(bytes),
+        Err(_) => Decision::Drop,
+    }
+}
+
+/// The host's IPv4 resolvers, from /etc/resolv.conf.
+pub fn host_resolvers() -> Vec<SocketAddrV4> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    resolvers_in(&text)
+}
+
+fn resolvers_in(text: &str) -> Vec<SocketAddrV4> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<Ipv4Addr>().ok())
+        .map(|ip| SocketAddrV4::new(ip, 53))
+        .collect()
+}
+
+/// The container's /etc/resolv.conf on a network: the responder, plus the
+/// host's `search` and `options` lines.
+pub fn container_resolv_conf(gateway: Ipv4Addr) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = format!("nameserver {gateway}\n");
+    for line in host.lines() {
+        let l = line.trim();
+        if l.starts_with("search ") || l.starts_with("options ") {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The sockets of a responder, bound before it serves: `upstream` in the
+/// namespace the process started in (the host's, where the host's
+/// resolvers are reachable), `listen` on the gateway inside `netns` (the
+/// rootless hub) or, without one, in the same namespace.
+pub struct Sockets {
+    listen: UdpSocket,
+    upstream: UdpSocket,
+}
+
+impl Sockets {
+    pub fn bind(gateway: Ipv4Addr, netns: Option<&Path>) -> Result<Sockets> {
+        let upstream = UdpSocket::bind("0.0.0.0:0").ctx("binding", "0.0.0.0:0")?;
+        if let Some(path) = netns {
+            crate::netns::enter(path)?;
+        }
+        let addr = SocketAddr::from((gateway, 53));
+        // A responder that is on its way out may hold the port a moment
+        // longer (it decided to exit just before a new container came).
+        let mut tries = 0;
+        let listen = loop {
+            match UdpSocket::bind(addr) {
+                Ok(s) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 40 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e).ctx("binding", addr.to_string()),
+            }
+        };
+        Ok(Sockets { listen, upstream })
+    }
+}
+
+/// A forwarded question waiting for its answer.
+struct Pending {
+    client: SocketAddr,
+    id: u16,
+    upstream: SocketAddrV4,
+    sent: Instant,
+}
+
+/// The lease file's holders, read again whenever the file changes.
+struct Holders {
+    leases: Leases,
+    seen: Option<SystemTime>,
+    holders: Vec<Holder>,
+}
+
+impl Holders {
+    fn current(&mut self) -> &[Holder] {
+        let mtime = std::fs::metadata(self.leases.path())
+            .and_then(|m| m.modified())
+            .ok();
+        if mtime != self.seen || mtime.is_none() {
+            if let Ok(h) = self.leases.holders() {
+                self.holders = h;
+                self.seen = mtime;
+            }
+        }
+        &self.holders
+    }
+}
+
+/// Serves until `done` says so (it is asked about once a second).
+pub fn serve(sockets: Sockets, leases: Leases, mut done: impl FnMut() -> bool) -> Result<()> {
+    let Sockets { listen, upstream } = sockets;
+    let listen = Arc::new(listen);
+    let pending: Arc<Mutex<HashMap<u16, Pending>>> = Arc::default();
+    {
+        let (listen, pending) = (listen.clone(), pending.clone());
+        let upstream = upstream.try_clone().ctx("cloning", "the upstream socket")?;
+        std::thread::spawn(move || relay_answers(&upstream, &listen, &pending));
+    }
+    listen
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .ctx("configuring", "the DNS socket")?;
+    let host = host_resolvers();
+    let mut holders = Holders {
+        leases,
+        seen: None,
+        holders: Vec::new(),
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let (n, client) = match listen.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if done() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("receiving on", "the DNS socket"),
+        };
+        let SocketAddr::V4(from) = client else {
+            continue;
+        };
+        let query = &buf[..n];
+        match decide(query, *from.ip(), holders.current(), &host) {
+            Decision::Reply(bytes) => {
+                let _ = listen.send_to(&bytes, client);
+            }
+            Decision::Forward(upstreams) => {
+                forward(&upstream, &pending, query, client, &upstreams);
+            }
+            Decision::Drop => {}
+        }
+    }
+}
+
+/// Sends `query` upstream under a fresh random id, remembering whom to
+/// answer.
+fn forward(
+    upstream: &UdpSocket,
+    pending: &Mutex<HashMap<u16, Pending>>,
+    query: &[u8],
+    client: SocketAddr,
+    upstreams: &[SocketAddrV4],
+) {
+    let Ok(mut table) = pending.lock() else {
+        return;
+    };
+    table.retain(|_, p| p.sent.elapsed() < FORWARD_TIMEOUT);
+    if table.len() >= MAX_PENDING || query.len() < 2 {
+        return;
+    }
+    let id = loop {
+        let mut b = [0u8; 2];
+        if rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).is_err() {
+            return;
+        }
+        let id = u16::from_be_bytes(b);
+        if !table.contains_key(&id) {
+            break id;
+        }
+    };
+    let original = u16::from_be_bytes([query[0], query[1]]);
+    // Spread questions over the resolvers; a client's retry gets another id
+    // and so, likely, another resolver.
+    let to = upstreams[usize::from(id) % upstreams.len()];
+    let mut relayed = query.to_vec();
+    relayed[..2].copy_from_slice(&id.to_be_bytes());
+    if upstream.send_to(&relayed, to).is_ok() {
+        table.insert(
+            id,
+            Pending {
+                client,
+                id: original,
+                upstream: to,
+                sent: Instant::now(),
+            },
+        );
+    }
+}
+
+/// Passes upstream answers back to the clients that asked, with their ids.
+fn relay_answers(upstream: &UdpSocket, listen: &UdpSocket, pending: &Mutex<HashMap<u16, Pending>>) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let Ok((n, from)) = upstream.recv_from(&mut buf) else {
+            continue;
+        };
+        if n < 2 {
+            continue;
+        }
+        let id = u16::from_be_bytes([buf[0], buf[1]]);
+        let Some(p) = pending.lock().ok().and_then(|mut t| {
+            // Only the resolver that was asked may answer.
+            match t.get(&id) {
+                Some(p) if SocketAddr::V4(p.upstream) == from => t.remove(&id),
+                _ => None,
+            }
+        }) else {
+            continue;
+        };
+        buf[..2].copy_from_slice(&p.id.to_be_bytes());
+        let _ = listen.send_to(&buf[..n], p.client);
+    }
+}
+
+/// Where a network's responder is recorded: `networks/dns/NAME.pid`
+/// (pid and start time), changed under `NAME.lock`.
+pub struct Registry {
+    dir: PathBuf,
+}
+
+impl Registry {
+    pub fn new(networks_dir: &Path) -> Registry {
+        Registry {
+            dir: networks_dir.join("dns"),
+        }
+    }
+
+    fn pidfile(&self, network: &str) -> PathBuf {
+        self.dir.join(format!("{network}.pid"))
+    }
+
+    pub fn lock(&self, network: &str) -> Result<File> {
+        crate::state::lock(&self.dir.join(format!("{network}.lock")))
+    }
+
+    /// The responder's pid if it runs (pid and start time both match).
+    pub fn running(&self, network: &str) -> Option<i32> {
+        let text = std::fs::read_to_string(self.pidfile(network)).ok()?;
+        let (pid, started) = text.trim().split_once(' ')?;
+        let (pid, started): (i32, u64) = (pid.parse().ok()?, started.parse().ok()?);
+        (estiba_store::live_process_start_time(pid) == Some(started)).then_some(pid)
+    }
+
+    /// Records a started responder. Call under [`Registry::lock`].
+    pub fn record(&self, network: &str, pid: i32) -> Result<()> {
+        let started = estiba_store::process_start_time(pid).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the DNS responder of network {network} exited at once"
+            ))
+        })?;
+        std::fs::create_dir_all(&self.dir).ctx("creating", &self.dir)?;
+        estiba_store::write_atomic(
+            &self.pidfile(network),
+            format!("{pid} {started}\n").as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the responder if `pid` is the one recorded (None: any).
+    /// Call under [`Registry::lock`].
+    pub fn forget(&self, network: &str, pid: Option<i32>) {
+        let path = self.pidfile(network);
+        let recorded = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<i32>().ok());
+        if pid.is_none() || recorded == pid {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Stops the network's responder, if one runs.
+    pub fn stop(&self, network: &str) -> Result<()> {
+        let _lock = self.lock(network)?;
+        if let Some(pid) = self.running(network) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        self.forget(network, None);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::Endpoint;
+    use simple_dns::{Name, Question};
+
+    fn holder(ip: [u8; 4], names: &[&str], forward: bool) -> Holder {
+        Holder {
+            ip: Ipv4Addr::from(ip),
+            owner: format!("{ip:?}"),
+            endpoint: Endpoint {
+                names: names.iter().map(|n| n.to_string()).collect(),
+                dns: Vec::new(),
+                forward,
+            },
+        }
+    }
+
+    fn query(name: &str, qtype: TYPE) -> Vec<u8> {
+        let mut p = Packet::new_query(0x1234);
+        p.set_flags(PacketFlag::RECURSION_DESIRED);
+        p.questions.push(Question::new(
+            Name::new_unchecked(name),
+            qtype.into(),
+            CLASS::IN.into(),
+            false,
+        ));
+        p.build_bytes_vec().unwrap()
+    }
+
+    fn answer(d: Decision) -> (RCODE, Vec<Ipv4Addr>) {
+        let Decision::Reply(bytes) = d else {
+            panic!("not a reply: {d:?}")
+        };
+        let p = Packet::parse(&bytes).unwrap();
+        assert_eq!(p.id(), 0x1234);
+        let ips = p
+            .answers
+            .iter()
+            .filter_map(|a| match &a.rdata {
+                RData::A(a) => Some(Ipv4Addr::from(a.address)),
+                _ => None,
+            })
+            .collect();
+        (p.rcode(), ips)
+    }
+
+    #[test]
+    fn names_on_the_network_resolve_and_others_do_not_leak() {
+        let holders = [
+            holder([10, 90, 0, 2], &["web", "www"], true),
+            holder([10, 90, 0, 3], &["db"], false),
+            holder([10, 90, 0, 4], &["www"], true),
+        ];
+        let host = [SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 53), 53)];
+        let me = Ipv4Addr::new(10, 90, 0, 3);
+        let ask =
+            |name: &str, t: TYPE, src: Ipv4Addr| decide(&query(name, t), src, &holders, &host);
+        assert_eq!(
+            answer(ask("web", TYPE::A, me)),
+            (RCODE::NoError, vec![Ipv4Addr::new(10, 90, 0, 2)])
+        );
+        assert_eq!(
+            answer(ask("WWW.", TYPE::A, me)).1.len(),
+            2,
+            "an alias on two"
+        );
+        assert_eq!(answer(ask("web", TYPE::AAAA, me)), (RCODE::NoError, vec![]));
+        assert_eq!(answer(ask("elsewhere", TYPE::A, me)).0, RCODE::NameError);
+        // db may not reach out: nothing is forwarded for it.
+        assert_eq!(answer(ask("example.org", TYPE::A, me)).0, RCODE::Refused);
+        let web = Ipv4Addr::new(10, 90, 0, 2);
+        assert_eq!(
+            ask("example.org", TYPE::A, web),
+            Decision::Forward(host.to_vec())
+        );
+        // Someone without a lease gets nothing.
+        let stranger = Ipv4Addr::new(10, 90, 0, 9);
+        assert_eq!(answer(ask("web", TYPE::A, stranger)).0, RCODE::Refused);
+    }
+
+    #[test]
+    fn a_containers_own_resolvers_come_first() {
+        let mut h = holder([10, 90, 0, 2], &["web"], true);
+        h.endpoint.dns = vec![Ipv4Addr::new(10, 9, 9, 9)];
+        let d = decide(&query("example.org", TYPE::A), h.ip, &[h.clone()], &[]);
+        assert_eq!(
+            d,
+            Decision::Forward(vec![SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 53)])
+        );
+        h.endpoint.dns.clear();
+        assert_eq!(
+            answer(decide(&query("example.org", TYPE::A), h.ip, &[h], &[])).0,
+            RCODE::ServerFailure
+        );
+    }
+
+    #[test]
+    fn bad_messages_are_dropped_or_refused() {
+        let h = [holder([10, 90, 0, 2], &["web"], true)];
+        let src = h[0].ip;
+        for bad in [&b""[..], b"\x12", b"\x12\x34\x01\x00\x00\x05", &[0xff; 64]] {
+            assert_eq!(decide(bad, src, &h, &[]), Decision::Drop, "{bad:?}");
+        }
+        // An answer is not a question.
+        let Decision::Reply(reply) = decide(&query("web", TYPE::A), src, &h, &[]) else {
+            panic!()
+        };
+        assert_eq!(decide(&reply, src, &h, &[]), Decision::Drop);
+        // Two questions in one message are not served.
+        let mut p = Packet::new_query(0x1234);
+        for n in ["web", "db"] {
+            p.questions.push(Question::new(
+                Name::new_unchecked(n),
+                TYPE::A.into(),
+                CLASS::IN.into(),
+                false,
+            ));
+        }
+        let two = p.build_bytes_vec().unwrap();
+        assert_eq!(answer(decide(&two, src, &h, &[])).0, RCODE::NotImplemented);
+    }
+
+    #[test]
+    fn resolv_conf_parsing() {
+        let text =
+            "# x\nnameserver 10.255.255.53\nnameserver ::1\nsearch a.b\nnameserver 1.1.1.1 \n";
+        assert_eq!(
+            resolvers_in(text),
+            vec![
+                SocketAddrV4::new(Ipv4Addr::new(10, 255, 255, 53), 53),
+                SocketAddrV4::new(Ipv4Addr::new(1, 1, 1, 1), 53)
+            ]
+        );
+    }
+}
