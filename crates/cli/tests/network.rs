@@ -147,6 +147,74 @@ fn containers_on_a_network_reach_each_other_and_no_one_else() {
     e.ok(&["network", "rm", "front", "back"]);
 }
 
+/// Processes whose command line holds every one of `words`.
+fn processes_with(words: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if words.iter().all(|w| args.iter().any(|a| a == w)) {
+            found.push(args.join(" "));
+        }
+    }
+    found
+}
+
+/// Everything a container's network leaves on the host, counted by the
+/// container ids it names. A DNS responder whose starter was killed before
+/// it was told to stop exits by itself within a second of its network
+/// emptying, so this looks again for up to three seconds.
+fn leftovers(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
+    let mut left = leftovers_now(e, network, ids);
+    for _ in 0..30 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = leftovers_now(e, network, ids);
+    }
+    left
+}
+
+fn leftovers_now(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
+    let (netns, links) = (host_netns(), host_links());
+    let mut left = Vec::new();
+    for id in ids {
+        let short = &id[..12];
+        if netns.contains(&format!("es-{short}")) {
+            left.push(format!("namespace es-{short}"));
+        }
+        if links.contains(&format!("ve{short}")) {
+            left.push(format!("veth ve{short}"));
+        }
+    }
+    let leases = e
+        .dir
+        .path()
+        .join(format!("data/networks/leases/{network}.json"));
+    if let Ok(text) = std::fs::read_to_string(&leases) {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if !v["leases"].as_object().unwrap().is_empty() {
+            left.push(format!("leases {}", v["leases"]));
+        }
+    }
+    let ports = e.dir.path().join("data/networks/.ports.json");
+    if let Ok(text) = std::fs::read_to_string(&ports) {
+        if ids.iter().any(|id| text.contains(id.as_str())) {
+            left.push(format!("published ports {text}"));
+        }
+    }
+    for p in processes_with(&["internal-dns", network]) {
+        left.push(format!("DNS responder {p}"));
+    }
+    left
+}
+
 #[test]
 fn leases_and_links_never_outlive_their_containers() {
     if !common::require_root("bridge networks") || !common::require_tool("nft") {
@@ -154,27 +222,70 @@ fn leases_and_links_never_outlive_their_containers() {
     }
     let e = Estiba::root().with_busybox();
     e.ok(&["network", "create", "churn", "--subnet", "10.202.0.0/28"]);
-    // More containers than the /28 has addresses: leases must come back.
-    for i in 0..30 {
+    // 100 containers through a /28 (13 addresses): leases must come back.
+    let mut ids = Vec::new();
+    for i in 0..100 {
         let name = format!("c{i}");
-        e.ok(&[
+        let mut args = vec!["run", "-d", "--name", &name, "--network", "churn"];
+        if i % 10 == 0 {
+            args.extend(["-p", "127.0.0.1::80"]);
+        }
+        args.extend(["busybox", "sleep", "60"]);
+        ids.push(e.ok(&args).trim().to_string());
+        e.ok(&["rm", "-f", &name]);
+    }
+    assert_eq!(leftovers(&e, "churn", &ids), Vec::<String>::new());
+
+    // A kill -9 in the middle of a run: once its namespace is up, and once
+    // a moment after it started. The next commands (rm of what is left,
+    // then network prune) reconcile.
+    for wait_for_namespace in [true, false] {
+        let before: std::collections::BTreeSet<String> = e
+            .ok(&["ps", "-aq", "--no-trunc"])
+            .lines()
+            .map(String::from)
+            .collect();
+        let mut run = e.direct(&[
             "run",
-            "-d",
-            "--name",
-            &name,
+            "--rm",
             "--network",
             "churn",
+            "-p",
+            "127.0.0.1::80",
             "busybox",
             "sleep",
             "60",
         ]);
-        e.ok(&["rm", "-f", &name]);
+        let mut child = run.spawn().unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(20) {
+            let new: Vec<String> = e
+                .ok(&["ps", "-aq", "--no-trunc"])
+                .lines()
+                .filter(|id| !before.contains(*id))
+                .map(String::from)
+                .collect();
+            let attached = new
+                .iter()
+                .any(|id| host_netns().contains(&format!("es-{}", &id[..12])));
+            if (!wait_for_namespace && !new.is_empty()) || attached {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for id in e.ok(&["ps", "-aq", "--no-trunc"]).lines() {
+            if !before.contains(id) {
+                ids.push(id.to_string());
+                e.ok(&["rm", "-f", id]);
+            }
+        }
+        e.ok(&["network", "prune"]);
+        assert_eq!(leftovers(&e, "churn", &ids), Vec::<String>::new());
+        e.ok(&["network", "create", "churn", "--subnet", "10.202.0.0/28"]);
     }
-    let leases = inspect(&e, "churn")["Containers"]
-        .as_object()
-        .unwrap()
-        .len();
-    assert_eq!(leases, 0, "a lease outlived its container");
+
     // A network in use cannot go; one that is free can.
     e.ok(&[
         "run",
@@ -190,24 +301,33 @@ fn leases_and_links_never_outlive_their_containers() {
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "holder"])).unwrap();
     let id = v[0]["Id"].as_str().unwrap().to_string();
     assert!(host_netns().contains(&format!("es-{}", &id[..12])));
+    assert_eq!(processes_with(&["internal-dns", "churn"]).len(), 1);
     let out = e.run(&["network", "rm", "churn"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
     e.ok(&["rm", "-f", "holder"]);
-    assert!(
-        !host_netns().contains(&format!("es-{}", &id[..12])),
-        "the namespace outlived rm"
-    );
-    assert!(
-        !host_links().contains(&format!("ve{}", &id[..12])),
-        "the veth outlived rm"
-    );
+    assert_eq!(leftovers(&e, "churn", &[id]), Vec::<String>::new());
     let bridge = inspect(&e, "churn")["Bridge"].as_str().unwrap().to_string();
     e.ok(&["network", "rm", "churn"]);
     assert!(
         !host_links().contains(&bridge),
         "the bridge outlived its network"
     );
+    // With no network and no port left, the store's nftables tables go.
+    let tables = common::sh_output("nft list tables");
+    let table = store_table(&e);
+    assert!(!tables.contains(&table), "{table} is left: {tables}");
+}
+
+/// The store's nftables table: `estiba_` and the FNV-1a hash of its
+/// networks directory (see `Networks::table`); the NAT table adds `_nat`.
+fn store_table(e: &Estiba) -> String {
+    let dir = e.dir.path().join("data/networks");
+    let mut h: u32 = 0x811c_9dc5;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    }
+    format!("estiba_{h:08x}")
 }
 
 #[test]
@@ -709,4 +829,209 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
     assert_eq!(out.status.code(), Some(125));
     e.ok(&["network", "rm", "eg", "locked"]);
     drop((s1, s2));
+}
+
+/// A resolver of the test's own on 127.0.0.153:53 that answers every A
+/// question with 192.0.2.7: the upstream a network's DNS forwards to.
+fn upstream_resolver() -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.153:53").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let q = &buf[..n];
+            if n < 12 {
+                continue;
+            }
+            // The question: labels up to the root, then type and class.
+            let mut end = 12;
+            while end < n && q[end] != 0 {
+                end += usize::from(q[end]) + 1;
+            }
+            end += 5;
+            if end > n {
+                continue;
+            }
+            let mut r = Vec::from(&q[..2]);
+            r.extend([0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+            r.extend(&q[12..end]);
+            r.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+            let _ = socket.send_to(&r, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn names_resolve_through_the_networks_own_dns_and_only_there() {
+    if !common::require_root("bridge networks") || !common::require_tool("nft") {
+        return;
+    }
+    let upstream = upstream_resolver();
+    let e = Estiba::root().with_busybox();
+    e.ok(&["network", "create", "dnsa", "--subnet", "10.208.1.0/24"]);
+    e.ok(&["network", "create", "dnsb", "--subnet", "10.208.2.0/24"]);
+    // The client comes first, so its /etc/hosts cannot know the server:
+    // only DNS can.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "dnsa",
+        "--add-host",
+        "gw.test:10.208.1.1",
+        "busybox",
+        "sleep",
+        "120",
+    ]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--network",
+        "dnsa",
+        "--network-alias",
+        "api",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo by-name > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let files = e.ok(&["exec", "client", "cat", "/etc/resolv.conf", "/etc/hosts"]);
+    assert!(files.contains("nameserver 10.208.1.1"), "{files}");
+    assert!(files.contains("10.208.1.1\tgw.test"), "{files}");
+    assert!(!files.contains("\tserver"), "{files}");
+    for name in ["server", "api"] {
+        let out = e.ok(&["exec", "client", "nslookup", name]);
+        assert!(out.contains("Address: 10.208.1.3"), "{name}: {out}");
+    }
+    let page = e.ok(&["exec", "client", "sh", "-c", &format!("{HTTP_GET} api 80")]);
+    assert!(page.contains("by-name"), "{page}");
+    // A name is a name on its own network only.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsb",
+        "busybox",
+        "nslookup",
+        "server",
+    ]);
+    assert!(!out.status.success(), "{}", common::stdout(&out));
+    assert!(
+        common::stdout(&out).contains("NXDOMAIN"),
+        "{}",
+        common::stdout(&out)
+    );
+    // Other names go to the container's --dns (or the host's resolvers)...
+    let dns = upstream.ip().to_string();
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsa",
+        "--dns",
+        &dns,
+        "busybox",
+        "nslookup",
+        "example.test",
+    ]);
+    assert!(out.contains("192.0.2.7"), "{out}");
+    // ...except for a container that may not reach out: DNS is no way out.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsa",
+        "--dns",
+        &dns,
+        "--egress",
+        "deny",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup server; nslookup example.test",
+    ]);
+    let text = common::stdout(&out);
+    assert!(text.contains("Address: 10.208.1.3"), "{text}");
+    assert!(!text.contains("192.0.2.7"), "{text}");
+    // The responder goes with the network's last container.
+    assert_eq!(processes_with(&["internal-dns", "dnsa"]).len(), 1);
+    e.ok(&["rm", "-f", "client", "server"]);
+    assert!(processes_with(&["internal-dns", "dnsa"]).is_empty());
+}
+
+#[test]
+fn a_pods_containers_share_one_address_on_its_network() {
+    if !common::require_root("bridge networks") || !common::require_tool("nft") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    e.ok(&["network", "create", "podnet", "--subnet", "10.209.1.0/24"]);
+    let port = free_port().to_string();
+    let pod = e.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "shop",
+        "--network",
+        "podnet",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+    ]);
+    let pod = pod.trim().to_string();
+    e.ok(&[
+        "run",
+        "-d",
+        "--pod",
+        "shop",
+        "--name",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo pod-page > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    e.ok(&[
+        "run", "-d", "--pod", "shop", "--name", "side", "busybox", "sleep", "120",
+    ]);
+    let addr = |c: &str| e.ok(&["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
+    let (a, b) = (addr("front"), addr("side"));
+    assert!(a.contains("inet 10.209.1."), "{a}");
+    assert_eq!(a, b, "one address for the pod");
+    // Inside the pod, over loopback; from the network, by the pod's name;
+    // from the host, through the pod's published port.
+    let local = e.ok(&[
+        "exec",
+        "side",
+        "sh",
+        "-c",
+        &format!("{HTTP_GET} 127.0.0.1 80"),
+    ]);
+    assert!(local.contains("pod-page"), "{local}");
+    let out = fetch(&e, "podnet", "shop");
+    assert!(
+        common::stdout(&out).contains("pod-page"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(host_get(port.parse().unwrap()).contains("pod-page"));
+    // A pod's member cannot pick a network of its own.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--pod",
+        "shop",
+        "--network",
+        "podnet",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    e.ok(&["pod", "rm", "-f", "shop"]);
+    assert_eq!(leftovers(&e, "podnet", &[pod]), Vec::<String>::new());
+    e.ok(&["network", "rm", "podnet"]);
 }

@@ -225,17 +225,20 @@ impl Engine {
         if let Some(out) = stdout {
             let _ = std::io::BufReader::new(out).read_line(&mut line);
         }
-        let pid: i32 = line.trim().parse().map_err(|_| Error::Invalid {
-            what: "network",
-            value: net.name.clone(),
-            why: format!(
-                "its DNS responder did not start: {}",
-                std::fs::read_to_string(&log_path)
-                    .unwrap_or_default()
-                    .trim()
-            ),
-        })?;
-        registry.record(&net.name, pid)?;
+        // The responder recorded itself before it said its pid: had this
+        // process been killed meanwhile, `rm` would still find it.
+        if line.trim().parse::<i32>().is_err() {
+            return Err(Error::Invalid {
+                what: "network",
+                value: net.name.clone(),
+                why: format!(
+                    "its DNS responder did not start: {}",
+                    std::fs::read_to_string(&log_path)
+                        .unwrap_or_default()
+                        .trim()
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -247,9 +250,11 @@ impl Engine {
         let net = networks.get(name)?;
         let sockets = dns::Sockets::bind(net.gateway, None)?;
         let me = i32::try_from(std::process::id()).unwrap_or(0);
+        let registry = networks.dns();
+        // Our starter holds the registry's lock while it waits for this.
+        registry.record(name, me)?;
         println!("{me}");
         let leases = networks.leases(name);
-        let registry = networks.dns();
         let unused = || networks.get(name).is_err() || leases.holders().is_ok_and(|h| h.is_empty());
         dns::serve(sockets, networks.leases(name), || {
             if !unused() {
@@ -331,6 +336,7 @@ impl Engine {
             // Leases of containers that are gone, and their namespaces.
             for (_, owner) in networks.leases(&net.name).all()? {
                 if !self.container_exists(&owner) {
+                    let _ = networks.ports().unpublish(&owner);
                     let _ = attach::detach(&owner);
                 }
             }

@@ -388,7 +388,8 @@ impl Registry {
         (estiba_store::live_process_start_time(pid) == Some(started)).then_some(pid)
     }
 
-    /// Records a started responder. Call under [`Registry::lock`].
+    /// Records a started responder (the responder itself, while its
+    /// starter holds [`Registry::lock`]).
     pub fn record(&self, network: &str, pid: i32) -> Result<()> {
         let started = estiba_store::process_start_time(pid).ok_or_else(|| {
             Error::Unsupported(format!(

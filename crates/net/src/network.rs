@@ -40,6 +40,34 @@ impl NetworkRecord {
     }
 }
 
+/// The host's routes to subnets (not the default route), with their
+/// devices, from /proc/net/route: a network must not overlap them, or its
+/// traffic would go astray (another store's bridge, a VPN, the LAN).
+fn host_routes() -> Vec<(String, Subnet)> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    routes_in(&text)
+}
+
+fn routes_in(text: &str) -> Vec<(String, Subnet)> {
+    // The kernel prints each address as the u32 holding its network-order
+    // bytes; on a little-endian host those are the number's LE bytes.
+    let addr = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .ok()
+            .map(|v| Ipv4Addr::from(v.to_le_bytes()))
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (dest, mask) = (addr(f.get(1)?)?, addr(f.get(7)?)?);
+            let prefix = u8::try_from(u32::from(mask).count_ones()).ok()?;
+            let base = Ipv4Addr::from(u32::from(dest) & u32::from(mask));
+            (prefix > 0).then(|| (f[0].to_string(), Subnet { base, prefix }))
+        })
+        .collect()
+}
+
 pub struct Networks {
     dir: PathBuf,
 }
@@ -192,6 +220,7 @@ impl Networks {
             return Err(Error::Exists(name.to_string()));
         }
         let existing = self.list()?;
+        let routes = host_routes();
         let subnet = match subnet {
             Some(s) => {
                 let s: Subnet = s.parse()?;
@@ -203,6 +232,13 @@ impl Networks {
                         what: "subnet",
                         value: s.to_string(),
                         why: format!("overlaps network {} ({})", other.name, other.subnet),
+                    });
+                }
+                if let Some((dev, route)) = routes.iter().find(|(_, r)| r.overlaps(s)) {
+                    return Err(Error::Invalid {
+                        what: "subnet",
+                        value: s.to_string(),
+                        why: format!("overlaps {route}, which the host routes through {dev}"),
                     });
                 }
                 s
@@ -217,6 +253,7 @@ impl Networks {
                     !existing
                         .iter()
                         .any(|n| n.subnet().is_ok_and(|o| o.overlaps(*s)))
+                        && !routes.iter().any(|(_, r)| r.overlaps(*s))
                 })
                 .ok_or_else(|| Error::Invalid {
                     what: "subnet",
@@ -293,6 +330,18 @@ impl Networks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_routes_parse() {
+        let text =
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes = routes_in(text);
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].0, "eth0");
+        assert_eq!(routes[0].1.to_string(), "192.0.2.0/24");
+    }
 
     #[test]
     fn subnets_never_overlap_and_names_are_checked() {

@@ -48,6 +48,12 @@ fn sh(cmd: &str) {
     assert!(status.success(), "command failed: {cmd}");
 }
 
+/// Runs a shell command and returns its stdout (failure is not checked).
+pub fn sh_output(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A fresh unprivileged user with a subordinate id range, made once per test
 /// binary (removed and created again, so no state survives between runs).
 pub fn test_user() -> &'static str {
@@ -117,6 +123,30 @@ impl Drop for Estiba {
     /// A rootless installation leaves its pause process (which holds the
     /// user namespace) running, as podman's does: end it with the test.
     fn drop(&mut self) {
+        // Bridges, namespaces and nftables tables live outside the test's
+        // directory: a test that failed midway must not leave them behind
+        // (a stale bridge with the same subnet would confuse the next run).
+        if self.dir.path().join("data/networks").exists() {
+            let ids = self
+                .cmd(&["ps", "-aq"])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            for id in String::from_utf8_lossy(&ids).split_whitespace() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+            }
+            let pods = self
+                .cmd(&["pod", "ls"])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            for line in String::from_utf8_lossy(&pods).lines().skip(1) {
+                if let Some(pod) = line.split_whitespace().next() {
+                    let _ = self.cmd(&["pod", "rm", "-f", pod]).output();
+                }
+            }
+            let _ = self.cmd(&["network", "prune"]).output();
+        }
         if self.user.is_some() {
             if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("run/pause.pid")) {
                 let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
