@@ -135,6 +135,14 @@ pub enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// A rootless container's port forwarder (internal).
+    #[command(name = "internal-forward", hide = true)]
+    InternalForward {
+        id: String,
+        /// Serve (otherwise: start the forwarder in the background and exit).
+        #[arg(long)]
+        serve: bool,
+    },
     /// A detached container's monitor (internal).
     #[command(name = "internal-monitor", hide = true)]
     InternalMonitor {

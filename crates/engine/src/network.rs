@@ -9,7 +9,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use estiba_net::host::NetHost;
 use estiba_net::ipam::Endpoint;
+use estiba_net::pidfile::Helpers;
 use estiba_net::{attach, dns, NetworkRecord, Networks};
 use serde_json::{json, Value};
 
@@ -50,7 +52,14 @@ pub struct Attached {
 
 impl Engine {
     pub fn networks(&self) -> Result<Networks> {
-        Ok(Networks::open(&self.data)?)
+        let host = if self.host.rootless {
+            NetHost::Rootless {
+                dir: self.run.join("netns"),
+            }
+        } else {
+            NetHost::Root
+        };
+        Ok(Networks::open(&self.data, host)?)
     }
 
     /// True if a lease's owner, a container or a pod, still exists.
@@ -60,13 +69,6 @@ impl Engine {
 
     /// Checks, before anything runs, that the network can be used.
     pub(crate) fn check_network(&self, name: &str, ip: Option<&str>) -> Result<()> {
-        if self.host.rootless {
-            return Err(Error::Invalid {
-                what: "network",
-                value: name.to_string(),
-                why: "networks other than none and host need root for now (rootless networking is not built yet)".into(),
-            });
-        }
         let net = self.networks()?.get_or_default(name)?;
         if let Some(ip) = ip {
             let addr: Ipv4Addr = ip.parse().map_err(|_| Error::Invalid {
@@ -141,18 +143,20 @@ impl Engine {
             wanted,
             endpoint,
         )?;
-        if !attach::bridge_exists(&net) {
+        let host = networks.host();
+        if let Some(warning) = host.ensure_hub()? {
+            tracing::warn!("{warning}");
+        }
+        if !attach::bridge_exists(host, &net) {
             networks.sync_firewall()?;
         }
         let maps = port_maps(record, exposed, net.internal, name)?;
-        let netns = attach::attach(&net, record.id, ip)?;
+        let netns = attach::attach(host, &net, record.id, ip)?;
         if let Err(e) = self.ensure_dns(&networks, &net) {
             self.detach_member(record);
             return Err(e);
         }
-        if let Err(e) =
-            estiba_net::egress::apply(&attach::netns_name(record.id), &policy, &net.subnet)
-        {
+        if let Err(e) = estiba_net::egress::apply(&netns, &policy, &net.subnet) {
             self.detach_member(record);
             return Err(e.into());
         }
@@ -164,6 +168,12 @@ impl Engine {
                 return Err(e.into());
             }
         };
+        if host.rootless() && !ports.is_empty() {
+            if let Err(e) = self.ensure_helper(&networks.forwarders(), FORWARD_COMMAND, record.id) {
+                self.detach_member(record);
+                return Err(e);
+            }
+        }
         let hosts = hosts_of(&leases.holders()?);
         Ok(Some(Attached {
             netns,
@@ -185,7 +195,13 @@ impl Engine {
                 tracing::warn!(error = %e, id = %record.id, "unpublishing ports");
             }
         }
-        if let Err(e) = attach::detach(record.id) {
+        let Ok(networks) = self.networks() else {
+            return;
+        };
+        if let Err(e) = networks.forwarders().stop(record.id) {
+            tracing::warn!(error = %e, id = %record.id, "stopping the port forwarder");
+        }
+        if let Err(e) = attach::detach(networks.host(), record.id) {
             tracing::warn!(error = %e, id = %record.id, "detaching from the network");
         }
         if let Ok(networks) = self.networks() {
@@ -195,44 +211,44 @@ impl Engine {
             }
             stop_dns_if_unused(&networks, name);
         }
+        remove_hub_if_unused(&networks);
     }
 
-    /// Starts the network's DNS responder unless it runs. Under the
-    /// responder's lock, so two attaches never start two.
-    fn ensure_dns(&self, networks: &Networks, net: &NetworkRecord) -> Result<()> {
-        let registry = networks.dns();
-        let _lock = registry.lock(&net.name)?;
-        if registry.running(&net.name).is_some() {
+    /// Starts a helper process (a network's DNS responder, a container's
+    /// port forwarder) unless it runs. Under the helper's lock, so two
+    /// attaches never start two.
+    fn ensure_helper(&self, helpers: &Helpers, command: &str, key: &str) -> Result<()> {
+        let _lock = helpers.lock(key)?;
+        if helpers.running(key).is_some() {
             return Ok(());
         }
-        let log_path = networks.dir().join("dns").join(format!("{}.log", net.name));
+        let log_path = helpers.log(key);
         let log = std::fs::File::create(&log_path).ctx("creating", &log_path)?;
         let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
         let mut child = Command::new(exe)
-            .args([DNS_COMMAND, &net.name])
+            .args([command, key])
             .env_remove(estiba_runtime::userns::JOIN_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .ctx("starting the DNS responder of", &net.name)?;
+            .ctx("starting", command)?;
         let stdout = child.stdout.take();
-        // The first process only starts the responder and exits, so no
-        // one is left to reap it; the responder says its pid once it
-        // listens.
+        // The first process only starts the helper and exits, so no one is
+        // left to reap it; the helper says its pid once it listens.
         let _ = child.wait();
         let mut line = String::new();
         if let Some(out) = stdout {
             let _ = std::io::BufReader::new(out).read_line(&mut line);
         }
-        // The responder recorded itself before it said its pid: had this
+        // The helper recorded itself before it said its pid: had this
         // process been killed meanwhile, `rm` would still find it.
         if line.trim().parse::<i32>().is_err() {
             return Err(Error::Invalid {
-                what: "network",
-                value: net.name.clone(),
+                what: "network helper",
+                value: format!("{command} {key}"),
                 why: format!(
-                    "its DNS responder did not start: {}",
+                    "it did not start: {}",
                     std::fs::read_to_string(&log_path)
                         .unwrap_or_default()
                         .trim()
@@ -242,13 +258,17 @@ impl Engine {
         Ok(())
     }
 
+    fn ensure_dns(&self, networks: &Networks, net: &NetworkRecord) -> Result<()> {
+        self.ensure_helper(&networks.dns(), DNS_COMMAND, &net.name)
+    }
+
     /// `internal-dns NAME --serve`: the responder itself. It exits once the
     /// network has no lease left or is gone.
     pub fn dns_serve(&self, name: &str) -> Result<()> {
         let _ = rustix::process::setsid();
         let networks = self.networks()?;
         let net = networks.get(name)?;
-        let sockets = dns::Sockets::bind(net.gateway, None)?;
+        let sockets = dns::Sockets::bind(net.gateway, networks.host().hub().as_deref())?;
         let me = i32::try_from(std::process::id()).unwrap_or(0);
         let registry = networks.dns();
         // Our starter holds the registry's lock while it waits for this.
@@ -273,6 +293,34 @@ impl Engine {
         Ok(())
     }
 
+    /// `internal-forward ID --serve`: a rootless container's published
+    /// ports. It exits once the container's ports are unpublished.
+    pub fn forward_serve(&self, id: &str) -> Result<()> {
+        let _ = rustix::process::setsid();
+        let networks = self.networks()?;
+        let ports = networks.ports();
+        let published = ports.of(id)?;
+        let Some(hub) = networks.host().hub() else {
+            return Err(Error::Invalid {
+                what: "port forwarder",
+                value: id.to_string(),
+                why: "only rootless containers need one".into(),
+            });
+        };
+        let helpers = networks.forwarders();
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        let ready = || -> estiba_net::Result<()> {
+            helpers.record(id, me)?;
+            println!("{me}");
+            Ok(())
+        };
+        estiba_net::forward::serve(&published, &hub, ready, || {
+            ports.of(id).map_or(true, |p| p.is_empty())
+        })?;
+        helpers.forget(id, Some(me));
+        Ok(())
+    }
+
     pub fn network_create(
         &self,
         name: &str,
@@ -282,13 +330,6 @@ impl Engine {
         egress: Option<&str>,
         egress_allow: &[String],
     ) -> Result<NetworkRecord> {
-        if self.host.rootless {
-            return Err(Error::Invalid {
-                what: "network",
-                value: name.to_string(),
-                why: "creating networks needs root for now".into(),
-            });
-        }
         let networks = self.networks()?;
         let policy = estiba_net::egress::Policy::from_flags(egress, egress_allow)?;
         let net = networks.create_with(name, subnet, gateway, internal, policy)?;
@@ -337,7 +378,8 @@ impl Engine {
             for (_, owner) in networks.leases(&net.name).all()? {
                 if !self.container_exists(&owner) {
                     let _ = networks.ports().unpublish(&owner);
-                    let _ = attach::detach(&owner);
+                    let _ = networks.forwarders().stop(&owner);
+                    let _ = attach::detach(networks.host(), &owner);
                 }
             }
             networks
@@ -356,18 +398,39 @@ impl Engine {
 
 /// The hidden command that starts a network's DNS responder.
 pub const DNS_COMMAND: &str = "internal-dns";
+/// The hidden command that starts a rootless container's port forwarder.
+pub const FORWARD_COMMAND: &str = "internal-forward";
 
-/// `internal-dns NAME`: starts the responder (`--serve`) with this
-/// process's stdout and stderr, and returns at once.
-pub fn dns_daemonize(network: &str) -> Result<()> {
+/// `internal-dns NAME` and `internal-forward ID`: starts the helper
+/// (`--serve`) with this process's stdout and stderr, and returns at once.
+pub fn helper_daemonize(command: &str, key: &str) -> Result<()> {
     let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
     Command::new(exe)
-        .args([DNS_COMMAND, network, "--serve"])
+        .args([command, key, "--serve"])
         .env_remove(estiba_runtime::userns::JOIN_ENV)
         .stdin(Stdio::null())
         .spawn()
-        .ctx("starting the DNS responder of", network)?;
+        .ctx("starting", command)?;
     Ok(())
+}
+
+/// Rootless: the hub and slirp4netns go once no network has a container.
+fn remove_hub_if_unused(networks: &Networks) {
+    if !networks.host().rootless() {
+        return;
+    }
+    let Ok(list) = networks.list() else { return };
+    let empty = list.iter().all(|n| {
+        networks
+            .leases(&n.name)
+            .holders()
+            .is_ok_and(|h| h.is_empty())
+    });
+    if empty {
+        if let Err(e) = networks.host().remove_hub() {
+            tracing::warn!(error = %e, "removing the rootless network hub");
+        }
+    }
 }
 
 fn stop_dns_if_unused(networks: &Networks, name: &str) {
@@ -484,7 +547,7 @@ impl Engine {
             "Networks": {name: {"IPAddress": ip}},
             "IPAddress": ip,
             "Ports": ports,
-            "EgressDropped": estiba_net::egress::dropped(&attach::netns_name(&r.id)),
+            "EgressDropped": networks.as_ref().map_or(0, |n| estiba_net::egress::dropped(&n.host().ns_path(&r.id))),
         })
     }
 }

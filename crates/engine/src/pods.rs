@@ -366,7 +366,7 @@ impl Engine {
                 why: "has no address on its network: `estiba pod start` it".into(),
             })?;
         Ok(Some(Attached {
-            netns: estiba_net::attach::netns_path(&pod.id),
+            netns: networks.host().ns_path(&pod.id),
             ip,
             gateway: net.gateway,
             hosts: crate::network::hosts_of(&holders),

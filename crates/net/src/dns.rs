@@ -18,9 +18,8 @@
 //!   network) gets no forwarding: DNS is not a tunnel out.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +27,7 @@ use simple_dns::rdata::{RData, A};
 use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, OPCODE, QTYPE, RCODE, TYPE};
 
 use crate::ipam::{Holder, Leases};
-use crate::{Error, IoContext, Result};
+use crate::{IoContext, Result};
 
 /// Seconds a local answer may be cached: containers come and go.
 const LOCAL_TTL: u32 = 5;
@@ -356,76 +355,6 @@ fn relay_answers(upstream: &UdpSocket, listen: &UdpSocket, pending: &Mutex<HashM
         };
         buf[..2].copy_from_slice(&p.id.to_be_bytes());
         let _ = listen.send_to(&buf[..n], p.client);
-    }
-}
-
-/// Where a network's responder is recorded: `networks/dns/NAME.pid`
-/// (pid and start time), changed under `NAME.lock`.
-pub struct Registry {
-    dir: PathBuf,
-}
-
-impl Registry {
-    pub fn new(networks_dir: &Path) -> Registry {
-        Registry {
-            dir: networks_dir.join("dns"),
-        }
-    }
-
-    fn pidfile(&self, network: &str) -> PathBuf {
-        self.dir.join(format!("{network}.pid"))
-    }
-
-    pub fn lock(&self, network: &str) -> Result<File> {
-        crate::state::lock(&self.dir.join(format!("{network}.lock")))
-    }
-
-    /// The responder's pid if it runs (pid and start time both match).
-    pub fn running(&self, network: &str) -> Option<i32> {
-        let text = std::fs::read_to_string(self.pidfile(network)).ok()?;
-        let (pid, started) = text.trim().split_once(' ')?;
-        let (pid, started): (i32, u64) = (pid.parse().ok()?, started.parse().ok()?);
-        (estiba_store::live_process_start_time(pid) == Some(started)).then_some(pid)
-    }
-
-    /// Records a started responder (the responder itself, while its
-    /// starter holds [`Registry::lock`]).
-    pub fn record(&self, network: &str, pid: i32) -> Result<()> {
-        let started = estiba_store::process_start_time(pid).ok_or_else(|| {
-            Error::Unsupported(format!(
-                "the DNS responder of network {network} exited at once"
-            ))
-        })?;
-        std::fs::create_dir_all(&self.dir).ctx("creating", &self.dir)?;
-        estiba_store::write_atomic(
-            &self.pidfile(network),
-            format!("{pid} {started}\n").as_bytes(),
-        )?;
-        Ok(())
-    }
-
-    /// Forgets the responder if `pid` is the one recorded (None: any).
-    /// Call under [`Registry::lock`].
-    pub fn forget(&self, network: &str, pid: Option<i32>) {
-        let path = self.pidfile(network);
-        let recorded = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<i32>().ok());
-        if pid.is_none() || recorded == pid {
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-
-    /// Stops the network's responder, if one runs.
-    pub fn stop(&self, network: &str) -> Result<()> {
-        let _lock = self.lock(network)?;
-        if let Some(pid) = self.running(network) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-        }
-        self.forget(network, None);
-        Ok(())
     }
 }
 

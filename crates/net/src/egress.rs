@@ -4,12 +4,13 @@
 //! Denied packets are dropped and counted.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ipam::Subnet;
 use crate::ports::Proto;
-use crate::{run, Error, Result};
+use crate::{Error, Result};
 
 const TABLE: &str = "estiba_egress";
 
@@ -121,22 +122,21 @@ pub fn ruleset(policy: &Policy, own: &str) -> String {
     )
 }
 
-/// Applies a closed policy inside the namespace `ns`.
-pub fn apply(ns: &str, policy: &Policy, own: &str) -> Result<()> {
+/// Applies a closed policy inside the namespace at `ns`.
+pub fn apply(ns: &Path, policy: &Policy, own: &str) -> Result<()> {
     if policy.is_open() {
         return Ok(());
     }
-    crate::firewall::load_in(Some(ns), &ruleset(policy, own))
+    crate::firewall::load_at(Some(ns), &ruleset(policy, own))
 }
 
 /// Packets the policy dropped so far (0 if there is no policy).
-pub fn dropped(ns: &str) -> u64 {
-    let Ok(text) = run(
-        "ip",
-        &[
-            "netns", "exec", ns, "nft", "list", "chain", "inet", TABLE, "output",
-        ],
-    ) else {
+pub fn dropped(ns: &Path) -> u64 {
+    if !ns.exists() {
+        return 0;
+    }
+    let Ok(text) = crate::host::in_ns(ns, "nft", &["list", "chain", "inet", TABLE, "output"])
+    else {
         return 0;
     };
     text.lines()

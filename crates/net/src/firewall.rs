@@ -6,6 +6,7 @@
 //!   bridge is dropped: no route out.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::network::NetworkRecord;
@@ -30,9 +31,11 @@ pub fn ruleset(table: &str, networks: &[NetworkRecord]) -> String {
     )
 }
 
-/// Loads the ruleset for `networks`; with none left, removes the table.
-pub fn sync(table: &str, networks: &[NetworkRecord]) -> Result<()> {
+/// Loads the ruleset for `networks` where the bridges are (the host, or
+/// the rootless hub); with none left, removes the table.
+pub fn sync(hub: Option<&Path>, table: &str, networks: &[NetworkRecord]) -> Result<()> {
     load(
+        hub,
         &ruleset(table, networks),
         &format!("inet {table}"),
         networks.is_empty(),
@@ -40,7 +43,7 @@ pub fn sync(table: &str, networks: &[NetworkRecord]) -> Result<()> {
 }
 
 /// Loads an nft script; `empty` removes the table (`family name`) instead.
-pub(crate) fn load(script: &str, table: &str, empty: bool) -> Result<()> {
+pub(crate) fn load(ns: Option<&Path>, script: &str, table: &str, empty: bool) -> Result<()> {
     let table = if table.contains(' ') {
         table.to_string()
     } else {
@@ -51,15 +54,16 @@ pub(crate) fn load(script: &str, table: &str, empty: bool) -> Result<()> {
     } else {
         script.to_string()
     };
-    load_in(None, &script)
+    load_at(ns, &script)
 }
 
-/// Loads an nft script on the host, or inside the named network namespace.
-pub(crate) fn load_in(netns: Option<&str>, script: &str) -> Result<()> {
-    let mut cmd = match netns {
+/// Loads an nft script on the host, or inside the network namespace at
+/// `ns`.
+pub(crate) fn load_at(ns: Option<&Path>, script: &str) -> Result<()> {
+    let mut cmd = match ns {
         Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "nft"]);
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).args(["--", "nft"]);
             c
         }
         None => Command::new("nft"),

@@ -12,9 +12,12 @@ pub mod attach;
 pub mod dns;
 pub mod egress;
 pub mod firewall;
+pub mod forward;
+pub mod host;
 pub mod ipam;
 pub mod netns;
 pub mod network;
+pub mod pidfile;
 pub mod ports;
 mod state;
 

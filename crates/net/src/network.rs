@@ -70,6 +70,7 @@ fn routes_in(text: &str) -> Vec<(String, Subnet)> {
 
 pub struct Networks {
     dir: PathBuf,
+    host: crate::host::NetHost,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -84,10 +85,15 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Networks {
-    pub fn open(data: &Path) -> Result<Networks> {
+    pub fn open(data: &Path, host: crate::host::NetHost) -> Result<Networks> {
         let dir = data.join("networks");
         std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
-        Ok(Networks { dir })
+        Ok(Networks { dir, host })
+    }
+
+    /// Where this store's networks live.
+    pub fn host(&self) -> &crate::host::NetHost {
+        &self.host
     }
 
     /// This store's nftables table: `estiba_` and a hash of its directory,
@@ -107,19 +113,32 @@ impl Networks {
         &self.dir
     }
 
-    /// The networks' DNS responders.
-    pub fn dns(&self) -> crate::dns::Registry {
-        crate::dns::Registry::new(&self.dir)
+    /// The networks' DNS responders, by network name.
+    pub fn dns(&self) -> crate::pidfile::Helpers {
+        crate::pidfile::Helpers::new(self.dir.join("dns"))
+    }
+
+    /// The rootless port forwarders, by container id.
+    pub fn forwarders(&self) -> crate::pidfile::Helpers {
+        crate::pidfile::Helpers::new(self.dir.join("forward"))
     }
 
     /// This store's published ports.
     pub fn ports(&self) -> crate::ports::Ports {
-        crate::ports::Ports::new(&self.dir, &self.table())
+        crate::ports::Ports::new(&self.dir, &self.table(), !self.host.rootless())
     }
 
     /// Loads the rules for every network of this store.
     pub fn sync_firewall(&self) -> Result<()> {
-        crate::firewall::sync(&self.table(), &self.list()?)
+        let hub = self.host.hub();
+        if hub
+            .as_deref()
+            .is_some_and(|h| !crate::host::is_namespace(h))
+        {
+            // Rootless with no hub yet: its rules are loaded when it is made.
+            return Ok(());
+        }
+        crate::firewall::sync(hub.as_deref(), &self.table(), &self.list()?)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -318,7 +337,7 @@ impl Networks {
                 users: users.join(", "),
             });
         }
-        crate::attach::remove_bridge(&record)?;
+        crate::attach::remove_bridge(&self.host, &record)?;
         let _ = std::fs::remove_file(self.dir.join("leases").join(format!("{name}.json")));
         let _ = std::fs::remove_file(self.dir.join("leases").join(format!("{name}.lock")));
         std::fs::remove_file(self.path(name)).ctx("removing", self.path(name))?;
@@ -346,7 +365,7 @@ mod tests {
     #[test]
     fn subnets_never_overlap_and_names_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let n = Networks::open(dir.path()).unwrap();
+        let n = Networks::open(dir.path(), crate::host::NetHost::Root).unwrap();
         let a = n.create("a", None, None, false).unwrap();
         assert_eq!(a.subnet, "10.90.1.0/24");
         assert_eq!(a.gateway, Ipv4Addr::new(10, 90, 1, 1));

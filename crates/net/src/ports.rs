@@ -132,6 +132,7 @@ struct PortFile {
 pub struct Ports {
     path: PathBuf,
     table: String,
+    nat: bool,
 }
 
 /// A host port nothing listens on now, for `-P`.
@@ -161,10 +162,13 @@ fn overlaps(a: &PortMap, b: &PortMap) -> bool {
 }
 
 impl Ports {
-    pub fn new(dir: &Path, table: &str) -> Ports {
+    /// `nat`: forward with the kernel's NAT (root); rootless, the
+    /// userspace forwarder reads the file instead.
+    pub fn new(dir: &Path, table: &str, nat: bool) -> Ports {
         Ports {
             path: dir.join(".ports.json"),
             table: format!("{table}_nat"),
+            nat,
         }
     }
 
@@ -172,7 +176,11 @@ impl Ports {
     /// table (most containers publish nothing: then there is no nft run).
     fn with<T>(&self, f: impl FnOnce(&mut PortFile) -> Result<T>) -> Result<T> {
         crate::state::update(&self.path, f, |file: &PortFile| {
+            if !self.nat {
+                return Ok(());
+            }
             crate::firewall::load(
+                None,
                 &nat_ruleset(&self.table, file),
                 &self.table,
                 file.containers.is_empty(),

@@ -102,7 +102,21 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             if serve {
                 ctx.engine()?.dns_serve(&network)?;
             } else {
-                estiba_engine::network::dns_daemonize(&network)?;
+                estiba_engine::network::helper_daemonize(
+                    estiba_engine::network::DNS_COMMAND,
+                    &network,
+                )?;
+            }
+            Ok(0)
+        }
+        Command::InternalForward { id, serve } => {
+            if serve {
+                ctx.engine()?.forward_serve(&id)?;
+            } else {
+                estiba_engine::network::helper_daemonize(
+                    estiba_engine::network::FORWARD_COMMAND,
+                    &id,
+                )?;
             }
             Ok(0)
         }

@@ -1,0 +1,172 @@
+//! The rootless port forwarder: a rootless user cannot add NAT rules to the
+//! host, so a container's published ports are sockets of a small process of
+//! the container's own. It binds the host addresses in the host's network
+//! namespace, then enters the user's hub, from where it connects to the
+//! container's address.
+//!
+//! What it cannot do: keep the client's address. The container sees
+//! connections (and UDP datagrams) coming from its network's gateway, not
+//! from the client. Root's kernel NAT keeps it.
+//!
+//! TCP bytes move with splice(2) through a pipe, so they are not copied
+//! through user space.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::ports::{Proto, Published};
+use crate::{IoContext, Result};
+
+/// A UDP client forgotten after this long without traffic.
+const UDP_IDLE: Duration = Duration::from_secs(60);
+/// Bytes moved per splice call.
+const CHUNK: usize = 1 << 16;
+
+enum Listener {
+    Tcp(TcpListener, SocketAddr),
+    Udp(UdpSocket, SocketAddr),
+}
+
+/// Binds the ports, enters `hub`, calls `ready`, and forwards until `done`
+/// says so (it is asked about once a second).
+pub fn serve(
+    published: &[Published],
+    hub: &Path,
+    ready: impl FnOnce() -> Result<()>,
+    mut done: impl FnMut() -> bool,
+) -> Result<()> {
+    let mut listeners = Vec::new();
+    for p in published {
+        let m = &p.map;
+        let target = SocketAddr::from((p.container_ip, m.container_port));
+        let at = format!("{}:{}", m.host_ip, m.host_port);
+        listeners.push(match m.proto {
+            Proto::Tcp => Listener::Tcp(
+                TcpListener::bind((m.host_ip, m.host_port)).ctx("listening on", &at)?,
+                target,
+            ),
+            Proto::Udp => Listener::Udp(
+                UdpSocket::bind((m.host_ip, m.host_port)).ctx("listening on", &at)?,
+                target,
+            ),
+        });
+    }
+    // Threads started from here on open their sockets in the hub.
+    crate::netns::enter(hub)?;
+    for l in listeners {
+        match l {
+            Listener::Tcp(listener, target) => {
+                std::thread::spawn(move || accept_loop(&listener, target));
+            }
+            Listener::Udp(socket, target) => {
+                std::thread::spawn(move || udp_loop(socket, target));
+            }
+        }
+    }
+    ready()?;
+    while !done() {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Ok(())
+}
+
+fn accept_loop(listener: &TcpListener, target: SocketAddr) {
+    loop {
+        let Ok((client, _)) = listener.accept() else {
+            continue;
+        };
+        std::thread::spawn(move || {
+            let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                return;
+            };
+            let up = std::thread::spawn(move || pump(&c2, &s2));
+            pump(&server, &client);
+            let _ = up.join();
+        });
+    }
+}
+
+/// Moves bytes from `from` to `to` until `from` ends, then ends `to`'s
+/// writing side.
+fn pump(from: &TcpStream, to: &TcpStream) {
+    if splice_all(from, to).is_err() {
+        let _ = io::copy(&mut &*from, &mut &*to);
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// socket → pipe → socket with splice(2): zero-copy.
+fn splice_all(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
+    use rustix::pipe::{pipe, splice, SpliceFlags};
+    let (r, w) = pipe()?;
+    let flags = SpliceFlags::MOVE | SpliceFlags::MORE;
+    loop {
+        let n = splice(from.as_fd(), None, w.as_fd(), None, CHUNK, flags)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut left = n;
+        while left > 0 {
+            let m = splice(r.as_fd(), None, to.as_fd(), None, left, flags)?;
+            if m == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            left -= m;
+        }
+    }
+}
+
+/// One socket towards the container per client, so its replies find their
+/// way back.
+fn udp_loop(listener: UdpSocket, target: SocketAddr) {
+    let listener = Arc::new(listener);
+    let clients: Arc<Mutex<HashMap<SocketAddr, (Arc<UdpSocket>, Instant)>>> = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, client)) = listener.recv_from(&mut buf) else {
+            continue;
+        };
+        let Ok(mut table) = clients.lock() else {
+            return;
+        };
+        table.retain(|_, (_, seen)| seen.elapsed() < UDP_IDLE);
+        let upstream = match table.get_mut(&client) {
+            Some((s, seen)) => {
+                *seen = Instant::now();
+                s.clone()
+            }
+            None => {
+                let Ok(s) =
+                    UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|()| s))
+                else {
+                    continue;
+                };
+                let s = Arc::new(s);
+                table.insert(client, (s.clone(), Instant::now()));
+                let (back, listener) = (s.clone(), listener.clone());
+                std::thread::spawn(move || replies(&back, &listener, client));
+                s
+            }
+        };
+        drop(table);
+        let _ = upstream.send(&buf[..n]);
+    }
+}
+
+fn replies(upstream: &UdpSocket, listener: &UdpSocket, client: SocketAddr) {
+    let _ = upstream.set_read_timeout(Some(UDP_IDLE));
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = upstream.recv(&mut buf) {
+        let _ = listener.send_to(&buf[..n], client);
+    }
+}

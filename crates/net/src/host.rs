@@ -1,0 +1,276 @@
+//! Where networks live, and the commands that change them.
+//!
+//! As root, bridges live in the host's network namespace and container
+//! namespaces are `ip netns` names under /run/netns.
+//!
+//! Rootless, estiba runs as root of the user's own user namespace, which
+//! owns no part of the host's network. So each user gets a *hub*: a network
+//! namespace of its own (`$RUNROOT/netns/hub`) that holds the bridges, the
+//! segmentation rules and a masquerade onto `tap0`, where slirp4netns links
+//! the hub to the host's network for outbound traffic. Container
+//! namespaces are files beside it (`$RUNROOT/netns/es-<id12>`), kept by
+//! bind mounts in the user's shared mount namespace. Published ports go
+//! through a userspace forwarder (`forward`) instead of kernel NAT.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::{run, Error, IoContext, Result};
+
+/// The mount namespace this process started in. Namespace mounts live
+/// there; a process that has since moved to a private mount namespace (a
+/// foreground `run`, a monitor) goes back to it, through this handle, to
+/// unmount them.
+static HOST_MOUNTS: OnceLock<std::fs::File> = OnceLock::new();
+
+/// Call before leaving the host's mount namespace.
+pub fn remember_host_mounts() {
+    if HOST_MOUNTS.get().is_none() {
+        if let Ok(f) = std::fs::File::open("/proc/self/ns/mnt") {
+            let _ = HOST_MOUNTS.set(f);
+        }
+    }
+}
+
+/// Runs `program args…` in the mount namespace this process started in.
+fn in_host_mounts(program: &str, args: &[&str]) -> Result<String> {
+    match HOST_MOUNTS.get() {
+        Some(f) => {
+            use std::os::fd::AsRawFd;
+            let handle = format!("--mount=/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
+            let mut all = vec![handle.as_str(), "--", program];
+            all.extend_from_slice(args);
+            run("nsenter", &all)
+        }
+        None => run(program, args),
+    }
+}
+
+/// nsfs's magic number: a file with it is a namespace kept by a mount.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+pub(crate) fn is_namespace(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|s| i64::from(s.f_type) == NSFS_MAGIC)
+}
+
+/// The two places networks can live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetHost {
+    /// Root: the host's own network namespace.
+    Root,
+    /// Rootless: the user's hub; `dir` holds it and the containers'
+    /// namespaces.
+    Rootless { dir: PathBuf },
+}
+
+impl NetHost {
+    pub fn rootless(&self) -> bool {
+        matches!(self, NetHost::Rootless { .. })
+    }
+
+    /// The hub's namespace (None as root: the host's own).
+    pub fn hub(&self) -> Option<PathBuf> {
+        match self {
+            NetHost::Root => None,
+            NetHost::Rootless { dir } => Some(dir.join("hub")),
+        }
+    }
+
+    /// The name of a container's namespace.
+    pub fn ns_name(container: &str) -> String {
+        format!("es-{}", &container[..container.len().min(12)])
+    }
+
+    /// Where a container's namespace is mounted.
+    pub fn ns_path(&self, container: &str) -> PathBuf {
+        match self {
+            NetHost::Root => PathBuf::from("/run/netns").join(Self::ns_name(container)),
+            NetHost::Rootless { dir } => dir.join(Self::ns_name(container)),
+        }
+    }
+
+    /// Creates a container's namespace.
+    pub fn create_ns(&self, container: &str) -> Result<PathBuf> {
+        let path = self.ns_path(container);
+        match self {
+            NetHost::Root => {
+                in_host_mounts("ip", &["netns", "add", &Self::ns_name(container)])?;
+            }
+            NetHost::Rootless { .. } => create_mounted_ns(&path)?,
+        }
+        Ok(path)
+    }
+
+    /// Removes a container's namespace (which takes its veth pair along).
+    pub fn delete_ns(&self, container: &str) -> Result<()> {
+        let path = self.ns_path(container);
+        match self {
+            NetHost::Root => {
+                if path.exists() {
+                    in_host_mounts("ip", &["netns", "del", &Self::ns_name(container)])?;
+                }
+            }
+            NetHost::Rootless { .. } => remove_mounted_ns(&path)?,
+        }
+        Ok(())
+    }
+
+    pub fn ns_exists(&self, container: &str) -> bool {
+        let path = self.ns_path(container);
+        match self {
+            NetHost::Root => path.exists(),
+            NetHost::Rootless { .. } => is_namespace(&path),
+        }
+    }
+
+    /// Runs a command where the bridges are: the host, or the hub.
+    pub fn in_hub(&self, program: &str, args: &[&str]) -> Result<String> {
+        match self.hub() {
+            None => run(program, args),
+            Some(hub) => in_ns(&hub, program, args),
+        }
+    }
+
+    /// True if the link `name` exists where the bridges are.
+    pub fn link_exists(&self, name: &str) -> bool {
+        match self {
+            // sysfs, not a command: this is asked on every attach.
+            NetHost::Root => Path::new("/sys/class/net").join(name).exists(),
+            NetHost::Rootless { .. } => self.in_hub("ip", &["link", "show", "dev", name]).is_ok(),
+        }
+    }
+
+    /// Rootless: makes the hub unless it is there, with its masquerade,
+    /// forwarding and (if /dev/net/tun can be opened) slirp4netns for the
+    /// way out. Returns a warning if there is no way out.
+    pub fn ensure_hub(&self) -> Result<Option<String>> {
+        let (Some(hub), NetHost::Rootless { dir }) = (self.hub(), self) else {
+            return Ok(None);
+        };
+        let _lock = crate::state::lock(&dir.join(".hub.lock"))?;
+        if is_namespace(&hub) && crate::pidfile::alive(&dir.join("slirp4netns.pid")).is_some() {
+            return Ok(None);
+        }
+        if !is_namespace(&hub) {
+            create_mounted_ns(&hub)?;
+            in_ns(&hub, "ip", &["link", "set", "lo", "up"])?;
+            in_ns(
+                &hub,
+                "sh",
+                &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
+            )?;
+            crate::firewall::load_at(Some(&hub), HUB_NAT)?;
+        }
+        start_slirp(dir, &hub)
+    }
+
+    /// Rootless: removes the hub and stops slirp4netns (when no network
+    /// has a container left).
+    pub fn remove_hub(&self) -> Result<()> {
+        let (Some(hub), NetHost::Rootless { dir }) = (self.hub(), self) else {
+            return Ok(());
+        };
+        let _lock = crate::state::lock(&dir.join(".hub.lock"))?;
+        crate::pidfile::stop(&dir.join("slirp4netns.pid"));
+        remove_mounted_ns(&hub)
+    }
+}
+
+/// The hub's way out: everything leaving through slirp4netns's tap0 takes
+/// the tap's address.
+const HUB_NAT: &str = "table ip estiba_hub {}\nflush table ip estiba_hub\ntable ip estiba_hub {\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"tap0\" masquerade\n  }\n}\n";
+
+/// Runs `program args…` inside the network namespace at `ns`.
+pub fn in_ns(ns: &Path, program: &str, args: &[&str]) -> Result<String> {
+    let net = format!("--net={}", ns.display());
+    let mut all = vec![net.as_str(), "--", program];
+    all.extend_from_slice(args);
+    run("nsenter", &all)
+}
+
+/// A new network namespace kept by a bind mount on `path`, made in the
+/// mount namespace this process started in, in a directory that is a
+/// private mount (namespace mounts may not propagate).
+fn create_mounted_ns(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).ctx("creating", dir)?;
+    let d = dir.to_string_lossy();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if !mountinfo
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(d.as_ref()))
+    {
+        in_host_mounts("mount", &["--bind", &d, &d])?;
+        in_host_mounts("mount", &["--make-private", &d])?;
+    }
+    if !path.exists() {
+        std::fs::write(path, b"").ctx("creating", path)?;
+    }
+    in_host_mounts("unshare", &[&format!("--net={}", path.display()), "true"])?;
+    Ok(())
+}
+
+fn remove_mounted_ns(path: &Path) -> Result<()> {
+    if is_namespace(path) {
+        in_host_mounts("umount", &[&path.to_string_lossy()])?;
+    }
+    if path.exists() {
+        in_host_mounts("rm", &["-f", &path.to_string_lossy()])?;
+    }
+    Ok(())
+}
+
+/// Starts slirp4netns on the hub's tap0 and waits until it is ready.
+fn start_slirp(dir: &Path, hub: &Path) -> Result<Option<String>> {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_err()
+    {
+        return Ok(Some(
+            "rootless containers have no way out of their networks: /dev/net/tun cannot be \
+             opened, which slirp4netns needs (Debian's default mode is 0666; as root: \
+             chmod 0666 /dev/net/tun)"
+                .into(),
+        ));
+    }
+    let mut child = Command::new("slirp4netns")
+        .args([
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            "--netns-type=path",
+            "--ready-fd=1",
+        ])
+        .arg(hub)
+        .arg("tap0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::Command {
+            command: "slirp4netns".into(),
+            stderr: e.to_string(),
+        })?;
+    let mut ready = [0u8; 1];
+    let said = child
+        .stdout
+        .take()
+        .is_some_and(|mut out| out.read_exact(&mut ready).is_ok());
+    if !said {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::Command {
+            command: "slirp4netns".into(),
+            stderr: "it exited before the network was configured".into(),
+        });
+    }
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    crate::pidfile::record(&dir.join("slirp4netns.pid"), pid)?;
+    Ok(None)
+}

@@ -1,0 +1,90 @@
+//! The helper processes networks run (DNS responders, port forwarders,
+//! slirp4netns), each recorded in a file as its pid and start time: the
+//! pair names one process for good, even once the pid is reused.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, IoContext, Result};
+
+/// The recorded process's pid, if it still runs (and is not a zombie).
+pub fn alive(path: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (pid, started) = text.trim().split_once(' ')?;
+    let (pid, started): (i32, u64) = (pid.parse().ok()?, started.parse().ok()?);
+    (estiba_store::live_process_start_time(pid) == Some(started)).then_some(pid)
+}
+
+/// Records process `pid` at `path`.
+pub fn record(path: &Path, pid: i32) -> Result<()> {
+    let started = estiba_store::process_start_time(pid).ok_or_else(|| {
+        Error::Unsupported(format!("the process for {} exited at once", path.display()))
+    })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx("creating", dir)?;
+    }
+    estiba_store::write_atomic(path, format!("{pid} {started}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Stops the recorded process, if it runs, and forgets it.
+pub fn stop(path: &Path) {
+    if let Some(pid) = alive(path).and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// A directory of helpers of one kind, one per key (a network's name, a
+/// container's id), each with a lock for starting and stopping it.
+pub struct Helpers {
+    dir: PathBuf,
+}
+
+impl Helpers {
+    pub fn new(dir: PathBuf) -> Helpers {
+        Helpers { dir }
+    }
+
+    pub fn pidfile(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.pid"))
+    }
+
+    pub fn log(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.log"))
+    }
+
+    pub fn lock(&self, key: &str) -> Result<File> {
+        crate::state::lock(&self.dir.join(format!("{key}.lock")))
+    }
+
+    pub fn running(&self, key: &str) -> Option<i32> {
+        alive(&self.pidfile(key))
+    }
+
+    /// Records a started helper (the helper itself, while its starter
+    /// holds the lock).
+    pub fn record(&self, key: &str, pid: i32) -> Result<()> {
+        record(&self.pidfile(key), pid)
+    }
+
+    /// Forgets the helper if `pid` is the one recorded (None: any).
+    pub fn forget(&self, key: &str, pid: Option<i32>) {
+        let path = self.pidfile(key);
+        let recorded = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<i32>().ok());
+        if pid.is_none() || recorded == pid {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Stops the helper, if one runs, and removes its files.
+    pub fn stop(&self, key: &str) -> Result<()> {
+        let _lock = self.lock(key)?;
+        stop(&self.pidfile(key));
+        let _ = std::fs::remove_file(self.log(key));
+        let _ = std::fs::remove_file(self.dir.join(format!("{key}.lock")));
+        Ok(())
+    }
+}
