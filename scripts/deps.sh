@@ -10,6 +10,8 @@ packages=(
   runc uidmap busybox-static zstd iproute2 procps
   # interop peers and benchmark tools
   podman catatonit conmon docker.io skopeo umoci hyperfine docker-registry openssl curl wrk nftables
+  # rootless networks: the way out of the user's hub; iperf3 for the network benchmark
+  slirp4netns util-linux iperf3
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
@@ -19,6 +21,12 @@ conf=/etc/containers/containers.conf
 if ! grep -q '^default_ulimits' "$conf" 2>/dev/null; then
   mkdir -p /etc/containers
   printf '[containers]\ndefault_ulimits = ["nofile=1024:1024","nproc=1024:1024"]\n[engine]\nruntime = "runc"\n' >> "$conf"
+fi
+# slirp4netns opens /dev/net/tun as the user. Debian's udev rules make it
+# 0666; hosts without udev (containers, some VMs) leave it 0600 for root,
+# which would leave rootless containers without a way out of their networks.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  chmod 0666 /dev/net/tun
 fi
 if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again" >&2

@@ -11,6 +11,40 @@ mod common;
 
 use common::{stderr, Estiba};
 
+/// Networks as root (bridges on the host, kernel NAT) or rootless (bridges
+/// in the user's hub namespace, slirp4netns, the userspace forwarder).
+enum Mode {
+    Root,
+    Rootless,
+}
+
+/// An installation for `mode` with busybox, or None (said why) if this
+/// host cannot run the test.
+fn setup(mode: Mode) -> Option<Estiba> {
+    if !common::require_root("networks (and a test user)")
+        || !common::require_tool("nft")
+        || !common::require_tool("busybox")
+    {
+        return None;
+    }
+    Some(match mode {
+        Mode::Root => Estiba::root().with_busybox(),
+        Mode::Rootless => Estiba::rootless().with_busybox(),
+    })
+}
+
+/// The same test runs as root and rootless, in parallel: each mode gets
+/// its own subnets (10.20x as root, 10.21x rootless), test hosts (10.23x
+/// and 10.24x) and test host names.
+fn s(e: &Estiba, text: &str) -> String {
+    if e.user.is_none() {
+        return text.to_string();
+    }
+    text.replace("10.20", "10.21")
+        .replace("10.23", "10.24")
+        .replace("esttesthost", "estrlhost")
+}
+
 const HTTP_GET: &str = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3";
 
 /// A detached busybox httpd serving `body` on port 80.
@@ -43,20 +77,26 @@ fn fetch(e: &Estiba, network: &str, host: &str) -> std::process::Output {
     ])
 }
 
-fn host_links() -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-br", "link"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The links where the installation's bridges are: the host's as root,
+/// the user's hub rootless (nothing if there is no hub).
+fn host_links(e: &Estiba) -> String {
+    let cmd = match e.user {
+        None => "ip -br link".to_string(),
+        Some(_) => format!(
+            "nsenter --net={}/run/netns/hub ip -br link 2>/dev/null",
+            e.dir.path().display()
+        ),
+    };
+    common::sh_output(&cmd)
 }
 
-fn host_netns() -> String {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The installation's container network namespaces, by name.
+fn host_netns(e: &Estiba) -> String {
+    let cmd = match e.user {
+        None => "ip netns list".to_string(),
+        Some(_) => format!("ls {}/run/netns 2>/dev/null", e.dir.path().display()),
+    };
+    common::sh_output(&cmd)
 }
 
 fn inspect(e: &Estiba, network: &str) -> serde_json::Value {
@@ -65,16 +105,23 @@ fn inspect(e: &Estiba, network: &str) -> serde_json::Value {
     v[0].clone()
 }
 
-#[test]
-fn containers_on_a_network_reach_each_other_and_no_one_else() {
-    if !common::require_root("bridge networks") || !common::require_tool("nft") {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    e.ok(&["network", "create", "front", "--subnet", "10.201.1.0/24"]);
-    e.ok(&["network", "create", "back", "--subnet", "10.201.2.0/24"]);
-    web(&e, "web", "front", "hello-front");
-    let net = inspect(&e, "front");
+fn containers_on_a_network_reach_each_other_and_no_one_else(e: &Estiba) {
+    e.ok(&[
+        "network",
+        "create",
+        "front",
+        "--subnet",
+        &s(e, "10.201.1.0/24"),
+    ]);
+    e.ok(&[
+        "network",
+        "create",
+        "back",
+        "--subnet",
+        &s(e, "10.201.2.0/24"),
+    ]);
+    web(e, "web", "front", "hello-front");
+    let net = inspect(e, "front");
     let web_ip = net["Containers"]
         .as_object()
         .unwrap()
@@ -87,11 +134,11 @@ fn containers_on_a_network_reach_each_other_and_no_one_else() {
         .next()
         .unwrap()
         .to_string();
-    assert!(web_ip.starts_with("10.201.1."), "{net}");
+    assert!(web_ip.starts_with(&s(e, "10.201.1.")), "{net}");
 
     // Same network: by name and by address.
     for host in ["web", web_ip.as_str()] {
-        let out = fetch(&e, "front", host);
+        let out = fetch(e, "front", host);
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("hello-front"),
             "{host}: {}",
@@ -105,21 +152,21 @@ fn containers_on_a_network_reach_each_other_and_no_one_else() {
         "--network",
         "front",
         "--ip",
-        "10.201.1.77",
+        &s(e, "10.201.1.77"),
         "busybox",
         "sh",
         "-c",
         "ip -4 addr show eth0; ip route; cat /etc/hosts",
     ]);
-    assert!(inside.contains("inet 10.201.1.77/24"), "{inside}");
-    assert!(inside.contains("default via 10.201.1.1"), "{inside}");
+    assert!(inside.contains(&s(e, "inet 10.201.1.77/24")), "{inside}");
+    assert!(inside.contains(&s(e, "default via 10.201.1.1")), "{inside}");
     assert!(inside.contains(&format!("{web_ip}\tweb ")), "{inside}");
 
     // Another network reaches neither the name nor the address.
-    let out = fetch(&e, "back", &web_ip);
+    let out = fetch(e, "back", &web_ip);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hello-front"));
     assert!(!out.status.success());
-    let out = fetch(&e, "back", "web");
+    let out = fetch(e, "back", "web");
     assert!(
         !out.status.success(),
         "a name from another network resolved"
@@ -147,19 +194,43 @@ fn containers_on_a_network_reach_each_other_and_no_one_else() {
     e.ok(&["network", "rm", "front", "back"]);
 }
 
-/// Processes whose command line holds every one of `words`.
-fn processes_with(words: &[&str]) -> Vec<String> {
+/// The pids and command lines of the installation's processes (root's, or
+/// the test user's) whose command line holds every one of `words`.
+fn processes_with(e: &Estiba, words: &[&str]) -> Vec<(i32, String)> {
+    let uid = match e.user {
+        None => 0,
+        Some(user) => common::sh_output(&format!("id -u {user}"))
+            .trim()
+            .parse()
+            .unwrap(),
+    };
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
+        let owner = std::fs::read_to_string(entry.path().join("status"))
+            .ok()
+            .and_then(|st| {
+                st.lines()
+                    .find(|l| l.starts_with("Uid:"))?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            });
+        if owner != Some(uid) {
+            continue;
+        }
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         if words.iter().all(|w| args.iter().any(|a| a == w)) {
-            found.push(args.join(" "));
+            found.push((pid, args.join(" ")));
         }
     }
     found
@@ -182,7 +253,7 @@ fn leftovers(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
 }
 
 fn leftovers_now(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
-    let (netns, links) = (host_netns(), host_links());
+    let (netns, links) = (host_netns(e), host_links(e));
     let mut left = Vec::new();
     for id in ids {
         let short = &id[..12];
@@ -209,19 +280,36 @@ fn leftovers_now(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
             left.push(format!("published ports {text}"));
         }
     }
-    for p in processes_with(&["internal-dns", network]) {
+    for (_, p) in processes_with(e, &["internal-dns", network]) {
         left.push(format!("DNS responder {p}"));
+    }
+    for id in ids {
+        for (_, p) in processes_with(e, &["internal-forward", id]) {
+            left.push(format!("port forwarder {p}"));
+        }
+    }
+    if e.user.is_some() {
+        // The hub and slirp4netns go with the last container.
+        if !host_links(e).is_empty() {
+            left.push(format!("the hub: {}", host_links(e)));
+        }
+        for (_, p) in processes_with(e, &["slirp4netns"]) {
+            if p.contains(&e.dir.path().display().to_string()) {
+                left.push(format!("slirp4netns {p}"));
+            }
+        }
     }
     left
 }
 
-#[test]
-fn leases_and_links_never_outlive_their_containers() {
-    if !common::require_root("bridge networks") || !common::require_tool("nft") {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    e.ok(&["network", "create", "churn", "--subnet", "10.202.0.0/28"]);
+fn leases_and_links_never_outlive_their_containers(e: &Estiba) {
+    e.ok(&[
+        "network",
+        "create",
+        "churn",
+        "--subnet",
+        &s(e, "10.202.0.0/28"),
+    ]);
     // 100 containers through a /28 (13 addresses): leases must come back.
     let mut ids = Vec::new();
     for i in 0..100 {
@@ -234,7 +322,7 @@ fn leases_and_links_never_outlive_their_containers() {
         ids.push(e.ok(&args).trim().to_string());
         e.ok(&["rm", "-f", &name]);
     }
-    assert_eq!(leftovers(&e, "churn", &ids), Vec::<String>::new());
+    assert_eq!(leftovers(e, "churn", &ids), Vec::<String>::new());
 
     // A kill -9 in the middle of a run: once its namespace is up, and once
     // a moment after it started. The next commands (rm of what is left,
@@ -245,7 +333,7 @@ fn leases_and_links_never_outlive_their_containers() {
             .lines()
             .map(String::from)
             .collect();
-        let mut run = e.direct(&[
+        let mut run = e.cmd(&[
             "run",
             "--rm",
             "--network",
@@ -267,13 +355,19 @@ fn leases_and_links_never_outlive_their_containers() {
                 .collect();
             let attached = new
                 .iter()
-                .any(|id| host_netns().contains(&format!("es-{}", &id[..12])));
+                .any(|id| host_netns(e).contains(&format!("es-{}", &id[..12])));
             if (!wait_for_namespace && !new.is_empty()) || attached {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        child.kill().unwrap();
+        // Every estiba process of this run (rootless, the outer one and the
+        // one inside the user namespace).
+        for (pid, _) in processes_with(e, &["run", "--rm", "churn", "sleep"]) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         child.wait().unwrap();
         for id in e.ok(&["ps", "-aq", "--no-trunc"]).lines() {
             if !before.contains(id) {
@@ -282,8 +376,14 @@ fn leases_and_links_never_outlive_their_containers() {
             }
         }
         e.ok(&["network", "prune"]);
-        assert_eq!(leftovers(&e, "churn", &ids), Vec::<String>::new());
-        e.ok(&["network", "create", "churn", "--subnet", "10.202.0.0/28"]);
+        assert_eq!(leftovers(e, "churn", &ids), Vec::<String>::new());
+        e.ok(&[
+            "network",
+            "create",
+            "churn",
+            "--subnet",
+            &s(e, "10.202.0.0/28"),
+        ]);
     }
 
     // A network in use cannot go; one that is free can.
@@ -300,22 +400,22 @@ fn leases_and_links_never_outlive_their_containers() {
     ]);
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "holder"])).unwrap();
     let id = v[0]["Id"].as_str().unwrap().to_string();
-    assert!(host_netns().contains(&format!("es-{}", &id[..12])));
-    assert_eq!(processes_with(&["internal-dns", "churn"]).len(), 1);
+    assert!(host_netns(e).contains(&format!("es-{}", &id[..12])));
+    assert_eq!(processes_with(e, &["internal-dns", "churn"]).len(), 1);
     let out = e.run(&["network", "rm", "churn"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
     e.ok(&["rm", "-f", "holder"]);
-    assert_eq!(leftovers(&e, "churn", &[id]), Vec::<String>::new());
-    let bridge = inspect(&e, "churn")["Bridge"].as_str().unwrap().to_string();
+    assert_eq!(leftovers(e, "churn", &[id]), Vec::<String>::new());
+    let bridge = inspect(e, "churn")["Bridge"].as_str().unwrap().to_string();
     e.ok(&["network", "rm", "churn"]);
     assert!(
-        !host_links().contains(&bridge),
+        !host_links(e).contains(&bridge),
         "the bridge outlived its network"
     );
     // With no network and no port left, the store's nftables tables go.
     let tables = common::sh_output("nft list tables");
-    let table = store_table(&e);
+    let table = store_table(e);
     assert!(!tables.contains(&table), "{table} is left: {tables}");
 }
 
@@ -426,21 +526,6 @@ fn bad_network_input_is_refused_and_sets_nothing_up() {
     e.ok(&["network", "rm", "one"]);
 }
 
-#[test]
-fn rootless_networks_say_they_are_not_there_yet() {
-    if !common::require_root("creates a user") {
-        return;
-    }
-    let e = Estiba::rootless().with_busybox();
-    let out = e.run(&["run", "--rm", "--network", "estiba", "busybox", "true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("need root for now"),
-        "{}",
-        stderr(&out)
-    );
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -470,13 +555,14 @@ fn host_get(port: u16) -> String {
     }
 }
 
-#[test]
-fn published_ports_reach_the_container_from_the_host() {
-    if !common::require_root("published ports") || !common::require_tool("nft") {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    e.ok(&["network", "create", "pub", "--subnet", "10.205.0.0/24"]);
+fn published_ports_reach_the_container_from_the_host(e: &Estiba) {
+    e.ok(&[
+        "network",
+        "create",
+        "pub",
+        "--subnet",
+        &s(e, "10.205.0.0/24"),
+    ]);
     let port = free_port();
     let spec = format!("127.0.0.1:{port}:80");
     e.ok(&[
@@ -545,7 +631,7 @@ fn published_ports_reach_the_container_from_the_host() {
         );
     }
     assert_eq!(
-        inspect(&e, "pub")["Containers"].as_object().unwrap().len(),
+        inspect(e, "pub")["Containers"].as_object().unwrap().len(),
         1,
         "a refused run left a lease"
     );
@@ -647,23 +733,25 @@ impl Drop for TestHost {
     }
 }
 
-#[test]
-fn an_internal_network_has_no_route_out() {
-    if !common::require_root("internal networks")
-        || !common::require_tool("nft")
-        || !common::require_tool("busybox")
-    {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    let host = TestHost::start("esttesthost1", "10.231.0.1", "10.231.0.2");
-    e.ok(&["network", "create", "open", "--subnet", "10.206.0.0/24"]);
+fn an_internal_network_has_no_route_out(e: &Estiba) {
+    let host = TestHost::start(
+        &s(e, "esttesthost1"),
+        &s(e, "10.231.0.1"),
+        &s(e, "10.231.0.2"),
+    );
+    e.ok(&[
+        "network",
+        "create",
+        "open",
+        "--subnet",
+        &s(e, "10.206.0.0/24"),
+    ]);
     e.ok(&[
         "network",
         "create",
         "sealed",
         "--subnet",
-        "10.206.1.0/24",
+        &s(e, "10.206.1.0/24"),
         "--internal",
     ]);
     let reach = |network: &str| {
@@ -675,7 +763,7 @@ fn an_internal_network_has_no_route_out() {
             "busybox",
             "sh",
             "-c",
-            &format!("{HTTP_GET} 10.231.0.2 8080"),
+            &format!("{HTTP_GET} {} 8080", s(e, "10.231.0.2")),
         ])
     };
     let out = reach("open");
@@ -691,8 +779,8 @@ fn an_internal_network_has_no_route_out() {
     );
     assert!(!out.status.success());
     // Containers on the internal network still reach each other.
-    web(&e, "inside", "sealed", "inside-page");
-    let out = fetch(&e, "sealed", "inside");
+    web(e, "inside", "sealed", "inside-page");
+    let out = fetch(e, "sealed", "inside");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("inside-page"),
         "{}",
@@ -703,18 +791,24 @@ fn an_internal_network_has_no_route_out() {
     drop(host);
 }
 
-#[test]
-fn egress_allow_and_deny_are_enforced_inside_the_container() {
-    if !common::require_root("egress control")
-        || !common::require_tool("nft")
-        || !common::require_tool("busybox")
-    {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    let s1 = TestHost::start("esttesthost2", "10.232.0.1", "10.232.0.2");
-    let s2 = TestHost::start("esttesthost3", "10.233.0.1", "10.233.0.2");
-    e.ok(&["network", "create", "eg", "--subnet", "10.207.0.0/24"]);
+fn egress_allow_and_deny_are_enforced_inside_the_container(e: &Estiba) {
+    let s1 = TestHost::start(
+        &s(e, "esttesthost2"),
+        &s(e, "10.232.0.1"),
+        &s(e, "10.232.0.2"),
+    );
+    let s2 = TestHost::start(
+        &s(e, "esttesthost3"),
+        &s(e, "10.233.0.1"),
+        &s(e, "10.233.0.2"),
+    );
+    e.ok(&[
+        "network",
+        "create",
+        "eg",
+        "--subnet",
+        &s(e, "10.207.0.0/24"),
+    ]);
     let get = |flags: &[&str], server: &str| {
         let mut args = vec!["run", "--rm", "--network", "eg"];
         args.extend_from_slice(flags);
@@ -724,18 +818,21 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
         String::from_utf8_lossy(&out.stdout).contains("test-host-page")
     };
     assert!(
-        get(&[], "10.232.0.2") && get(&[], "10.233.0.2"),
+        get(&[], &s(e, "10.232.0.2")) && get(&[], &s(e, "10.233.0.2")),
         "open by default"
     );
-    let allow_s1 = ["--egress-allow", "10.232.0.2:8080"];
-    assert!(get(&allow_s1, "10.232.0.2"), "the allowed server answers");
+    let allow_s1 = ["--egress-allow", &s(e, "10.232.0.2:8080")];
     assert!(
-        !get(&allow_s1, "10.233.0.2"),
+        get(&allow_s1, &s(e, "10.232.0.2")),
+        "the allowed server answers"
+    );
+    assert!(
+        !get(&allow_s1, &s(e, "10.233.0.2")),
         "the other server is not reached"
     );
     let deny = ["--egress", "deny"];
     assert!(
-        !get(&deny, "10.232.0.2") && !get(&deny, "10.233.0.2"),
+        !get(&deny, &s(e, "10.232.0.2")) && !get(&deny, &s(e, "10.233.0.2")),
         "deny stops both"
     );
 
@@ -768,7 +865,7 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
         "busybox",
         "sh",
         "-c",
-        &format!("{HTTP_GET} 10.233.0.2 8080; sleep 60"),
+        &format!("{HTTP_GET} {} 8080; sleep 60", s(e, "10.233.0.2")),
     ]);
     std::thread::sleep(std::time::Duration::from_secs(4));
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "blocked"])).unwrap();
@@ -782,11 +879,11 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
         "create",
         "locked",
         "--subnet",
-        "10.207.1.0/24",
+        &s(e, "10.207.1.0/24"),
         "--egress",
         "deny",
         "--egress-allow",
-        "10.233.0.2:8080",
+        &s(e, "10.233.0.2:8080"),
     ]);
     let out = e.run(&[
         "run",
@@ -796,7 +893,7 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
         "busybox",
         "sh",
         "-c",
-        &format!("{HTTP_GET} 10.232.0.2 8080"),
+        &format!("{HTTP_GET} {} 8080", s(e, "10.232.0.2")),
     ]);
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
@@ -810,7 +907,7 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
         "busybox",
         "sh",
         "-c",
-        &format!("{HTTP_GET} 10.233.0.2 8080"),
+        &format!("{HTTP_GET} {} 8080", s(e, "10.233.0.2")),
     ]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
@@ -831,10 +928,10 @@ fn egress_allow_and_deny_are_enforced_inside_the_container() {
     drop((s1, s2));
 }
 
-/// A resolver of the test's own on 127.0.0.153:53 that answers every A
+/// A resolver of the test's own (on `at`, port 53) that answers every A
 /// question with 192.0.2.7: the upstream a network's DNS forwards to.
-fn upstream_resolver() -> std::net::SocketAddr {
-    let socket = std::net::UdpSocket::bind("127.0.0.153:53").unwrap();
+fn upstream_resolver(at: &str) -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind(at).unwrap();
     let addr = socket.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
@@ -862,15 +959,27 @@ fn upstream_resolver() -> std::net::SocketAddr {
     addr
 }
 
-#[test]
-fn names_resolve_through_the_networks_own_dns_and_only_there() {
-    if !common::require_root("bridge networks") || !common::require_tool("nft") {
-        return;
-    }
-    let upstream = upstream_resolver();
-    let e = Estiba::root().with_busybox();
-    e.ok(&["network", "create", "dnsa", "--subnet", "10.208.1.0/24"]);
-    e.ok(&["network", "create", "dnsb", "--subnet", "10.208.2.0/24"]);
+fn names_resolve_through_the_networks_own_dns_and_only_there(e: &Estiba) {
+    let at = if e.user.is_none() {
+        "127.0.0.153:53"
+    } else {
+        "127.0.0.154:53"
+    };
+    let upstream = upstream_resolver(at);
+    e.ok(&[
+        "network",
+        "create",
+        "dnsa",
+        "--subnet",
+        &s(e, "10.208.1.0/24"),
+    ]);
+    e.ok(&[
+        "network",
+        "create",
+        "dnsb",
+        "--subnet",
+        &s(e, "10.208.2.0/24"),
+    ]);
     // The client comes first, so its /etc/hosts cannot know the server:
     // only DNS can.
     e.ok(&[
@@ -881,7 +990,7 @@ fn names_resolve_through_the_networks_own_dns_and_only_there() {
         "--network",
         "dnsa",
         "--add-host",
-        "gw.test:10.208.1.1",
+        &s(e, "gw.test:10.208.1.1"),
         "busybox",
         "sleep",
         "120",
@@ -901,12 +1010,12 @@ fn names_resolve_through_the_networks_own_dns_and_only_there() {
         "mkdir /www && echo by-name > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
     let files = e.ok(&["exec", "client", "cat", "/etc/resolv.conf", "/etc/hosts"]);
-    assert!(files.contains("nameserver 10.208.1.1"), "{files}");
-    assert!(files.contains("10.208.1.1\tgw.test"), "{files}");
+    assert!(files.contains(&s(e, "nameserver 10.208.1.1")), "{files}");
+    assert!(files.contains(&s(e, "10.208.1.1\tgw.test")), "{files}");
     assert!(!files.contains("\tserver"), "{files}");
     for name in ["server", "api"] {
         let out = e.ok(&["exec", "client", "nslookup", name]);
-        assert!(out.contains("Address: 10.208.1.3"), "{name}: {out}");
+        assert!(out.contains(&s(e, "Address: 10.208.1.3")), "{name}: {out}");
     }
     let page = e.ok(&["exec", "client", "sh", "-c", &format!("{HTTP_GET} api 80")]);
     assert!(page.contains("by-name"), "{page}");
@@ -956,21 +1065,22 @@ fn names_resolve_through_the_networks_own_dns_and_only_there() {
         "nslookup server; nslookup example.test",
     ]);
     let text = common::stdout(&out);
-    assert!(text.contains("Address: 10.208.1.3"), "{text}");
+    assert!(text.contains(&s(e, "Address: 10.208.1.3")), "{text}");
     assert!(!text.contains("192.0.2.7"), "{text}");
     // The responder goes with the network's last container.
-    assert_eq!(processes_with(&["internal-dns", "dnsa"]).len(), 1);
+    assert_eq!(processes_with(e, &["internal-dns", "dnsa"]).len(), 1);
     e.ok(&["rm", "-f", "client", "server"]);
-    assert!(processes_with(&["internal-dns", "dnsa"]).is_empty());
+    assert!(processes_with(e, &["internal-dns", "dnsa"]).is_empty());
 }
 
-#[test]
-fn a_pods_containers_share_one_address_on_its_network() {
-    if !common::require_root("bridge networks") || !common::require_tool("nft") {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    e.ok(&["network", "create", "podnet", "--subnet", "10.209.1.0/24"]);
+fn a_pods_containers_share_one_address_on_its_network(e: &Estiba) {
+    e.ok(&[
+        "network",
+        "create",
+        "podnet",
+        "--subnet",
+        &s(e, "10.209.1.0/24"),
+    ]);
     let port = free_port().to_string();
     let pod = e.ok(&[
         "pod",
@@ -1000,7 +1110,7 @@ fn a_pods_containers_share_one_address_on_its_network() {
     ]);
     let addr = |c: &str| e.ok(&["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
     let (a, b) = (addr("front"), addr("side"));
-    assert!(a.contains("inet 10.209.1."), "{a}");
+    assert!(a.contains(&s(e, "inet 10.209.1.")), "{a}");
     assert_eq!(a, b, "one address for the pod");
     // Inside the pod, over loopback; from the network, by the pod's name;
     // from the host, through the pod's published port.
@@ -1012,7 +1122,7 @@ fn a_pods_containers_share_one_address_on_its_network() {
         &format!("{HTTP_GET} 127.0.0.1 80"),
     ]);
     assert!(local.contains("pod-page"), "{local}");
-    let out = fetch(&e, "podnet", "shop");
+    let out = fetch(e, "podnet", "shop");
     assert!(
         common::stdout(&out).contains("pod-page"),
         "{}",
@@ -1032,6 +1142,104 @@ fn a_pods_containers_share_one_address_on_its_network() {
     ]);
     assert!(!out.status.success());
     e.ok(&["pod", "rm", "-f", "shop"]);
-    assert_eq!(leftovers(&e, "podnet", &[pod]), Vec::<String>::new());
+    assert_eq!(leftovers(e, "podnet", &[pod]), Vec::<String>::new());
     e.ok(&["network", "rm", "podnet"]);
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_and_no_one_else_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        containers_on_a_network_reach_each_other_and_no_one_else(&e);
+    }
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_and_no_one_else_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        containers_on_a_network_reach_each_other_and_no_one_else(&e);
+    }
+}
+
+#[test]
+fn leases_and_links_never_outlive_their_containers_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        leases_and_links_never_outlive_their_containers(&e);
+    }
+}
+
+#[test]
+fn leases_and_links_never_outlive_their_containers_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        leases_and_links_never_outlive_their_containers(&e);
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_the_host_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        published_ports_reach_the_container_from_the_host(&e);
+    }
+}
+
+#[test]
+fn published_ports_reach_the_container_from_the_host_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        published_ports_reach_the_container_from_the_host(&e);
+    }
+}
+
+#[test]
+fn an_internal_network_has_no_route_out_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        an_internal_network_has_no_route_out(&e);
+    }
+}
+
+#[test]
+fn an_internal_network_has_no_route_out_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        an_internal_network_has_no_route_out(&e);
+    }
+}
+
+#[test]
+fn egress_allow_and_deny_are_enforced_inside_the_container_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        egress_allow_and_deny_are_enforced_inside_the_container(&e);
+    }
+}
+
+#[test]
+fn egress_allow_and_deny_are_enforced_inside_the_container_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        egress_allow_and_deny_are_enforced_inside_the_container(&e);
+    }
+}
+
+#[test]
+fn names_resolve_through_the_networks_own_dns_and_only_there_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        names_resolve_through_the_networks_own_dns_and_only_there(&e);
+    }
+}
+
+#[test]
+fn names_resolve_through_the_networks_own_dns_and_only_there_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        names_resolve_through_the_networks_own_dns_and_only_there(&e);
+    }
+}
+
+#[test]
+fn a_pods_containers_share_one_address_on_its_network_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        a_pods_containers_share_one_address_on_its_network(&e);
+    }
+}
+
+#[test]
+fn a_pods_containers_share_one_address_on_its_network_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        a_pods_containers_share_one_address_on_its_network(&e);
+    }
 }

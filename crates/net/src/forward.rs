@@ -126,11 +126,15 @@ fn splice_all(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
     }
 }
 
+/// Each UDP client's socket towards the container, and when it was last
+/// heard from.
+type UdpClients = HashMap<SocketAddr, (Arc<UdpSocket>, Instant)>;
+
 /// One socket towards the container per client, so its replies find their
 /// way back.
 fn udp_loop(listener: UdpSocket, target: SocketAddr) {
     let listener = Arc::new(listener);
-    let clients: Arc<Mutex<HashMap<SocketAddr, (Arc<UdpSocket>, Instant)>>> = Arc::default();
+    let clients: Arc<Mutex<UdpClients>> = Arc::default();
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = listener.recv_from(&mut buf) else {

@@ -53,7 +53,7 @@ fn in_host_mounts(program: &str, args: &[&str]) -> Result<String> {
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 pub(crate) fn is_namespace(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| i64::from(s.f_type) == NSFS_MAGIC)
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type == NSFS_MAGIC)
 }
 
 /// The two places networks can live.

@@ -239,7 +239,19 @@ impl Networks {
             return Err(Error::Exists(name.to_string()));
         }
         let existing = self.list()?;
-        let routes = host_routes();
+        // Root's bridges sit beside the host's own routes; a rootless hub
+        // only beside slirp4netns's network.
+        let routes = if self.host.rootless() {
+            vec![(
+                "slirp4netns".to_string(),
+                Subnet {
+                    base: Ipv4Addr::new(10, 0, 2, 0),
+                    prefix: 24,
+                },
+            )]
+        } else {
+            host_routes()
+        };
         let subnet = match subnet {
             Some(s) => {
                 let s: Subnet = s.parse()?;
