@@ -820,4 +820,8 @@ pub enum NetworkCommand {
     Rm { names: Vec<String> },
     /// Remove every network no container uses.
     Prune,
+    /// Put a container on one more network (at once if it runs).
+    Connect { network: String, container: String },
+    /// Take a container off a network it joined besides its first.
+    Disconnect { network: String, container: String },
 }

@@ -1243,3 +1243,100 @@ fn a_pods_containers_share_one_address_on_its_network_rootless() {
         a_pods_containers_share_one_address_on_its_network(&e);
     }
 }
+
+fn a_container_on_two_networks_is_reachable_on_both(e: &Estiba) {
+    e.ok(&[
+        "network",
+        "create",
+        "left",
+        "--subnet",
+        &s(e, "10.200.1.0/24"),
+    ]);
+    e.ok(&[
+        "network",
+        "create",
+        "right",
+        "--subnet",
+        &s(e, "10.200.2.0/24"),
+    ]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "left,right",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo two-networks > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let addrs = e.ok(&["exec", "both", "ip", "-4", "-o", "addr"]);
+    assert!(addrs.contains(&s(e, "eth0    inet 10.200.1.")), "{addrs}");
+    assert!(addrs.contains(&s(e, "eth1    inet 10.200.2.")), "{addrs}");
+    for network in ["left", "right"] {
+        let out = fetch(e, network, "both");
+        assert!(
+            common::stdout(&out).contains("two-networks"),
+            "from {network}: {}",
+            stderr(&out)
+        );
+    }
+    // Joining and leaving a network while running.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "left",
+        "busybox",
+        "sleep",
+        "120",
+    ]);
+    e.ok(&["network", "connect", "right", "late"]);
+    let addrs = e.ok(&["exec", "late", "ip", "-4", "-o", "addr"]);
+    assert!(addrs.contains(&s(e, "eth1    inet 10.200.2.")), "{addrs}");
+    let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "late"])).unwrap();
+    assert!(
+        v[0]["NetworkSettings"]["Networks"]["right"]["IPAddress"].is_string(),
+        "{v}"
+    );
+    e.ok(&["network", "disconnect", "right", "late"]);
+    let addrs = e.ok(&["exec", "late", "ip", "-4", "-o", "addr"]);
+    assert!(!addrs.contains(&s(e, "10.200.2.")), "{addrs}");
+    let out = e.run(&["network", "disconnect", "left", "late"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("first network"), "{}", stderr(&out));
+    let out = e.run(&["network", "connect", "left", "late"]);
+    assert!(
+        stderr(&out).contains("already on network left"),
+        "{}",
+        stderr(&out)
+    );
+    let ids: Vec<String> = ["both", "late"]
+        .iter()
+        .map(|n| {
+            let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", n])).unwrap();
+            v[0]["Id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    e.ok(&["rm", "-f", "both", "late"]);
+    assert_eq!(leftovers(e, "left", &ids), Vec::<String>::new());
+    assert_eq!(leftovers(e, "right", &ids), Vec::<String>::new());
+    e.ok(&["network", "rm", "left", "right"]);
+}
+
+#[test]
+fn a_container_on_two_networks_is_reachable_on_both_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        a_container_on_two_networks_is_reachable_on_both(&e);
+    }
+}
+
+#[test]
+fn a_container_on_two_networks_is_reachable_on_both_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        a_container_on_two_networks_is_reachable_on_both(&e);
+    }
+}

@@ -129,11 +129,7 @@ impl Engine {
             })
             .transpose()?;
         let o = &record.options;
-        let policy = if o.egress.is_some() || !o.egress_allow.is_empty() {
-            estiba_net::egress::Policy::from_flags(o.egress.as_deref(), &o.egress_allow)?
-        } else {
-            net.egress.clone()
-        };
+        let policy = egress_policy(o, &net)?;
         let endpoint = endpoint(record, policy.is_open() && !net.internal)?;
         let ip = leases.acquire(
             name,
@@ -156,7 +152,18 @@ impl Engine {
             self.detach_member(record);
             return Err(e);
         }
-        if let Err(e) = estiba_net::egress::apply(&netns, &policy, &net.subnet) {
+        // More networks: another interface each.
+        let mut own = vec![net.subnet.clone()];
+        for extra in &o.extra_networks {
+            match self.attach_extra(&networks, record, extra, policy.is_open()) {
+                Ok(subnet) => own.push(subnet),
+                Err(e) => {
+                    self.detach_member(record);
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = estiba_net::egress::apply(&netns, &policy, &own) {
             self.detach_member(record);
             return Err(e.into());
         }
@@ -211,6 +218,13 @@ impl Engine {
             }
             stop_dns_if_unused(&networks, name);
         }
+        // The namespace took the other networks' interfaces along.
+        for extra in &record.options.extra_networks {
+            if let Err(e) = networks.leases(extra).release(record.id) {
+                tracing::warn!(error = %e, id = %record.id, "releasing the lease");
+            }
+            stop_dns_if_unused(&networks, extra);
+        }
         remove_hub_if_unused(&networks);
     }
 
@@ -255,6 +269,96 @@ impl Engine {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Puts an attached container on one more network; returns its subnet.
+    fn attach_extra(
+        &self,
+        networks: &Networks,
+        record: &Member,
+        name: &str,
+        open: bool,
+    ) -> Result<String> {
+        let net = networks.get_or_default(name)?;
+        let leases = networks.leases(name);
+        leases.retain(|owner| owner == record.id || self.container_exists(owner))?;
+        let endpoint = endpoint(record, open && !net.internal)?;
+        let ip = leases.acquire(name, net.subnet()?, net.gateway, record.id, None, endpoint)?;
+        let host = networks.host();
+        if !attach::bridge_exists(host, &net) {
+            networks.sync_firewall()?;
+        }
+        let attached = attach::attach_extra(host, &net, record.id, ip)
+            .map_err(Error::from)
+            .and_then(|()| self.ensure_dns(networks, &net));
+        if let Err(e) = attached {
+            let _ = attach::detach_extra(host, &net, record.id);
+            let _ = leases.release(record.id);
+            return Err(e);
+        }
+        Ok(net.subnet)
+    }
+
+    /// `network connect NETWORK CONTAINER`: one more network, at once if
+    /// the container runs, else from its next start.
+    pub fn network_connect(&self, name: &str, wanted: &str) -> Result<()> {
+        let r = self.find(wanted)?;
+        let o = &r.options;
+        if matches!(o.network.as_str(), "none" | "host" | "") || o.pod.is_some() {
+            return Err(Error::Invalid {
+                what: "container",
+                value: r.name.clone(),
+                why: "it is on network none or host, or in a pod: it cannot join other networks"
+                    .into(),
+            });
+        }
+        if o.network == name || o.extra_networks.iter().any(|n| n == name) {
+            return Err(Error::Invalid {
+                what: "container",
+                value: r.name.clone(),
+                why: format!("it is already on network {name}"),
+            });
+        }
+        self.check_network(name, None)?;
+        let networks = self.networks()?;
+        if r.state.status == crate::record::Status::Running {
+            let policy = egress_policy(o, &networks.get_or_default(&o.network)?)?;
+            self.attach_extra(&networks, &Member::from(&r), name, policy.is_open())?;
+        }
+        self.records
+            .update(&r.id, |r| r.options.extra_networks.push(name.to_string()))?;
+        Ok(())
+    }
+
+    /// `network disconnect NETWORK CONTAINER`: off a network it joined
+    /// besides its first.
+    pub fn network_disconnect(&self, name: &str, wanted: &str) -> Result<()> {
+        let r = self.find(wanted)?;
+        if r.options.network == name {
+            return Err(Error::Invalid {
+                what: "network",
+                value: name.to_string(),
+                why: format!(
+                    "it is {}'s first network, which holds its default route and published ports: remove and run the container again to change it",
+                    r.name
+                ),
+            });
+        }
+        if !r.options.extra_networks.iter().any(|n| n == name) {
+            return Err(Error::Invalid {
+                what: "network",
+                value: name.to_string(),
+                why: format!("container {} is not on it", r.name),
+            });
+        }
+        let networks = self.networks()?;
+        let net = networks.get(name)?;
+        attach::detach_extra(networks.host(), &net, &r.id)?;
+        networks.leases(name).release(&r.id)?;
+        stop_dns_if_unused(&networks, name);
+        self.records
+            .update(&r.id, |r| r.options.extra_networks.retain(|n| n != name))?;
         Ok(())
     }
 
@@ -463,6 +567,15 @@ pub fn valid_dns_name(name: &str) -> bool {
         })
 }
 
+/// The container's egress policy: its flags, else its network's default.
+fn egress_policy(o: &CreateOptions, net: &NetworkRecord) -> Result<estiba_net::egress::Policy> {
+    Ok(if o.egress.is_some() || !o.egress_allow.is_empty() {
+        estiba_net::egress::Policy::from_flags(o.egress.as_deref(), &o.egress_allow)?
+    } else {
+        net.egress.clone()
+    })
+}
+
 /// How the container is known on its network.
 fn endpoint(record: &Member, forward: bool) -> Result<Endpoint> {
     let o = record.options;
@@ -530,24 +643,28 @@ impl Engine {
         if matches!(name, "none" | "host" | "") {
             return json!({"Networks": {}});
         }
-        let networks = self.networks().ok();
-        let ip = networks.as_ref().and_then(|n| {
-            n.leases(name)
+        let Ok(networks) = self.networks() else {
+            return json!({"Networks": {}});
+        };
+        let ip_on = |net: &str| {
+            networks
+                .leases(net)
                 .all()
                 .ok()?
                 .into_iter()
                 .find(|(_, owner)| *owner == r.id)
                 .map(|(ip, _)| ip.to_string())
-        });
-        let ports = networks
-            .as_ref()
-            .and_then(|n| n.ports().of(&r.id).ok())
-            .unwrap_or_default();
+        };
+        let mut each = serde_json::Map::new();
+        for net in std::iter::once(name).chain(r.options.extra_networks.iter().map(String::as_str))
+        {
+            each.insert(net.to_string(), json!({"IPAddress": ip_on(net)}));
+        }
         json!({
-            "Networks": {name: {"IPAddress": ip}},
-            "IPAddress": ip,
-            "Ports": ports,
-            "EgressDropped": networks.as_ref().map_or(0, |n| estiba_net::egress::dropped(&n.host().ns_path(&r.id))),
+            "Networks": each,
+            "IPAddress": ip_on(name),
+            "Ports": networks.ports().of(&r.id).unwrap_or_default(),
+            "EgressDropped": estiba_net::egress::dropped(&networks.host().ns_path(&r.id)),
         })
     }
 }

@@ -79,6 +79,9 @@ impl Engine {
         if !matches!(options.network.as_str(), "none" | "host" | "") {
             self.check_network(&options.network, options.ip.as_deref())?;
         }
+        for extra in &options.extra_networks {
+            self.check_network(extra, None)?;
+        }
         if let Some(wanted) = options.pod.clone() {
             let pod = self.find_pod(&wanted)?;
             if options.hostname.is_some() || options.network != "none" {

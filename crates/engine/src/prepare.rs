@@ -457,7 +457,7 @@ pub fn parse_network(network: &str) -> Result<Network> {
         other if other.contains(',') => Err(Error::Invalid {
             what: "network",
             value: other.to_string(),
-            why: "one network per container for now".into(),
+            why: "an empty network name".into(),
         }),
         _ => Ok(Network::None),
     }
@@ -759,6 +759,22 @@ fn parse_add_host(entry: &str) -> Result<(&str, std::net::Ipv4Addr)> {
 /// Flags that only mean something on a network, and the names and
 /// addresses they carry.
 fn validate_network_flags(options: &CreateOptions, builtin: bool) -> Result<()> {
+    for (i, extra) in options.extra_networks.iter().enumerate() {
+        let why = if builtin || matches!(extra.as_str(), "" | "none" | "host") {
+            Some("none and host cannot be combined with other networks")
+        } else if *extra == options.network || options.extra_networks[..i].contains(extra) {
+            Some("named twice")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::Invalid {
+                what: "--network",
+                value: format!("{},{}", options.network, options.extra_networks.join(",")),
+                why: why.into(),
+            });
+        }
+    }
     for alias in &options.network_aliases {
         if builtin {
             return Err(Error::Invalid {

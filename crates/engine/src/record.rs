@@ -66,7 +66,11 @@ pub struct CreateOptions {
     pub pids_limit: Option<i64>,
     pub hostname: Option<String>,
     pub network: String,
-    /// `--ip`: the address wanted on the network.
+    /// More networks (`--network a,b` or `network connect`): each adds an
+    /// interface (`eth1`, …); the default route stays on the first.
+    #[serde(default)]
+    pub extra_networks: Vec<String>,
+    /// `--ip`: the address wanted on the (first) network.
     #[serde(default)]
     pub ip: Option<String>,
     /// `-p` specs.

@@ -108,3 +108,66 @@ pub fn detach(host: &NetHost, container: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The host end of a container's veth pair on a network other than its
+/// first: `v`, six hex digits of the container, seven of the network
+/// (15 characters at most, as links must be).
+fn extra_end(net: &NetworkRecord, container: &str) -> String {
+    format!(
+        "v{}{}",
+        &container[..container.len().min(6)],
+        &net.id[..net.id.len().min(7)]
+    )
+}
+
+/// Adds a network to an attached container: another veth pair, whose
+/// inside end is the first free `ethN`. No default route: that stays on
+/// the first network. Safe to call again.
+pub fn attach_extra(
+    host: &NetHost,
+    net: &NetworkRecord,
+    container: &str,
+    ip: Ipv4Addr,
+) -> Result<()> {
+    ensure_bridge(host, net)?;
+    let veth = extra_end(net, container);
+    if host.link_exists(&veth) {
+        return Ok(());
+    }
+    let path = host.ns_path(container);
+    let links = in_ns(&path, "ip", &["-o", "link", "show"])?;
+    let inside = (1..)
+        .map(|n| format!("eth{n}"))
+        .find(|name| {
+            !links.contains(&format!(": {name}@")) && !links.contains(&format!(": {name}:"))
+        })
+        .unwrap_or_else(|| "eth9".into());
+    let target = path.to_string_lossy();
+    host.in_hub(
+        "ip",
+        &[
+            "link", "add", &veth, "type", "veth", "peer", "name", &inside, "netns", &target,
+        ],
+    )?;
+    let result = (|| {
+        host.in_hub("ip", &["link", "set", &veth, "master", &net.bridge, "up"])?;
+        let address = format!("{ip}/{}", net.subnet()?.prefix);
+        in_ns(&path, "ip", &["addr", "add", &address, "dev", &inside])?;
+        in_ns(&path, "ip", &["link", "set", &inside, "up"])?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = host.in_hub("ip", &["link", "del", &veth]);
+    }
+    result
+}
+
+/// Takes a container off a network other than its first: deleting the
+/// host end deletes the pair.
+pub fn detach_extra(host: &NetHost, net: &NetworkRecord, container: &str) -> Result<()> {
+    let veth = extra_end(net, container);
+    if host.link_exists(&veth) {
+        host.in_hub("ip", &["link", "del", &veth])?;
+    }
+    Ok(())
+}

@@ -101,13 +101,13 @@ impl Policy {
     }
 }
 
-/// The rules: loopback, replies and the container's own network always;
+/// The rules: loopback, replies and the container's own networks always;
 /// then the allow-list; the rest is counted and dropped.
-pub fn ruleset(policy: &Policy, own: &str) -> String {
+pub fn ruleset(policy: &Policy, own: &[String]) -> String {
     let mut rules = vec![
         "oifname \"lo\" accept".to_string(),
         "ct state established,related accept".to_string(),
-        format!("ip daddr {own} accept"),
+        format!("ip daddr {{ {} }} accept", own.join(", ")),
     ];
     for a in &policy.allow {
         rules.push(match a.port {
@@ -123,7 +123,7 @@ pub fn ruleset(policy: &Policy, own: &str) -> String {
 }
 
 /// Applies a closed policy inside the namespace at `ns`.
-pub fn apply(ns: &Path, policy: &Policy, own: &str) -> Result<()> {
+pub fn apply(ns: &Path, policy: &Policy, own: &[String]) -> Result<()> {
     if policy.is_open() {
         return Ok(());
     }
@@ -176,7 +176,7 @@ mod tests {
         assert!(Policy::from_flags(Some("maybe"), &[]).is_err());
         let text = ruleset(
             &Policy::from_flags(Some("deny"), &["10.9.0.2:8080".into()]).unwrap(),
-            "10.90.1.0/24",
+            &["10.90.1.0/24".to_string()],
         );
         assert!(text.contains("ip daddr 10.9.0.2/32 tcp dport 8080 accept"));
         assert!(text.contains("counter drop"));

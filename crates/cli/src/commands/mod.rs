@@ -300,6 +300,12 @@ fn network(ctx: &Context, cmd: &crate::cli::NetworkCommand) -> Result<u8> {
                 println!("{n}");
             }
         }
+        NetworkCommand::Connect { network, container } => {
+            engine.network_connect(network, container)?;
+        }
+        NetworkCommand::Disconnect { network, container } => {
+            engine.network_disconnect(network, container)?;
+        }
     }
     Ok(0)
 }

@@ -14,6 +14,13 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
     if args.rm && restart != RestartPolicy::No {
         bail!("conflicting options: --restart and --rm");
     }
+    // `--network a,b`: the first network and more.
+    let networks: Vec<String> = args
+        .network
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(str::to_string)
+        .collect();
     Ok(CreateOptions {
         command: args.command.clone(),
         entrypoint: args.entrypoint.clone(),
@@ -31,13 +38,14 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         hostname: args.hostname.clone(),
         // As docker: publishing ports puts the container on the default
         // bridge network unless it names one.
-        network: args.network.clone().unwrap_or_else(|| {
+        network: networks.first().cloned().unwrap_or_else(|| {
             if args.publish.is_empty() && !args.publish_all {
                 "none".into()
             } else {
                 estiba_net::network::DEFAULT_NETWORK.into()
             }
         }),
+        extra_networks: networks.iter().skip(1).cloned().collect(),
         ip: args.ip.clone(),
         publish: args.publish.clone(),
         publish_all: args.publish_all,
