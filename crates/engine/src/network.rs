@@ -418,7 +418,7 @@ impl Engine {
             println!("{me}");
             Ok(())
         };
-        estiba_net::forward::serve(&published, &hub, ready, || {
+        estiba_net::forward::serve(&published, Some(&hub), ready, || {
             ports.of(id).map_or(true, |p| p.is_empty())
         })?;
         helpers.forget(id, Some(me));

@@ -32,11 +32,11 @@ enum Listener {
     Udp(UdpSocket, SocketAddr),
 }
 
-/// Binds the ports, enters `hub`, calls `ready`, and forwards until `done`
-/// says so (it is asked about once a second).
+/// Binds the ports, enters `hub` (None: stays, for tests), calls `ready`,
+/// and forwards until `done` says so (it is asked about once a second).
 pub fn serve(
     published: &[Published],
-    hub: &Path,
+    hub: Option<&Path>,
     ready: impl FnOnce() -> Result<()>,
     mut done: impl FnMut() -> bool,
 ) -> Result<()> {
@@ -57,7 +57,9 @@ pub fn serve(
         });
     }
     // Threads started from here on open their sockets in the hub.
-    crate::netns::enter(hub)?;
+    if let Some(hub) = hub {
+        crate::netns::enter(hub)?;
+    }
     for l in listeners {
         match l {
             Listener::Tcp(listener, target) => {
@@ -172,5 +174,87 @@ fn replies(upstream: &UdpSocket, listener: &UdpSocket, client: SocketAddr) {
     let mut buf = vec![0u8; 65536];
     while let Ok(n) = upstream.recv(&mut buf) {
         let _ = listener.send_to(&buf[..n], client);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::PortMap;
+    use std::io::{Read, Write};
+    use std::net::Ipv4Addr;
+
+    fn free(proto: Proto) -> u16 {
+        match proto {
+            Proto::Tcp => TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+            Proto::Udp => UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+        }
+    }
+
+    /// TCP and UDP through the forwarder, to echo servers on loopback
+    /// (without a hub: the namespaces are the integration tests' part).
+    #[test]
+    fn tcp_and_udp_reach_the_target_and_answer_back() {
+        let tcp_echo = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp_target = tcp_echo.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut c in tcp_echo.incoming().flatten() {
+                let mut buf = Vec::new();
+                c.read_to_end(&mut buf).unwrap();
+                c.write_all(&buf).unwrap();
+            }
+        });
+        let udp_echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let udp_target = udp_echo.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = udp_echo.recv_from(&mut buf) {
+                udp_echo.send_to(&buf[..n], from).unwrap();
+            }
+        });
+        let (tcp_port, udp_port) = (free(Proto::Tcp), free(Proto::Udp));
+        let published = |proto, host_port, container_port| Published {
+            map: PortMap {
+                host_ip: Ipv4Addr::LOCALHOST,
+                host_port,
+                container_port,
+                proto,
+            },
+            container_ip: Ipv4Addr::LOCALHOST,
+            bridge: "lo".into(),
+        };
+        let all = vec![
+            published(Proto::Tcp, tcp_port, tcp_target),
+            published(Proto::Udp, udp_port, udp_target),
+        ];
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            serve(&all, None, || Ok(tx.send(()).unwrap()), || false).unwrap();
+        });
+        rx.recv().unwrap();
+
+        let payload = vec![7u8; 3 << 20];
+        let mut c = TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+        let writer = {
+            let mut c = c.try_clone().unwrap();
+            let payload = payload.clone();
+            std::thread::spawn(move || {
+                c.write_all(&payload).unwrap();
+                c.shutdown(std::net::Shutdown::Write).unwrap();
+            })
+        };
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).unwrap();
+        writer.join().unwrap();
+        assert_eq!(back.len(), payload.len(), "every byte, both ways");
+
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for word in [&b"one"[..], b"two"] {
+            u.send_to(word, ("127.0.0.1", udp_port)).unwrap();
+            let mut buf = [0u8; 16];
+            let n = u.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], word);
+        }
     }
 }
