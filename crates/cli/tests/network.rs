@@ -583,6 +583,16 @@ fn published_ports_reach_the_container_from_the_host(e: &Estiba) {
         host_get(port).contains("published-page"),
         "127.0.0.1:{port} did not reach the container"
     );
+    if e.user.is_some() {
+        // Rootless, a forwarder killed with -9 comes back with `network prune`.
+        let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "site"])).unwrap();
+        let id = v[0]["Id"].as_str().unwrap().to_string();
+        for (pid, _) in processes_with(e, &["internal-forward", &id]) {
+            common::sh_output(&format!("kill -KILL {pid}"));
+        }
+        e.ok(&["network", "prune"]);
+        assert!(host_get(port).contains("published-page"));
+    }
     assert_eq!(
         e.ok(&["port", "site"]).trim(),
         format!("80/tcp -> 127.0.0.1:{port}")
@@ -1067,6 +1077,14 @@ fn names_resolve_through_the_networks_own_dns_and_only_there(e: &Estiba) {
     let text = common::stdout(&out);
     assert!(text.contains(&s(e, "Address: 10.208.1.3")), "{text}");
     assert!(!text.contains("192.0.2.7"), "{text}");
+    // A responder killed with -9 comes back with `network prune` (which
+    // also removes dnsb, now unused).
+    for (pid, _) in processes_with(e, &["internal-dns", "dnsa"]) {
+        common::sh_output(&format!("kill -KILL {pid}"));
+    }
+    e.ok(&["network", "prune"]);
+    let out = e.ok(&["exec", "client", "nslookup", "server"]);
+    assert!(out.contains(&s(e, "Address: 10.208.1.3")), "{out}");
     // The responder goes with the network's last container.
     assert_eq!(processes_with(e, &["internal-dns", "dnsa"]).len(), 1);
     e.ok(&["rm", "-f", "client", "server"]);

@@ -492,11 +492,33 @@ impl Engine {
             stop_dns_if_unused(&networks, &net.name);
             match networks.remove(&net.name, &|owner| self.container_exists(owner)) {
                 Ok(_) => removed.push(net.name),
-                Err(estiba_net::Error::InUse { .. }) => {}
+                Err(estiba_net::Error::InUse { .. }) => {
+                    // Still in use: a responder killed meanwhile comes back.
+                    if attach::bridge_exists(networks.host(), &net) {
+                        self.ensure_dns(&networks, &net)?;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+        self.restart_forwarders(&networks)?;
+        remove_hub_if_unused(&networks);
         Ok(removed)
+    }
+
+    /// Rootless: a running container whose port forwarder was killed gets
+    /// it back.
+    fn restart_forwarders(&self, networks: &Networks) -> Result<()> {
+        if !networks.host().rootless() {
+            return Ok(());
+        }
+        for r in self.list()? {
+            let running = r.state.status == crate::record::Status::Running;
+            if running && !networks.ports().of(&r.id)?.is_empty() {
+                self.ensure_helper(&networks.forwarders(), FORWARD_COMMAND, &r.id)?;
+            }
+        }
+        Ok(())
     }
 }
 

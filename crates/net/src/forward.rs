@@ -186,8 +186,16 @@ mod tests {
 
     fn free(proto: Proto) -> u16 {
         match proto {
-            Proto::Tcp => TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
-            Proto::Udp => UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+            Proto::Tcp => TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
+            Proto::Udp => UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
         }
     }
 
