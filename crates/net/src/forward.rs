@@ -237,7 +237,11 @@ mod tests {
         ];
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            serve(&all, None, || Ok(tx.send(()).unwrap()), || false).unwrap();
+            let ready = || {
+                tx.send(()).unwrap();
+                Ok(())
+            };
+            serve(&all, None, ready, || false).unwrap();
         });
         rx.recv().unwrap();
 
