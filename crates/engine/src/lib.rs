@@ -19,6 +19,7 @@ mod error;
 pub mod health;
 pub mod logs;
 pub mod monitor;
+pub mod net_helpers;
 pub mod network;
 mod ops;
 pub mod pods;

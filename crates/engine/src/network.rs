@@ -4,18 +4,14 @@
 //! containers that no longer exist (a `kill -9` at the wrong moment) are
 //! reclaimed by `network prune`, `network rm` and the next attach.
 
-use std::io::BufRead;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use estiba_net::host::NetHost;
 use estiba_net::ipam::Endpoint;
-use estiba_net::pidfile::Helpers;
-use estiba_net::{attach, dns, NetworkRecord, Networks};
+use estiba_net::{attach, NetworkRecord, Networks};
 use serde_json::{json, Value};
 
-use crate::error::IoContext;
 use crate::record::{ContainerRecord, CreateOptions};
 use crate::{Engine, Error, Result};
 
@@ -176,7 +172,11 @@ impl Engine {
             }
         };
         if host.rootless() && !ports.is_empty() {
-            if let Err(e) = self.ensure_helper(&networks.forwarders(), FORWARD_COMMAND, record.id) {
+            if let Err(e) = self.ensure_helper(
+                &networks.forwarders(),
+                crate::net_helpers::FORWARD_COMMAND,
+                record.id,
+            ) {
                 self.detach_member(record);
                 return Err(e);
             }
@@ -193,83 +193,45 @@ impl Engine {
 
     /// Gives back a container's or a pod's namespace, veth pair and lease.
     pub(crate) fn detach_member(&self, record: &Member) {
-        let name = record.options.network.as_str();
-        if matches!(name, "none" | "host" | "") {
+        if matches!(record.options.network.as_str(), "none" | "host" | "") {
             return;
         }
-        if let Ok(networks) = self.networks() {
-            if let Err(e) = networks.ports().unpublish(record.id) {
-                tracing::warn!(error = %e, id = %record.id, "unpublishing ports");
+        let networks = match self.networks() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, id = %record.id, "opening the networks");
+                return;
             }
-        }
-        let Ok(networks) = self.networks() else {
-            return;
         };
-        if let Err(e) = networks.forwarders().stop(record.id) {
-            tracing::warn!(error = %e, id = %record.id, "stopping the port forwarder");
-        }
-        if let Err(e) = attach::detach(networks.host(), record.id) {
-            tracing::warn!(error = %e, id = %record.id, "detaching from the network");
-        }
-        if let Ok(networks) = self.networks() {
-            let leases = networks.leases(name);
-            if let Err(e) = leases.release(record.id) {
-                tracing::warn!(error = %e, id = %record.id, "releasing the lease");
+        let warn = |what: &str, result: estiba_net::Result<()>| {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, id = %record.id, "{what}");
             }
-            stop_dns_if_unused(&networks, name);
-        }
-        // The namespace took the other networks' interfaces along.
-        for extra in &record.options.extra_networks {
-            if let Err(e) = networks.leases(extra).release(record.id) {
-                tracing::warn!(error = %e, id = %record.id, "releasing the lease");
+        };
+        warn("unpublishing ports", networks.ports().unpublish(record.id));
+        warn(
+            "stopping the port forwarder",
+            networks.forwarders().stop(record.id),
+        );
+        // The namespace takes every veth pair of the container along.
+        warn(
+            "detaching from the network",
+            attach::detach(networks.host(), record.id),
+        );
+        // Every lease the container holds, not only those its record names:
+        // a crash between a `network connect` and its record update leaves
+        // one the record does not know.
+        for net in networks.list().unwrap_or_default() {
+            let leases = networks.leases(&net.name);
+            if leases
+                .holders()
+                .is_ok_and(|h| h.iter().any(|h| h.owner == record.id))
+            {
+                warn("releasing the lease", leases.release(record.id));
+                crate::net_helpers::stop_dns_if_unused(&networks, &net.name);
             }
-            stop_dns_if_unused(&networks, extra);
         }
-        remove_hub_if_unused(&networks);
-    }
-
-    /// Starts a helper process (a network's DNS responder, a container's
-    /// port forwarder) unless it runs. Under the helper's lock, so two
-    /// attaches never start two.
-    fn ensure_helper(&self, helpers: &Helpers, command: &str, key: &str) -> Result<()> {
-        let _lock = helpers.lock(key)?;
-        if helpers.running(key).is_some() {
-            return Ok(());
-        }
-        let log_path = helpers.log(key);
-        let log = std::fs::File::create(&log_path).ctx("creating", &log_path)?;
-        let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
-        let mut child = Command::new(exe)
-            .args([command, key])
-            .env_remove(estiba_runtime::userns::JOIN_ENV)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .ctx("starting", command)?;
-        let stdout = child.stdout.take();
-        // The first process only starts the helper and exits, so no one is
-        // left to reap it; the helper says its pid once it listens.
-        let _ = child.wait();
-        let mut line = String::new();
-        if let Some(out) = stdout {
-            let _ = std::io::BufReader::new(out).read_line(&mut line);
-        }
-        // The helper recorded itself before it said its pid: had this
-        // process been killed meanwhile, `rm` would still find it.
-        if line.trim().parse::<i32>().is_err() {
-            return Err(Error::Invalid {
-                what: "network helper",
-                value: format!("{command} {key}"),
-                why: format!(
-                    "it did not start: {}",
-                    std::fs::read_to_string(&log_path)
-                        .unwrap_or_default()
-                        .trim()
-                ),
-            });
-        }
-        Ok(())
+        crate::net_helpers::remove_hub_if_unused(&networks);
     }
 
     /// Puts an attached container on one more network; returns its subnet.
@@ -356,72 +318,9 @@ impl Engine {
         let net = networks.get(name)?;
         attach::detach_extra(networks.host(), &net, &r.id)?;
         networks.leases(name).release(&r.id)?;
-        stop_dns_if_unused(&networks, name);
+        crate::net_helpers::stop_dns_if_unused(&networks, name);
         self.records
             .update(&r.id, |r| r.options.extra_networks.retain(|n| n != name))?;
-        Ok(())
-    }
-
-    fn ensure_dns(&self, networks: &Networks, net: &NetworkRecord) -> Result<()> {
-        self.ensure_helper(&networks.dns(), DNS_COMMAND, &net.name)
-    }
-
-    /// `internal-dns NAME --serve`: the responder itself. It exits once the
-    /// network has no lease left or is gone.
-    pub fn dns_serve(&self, name: &str) -> Result<()> {
-        let _ = rustix::process::setsid();
-        let networks = self.networks()?;
-        let net = networks.get(name)?;
-        let sockets = dns::Sockets::bind(net.gateway, networks.host().hub().as_deref())?;
-        let me = i32::try_from(std::process::id()).unwrap_or(0);
-        let registry = networks.dns();
-        // Our starter holds the registry's lock while it waits for this.
-        registry.record(name, me)?;
-        println!("{me}");
-        let leases = networks.leases(name);
-        let unused = || networks.get(name).is_err() || leases.holders().is_ok_and(|h| h.is_empty());
-        dns::serve(sockets, networks.leases(name), || {
-            if !unused() {
-                return false;
-            }
-            let Ok(_lock) = registry.lock(name) else {
-                return false;
-            };
-            // Again under the lock: an attach may have just taken a lease.
-            if !unused() {
-                return false;
-            }
-            registry.forget(name, Some(me));
-            true
-        })?;
-        Ok(())
-    }
-
-    /// `internal-forward ID --serve`: a rootless container's published
-    /// ports. It exits once the container's ports are unpublished.
-    pub fn forward_serve(&self, id: &str) -> Result<()> {
-        let _ = rustix::process::setsid();
-        let networks = self.networks()?;
-        let ports = networks.ports();
-        let published = ports.of(id)?;
-        let Some(hub) = networks.host().hub() else {
-            return Err(Error::Invalid {
-                what: "port forwarder",
-                value: id.to_string(),
-                why: "only rootless containers need one".into(),
-            });
-        };
-        let helpers = networks.forwarders();
-        let me = i32::try_from(std::process::id()).unwrap_or(0);
-        let ready = || -> estiba_net::Result<()> {
-            helpers.record(id, me)?;
-            println!("{me}");
-            Ok(())
-        };
-        estiba_net::forward::serve(&published, Some(&hub), ready, || {
-            ports.of(id).map_or(true, |p| p.is_empty())
-        })?;
-        helpers.forget(id, Some(me));
         Ok(())
     }
 
@@ -489,7 +388,7 @@ impl Engine {
             networks
                 .leases(&net.name)
                 .retain(|owner| self.container_exists(owner))?;
-            stop_dns_if_unused(&networks, &net.name);
+            crate::net_helpers::stop_dns_if_unused(&networks, &net.name);
             match networks.remove(&net.name, &|owner| self.container_exists(owner)) {
                 Ok(_) => removed.push(net.name),
                 Err(estiba_net::Error::InUse { .. }) => {
@@ -502,68 +401,8 @@ impl Engine {
             }
         }
         self.restart_forwarders(&networks)?;
-        remove_hub_if_unused(&networks);
+        crate::net_helpers::remove_hub_if_unused(&networks);
         Ok(removed)
-    }
-
-    /// Rootless: a running container whose port forwarder was killed gets
-    /// it back.
-    fn restart_forwarders(&self, networks: &Networks) -> Result<()> {
-        if !networks.host().rootless() {
-            return Ok(());
-        }
-        for r in self.list()? {
-            let running = r.state.status == crate::record::Status::Running;
-            if running && !networks.ports().of(&r.id)?.is_empty() {
-                self.ensure_helper(&networks.forwarders(), FORWARD_COMMAND, &r.id)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The hidden command that starts a network's DNS responder.
-pub const DNS_COMMAND: &str = "internal-dns";
-/// The hidden command that starts a rootless container's port forwarder.
-pub const FORWARD_COMMAND: &str = "internal-forward";
-
-/// `internal-dns NAME` and `internal-forward ID`: starts the helper
-/// (`--serve`) with this process's stdout and stderr, and returns at once.
-pub fn helper_daemonize(command: &str, key: &str) -> Result<()> {
-    let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
-    Command::new(exe)
-        .args([command, key, "--serve"])
-        .env_remove(estiba_runtime::userns::JOIN_ENV)
-        .stdin(Stdio::null())
-        .spawn()
-        .ctx("starting", command)?;
-    Ok(())
-}
-
-/// Rootless: the hub and slirp4netns go once no network has a container.
-fn remove_hub_if_unused(networks: &Networks) {
-    if !networks.host().rootless() {
-        return;
-    }
-    let Ok(list) = networks.list() else { return };
-    let empty = list.iter().all(|n| {
-        networks
-            .leases(&n.name)
-            .holders()
-            .is_ok_and(|h| h.is_empty())
-    });
-    if empty {
-        if let Err(e) = networks.host().remove_hub() {
-            tracing::warn!(error = %e, "removing the rootless network hub");
-        }
-    }
-}
-
-fn stop_dns_if_unused(networks: &Networks, name: &str) {
-    if networks.leases(name).holders().is_ok_and(|h| h.is_empty()) {
-        if let Err(e) = networks.dns().stop(name) {
-            tracing::warn!(error = %e, network = name, "stopping the DNS responder");
-        }
     }
 }
 

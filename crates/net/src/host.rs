@@ -167,13 +167,18 @@ impl NetHost {
         start_slirp(dir, &hub)
     }
 
-    /// Rootless: removes the hub and stops slirp4netns (when no network
-    /// has a container left).
-    pub fn remove_hub(&self) -> Result<()> {
+    /// Rootless: removes the hub and stops slirp4netns if `unused` still
+    /// says so under the hub's lock (an attach takes its lease before it
+    /// makes sure of the hub, so a lease seen missing here means no attach
+    /// is past that point).
+    pub fn remove_hub(&self, unused: impl Fn() -> bool) -> Result<()> {
         let (Some(hub), NetHost::Rootless { dir }) = (self.hub(), self) else {
             return Ok(());
         };
         let _lock = crate::state::lock(&dir.join(".hub.lock"))?;
+        if !unused() {
+            return Ok(());
+        }
         crate::pidfile::stop(&dir.join("slirp4netns.pid"));
         remove_mounted_ns(&hub)
     }

@@ -102,8 +102,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             if serve {
                 ctx.engine()?.dns_serve(&network)?;
             } else {
-                estiba_engine::network::helper_daemonize(
-                    estiba_engine::network::DNS_COMMAND,
+                estiba_engine::net_helpers::helper_daemonize(
+                    estiba_engine::net_helpers::DNS_COMMAND,
                     &network,
                 )?;
             }
@@ -113,8 +113,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             if serve {
                 ctx.engine()?.forward_serve(&id)?;
             } else {
-                estiba_engine::network::helper_daemonize(
-                    estiba_engine::network::FORWARD_COMMAND,
+                estiba_engine::net_helpers::helper_daemonize(
+                    estiba_engine::net_helpers::FORWARD_COMMAND,
                     &id,
                 )?;
             }
