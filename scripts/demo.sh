@@ -49,3 +49,19 @@ echo alice-demo-password | HOME=$reg estiba login --tls-verify=false -u alice --
 HOME=$reg estiba push --tls-verify=false busybox:demo 127.0.0.1:5050/demo/busybox:1
 runuser -u estiba-demo -- env -i HOME=/home/estiba-demo PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
   XDG_RUNTIME_DIR=/tmp/estiba-demo-run sh -c "estiba pull -q --tls-verify=false 127.0.0.1:5050/demo/busybox:1 >/dev/null && estiba run --rm 127.0.0.1:5050/demo/busybox:1 echo 'pulled from estiba registry, running rootless'"
+
+echo "== networks, rootless: a web server found by name, and published on the host's 127.0.0.1:18089"
+demo_user() {
+  runuser -u estiba-demo -- env -i HOME=/home/estiba-demo PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+    XDG_RUNTIME_DIR=/tmp/estiba-demo-run "$@"
+}
+demo_user estiba rm -f demo-web >/dev/null 2>&1 || true
+demo_user estiba network rm demo-net >/dev/null 2>&1 || true
+demo_user estiba network create demo-net --subnet 10.99.0.0/24 >/dev/null
+demo_user estiba run -d --name demo-web --network demo-net -p 127.0.0.1:18089:80 busybox:demo \
+  sh -c 'mkdir /www && echo "hello from demo-web" > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+demo_user estiba run --rm --network demo-net busybox:demo \
+  sh -c 'nslookup demo-web | grep -A1 "Name:"; printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 demo-web 80 | tail -1'
+echo "curl from the host: $(curl -s --retry 5 --retry-connrefused http://127.0.0.1:18089/)"
+demo_user estiba rm -f demo-web >/dev/null
+demo_user estiba network rm demo-net >/dev/null

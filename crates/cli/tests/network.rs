@@ -430,24 +430,37 @@ fn store_table(e: &Estiba) -> String {
     format!("estiba_{h:08x}")
 }
 
-#[test]
-fn bad_network_input_is_refused_and_sets_nothing_up() {
-    if !common::require_root("bridge networks") || !common::require_tool("nft") {
-        return;
-    }
-    let e = Estiba::root().with_busybox();
-    e.ok(&["network", "create", "one", "--subnet", "10.203.0.0/24"]);
+fn bad_network_input_is_refused_and_sets_nothing_up(e: &Estiba) {
+    e.ok(&[
+        "network",
+        "create",
+        "one",
+        "--subnet",
+        &s(e, "10.203.0.0/24"),
+    ]);
     let refused = |args: &[&str], says: &str| {
         let out = e.run(args);
         assert_eq!(out.status.code(), Some(125), "{args:?}");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     };
     refused(
-        &["network", "create", "two", "--subnet", "10.203.0.128/25"],
+        &[
+            "network",
+            "create",
+            "two",
+            "--subnet",
+            &s(e, "10.203.0.128/25"),
+        ],
         "overlaps network one",
     );
     refused(
-        &["network", "create", "two", "--subnet", "10.204.0.1/24"],
+        &[
+            "network",
+            "create",
+            "two",
+            "--subnet",
+            &s(e, "10.204.0.1/24"),
+        ],
         "host bits",
     );
     refused(
@@ -460,9 +473,9 @@ fn bad_network_input_is_refused_and_sets_nothing_up() {
             "create",
             "two",
             "--subnet",
-            "10.204.0.0/24",
+            &s(e, "10.204.0.0/24"),
             "--gateway",
-            "10.205.0.1",
+            &s(e, "10.205.0.1"),
         ],
         "not a usable address",
     );
@@ -482,7 +495,14 @@ fn bad_network_input_is_refused_and_sets_nothing_up() {
         "not a usable address",
     );
     refused(
-        &["run", "--rm", "--ip", "10.203.0.9", "busybox", "true"],
+        &[
+            "run",
+            "--rm",
+            "--ip",
+            &s(e, "10.203.0.9"),
+            "busybox",
+            "true",
+        ],
         "needs --network",
     );
     refused(
@@ -498,7 +518,7 @@ fn bad_network_input_is_refused_and_sets_nothing_up() {
         "--network",
         "one",
         "--ip",
-        "10.203.0.9",
+        &s(e, "10.203.0.9"),
         "busybox",
         "sleep",
         "60",
@@ -509,7 +529,7 @@ fn bad_network_input_is_refused_and_sets_nothing_up() {
         "--network",
         "one",
         "--ip",
-        "10.203.0.9",
+        &s(e, "10.203.0.9"),
         "busybox",
         "true",
     ]);
@@ -1356,5 +1376,19 @@ fn a_container_on_two_networks_is_reachable_on_both_as_root() {
 fn a_container_on_two_networks_is_reachable_on_both_rootless() {
     if let Some(e) = setup(Mode::Rootless) {
         a_container_on_two_networks_is_reachable_on_both(&e);
+    }
+}
+
+#[test]
+fn bad_network_input_is_refused_and_sets_nothing_up_as_root() {
+    if let Some(e) = setup(Mode::Root) {
+        bad_network_input_is_refused_and_sets_nothing_up(&e);
+    }
+}
+
+#[test]
+fn bad_network_input_is_refused_and_sets_nothing_up_rootless() {
+    if let Some(e) = setup(Mode::Rootless) {
+        bad_network_input_is_refused_and_sets_nothing_up(&e);
     }
 }

@@ -526,6 +526,12 @@ impl Engine {
             "IPAddress": ip_on(name),
             "Ports": networks.ports().of(&r.id).unwrap_or_default(),
             "EgressDropped": estiba_net::egress::dropped(&networks.host().ns_path(&r.id)),
+            // Said plainly, since servers log and filter by it.
+            "ClientAddresses": if networks.host().rootless() {
+                "rootless: published ports go through a userspace forwarder; the container sees its network's gateway as the client"
+            } else {
+                "kept: published ports are kernel NAT (connections from the host's own 127.0.0.1 come from the gateway)"
+            },
         })
     }
 }
