@@ -1335,6 +1335,36 @@ fn a_container_on_two_networks_is_reachable_on_both(e: &Estiba) {
     e.ok(&["network", "connect", "right", "late"]);
     let addrs = e.ok(&["exec", "late", "ip", "-4", "-o", "addr"]);
     assert!(addrs.contains(&s(e, "eth1    inet 10.200.2.")), "{addrs}");
+    // Names on a container's second network resolve too (through its
+    // first network's responder), and only for containers on both.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rightonly",
+        "--network",
+        "right",
+        "busybox",
+        "sleep",
+        "120",
+    ]);
+    let out = e.ok(&["exec", "late", "nslookup", "rightonly"]);
+    assert!(out.contains(&s(e, "Address: 10.200.2.")), "{out}");
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "left",
+        "busybox",
+        "nslookup",
+        "rightonly",
+    ]);
+    assert!(
+        common::stdout(&out).contains("NXDOMAIN"),
+        "{}",
+        common::stdout(&out)
+    );
+    e.ok(&["rm", "-f", "rightonly"]);
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "late"])).unwrap();
     assert!(
         v[0]["NetworkSettings"]["Networks"]["right"]["IPAddress"].is_string(),

@@ -126,7 +126,14 @@ impl Engine {
         println!("{me}");
         let leases = networks.leases(name);
         let unused = || networks.get(name).is_err() || leases.holders().is_ok_and(|h| h.is_empty());
-        dns::serve(sockets, networks.leases(name), || {
+        let others = || {
+            let list = networks.list().unwrap_or_default();
+            list.iter()
+                .filter(|n| n.name != name)
+                .map(|n| networks.leases(&n.name))
+                .collect()
+        };
+        dns::serve(sockets, networks.leases(name), others, || {
             if !unused() {
                 return false;
             }

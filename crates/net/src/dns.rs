@@ -213,30 +213,60 @@ struct Pending {
     sent: Instant,
 }
 
-/// The lease file's holders, read again whenever the file changes.
-struct Holders {
-    leases: Leases,
+/// A lease file's holders, read again whenever the file changes.
+#[derive(Default)]
+struct Cached {
     seen: Option<SystemTime>,
     holders: Vec<Holder>,
 }
 
+/// The holders of every lease file the responder has read, by path.
+#[derive(Default)]
+struct Holders(HashMap<std::path::PathBuf, Cached>);
+
 impl Holders {
-    fn current(&mut self) -> &[Holder] {
-        let mtime = std::fs::metadata(self.leases.path())
+    fn of(&mut self, leases: &Leases) -> &[Holder] {
+        let entry = self.0.entry(leases.path().to_path_buf()).or_default();
+        let mtime = std::fs::metadata(leases.path())
             .and_then(|m| m.modified())
             .ok();
-        if mtime != self.seen || mtime.is_none() {
-            if let Ok(h) = self.leases.holders() {
-                self.holders = h;
-                self.seen = mtime;
+        if mtime != entry.seen || mtime.is_none() {
+            if let Ok(h) = leases.holders() {
+                entry.holders = h;
+                entry.seen = mtime;
             }
         }
-        &self.holders
+        &entry.holders
+    }
+
+    /// Who the asker at `src` may look up: this network's holders, then
+    /// those of the other networks the asker is on too (docker resolves a
+    /// container's names on all of its networks). Names on networks the
+    /// asker is not on stay out.
+    fn visible(&mut self, src: Ipv4Addr, own: &Leases, others: &[Leases]) -> Vec<Holder> {
+        let mut all = self.of(own).to_vec();
+        let Some(asker) = all.iter().find(|h| h.ip == src).map(|h| h.owner.clone()) else {
+            return all;
+        };
+        for leases in others {
+            let theirs = self.of(leases);
+            if theirs.iter().any(|h| h.owner == asker) {
+                let more: Vec<Holder> = theirs.to_vec();
+                all.extend(more);
+            }
+        }
+        all
     }
 }
 
 /// Serves until `done` says so (it is asked about once a second).
-pub fn serve(sockets: Sockets, leases: Leases, mut done: impl FnMut() -> bool) -> Result<()> {
+/// `others` lists the lease files of the store's other networks.
+pub fn serve(
+    sockets: Sockets,
+    leases: Leases,
+    others: impl Fn() -> Vec<Leases>,
+    mut done: impl FnMut() -> bool,
+) -> Result<()> {
     let Sockets { listen, upstream } = sockets;
     let listen = Arc::new(listen);
     let pending: Arc<Mutex<HashMap<u16, Pending>>> = Arc::default();
@@ -249,11 +279,7 @@ pub fn serve(sockets: Sockets, leases: Leases, mut done: impl FnMut() -> bool) -
         .set_read_timeout(Some(Duration::from_secs(1)))
         .ctx("configuring", "the DNS socket")?;
     let host = host_resolvers();
-    let mut holders = Holders {
-        leases,
-        seen: None,
-        holders: Vec::new(),
-    };
+    let mut holders = Holders::default();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let (n, client) = match listen.recv_from(&mut buf) {
@@ -276,7 +302,8 @@ pub fn serve(sockets: Sockets, leases: Leases, mut done: impl FnMut() -> bool) -
             continue;
         };
         let query = &buf[..n];
-        match decide(query, *from.ip(), holders.current(), &host) {
+        let visible = holders.visible(*from.ip(), &leases, &others());
+        match decide(query, *from.ip(), &visible, &host) {
             Decision::Reply(bytes) => {
                 let _ = listen.send_to(&bytes, client);
             }
@@ -479,6 +506,41 @@ mod tests {
         }
         let two = p.build_bytes_vec().unwrap();
         assert_eq!(answer(decide(&two, src, &h, &[])).0, RCODE::NotImplemented);
+    }
+
+    #[test]
+    fn names_on_the_askers_other_networks_are_visible_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let lease = |net: &str, owner: &str, last: u8, third: u8| {
+            let l = Leases::new(&dir.path().join(format!("{net}.json")));
+            let subnet: crate::ipam::Subnet = format!("10.9{third}.0.0/24").parse().unwrap();
+            let ip = Ipv4Addr::new(10, 90 + third, 0, last);
+            let endpoint = Endpoint {
+                names: vec![owner.to_string()],
+                dns: Vec::new(),
+                forward: true,
+            };
+            l.acquire(net, subnet, subnet.first(), owner, Some(ip), endpoint)
+                .unwrap();
+            l
+        };
+        let a = lease("a", "x", 2, 1);
+        lease("a", "y", 3, 1);
+        let b = lease("b", "x", 2, 2);
+        lease("b", "z", 3, 2);
+        let c = lease("c", "w", 2, 3);
+        let mut h = Holders::default();
+        let names = |v: Vec<Holder>| v.into_iter().map(|h| h.owner).collect::<Vec<_>>();
+        let x = Ipv4Addr::new(10, 91, 0, 2);
+        let seen = names(h.visible(x, &a, &[b.clone(), c.clone()]));
+        assert!(
+            seen.contains(&"y".into()) && seen.contains(&"z".into()),
+            "{seen:?}"
+        );
+        assert!(!seen.contains(&"w".into()), "{seen:?}");
+        // y is on a only: it sees a's names alone.
+        let y = Ipv4Addr::new(10, 91, 0, 3);
+        assert_eq!(names(h.visible(y, &a, &[b, c])), ["x", "y"]);
     }
 
     #[test]

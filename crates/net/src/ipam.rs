@@ -116,6 +116,7 @@ pub struct Holder {
 }
 
 /// The leases of one network.
+#[derive(Clone, Debug)]
 pub struct Leases {
     path: PathBuf,
 }
