@@ -9,7 +9,11 @@ use crate::{Error, IoContext, Result};
 
 /// The recorded process's pid, if it still runs (and is not a zombie).
 pub fn alive(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
+    alive_as(&std::fs::read_to_string(path).ok()?)
+}
+
+/// The pid in `pid starttime` if that process still runs.
+fn alive_as(text: &str) -> Option<i32> {
     let (pid, started) = text.trim().split_once(' ')?;
     let (pid, started): (i32, u64) = (pid.parse().ok()?, started.parse().ok()?);
     (estiba_store::live_process_start_time(pid) == Some(started)).then_some(pid)
@@ -33,6 +37,20 @@ pub fn stop(path: &Path) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
     let _ = std::fs::remove_file(path);
+}
+
+/// Like [`stop`], and waits (up to two seconds) until the process is gone:
+/// what it held open must be free before it is removed.
+pub fn stop_and_wait(path: &Path) {
+    let recorded = std::fs::read_to_string(path).ok();
+    stop(path);
+    let Some(text) = recorded else { return };
+    for _ in 0..40 {
+        if alive_as(&text).is_none() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// A directory of helpers of one kind, one per key (a network's name, a
