@@ -60,11 +60,7 @@ trap cleanup EXIT
 
 # Images: busybox, and busybox with the host's iperf3 and its libraries.
 scripts/busybox-rootfs.sh "$work/busybox.tar"
-mkdir "$work/iperf-root"
-tar -xf "$work/busybox.tar" -C "$work/iperf-root"
-iperf=$(command -v iperf3)
-cp --parents "$iperf" $(ldd "$iperf" | grep -o '/[^ ]*') "$work/iperf-root/"
-tar -C "$work/iperf-root" -cf "$work/iperf.tar" .
+scripts/busybox-rootfs.sh "$work/iperf.tar" "$(command -v iperf3)"
 chmod 644 "$work"/*.tar
 "$estiba" import "$work/busybox.tar" bench/busybox >/dev/null
 "$estiba" import "$work/iperf.tar" bench/iperf >/dev/null

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds a busybox root filesystem tarball from Debian's busybox-static:
-# scripts/busybox-rootfs.sh OUT.tar
-# Tests and the demo import it, since no image can be pulled here.
+# scripts/busybox-rootfs.sh OUT.tar [HOST_BINARY…]
+# Tests and the demo import it, since no image can be pulled here. Each
+# HOST_BINARY (e.g. /usr/bin/iperf3) is copied in with the libraries ldd
+# names, at the same paths.
 set -euo pipefail
-out=${1:?usage: busybox-rootfs.sh OUT.tar}
+out=${1:?usage: busybox-rootfs.sh OUT.tar [HOST_BINARY...]}
+shift
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] && "$busybox" --list >/dev/null 2>&1 || { echo "busybox-static is not installed (apt-get install busybox-static)" >&2; exit 1; }
 dir=$(mktemp -d)
@@ -24,6 +27,9 @@ user:x:1000:
 nogroup:x:65534:
 G
 echo '<h1>hello from estiba</h1>' > "$dir/var/www/index.html"
+for extra in "$@"; do
+  cp --parents "$extra" $(ldd "$extra" | grep -o '/[^ ]*') "$dir/"
+done
 chmod 755 "$dir"
 chmod 1777 "$dir/tmp"
 chown -R 1000:1000 "$dir/home/user"

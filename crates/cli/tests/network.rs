@@ -1422,3 +1422,88 @@ fn bad_network_input_is_refused_and_sets_nothing_up_rootless() {
         bad_network_input_is_refused_and_sets_nothing_up(&e);
     }
 }
+
+/// UDP through a published port (iperf3's UDP test: a TCP control
+/// connection and UDP datagrams both ways, on one port number): kernel NAT
+/// as root, the userspace forwarder rootless.
+fn udp_published_ports_carry_datagrams(e: &Estiba) {
+    let tar = common::iperf_tar().to_str().unwrap().to_string();
+    e.ok(&["import", &tar, "iperf"]);
+    e.ok(&[
+        "network",
+        "create",
+        "udpnet",
+        "--subnet",
+        &s(e, "10.209.2.0/24"),
+    ]);
+    let port = free_port();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ipsrv",
+        "--network",
+        "udpnet",
+        "-p",
+        &format!("127.0.0.1:{port}:5201"),
+        "-p",
+        &format!("127.0.0.1:{port}:5201/udp"),
+        "iperf",
+        "iperf3",
+        "-s",
+    ]);
+    let listed = e.ok(&["port", "ipsrv"]);
+    assert!(
+        listed.contains(&format!("5201/udp -> 127.0.0.1:{port}")),
+        "{listed}"
+    );
+    let mut report = serde_json::Value::Null;
+    for _ in 0..20 {
+        let out = std::process::Command::new("iperf3")
+            .args([
+                "-c",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                "-b",
+                "20M",
+                "-t",
+                "2",
+                "-J",
+            ])
+            .output()
+            .unwrap();
+        report = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let sum = &report["end"]["sum"];
+    let packets = sum["packets"].as_u64().unwrap_or(0);
+    let lost = sum["lost_percent"].as_f64().unwrap_or(100.0);
+    assert!(packets > 100 && lost < 50.0, "{report}");
+    e.ok(&["rm", "-f", "ipsrv"]);
+    e.ok(&["network", "rm", "udpnet"]);
+}
+
+#[test]
+fn udp_published_ports_carry_datagrams_as_root() {
+    if !common::require_tool("iperf3") {
+        return;
+    }
+    if let Some(e) = setup(Mode::Root) {
+        udp_published_ports_carry_datagrams(&e);
+    }
+}
+
+#[test]
+fn udp_published_ports_carry_datagrams_rootless() {
+    if !common::require_tool("iperf3") {
+        return;
+    }
+    if let Some(e) = setup(Mode::Rootless) {
+        udp_published_ports_carry_datagrams(&e);
+    }
+}

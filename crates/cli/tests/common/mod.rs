@@ -110,6 +110,25 @@ pub fn busybox_tar() -> &'static Path {
     })
 }
 
+/// A busybox root filesystem with the host's iperf3 and its libraries.
+pub fn iperf_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("estiba-iperf-{}.tar", std::process::id()));
+        let status = Command::new(workspace().join("scripts/busybox-rootfs.sh"))
+            .arg(&path)
+            .arg("/usr/bin/iperf3")
+            .status()
+            .expect("busybox-rootfs.sh");
+        assert!(
+            status.success(),
+            "building the iperf3 rootfs failed: is iperf3 installed?"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    })
+}
+
 /// One estiba installation: a private store and runtime root, used as root
 /// or as the test user.
 pub struct Estiba {
