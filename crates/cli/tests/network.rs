@@ -1,9 +1,14 @@
-//! Bridge networks as root: an address per container from the network's
-//! IPAM, names in /etc/hosts, networks kept apart by nftables, and nothing
-//! left behind. Traffic stays between containers this test makes.
+//! Networks, as root and rootless: an address per container from the
+//! network's IPAM, names through each network's DNS responder, networks kept
+//! apart by nftables, published ports (kernel NAT as root, the userspace
+//! forwarder rootless), egress control, pods on networks, and nothing left
+//! behind. Traffic stays between containers and test namespaces this test
+//! makes, and the host's 127.0.0.1.
 //!
-//! Every test gives its networks explicit subnets of its own (10.20x.*): the
-//! tests run in parallel, each with its own store, on one host.
+//! Most tests are one function run twice, `*_as_root` and `*_rootless` (as
+//! a freshly created user). The tests run in parallel, each with its own
+//! store, on one host: every test gives its networks subnets of its own
+//! (10.20x as root, 10.21x rootless; test hosts 10.23x and 10.24x).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
