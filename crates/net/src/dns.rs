@@ -365,6 +365,7 @@ fn relay_answers(upstream: &UdpSocket, listen: &UdpSocket, pending: &Mutex<HashM
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let Ok((n, from)) = upstream.recv_from(&mut buf) else {
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         if n < 2 {

@@ -80,6 +80,8 @@ pub fn serve(
 fn accept_loop(listener: &TcpListener, target: SocketAddr) {
     loop {
         let Ok((client, _)) = listener.accept() else {
+            // Out of descriptors, most likely: let some connections end.
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         std::thread::spawn(move || {
@@ -142,6 +144,7 @@ fn udp_loop(listener: UdpSocket, target: SocketAddr) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, client)) = listener.recv_from(&mut buf) else {
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         let Ok(mut table) = clients.lock() else {
