@@ -135,60 +135,59 @@ impl Engine {
             wanted,
             endpoint,
         )?;
+        // Nothing half set up: whatever fails from here gives back the
+        // lease, namespace, ports and helpers again.
+        match self.attach_leased(&networks, &net, record, ip, exposed, &policy) {
+            Ok(attached) => Ok(Some(attached)),
+            Err(e) => {
+                self.detach_member(record);
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of an attach, once the lease is taken: hub and bridge,
+    /// namespace and veth pairs, DNS, egress rules, ports.
+    fn attach_leased(
+        &self,
+        networks: &Networks,
+        net: &NetworkRecord,
+        record: &Member,
+        ip: Ipv4Addr,
+        exposed: &[String],
+        policy: &estiba_net::egress::Policy,
+    ) -> Result<Attached> {
         let host = networks.host();
         if let Some(warning) = host.ensure_hub()? {
             tracing::warn!("{warning}");
         }
-        if !attach::bridge_exists(host, &net) {
+        if !attach::bridge_exists(host, net) {
             networks.sync_firewall()?;
         }
-        let maps = port_maps(record, exposed, net.internal, name)?;
-        let netns = attach::attach(host, &net, record.id, ip)?;
-        if let Err(e) = self.ensure_dns(&networks, &net) {
-            self.detach_member(record);
-            return Err(e);
-        }
+        let maps = port_maps(record, exposed, net.internal, &net.name)?;
+        let netns = attach::attach(host, net, record.id, ip)?;
+        self.ensure_dns(networks, net)?;
         // More networks: another interface each.
         let mut own = vec![net.subnet.clone()];
-        for extra in &o.extra_networks {
-            match self.attach_extra(&networks, record, extra, policy.is_open()) {
-                Ok(subnet) => own.push(subnet),
-                Err(e) => {
-                    self.detach_member(record);
-                    return Err(e);
-                }
-            }
+        for extra in &record.options.extra_networks {
+            own.push(self.attach_extra(networks, record, extra, policy.is_open())?);
         }
-        if let Err(e) = estiba_net::egress::apply(&netns, &policy, &own) {
-            self.detach_member(record);
-            return Err(e.into());
-        }
-        let ports = match networks.ports().publish(record.id, &maps, ip, &net.bridge) {
-            Ok(p) => p,
-            Err(e) => {
-                // Nothing half set up: the namespace and lease go again.
-                self.detach_member(record);
-                return Err(e.into());
-            }
-        };
+        estiba_net::egress::apply(&netns, policy, &own)?;
+        let ports = networks
+            .ports()
+            .publish(record.id, &maps, ip, &net.bridge)?;
         if host.rootless() && !ports.is_empty() {
-            if let Err(e) = self.ensure_helper(
-                &networks.forwarders(),
-                crate::net_helpers::FORWARD_COMMAND,
-                record.id,
-            ) {
-                self.detach_member(record);
-                return Err(e);
-            }
+            let forwarders = networks.forwarders();
+            self.ensure_helper(&forwarders, crate::net_helpers::FORWARD_COMMAND, record.id)?;
         }
-        let hosts = hosts_of(&leases.holders()?);
-        Ok(Some(Attached {
+        let hosts = hosts_of(&networks.leases(&net.name).holders()?);
+        Ok(Attached {
             netns,
             ip,
             gateway: net.gateway,
             hosts,
             ports,
-        }))
+        })
     }
 
     /// Gives back a container's or a pod's namespace, veth pair and lease.
