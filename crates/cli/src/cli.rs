@@ -821,7 +821,16 @@ pub enum NetworkCommand {
     /// Remove every network no container uses.
     Prune,
     /// Put a container on one more network (at once if it runs).
-    Connect { network: String, container: String },
+    Connect {
+        network: String,
+        container: String,
+        /// Another name the container answers to on this network.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// The container's address on this network.
+        #[arg(long)]
+        ip: Option<String>,
+    },
     /// Take a container off a network it joined besides its first.
     Disconnect { network: String, container: String },
 }

@@ -1337,9 +1337,29 @@ fn a_container_on_two_networks_is_reachable_on_both(e: &Estiba) {
         "sleep",
         "120",
     ]);
-    e.ok(&["network", "connect", "right", "late"]);
+    let ip = s(e, "10.200.2.77");
+    e.ok(&[
+        "network",
+        "connect",
+        "--alias",
+        "late-right",
+        "--ip",
+        &ip,
+        "right",
+        "late",
+    ]);
     let addrs = e.ok(&["exec", "late", "ip", "-4", "-o", "addr"]);
-    assert!(addrs.contains(&s(e, "eth1    inet 10.200.2.")), "{addrs}");
+    assert!(addrs.contains(&format!("eth1    inet {ip}/24")), "{addrs}");
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "right",
+        "busybox",
+        "nslookup",
+        "late-right",
+    ]);
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
     // Names on a container's second network resolve too (through its
     // first network's responder), and only for containers on both.
     e.ok(&[

@@ -116,13 +116,7 @@ impl Engine {
             .options
             .ip
             .as_deref()
-            .map(|ip| {
-                ip.parse::<Ipv4Addr>().map_err(|_| Error::Invalid {
-                    what: "--ip",
-                    value: ip.to_string(),
-                    why: "not an IPv4 address".into(),
-                })
-            })
+            .map(|ip| parse_ip("--ip", ip))
             .transpose()?;
         let o = &record.options;
         let policy = egress_policy(o, &net)?;
@@ -244,8 +238,23 @@ impl Engine {
         let net = networks.get_or_default(name)?;
         let leases = networks.leases(name);
         leases.retain(|owner| owner == record.id || self.container_exists(owner))?;
-        let endpoint = endpoint(record, open && !net.internal)?;
-        let ip = leases.acquire(name, net.subnet()?, net.gateway, record.id, None, endpoint)?;
+        let mut endpoint = endpoint(record, open && !net.internal)?;
+        let extra = record.options.extra_network_options.get(name);
+        endpoint
+            .names
+            .extend(extra.iter().flat_map(|x| x.aliases.iter().cloned()));
+        let wanted = extra
+            .and_then(|x| x.ip.as_deref())
+            .map(|ip| parse_ip("--ip", ip))
+            .transpose()?;
+        let ip = leases.acquire(
+            name,
+            net.subnet()?,
+            net.gateway,
+            record.id,
+            wanted,
+            endpoint,
+        )?;
         let host = networks.host();
         if !attach::bridge_exists(host, &net) {
             networks.sync_firewall()?;
@@ -263,8 +272,22 @@ impl Engine {
 
     /// `network connect NETWORK CONTAINER`: one more network, at once if
     /// the container runs, else from its next start.
-    pub fn network_connect(&self, name: &str, wanted: &str) -> Result<()> {
-        let r = self.find(wanted)?;
+    pub fn network_connect(
+        &self,
+        name: &str,
+        wanted: &str,
+        extra: crate::record::ExtraNetwork,
+    ) -> Result<()> {
+        for alias in &extra.aliases {
+            if !valid_dns_name(alias) {
+                return Err(Error::Invalid {
+                    what: "--alias",
+                    value: alias.clone(),
+                    why: "not a valid DNS name (letters, digits, '-' and '.')".into(),
+                });
+            }
+        }
+        let mut r = self.find(wanted)?;
         let o = &r.options;
         if matches!(o.network.as_str(), "none" | "host" | "") || o.pod.is_some() {
             return Err(Error::Invalid {
@@ -281,14 +304,22 @@ impl Engine {
                 why: format!("it is already on network {name}"),
             });
         }
-        self.check_network(name, None)?;
+        self.check_network(name, extra.ip.as_deref())?;
         let networks = self.networks()?;
+        let policy = egress_policy(o, &networks.get_or_default(&o.network)?)?;
+        r.options.extra_networks.push(name.to_string());
+        r.options
+            .extra_network_options
+            .insert(name.to_string(), extra.clone());
         if r.state.status == crate::record::Status::Running {
-            let policy = egress_policy(o, &networks.get_or_default(&o.network)?)?;
             self.attach_extra(&networks, &Member::from(&r), name, policy.is_open())?;
         }
-        self.records
-            .update(&r.id, |r| r.options.extra_networks.push(name.to_string()))?;
+        self.records.update(&r.id, |rec| {
+            rec.options.extra_networks.push(name.to_string());
+            rec.options
+                .extra_network_options
+                .insert(name.to_string(), extra);
+        })?;
         Ok(())
     }
 
@@ -318,8 +349,10 @@ impl Engine {
         attach::detach_extra(networks.host(), &net, &r.id)?;
         networks.leases(name).release(&r.id)?;
         crate::net_helpers::stop_dns_if_unused(&networks, name);
-        self.records
-            .update(&r.id, |r| r.options.extra_networks.retain(|n| n != name))?;
+        self.records.update(&r.id, |r| {
+            r.options.extra_networks.retain(|n| n != name);
+            r.options.extra_network_options.remove(name);
+        })?;
         Ok(())
     }
 
@@ -425,6 +458,14 @@ pub fn valid_dns_name(name: &str) -> bool {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+}
+
+fn parse_ip(what: &'static str, ip: &str) -> Result<Ipv4Addr> {
+    ip.parse().map_err(|_| Error::Invalid {
+        what,
+        value: ip.to_string(),
+        why: "not an IPv4 address".into(),
+    })
 }
 
 /// The container's egress policy: its flags, else its network's default.

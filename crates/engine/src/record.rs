@@ -70,6 +70,10 @@ pub struct CreateOptions {
     /// interface (`eth1`, …); the default route stays on the first.
     #[serde(default)]
     pub extra_networks: Vec<String>,
+    /// `network connect --alias/--ip`: per further network, its own
+    /// aliases and wanted address.
+    #[serde(default)]
+    pub extra_network_options: std::collections::BTreeMap<String, ExtraNetwork>,
     /// `--ip`: the address wanted on the (first) network.
     #[serde(default)]
     pub ip: Option<String>,
@@ -121,6 +125,15 @@ pub struct CreateOptions {
     /// Health check flags as given; merged with the image's at create.
     #[serde(default)]
     pub health: Option<crate::health::HealthConfig>,
+}
+
+/// What `network connect` was told about one network.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraNetwork {
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -300,8 +300,17 @@ fn network(ctx: &Context, cmd: &crate::cli::NetworkCommand) -> Result<u8> {
                 println!("{n}");
             }
         }
-        NetworkCommand::Connect { network, container } => {
-            engine.network_connect(network, container)?;
+        NetworkCommand::Connect {
+            network,
+            container,
+            alias,
+            ip,
+        } => {
+            let extra = estiba_engine::record::ExtraNetwork {
+                aliases: alias.clone(),
+                ip: ip.clone(),
+            };
+            engine.network_connect(network, container, extra)?;
         }
         NetworkCommand::Disconnect { network, container } => {
             engine.network_disconnect(network, container)?;

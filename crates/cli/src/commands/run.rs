@@ -46,6 +46,7 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
             }
         }),
         extra_networks: networks.iter().skip(1).cloned().collect(),
+        extra_network_options: Default::default(),
         ip: args.ip.clone(),
         publish: args.publish.clone(),
         publish_all: args.publish_all,
