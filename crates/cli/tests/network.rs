@@ -1171,6 +1171,27 @@ fn a_pods_containers_share_one_address_on_its_network(e: &Estiba) {
         "{}",
         stderr(&out)
     );
+    // Its containers' own names lead to the pod's address too.
+    let out = fetch(e, "podnet", "front");
+    assert!(
+        common::stdout(&out).contains("pod-page"),
+        "{}",
+        stderr(&out)
+    );
+    e.ok(&["rm", "-f", "side"]);
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "podnet",
+        "busybox",
+        "nslookup",
+        "side",
+    ]);
+    assert!(
+        common::stdout(&out).contains("NXDOMAIN"),
+        "a removed member still resolves"
+    );
     assert!(host_get(port.parse().unwrap()).contains("pod-page"));
     // A pod's member cannot pick a network of its own.
     let out = e.run(&[

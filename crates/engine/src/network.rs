@@ -95,6 +95,9 @@ impl Engine {
 
     /// Gives back a container's namespace, veth pair and lease.
     pub(crate) fn detach_network(&self, record: &ContainerRecord) {
+        if record.options.pod.is_some() {
+            self.pod_member_leaves(record);
+        }
         self.detach_member(&Member::from(record));
     }
 

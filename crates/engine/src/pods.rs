@@ -345,16 +345,44 @@ pub fn infra_main(hostname: &str, share_pid: bool, netns: Option<&std::path::Pat
 }
 
 impl Engine {
+    /// A pod member is going: its names leave the pod's lease.
+    pub(crate) fn pod_member_leaves(&self, member: &ContainerRecord) {
+        let Some(pod) = member
+            .options
+            .pod
+            .as_deref()
+            .and_then(|p| self.find_pod(p).ok())
+        else {
+            return;
+        };
+        if !pod.networked() {
+            return;
+        }
+        if let Ok(networks) = self.networks() {
+            let leases = networks.leases(&pod.network.network);
+            if let Err(e) = leases.change_names(&pod.id, &member_names(member), false) {
+                tracing::warn!(error = %e, id = %member.id, "removing a pod member's names");
+            }
+        }
+    }
+
     /// What a pod's containers get from the pod's network: its address,
     /// gateway and neighbours, for their /etc files. None if the pod is on
     /// no network.
-    pub(crate) fn pod_attached(&self, pod_id: &str) -> Result<Option<Attached>> {
+    pub(crate) fn pod_attached(&self, member: &ContainerRecord) -> Result<Option<Attached>> {
+        let Some(pod_id) = member.options.pod.as_deref() else {
+            return Ok(None);
+        };
         let pod = self.find_pod(pod_id)?;
         if !pod.networked() {
             return Ok(None);
         }
         let networks = self.networks()?;
         let net = networks.get(&pod.network.network)?;
+        // The member answers at the pod's address, by its own name too.
+        networks
+            .leases(&net.name)
+            .change_names(&pod.id, &member_names(member), true)?;
         let holders = networks.leases(&net.name).holders()?;
         let ip = holders
             .iter()
@@ -373,4 +401,12 @@ impl Engine {
             ports: Vec::new(),
         }))
     }
+}
+
+/// The names a pod member adds to its pod's lease.
+fn member_names(member: &ContainerRecord) -> Vec<String> {
+    [member.name.clone(), member.id[..12].to_string()]
+        .into_iter()
+        .filter(|n| crate::network::valid_dns_name(n))
+        .collect()
 }

@@ -130,7 +130,7 @@ pub fn write_bundle(
     // A pod's containers share the pod's attachment (they join its
     // namespaces); others get their own.
     let attached = match &record.options.pod {
-        Some(pod) => engine.pod_attached(pod)?,
+        Some(_) => engine.pod_attached(record)?,
         None => engine.attach_network(record, &defaults.exposed)?,
     };
     let cfg = resolve(

@@ -201,6 +201,24 @@ impl Leases {
         })
     }
 
+    /// Adds (or, with `add` false, removes) names of `owner`'s lease: a
+    /// pod's containers answer at the pod's address.
+    pub fn change_names(&self, owner: &str, names: &[String], add: bool) -> Result<()> {
+        self.with(|file| {
+            if let Some(e) = file.endpoints.get_mut(owner) {
+                for n in names {
+                    let has = e.names.contains(n);
+                    if add && !has {
+                        e.names.push(n.clone());
+                    } else if !add && has {
+                        e.names.retain(|x| x != n);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     pub fn all(&self) -> Result<BTreeMap<Ipv4Addr, String>> {
         self.with(|file| Ok(file.leases.clone()))
     }
