@@ -5,8 +5,8 @@
 //! behind. Traffic stays between containers and test namespaces this test
 //! makes, and the host's 127.0.0.1.
 //!
-//! Most tests are one function run twice, `*_as_root` and `*_rootless` (as
-//! a freshly created user). The tests run in parallel, each with its own
+//! Most tests are one function run twice, `NAME::as_root` and
+//! `NAME::rootless` (as a freshly created user). The tests run in parallel, each with its own
 //! store, on one host: every test gives its networks subnets of its own
 //! (10.20x as root, 10.21x rootless; test hosts 10.23x and 10.24x).
 
@@ -15,6 +15,41 @@
 mod common;
 
 use common::{stderr, Estiba};
+
+/// Each test below is one function run twice, as root and as a freshly
+/// created user: `NAME::as_root` and `NAME::rootless`.
+macro_rules! as_root_and_rootless {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn as_root() {
+                if let Some(e) = super::setup(super::Mode::Root) {
+                    super::$name(&e);
+                }
+            }
+
+            #[test]
+            fn rootless() {
+                if let Some(e) = super::setup(super::Mode::Rootless) {
+                    super::$name(&e);
+                }
+            }
+        }
+    )*};
+}
+
+as_root_and_rootless!(
+    containers_on_a_network_reach_each_other_and_no_one_else,
+    leases_and_links_never_outlive_their_containers,
+    published_ports_reach_the_container_from_the_host,
+    an_internal_network_has_no_route_out,
+    egress_allow_and_deny_are_enforced_inside_the_container,
+    names_resolve_through_the_networks_own_dns_and_only_there,
+    a_pods_containers_share_one_address_on_its_network,
+    a_container_on_two_networks_is_reachable_on_both,
+    bad_network_input_is_refused_and_sets_nothing_up,
+    udp_published_ports_carry_datagrams,
+);
 
 /// Networks as root (bridges on the host, kernel NAT) or rootless (bridges
 /// in the user's hub namespace, slirp4netns, the userspace forwarder).
@@ -1210,104 +1245,6 @@ fn a_pods_containers_share_one_address_on_its_network(e: &Estiba) {
     e.ok(&["network", "rm", "podnet"]);
 }
 
-#[test]
-fn containers_on_a_network_reach_each_other_and_no_one_else_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        containers_on_a_network_reach_each_other_and_no_one_else(&e);
-    }
-}
-
-#[test]
-fn containers_on_a_network_reach_each_other_and_no_one_else_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        containers_on_a_network_reach_each_other_and_no_one_else(&e);
-    }
-}
-
-#[test]
-fn leases_and_links_never_outlive_their_containers_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        leases_and_links_never_outlive_their_containers(&e);
-    }
-}
-
-#[test]
-fn leases_and_links_never_outlive_their_containers_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        leases_and_links_never_outlive_their_containers(&e);
-    }
-}
-
-#[test]
-fn published_ports_reach_the_container_from_the_host_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        published_ports_reach_the_container_from_the_host(&e);
-    }
-}
-
-#[test]
-fn published_ports_reach_the_container_from_the_host_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        published_ports_reach_the_container_from_the_host(&e);
-    }
-}
-
-#[test]
-fn an_internal_network_has_no_route_out_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        an_internal_network_has_no_route_out(&e);
-    }
-}
-
-#[test]
-fn an_internal_network_has_no_route_out_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        an_internal_network_has_no_route_out(&e);
-    }
-}
-
-#[test]
-fn egress_allow_and_deny_are_enforced_inside_the_container_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        egress_allow_and_deny_are_enforced_inside_the_container(&e);
-    }
-}
-
-#[test]
-fn egress_allow_and_deny_are_enforced_inside_the_container_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        egress_allow_and_deny_are_enforced_inside_the_container(&e);
-    }
-}
-
-#[test]
-fn names_resolve_through_the_networks_own_dns_and_only_there_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        names_resolve_through_the_networks_own_dns_and_only_there(&e);
-    }
-}
-
-#[test]
-fn names_resolve_through_the_networks_own_dns_and_only_there_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        names_resolve_through_the_networks_own_dns_and_only_there(&e);
-    }
-}
-
-#[test]
-fn a_pods_containers_share_one_address_on_its_network_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        a_pods_containers_share_one_address_on_its_network(&e);
-    }
-}
-
-#[test]
-fn a_pods_containers_share_one_address_on_its_network_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        a_pods_containers_share_one_address_on_its_network(&e);
-    }
-}
-
 fn a_container_on_two_networks_is_reachable_on_both(e: &Estiba) {
     e.ok(&[
         "network",
@@ -1441,38 +1378,13 @@ fn a_container_on_two_networks_is_reachable_on_both(e: &Estiba) {
     e.ok(&["network", "rm", "left", "right"]);
 }
 
-#[test]
-fn a_container_on_two_networks_is_reachable_on_both_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        a_container_on_two_networks_is_reachable_on_both(&e);
-    }
-}
-
-#[test]
-fn a_container_on_two_networks_is_reachable_on_both_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        a_container_on_two_networks_is_reachable_on_both(&e);
-    }
-}
-
-#[test]
-fn bad_network_input_is_refused_and_sets_nothing_up_as_root() {
-    if let Some(e) = setup(Mode::Root) {
-        bad_network_input_is_refused_and_sets_nothing_up(&e);
-    }
-}
-
-#[test]
-fn bad_network_input_is_refused_and_sets_nothing_up_rootless() {
-    if let Some(e) = setup(Mode::Rootless) {
-        bad_network_input_is_refused_and_sets_nothing_up(&e);
-    }
-}
-
 /// UDP through a published port (iperf3's UDP test: a TCP control
 /// connection and UDP datagrams both ways, on one port number): kernel NAT
 /// as root, the userspace forwarder rootless.
 fn udp_published_ports_carry_datagrams(e: &Estiba) {
+    if !common::require_tool("iperf3") {
+        return;
+    }
     let tar = common::iperf_tar().to_str().unwrap().to_string();
     e.ok(&["import", &tar, "iperf"]);
     e.ok(&[
@@ -1532,24 +1444,4 @@ fn udp_published_ports_carry_datagrams(e: &Estiba) {
     assert!(packets > 100 && lost < 50.0, "{report}");
     e.ok(&["rm", "-f", "ipsrv"]);
     e.ok(&["network", "rm", "udpnet"]);
-}
-
-#[test]
-fn udp_published_ports_carry_datagrams_as_root() {
-    if !common::require_tool("iperf3") {
-        return;
-    }
-    if let Some(e) = setup(Mode::Root) {
-        udp_published_ports_carry_datagrams(&e);
-    }
-}
-
-#[test]
-fn udp_published_ports_carry_datagrams_rootless() {
-    if !common::require_tool("iperf3") {
-        return;
-    }
-    if let Some(e) = setup(Mode::Rootless) {
-        udp_published_ports_carry_datagrams(&e);
-    }
 }

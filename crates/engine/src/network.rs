@@ -113,8 +113,6 @@ impl Engine {
         }
         let networks = self.networks()?;
         let net = networks.get_or_default(name)?;
-        let leases = networks.leases(name);
-        leases.retain(|owner| owner == record.id || self.container_exists(owner))?;
         let wanted = record
             .options
             .ip
@@ -124,14 +122,7 @@ impl Engine {
         let o = &record.options;
         let policy = egress_policy(o, &net)?;
         let endpoint = endpoint(record, policy.is_open() && !net.internal)?;
-        let ip = leases.acquire(
-            name,
-            net.subnet()?,
-            net.gateway,
-            record.id,
-            wanted,
-            endpoint,
-        )?;
+        let ip = self.take_lease(&networks, &net, record, wanted, endpoint)?;
         // Nothing half set up: whatever fails from here gives back the
         // lease, namespace, ports and helpers again.
         match self.attach_leased(&networks, &net, record, ip, exposed, &policy) {
@@ -230,6 +221,22 @@ impl Engine {
         crate::net_helpers::remove_hub_if_unused(&networks);
     }
 
+    /// Takes (or finds again) the member's lease on `net`, after reclaiming
+    /// the leases of owners that are gone (a `kill -9` at the wrong moment).
+    fn take_lease(
+        &self,
+        networks: &Networks,
+        net: &NetworkRecord,
+        record: &Member,
+        wanted: Option<Ipv4Addr>,
+        endpoint: Endpoint,
+    ) -> Result<Ipv4Addr> {
+        let leases = networks.leases(&net.name);
+        leases.retain(|owner| owner == record.id || self.container_exists(owner))?;
+        let subnet = net.subnet()?;
+        Ok(leases.acquire(&net.name, subnet, net.gateway, record.id, wanted, endpoint)?)
+    }
+
     /// Puts an attached container on one more network; returns its subnet.
     fn attach_extra(
         &self,
@@ -239,8 +246,6 @@ impl Engine {
         open: bool,
     ) -> Result<String> {
         let net = networks.get_or_default(name)?;
-        let leases = networks.leases(name);
-        leases.retain(|owner| owner == record.id || self.container_exists(owner))?;
         let mut endpoint = endpoint(record, open && !net.internal)?;
         let extra = record.options.extra_network_options.get(name);
         endpoint
@@ -250,14 +255,7 @@ impl Engine {
             .and_then(|x| x.ip.as_deref())
             .map(|ip| parse_ip("--ip", ip))
             .transpose()?;
-        let ip = leases.acquire(
-            name,
-            net.subnet()?,
-            net.gateway,
-            record.id,
-            wanted,
-            endpoint,
-        )?;
+        let ip = self.take_lease(networks, &net, record, wanted, endpoint)?;
         let host = networks.host();
         if !attach::bridge_exists(host, &net) {
             networks.sync_firewall()?;
@@ -267,7 +265,7 @@ impl Engine {
             .and_then(|()| self.ensure_dns(networks, &net));
         if let Err(e) = attached {
             let _ = attach::detach_extra(host, &net, record.id);
-            let _ = leases.release(record.id);
+            let _ = networks.leases(name).release(record.id);
             return Err(e);
         }
         Ok(net.subnet)
