@@ -105,6 +105,11 @@ fn web(e: &Estiba, name: &str, network: &str, body: &str) {
 
 /// Fetches `http://host/` from a new container on `network`.
 fn fetch(e: &Estiba, network: &str, host: &str) -> std::process::Output {
+    fetch_port(e, network, host, 80)
+}
+
+/// Fetches `http://host:port/` from a new container on `network`.
+fn fetch_port(e: &Estiba, network: &str, host: &str, port: u16) -> std::process::Output {
     e.run(&[
         "run",
         "--rm",
@@ -113,7 +118,7 @@ fn fetch(e: &Estiba, network: &str, host: &str) -> std::process::Output {
         "busybox",
         "sh",
         "-c",
-        &format!("{HTTP_GET} {host} 80"),
+        &format!("{HTTP_GET} {host} {port}"),
     ])
 }
 
@@ -824,18 +829,7 @@ fn an_internal_network_has_no_route_out(e: &Estiba) {
         &s(e, "10.206.1.0/24"),
         "--internal",
     ]);
-    let reach = |network: &str| {
-        e.run(&[
-            "run",
-            "--rm",
-            "--network",
-            network,
-            "busybox",
-            "sh",
-            "-c",
-            &format!("{HTTP_GET} {} 8080", s(e, "10.231.0.2")),
-        ])
-    };
+    let reach = |network: &str| fetch_port(e, network, &s(e, "10.231.0.2"), 8080);
     let out = reach("open");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
@@ -955,30 +949,12 @@ fn egress_allow_and_deny_are_enforced_inside_the_container(e: &Estiba) {
         "--egress-allow",
         &s(e, "10.233.0.2:8080"),
     ]);
-    let out = e.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "locked",
-        "busybox",
-        "sh",
-        "-c",
-        &format!("{HTTP_GET} {} 8080", s(e, "10.232.0.2")),
-    ]);
+    let out = fetch_port(e, "locked", &s(e, "10.232.0.2"), 8080);
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
         "the network's deny did not apply"
     );
-    let out = e.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "locked",
-        "busybox",
-        "sh",
-        "-c",
-        &format!("{HTTP_GET} {} 8080", s(e, "10.233.0.2")),
-    ]);
+    let out = fetch_port(e, "locked", &s(e, "10.233.0.2"), 8080);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("test-host-page"),
         "the network's allow-list did not apply"
