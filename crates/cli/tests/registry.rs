@@ -264,6 +264,140 @@ fn skopeo_digest(image: &str, creds: Option<&str>) -> String {
         .to_string()
 }
 
+/// skopeo copying between two repositories of one registry, through the
+/// token flow: every layer is mounted from the source, none uploaded. The
+/// challenge must name the source's pull scope for a token client to ask
+/// for it (it named only the target's push before, so every mount fell
+/// back to an upload).
+#[test]
+fn skopeo_copy_between_repositories_mounts_every_layer() {
+    if !common::require_tool("skopeo") || !common::require_root("estiba build") {
+        return;
+    }
+    let r = Registry::start(POLICIES);
+    r.add_user("alice", "alice-secret", &["--group", "devs"]);
+    let e = Estiba::root().with_busybox();
+    let context = e.path().join("layered");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("note"), "a second layer\n").unwrap();
+    std::fs::write(
+        context.join("Containerfile"),
+        "FROM busybox\nCOPY note /note\n",
+    )
+    .unwrap();
+    e.ok(&["build", "-t", "layered:1", context.to_str().unwrap()]);
+    let archive = e.path().join("layered.tar");
+    e.ok(&["save", "-o", archive.to_str().unwrap(), "layered:1"]);
+    let (src, dst) = (
+        format!("{}/team/src:1", r.addr),
+        format!("{}/team/dst:1", r.addr),
+    );
+    let creds = "alice:alice-secret";
+    check(
+        Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false", "--dest-creds", creds])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg(format!("docker://{src}")),
+    );
+    let before = audit_lines(&r).len();
+    check(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-creds",
+        creds,
+        "--dest-creds",
+        creds,
+        &format!("docker://{src}"),
+        &format!("docker://{dst}"),
+    ]));
+    let raw = check(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        &format!("docker://{dst}"),
+    ]));
+    let manifest: Value = serde_json::from_str(&raw).unwrap();
+    let layers: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(layers.len(), 2, "{raw}");
+    let lines = audit_lines(&r);
+    let copy = &lines[before..];
+    for layer in &layers {
+        let did = |action: &str| {
+            copy.iter().any(|l| {
+                l["action"] == action && l["repository"] == "team/dst" && l["target"] == *layer
+            })
+        };
+        assert!(did("mount"), "layer {layer} was not mounted: {copy:#?}");
+        assert!(!did("push"), "layer {layer} was uploaded: {copy:#?}");
+    }
+
+    // A client that asks for exactly what the challenge names, as the
+    // Docker token spec intends, gets a token that covers the source too.
+    let mount = format!(
+        "/v2/team/other/blobs/uploads/?mount={}&from=team/src",
+        layers[0]
+    );
+    let resp = http().post(r.url(&mount)).send().unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    let scope = challenge
+        .split("scope=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    assert_eq!(
+        scope, "repository:team/other:pull,push repository:team/src:pull",
+        "{challenge}"
+    );
+    let token = http()
+        .get(r.url("/token"))
+        .query(&[("service", "estiba-registry")])
+        .query(&scope.split(' ').map(|s| ("scope", s)).collect::<Vec<_>>())
+        .header("Authorization", basic("alice", "alice-secret"))
+        .send()
+        .unwrap();
+    let token: Value = token.json().unwrap();
+    let resp = http()
+        .post(r.url(&mount))
+        .header(
+            "Authorization",
+            format!("Bearer {}", token["token"].as_str().unwrap()),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 201, "the mount fell back to an upload");
+
+    // Without `from`, the caller's identity and policies decide where the
+    // blob may come from, not the token's scope, which names no source.
+    let token = bearer(
+        &r,
+        "alice",
+        "alice-secret",
+        "repository:team/third:pull,push",
+    );
+    let resp = http()
+        .post(r.url(&format!(
+            "/v2/team/third/blobs/uploads/?mount={}",
+            layers[1]
+        )))
+        .header("Authorization", token)
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        201,
+        "a mount without from fell back to an upload"
+    );
+}
+
 #[test]
 fn skopeo_podman_and_estiba_with_credentials() {
     if !common::require_tool("skopeo") || !common::require_tool("podman") {

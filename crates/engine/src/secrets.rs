@@ -80,6 +80,29 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= 64
 }
 
+/// Writes a new key to a file of its own, then links it in as `key`. The
+/// link fails if another process got there first, and then its key is the
+/// one: two first `secret create`s can never each seal with a key of their
+/// own, and a key once in place is never replaced.
+fn create_key(dir: &Path, path: &Path) -> Result<()> {
+    let tmp = dir.join(format!("key.{}.tmp", estiba_store::random_hex(8)));
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut f, estiba_store::random_hex(32).as_bytes())?;
+        f.sync_all()?;
+        match fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    written.ctx("creating", path)
+}
+
 #[derive(Clone, Debug)]
 pub struct Secrets {
     root: PathBuf,
@@ -103,18 +126,7 @@ impl Secrets {
         fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
             .ctx("securing", &self.root)?;
         if !path.exists() {
-            let key = estiba_store::random_hex(32);
-            let tmp = self.root.join("key.tmp");
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .ctx("creating", &tmp)?;
-            std::io::Write::write_all(&mut f, key.as_bytes()).ctx("writing", &tmp)?;
-            f.sync_all().ctx("writing", &tmp)?;
-            fs::rename(&tmp, &path).ctx("writing", &path)?;
+            create_key(&self.root, &path)?;
         }
         let meta = fs::metadata(&path).ctx("reading", &path)?;
         if meta.mode() & 0o077 != 0 || meta.uid() != rustix::process::geteuid().as_raw() {
@@ -253,6 +265,43 @@ impl Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many first `secret create`s at once, each in a fresh store: every
+    /// secret must still open afterwards. With a shared `key.tmp`, the
+    /// losers' secrets were sealed with a key that no longer existed.
+    #[test]
+    fn concurrent_first_creates_share_one_key() {
+        for _round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let (root, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let secrets = Secrets::new(&root);
+                        barrier.wait();
+                        secrets.create(&format!("s{i}"), format!("value {i}").as_bytes())
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap().unwrap();
+            }
+            let secrets = Secrets::new(dir.path());
+            for i in 0..8 {
+                assert_eq!(
+                    secrets.reveal(&format!("s{i}")).unwrap(),
+                    format!("value {i}").as_bytes()
+                );
+            }
+            let leftovers: Vec<_> = fs::read_dir(dir.path().join("secrets"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+    }
 
     #[test]
     fn sealed_at_rest_and_revealed_intact() {

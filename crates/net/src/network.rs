@@ -68,9 +68,15 @@ fn routes_in(text: &str) -> Vec<(String, Subnet)> {
         .collect()
 }
 
+/// The routes a new subnet must stay clear of, with the device each goes
+/// through. The real one reads the host's table; unit tests give their own,
+/// so no test depends on what this machine happens to route.
+pub type RouteSource = fn() -> Vec<(String, Subnet)>;
+
 pub struct Networks {
     dir: PathBuf,
     host: crate::host::NetHost,
+    routes: RouteSource,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -88,7 +94,18 @@ impl Networks {
     pub fn open(data: &Path, host: crate::host::NetHost) -> Result<Networks> {
         let dir = data.join("networks");
         std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
-        Ok(Networks { dir, host })
+        Ok(Networks {
+            dir,
+            host,
+            routes: host_routes,
+        })
+    }
+
+    /// The same, with the host's routes taken from `routes` instead of
+    /// /proc/net/route.
+    pub fn with_routes(mut self, routes: RouteSource) -> Networks {
+        self.routes = routes;
+        self
     }
 
     /// Where this store's networks live.
@@ -250,7 +267,7 @@ impl Networks {
                 },
             )]
         } else {
-            host_routes()
+            (self.routes)()
         };
         let subnet = match subnet {
             Some(s) => {
@@ -377,7 +394,10 @@ mod tests {
     #[test]
     fn subnets_never_overlap_and_names_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let n = Networks::open(dir.path(), crate::host::NetHost::Root).unwrap();
+        // No host routes at all: the result cannot depend on this machine's.
+        let n = Networks::open(dir.path(), crate::host::NetHost::Root)
+            .unwrap()
+            .with_routes(Vec::new);
         let a = n.create("a", None, None, false).unwrap();
         assert_eq!(a.subnet, "10.90.1.0/24");
         assert_eq!(a.gateway, Ipv4Addr::new(10, 90, 1, 1));
@@ -406,5 +426,27 @@ mod tests {
         );
         let names: Vec<String> = n.list().unwrap().into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["a", "b", "estiba"]);
+    }
+
+    /// The defect this guards against: the test above read the real
+    /// routing table and failed wherever a bridge held 10.90.1.0/24.
+    #[test]
+    fn subnets_the_host_routes_are_skipped_and_refused() {
+        fn routes() -> Vec<(String, Subnet)> {
+            vec![("br-other".into(), "10.90.1.0/24".parse().unwrap())]
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let n = Networks::open(dir.path(), crate::host::NetHost::Root)
+            .unwrap()
+            .with_routes(routes);
+        assert_eq!(
+            n.create("a", None, None, false).unwrap().subnet,
+            "10.90.2.0/24"
+        );
+        let err = n
+            .create("b", Some("10.90.1.128/25"), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("br-other"), "{err}");
     }
 }

@@ -435,3 +435,43 @@ pub fn docker(d: &Dockerd) -> Command {
 }
 
 pub mod registry;
+
+/// Makes each named test `fn NAME(e: &Estiba)` three tests, one per way a
+/// container runs here: `NAME::root_libcontainer` (the in-process default),
+/// `NAME::root_runc` and `NAME::rootless`. Separate tests, so a failure in
+/// one cannot hide the others' results. Each gets a fresh installation with
+/// busybox.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn root_libcontainer() {
+                if $crate::common::require_root("the in-process backend") {
+                    super::$name(&$crate::common::Estiba::root_with("libcontainer").with_busybox());
+                }
+            }
+
+            #[test]
+            fn root_runc() {
+                if $crate::common::require_root("runc as root") && $crate::common::require_tool("runc") {
+                    super::$name(&$crate::common::Estiba::root_with("runc").with_busybox());
+                }
+            }
+
+            #[test]
+            fn rootless() {
+                if $crate::common::require_root("a fresh test user") {
+                    super::$name(&$crate::common::Estiba::rootless().with_busybox());
+                }
+            }
+        }
+    )*};
+}
+
+/// Gives `path` to the installation's user, if it has one.
+pub fn chown_to(e: &Estiba, path: &Path) {
+    if let Some(user) = e.user {
+        sh(&format!("chown {user}: {}", path.display()));
+    }
+}

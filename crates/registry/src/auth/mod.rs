@@ -61,7 +61,7 @@ pub enum Need {
 
 impl Need {
     /// The scope a client asks the token endpoint for.
-    fn scope(needs: &[Need]) -> String {
+    pub fn scope(needs: &[Need]) -> String {
         let mut repos: Vec<(String, Vec<&str>)> = Vec::new();
         let mut catalog = false;
         for n in needs {
@@ -188,7 +188,8 @@ impl Auth {
         out
     }
 
-    fn permits(&self, who: &Identity, need: &Need) -> bool {
+    /// What the policies let `who` do, whatever a token in hand grants.
+    pub fn permits(&self, who: &Identity, need: &Need) -> bool {
         match need {
             Need::Repo(repo, action) => self.allowed(who, repo).contains(action),
             // The catalog is filtered by pull access; anyone with any

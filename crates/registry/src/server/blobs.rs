@@ -370,7 +370,7 @@ async fn try_mount(ctx: &Ctx, name: &str, digest: &Digest) -> Result<bool> {
                 .await?;
             holders
                 .into_iter()
-                .filter(|r| ctx.may(Need::Repo(r.clone(), Action::Pull)))
+                .filter(|r| ctx.identity_may(&Need::Repo(r.clone(), Action::Pull)))
                 .take(1)
                 .collect()
         }

@@ -118,6 +118,13 @@ impl Ctx {
     }
 
     /// Whether this request's credentials also grant `need`.
+    /// Whether the policies let the caller do this, judged from who they
+    /// are rather than what their token names: a token only lists what the
+    /// client thought to ask for.
+    pub fn identity_may(&self, need: &Need) -> bool {
+        self.app.auth.permits(&self.who, need)
+    }
+
     pub fn may(&self, need: Need) -> bool {
         self.app
             .auth
@@ -287,6 +294,24 @@ fn needs(route: &Route, method: &Method) -> Vec<Need> {
     vec![Need::Repo(name.to_string(), action)]
 }
 
+/// The scope a challenge names: what the request needs, and for an upload
+/// that asks for a mount, `pull` on the target and on the source too, as
+/// distribution does. Only `needs` is enforced; a token without the source
+/// gets an upload instead of the mount.
+fn asks(route: &Route, method: &Method, query: &[(String, String)], needs: Vec<Need>) -> Vec<Need> {
+    let mut out = needs;
+    let param = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+    if let (Route::Uploads { .. }, &Method::POST, Some(_)) = (route, method, param("mount")) {
+        if let Some(name) = route.name() {
+            out.insert(0, Need::Repo(name.to_string(), Action::Pull));
+        }
+        if let Some(from) = param("from").filter(|f| crate::names::validate_name(f).is_ok()) {
+            out.push(Need::Repo(from.to_string(), Action::Pull));
+        }
+    }
+    out
+}
+
 async fn v2(
     app: Arc<App>,
     remote: String,
@@ -300,6 +325,7 @@ async fn v2(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let wanted = needs(&route, &method);
+    let query = parse_query(&req);
     // `/v2/` always asks for credentials when none came: clients decide
     // from this one answer whether to authenticate at all.
     let decision = if route == Route::Base && authorization.is_none() {
@@ -313,7 +339,14 @@ async fn v2(
     };
     let who = match decision {
         Ok(who) => who,
-        Err(d) => {
+        Err(mut d) => {
+            // A challenge names everything the request could use, so a
+            // token client asks for it all at once (a mount's source too).
+            if let Denial::Challenge { scope, .. } = &mut d {
+                if !scope.is_empty() {
+                    *scope = Need::scope(&asks(&route, &method, &query, wanted));
+                }
+            }
             let who = match &d {
                 Denial::Forbidden { who, .. } => who.clone(),
                 Denial::Challenge { .. } => "anonymous".to_string(),
@@ -355,7 +388,7 @@ async fn v2(
     let user = who.user.clone();
     let (parts, body) = req.into_parts();
     let ctx = Ctx {
-        query: parse_query(&Request::from_parts(parts.clone(), Body::empty())),
+        query,
         app,
         who,
         remote,

@@ -80,6 +80,39 @@ impl InProcess {
     }
 }
 
+/// Our stdout and stderr for the container, except the host's /dev/null.
+///
+/// libcontainer 0.7's init replaces any stdio descriptor that is the host's
+/// /dev/null with the container's /dev/null, opened read-only, so every
+/// write fails with EBADF (`echo hi >/dev/null` exits 1; runc opens it
+/// read-write). /dev/zero discards writes exactly as /dev/null does and is
+/// another device, so it is left alone.
+fn inherit_writable() -> ContainerIo {
+    let stream = |fd: u32| match host_null(fd) {
+        true => fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/zero")
+            .map_or_else(|_| std::process::Stdio::inherit(), Into::into),
+        false => std::process::Stdio::inherit(),
+    };
+    ContainerIo {
+        stdout: stream(1),
+        stderr: stream(2),
+    }
+}
+
+/// True if our descriptor `fd` is the host's /dev/null.
+fn host_null(fd: u32) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(ours), Ok(null)) = (
+        fs::metadata(format!("/proc/self/fd/{fd}")),
+        fs::metadata("/dev/null"),
+    ) else {
+        return false;
+    };
+    ours.file_type().is_char_device() && ours.rdev() == null.rdev()
+}
+
 /// Where a helper records its failure: in the bundle, or beside a process JSON.
 fn error_file(bundle_or_process: &Path) -> PathBuf {
     if bundle_or_process.is_dir() {
@@ -171,7 +204,7 @@ impl Runtime for InProcess {
     }
 
     fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
-        self.helper("run", id, bundle, ContainerIo::inherit())
+        self.helper("run", id, bundle, inherit_writable())
     }
 }
 

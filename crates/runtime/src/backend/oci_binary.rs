@@ -60,6 +60,11 @@ impl OciBinary {
     /// command's own exit status; the runtime's JSON log can.
     fn attached(&self, mut cmd: Command, log: &Path, op: &'static str) -> Result<u8> {
         let caught = crate::process::catch_signals();
+        // No `-i` yet, so the container's stdin is empty, as docker's is
+        // without it. Inherited, a rootless runc (which relays stdio through
+        // pipes) would read our terminal from a background process group
+        // and spin on SIGTTIN.
+        cmd.stdin(Stdio::null());
         let mut child = cmd.spawn().ctx("running", &self.path)?;
         let forwarder = caught.forward_to(child.id());
         let status = child.wait().ctx("waiting for", &self.path);
