@@ -11,6 +11,8 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] estiba_store::Error),
     #[error(transparent)]
+    Os(#[from] estiba_os::Error),
+    #[error(transparent)]
     Net(#[from] estiba_net::Error),
     #[error(transparent)]
     Runtime(#[from] estiba_runtime::Error),

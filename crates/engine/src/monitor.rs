@@ -237,7 +237,10 @@ impl Engine {
         )?;
         let started = Instant::now();
         runtime.start(id)?;
-        let (monitor_pid, monitor_started) = crate::ops::this_process();
+        let estiba_os::ProcessId {
+            pid: monitor_pid,
+            started: monitor_started,
+        } = estiba_os::ProcessId::this();
         let health = record
             .options
             .health

@@ -33,19 +33,6 @@ fn alive(pid: i32, marker: Option<&str>) -> bool {
     !zombie && marker.is_none_or(|m| cmdline.split(|b| *b == 0).any(|a| a == m.as_bytes()))
 }
 
-/// A process's start time (clock ticks since boot), which, unlike its
-/// command line, stays the same across exec: with the pid it names one
-/// process for good, even after the pid is reused.
-pub(crate) fn start_time(pid: i32) -> Option<u64> {
-    estiba_store::process_start_time(pid)
-}
-
-/// The pid and start time a monitor records for itself.
-pub(crate) fn this_process() -> (i32, u64) {
-    let me = i32::try_from(std::process::id()).unwrap_or(0);
-    (me, start_time(me).unwrap_or(0))
-}
-
 /// True if the record's monitor still runs: estiba's `internal-monitor`, the
 /// small `estiba-monitor` it becomes, or a foreground `run`.
 fn monitor_alive(state: &State) -> bool {
@@ -54,7 +41,7 @@ fn monitor_alive(state: &State) -> bool {
         return false;
     }
     if state.monitor_started != 0 {
-        return start_time(pid) == Some(state.monitor_started);
+        return estiba_os::process::start_time(pid) == Some(state.monitor_started);
     }
     // A record from before start times were kept: go by the command line.
     alive(pid, Some(MONITOR_COMMAND))
@@ -100,7 +87,7 @@ impl Engine {
         // default to runc.
         if options.runtime.is_none()
             && (options.detached || options.pod.is_some())
-            && estiba_runtime::userns::which("runc").is_some()
+            && estiba_os::which("runc").is_some()
         {
             options.runtime = Some("runc".into());
         }
@@ -127,7 +114,7 @@ impl Engine {
             }
         }
         let existing = self.records.list()?;
-        let id = estiba_store::random_hex(32);
+        let id = estiba_os::random_hex(32);
         let name = match name {
             Some(n) => {
                 validate_name(n)?;
@@ -183,11 +170,11 @@ impl Engine {
                 warn(&w);
             }
             let runtime = self.runtime(record)?;
-            let (me, me_started) = this_process();
+            let me = estiba_os::ProcessId::this();
             self.records.update(id, |r| {
                 r.state.status = Status::Running;
-                r.state.monitor_pid = me;
-                r.state.monitor_started = me_started;
+                r.state.monitor_pid = me.pid;
+                r.state.monitor_started = me.started;
                 r.state.started_at = Some(now());
             })?;
             // The runtime writes the init's pid once it exists; record it so
@@ -373,7 +360,7 @@ impl Engine {
         // tree goes: try again briefly.
         let mut last = Ok(());
         for _ in 0..5 {
-            last = estiba_oci::unpack::remove_tree(&dir);
+            last = estiba_os::remove_tree(&dir);
             if last.is_ok() {
                 break;
             }
@@ -646,7 +633,7 @@ impl Engine {
         }
         let path = dirs
             .root
-            .join(format!("exec-{}.json", estiba_store::random_hex(6)));
+            .join(format!("exec-{}.json", estiba_os::random_hex(6)));
         std::fs::write(&path, process.to_string()).map_err(|e| Error::Io {
             op: "writing",
             path: path.clone(),

@@ -91,7 +91,7 @@ impl Engine {
         fs::create_dir_all(pods_dir(self)).ctx("creating", pods_dir(self))?;
         let data =
             serde_json::to_vec_pretty(pod).map_err(|e| Error::Record(self.pod_path(&pod.id), e))?;
-        Ok(estiba_store::write_atomic(&self.pod_path(&pod.id), &data)?)
+        Ok(estiba_os::write_atomic(&self.pod_path(&pod.id), &data)?)
     }
 
     pub fn pods(&self) -> Vec<PodRecord> {
@@ -151,7 +151,7 @@ impl Engine {
                 why: "a pod has a network namespace of its own: none or a network's name".into(),
             });
         }
-        let id = estiba_store::random_hex(32);
+        let id = estiba_os::random_hex(32);
         let name = match name {
             Some(n) => {
                 validate_name(n)?;
@@ -330,7 +330,7 @@ pub fn infra_main(hostname: &str, share_pid: bool, netns: Option<&std::path::Pat
     };
     // After the pid 1 of a new pid namespace: had a short-lived process been
     // first, it would have been pid 1, and its exit would end the namespace.
-    let up = Command::new(estiba_runtime::userns::which("ip").unwrap_or_else(|| "ip".into()))
+    let up = Command::new(estiba_os::which("ip").unwrap_or_else(|| "ip".into()))
         .args(["link", "set", "lo", "up"])
         .status()
         .ctx("bringing up loopback with", "ip")?;

@@ -153,7 +153,7 @@ pub fn write_bundle(
     let (spec, warnings) = spec::build(&cfg, host, estiba_store::host_arch())?;
     let data =
         serde_json::to_vec(&spec).map_err(|e| Error::Record(bundle.join("config.json"), e))?;
-    estiba_store::write_atomic(&bundle.join("config.json"), &data)?;
+    estiba_os::write_atomic(&bundle.join("config.json"), &data)?;
     Ok(warnings)
 }
 

@@ -2,13 +2,11 @@
 //! (`containers/<id>/container.json`), changed under a per-container flock so
 //! the CLI and the container's monitor never lose each other's updates.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::IoContext;
 use crate::{Error, Result};
 
 /// When a container that exited is started again by its monitor.
@@ -219,20 +217,22 @@ impl Records {
     pub fn save(&self, record: &ContainerRecord) -> Result<()> {
         let data = serde_json::to_vec_pretty(record)
             .map_err(|e| Error::Record(self.file(&record.id), e))?;
-        estiba_store::write_atomic(&self.file(&record.id), &data)?;
+        estiba_os::write_atomic(&self.file(&record.id), &data)?;
         Ok(())
     }
 
     /// Read-modify-write under the container's lock.
     pub fn update<T>(&self, id: &str, f: impl FnOnce(&mut ContainerRecord) -> T) -> Result<T> {
-        let lock_path = self.dir(id).join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx("opening", &lock_path)?;
-        flock(&lock, FlockOperation::LockExclusive).ctx("locking", &lock_path)?;
+        // The lock file sits in the container's directory: a removed
+        // container has none to lock, and is not brought back.
+        let _lock = match estiba_os::LockFile::exclusive(&self.dir(id).join("lock")) {
+            Err(estiba_os::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(Error::NoSuchContainer(id.to_string()))
+            }
+            other => other?,
+        };
         let mut record = self.load(id)?;
         let out = f(&mut record);
         self.save(&record)?;

@@ -7,7 +7,7 @@
 //! variable, the record, `inspect`, the logs, or on disk in clear.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
@@ -80,27 +80,12 @@ fn valid_name(name: &str) -> bool {
         && name.len() <= 64
 }
 
-/// Writes a new key to a file of its own, then links it in as `key`. The
-/// link fails if another process got there first, and then its key is the
-/// one: two first `secret create`s can never each seal with a key of their
-/// own, and a key once in place is never replaced.
-fn create_key(dir: &Path, path: &Path) -> Result<()> {
-    let tmp = dir.join(format!("key.{}.tmp", estiba_store::random_hex(8)));
-    let written = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        std::io::Write::write_all(&mut f, estiba_store::random_hex(32).as_bytes())?;
-        f.sync_all()?;
-        match fs::hard_link(&tmp, path) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-            _ => Ok(()),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    written.ctx("creating", path)
+/// Creates the key exclusively: if another process got there first, its
+/// key is the one. Two first `secret create`s can thus never each seal
+/// with a key of their own, and a key once in place is never replaced.
+fn create_key(path: &Path) -> Result<()> {
+    estiba_os::create_exclusive(path, estiba_os::random_hex(32).as_bytes(), 0o600)?;
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +111,7 @@ impl Secrets {
         fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
             .ctx("securing", &self.root)?;
         if !path.exists() {
-            create_key(&self.root, &path)?;
+            create_key(&path)?;
         }
         let meta = fs::metadata(&path).ctx("reading", &path)?;
         if meta.mode() & 0o077 != 0 || meta.uid() != rustix::process::geteuid().as_raw() {
@@ -171,7 +156,7 @@ impl Secrets {
                 why: "already exists".into(),
             });
         }
-        let nonce_hex = estiba_store::random_hex(12);
+        let nonce_hex = estiba_os::random_hex(12);
         let nonce_bytes = hex::decode(&nonce_hex).unwrap_or_default();
         let ciphertext = cipher
             .encrypt(Nonce::from_slice(&nonce_bytes), data)
@@ -181,7 +166,7 @@ impl Secrets {
                 why: "could not be sealed".into(),
             })?;
         let meta = SecretMeta {
-            id: estiba_store::random_hex(12),
+            id: estiba_os::random_hex(12),
             name: name.to_string(),
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         };
@@ -191,7 +176,7 @@ impl Secrets {
             ciphertext: hex::encode(ciphertext),
         };
         let json = serde_json::to_vec(&sealed).map_err(|e| Error::Record(self.path(name), e))?;
-        estiba_store::write_atomic(&self.path(name), &json)?;
+        estiba_os::write_atomic(&self.path(name), &json)?;
         Ok(meta)
     }
 

@@ -80,7 +80,7 @@ impl Volumes {
         };
         let json = serde_json::to_vec_pretty(&volume)
             .map_err(|e| Error::Record(dir.join("volume.json"), e))?;
-        estiba_store::write_atomic(&dir.join("volume.json"), &json)?;
+        estiba_os::write_atomic(&dir.join("volume.json"), &json)?;
         Ok((volume, true))
     }
 
@@ -108,7 +108,7 @@ impl Volumes {
                 });
             }
         }
-        estiba_oci::unpack::remove_tree(&self.dir(name)).ctx("removing", self.dir(name))
+        estiba_os::remove_tree(&self.dir(name)).ctx("removing", self.dir(name))
     }
 }
 

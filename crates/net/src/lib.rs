@@ -53,7 +53,7 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]
-    Store(#[from] estiba_store::Error),
+    Os(#[from] estiba_os::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -168,7 +168,7 @@ impl Networks {
         Leases::new(&self.dir.join("leases").join(format!("{name}.json")))
     }
 
-    fn lock(&self) -> Result<std::fs::File> {
+    fn lock(&self) -> Result<estiba_os::LockFile> {
         crate::state::lock(&self.dir.join(".lock"))
     }
 
@@ -327,7 +327,7 @@ impl Networks {
             }
             None => subnet.first(),
         };
-        let id = estiba_store::random_hex(32);
+        let id = estiba_os::random_hex(32);
         let record = NetworkRecord {
             name: name.to_string(),
             bridge: format!("es-{}", &id[..12]),
@@ -344,7 +344,7 @@ impl Networks {
             value: name.to_string(),
             why: e.to_string(),
         })?;
-        estiba_store::write_atomic(&self.path(name), &data)?;
+        estiba_os::write_atomic(&self.path(name), &data)?;
         Ok(record)
     }
 

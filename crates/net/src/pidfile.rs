@@ -2,7 +2,6 @@
 //! slirp4netns), each recorded in a file as its pid and start time: the
 //! pair names one process for good, even once the pid is reused.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, IoContext, Result};
@@ -16,18 +15,18 @@ pub fn alive(path: &Path) -> Option<i32> {
 fn alive_as(text: &str) -> Option<i32> {
     let (pid, started) = text.trim().split_once(' ')?;
     let (pid, started): (i32, u64) = (pid.parse().ok()?, started.parse().ok()?);
-    (estiba_store::live_process_start_time(pid) == Some(started)).then_some(pid)
+    (estiba_os::process::live_start_time(pid) == Some(started)).then_some(pid)
 }
 
 /// Records process `pid` at `path`.
 pub fn record(path: &Path, pid: i32) -> Result<()> {
-    let started = estiba_store::process_start_time(pid).ok_or_else(|| {
+    let started = estiba_os::process::start_time(pid).ok_or_else(|| {
         Error::Unsupported(format!("the process for {} exited at once", path.display()))
     })?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx("creating", dir)?;
     }
-    estiba_store::write_atomic(path, format!("{pid} {started}\n").as_bytes())?;
+    estiba_os::write_atomic(path, format!("{pid} {started}\n").as_bytes())?;
     Ok(())
 }
 
@@ -72,7 +71,7 @@ impl Helpers {
         self.dir.join(format!("{key}.log"))
     }
 
-    pub fn lock(&self, key: &str) -> Result<File> {
+    pub fn lock(&self, key: &str) -> Result<estiba_os::LockFile> {
         crate::state::lock(&self.dir.join(format!("{key}.lock")))
     }
 

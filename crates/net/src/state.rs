@@ -3,30 +3,19 @@
 //! so concurrent commands never lose an update and a crash never leaves half
 //! a file.
 
-use std::fs::File;
 use std::path::Path;
 
-use rustix::fs::{flock, FlockOperation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{Error, IoContext, Result};
 
 /// Holds an exclusive lock on `path` (created if missing) until dropped.
-pub(crate) fn lock(path: &Path) -> Result<File> {
+pub(crate) fn lock(path: &Path) -> Result<estiba_os::LockFile> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx("creating", dir)?;
     }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .ctx("opening", path)?;
-    flock(&f, FlockOperation::LockExclusive)
-        .map_err(std::io::Error::from)
-        .ctx("locking", path)?;
-    Ok(f)
+    Ok(estiba_os::LockFile::exclusive(path)?)
 }
 
 fn malformed(path: &Path, e: serde_json::Error) -> Error {
@@ -58,7 +47,7 @@ where
     let out = f(&mut doc)?;
     let after = serde_json::to_vec_pretty(&doc).map_err(|e| malformed(path, e))?;
     if after != before {
-        estiba_store::write_atomic(path, &after)?;
+        estiba_os::write_atomic(path, &after)?;
         changed(&doc)?;
     }
     Ok(out)

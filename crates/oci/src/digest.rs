@@ -1,41 +1,103 @@
-//! Content digests (`sha256:<hex>`), validated on parse and computed while
-//! data streams through a writer.
+//! Content digests (`sha256:<hex>`, `sha512:<hex>`), parsed strictly and
+//! computed while data streams through a writer or reader. One type for the
+//! image store and the registry: local content is always sha256, the
+//! distribution spec also allows sha512.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::Error;
 
-/// A validated sha256 content digest. Only sha256 is accepted for local
-/// content: it is what every image format estiba reads uses.
+/// The hash algorithms the distribution spec names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name in digests and paths (`blobs/sha256/<hex>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    /// `sha256` or `sha512`.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        match name {
+            "sha256" => Ok(Algorithm::Sha256),
+            "sha512" => Ok(Algorithm::Sha512),
+            other => Err(Error::InvalidDigest {
+                digest: other.to_string(),
+                why: "the algorithm is not supported (sha256, sha512)".into(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AsRef<std::path::Path> for Algorithm {
+    fn as_ref(&self) -> &std::path::Path {
+        std::path::Path::new(self.name())
+    }
+}
+
+/// A validated content digest, `algorithm:hex`, hex in lowercase.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
+    algorithm: Algorithm,
     hex: String,
 }
 
 impl Digest {
-    /// The digest of `data`.
+    /// The sha256 digest of `data`: what local content is named by.
     pub fn of(data: &[u8]) -> Self {
-        Self::from_hash(Sha256::digest(data).as_slice())
+        Self::compute(Algorithm::Sha256, data)
     }
 
-    fn from_hash(hash: &[u8]) -> Self {
+    /// The sha256 digest of `data`.
+    pub fn sha256(data: &[u8]) -> Self {
+        Self::of(data)
+    }
+
+    /// The digest of `data` with `algorithm`.
+    pub fn compute(algorithm: Algorithm, data: &[u8]) -> Self {
+        let mut h = Hasher::new(algorithm);
+        h.update(data);
+        h.finish()
+    }
+
+    fn from_sha256(hash: &[u8]) -> Self {
         Digest {
+            algorithm: Algorithm::Sha256,
             hex: hex::encode(hash),
         }
     }
 
-    /// The 64 lowercase hex characters, without the algorithm.
+    /// The lowercase hex characters, without the algorithm.
     pub fn hex(&self) -> &str {
         &self.hex
     }
 
-    /// The algorithm name, as used in paths such as `blobs/sha256/<hex>`.
-    pub fn algorithm(&self) -> &'static str {
-        "sha256"
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     /// Docker's short id: the first 12 hex characters.
@@ -48,14 +110,31 @@ impl FromStr for Digest {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| Error::InvalidDigest(s.to_string()))?;
-        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
-            return Err(Error::InvalidDigest(s.to_string()));
+        let invalid = |why: String| Error::InvalidDigest {
+            digest: s.to_string(),
+            why,
+        };
+        let (algorithm, hex) = s
+            .split_once(':')
+            .ok_or_else(|| invalid("it has no algorithm".into()))?;
+        let well_formed = !algorithm.is_empty()
+            && algorithm
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
+        if !well_formed {
+            return Err(invalid("the algorithm is malformed".into()));
+        }
+        let algorithm = Algorithm::parse(algorithm)
+            .map_err(|_| invalid("the algorithm is not supported (sha256, sha512)".into()))?;
+        let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if hex.len() != algorithm.hex_len() || !lower_hex {
+            return Err(invalid(format!(
+                "{algorithm} needs {} lowercase hex characters",
+                algorithm.hex_len()
+            )));
         }
         Ok(Digest {
+            algorithm,
             hex: hex.to_string(),
         })
     }
@@ -63,7 +142,7 @@ impl FromStr for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex)
+        write!(f, "{}:{}", self.algorithm, self.hex)
     }
 }
 
@@ -86,6 +165,47 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+/// An incremental hash for either algorithm.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        let (algorithm, bytes) = match self {
+            Hasher::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
+            Hasher::Sha512(h) => (Algorithm::Sha512, h.finalize().to_vec()),
+        };
+        Digest {
+            algorithm,
+            hex: hex::encode(bytes),
+        }
+    }
+}
+
 /// A writer that hashes everything written through it and counts the bytes.
 pub struct DigestWriter<W> {
     inner: W,
@@ -105,7 +225,7 @@ impl<W: Write> DigestWriter<W> {
     /// The digest and size of what was written, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         (
-            Digest::from_hash(self.hasher.finalize().as_slice()),
+            Digest::from_sha256(self.hasher.finalize().as_slice()),
             self.written,
             self.inner,
         )
@@ -140,7 +260,7 @@ impl<R: io::Read> DigestReader<R> {
     }
 
     pub fn digest(self) -> Digest {
-        Digest::from_hash(self.hasher.finalize().as_slice())
+        Digest::from_sha256(self.hasher.finalize().as_slice())
     }
 }
 
@@ -173,7 +293,7 @@ impl<R: io::Read> ParallelDigestReader<R> {
             for chunk in rx {
                 h.update(&chunk);
             }
-            Digest::from_hash(h.finalize().as_slice())
+            Digest::from_sha256(h.finalize().as_slice())
         });
         ParallelDigestReader {
             inner,
@@ -226,6 +346,9 @@ mod tests {
         );
         assert_eq!(s.parse::<Digest>().unwrap(), d);
         assert_eq!(d.short(), "2cf24dba5fb0");
+        let d512 = Digest::compute(Algorithm::Sha512, b"");
+        assert_eq!(d512.to_string().parse::<Digest>().unwrap(), d512);
+        assert_eq!(d512.hex().len(), 128);
     }
 
     #[test]
@@ -238,6 +361,9 @@ mod tests {
             "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
             "sha256:../../../../etc/passwd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b982",
+            "sha256",
+            "SHA256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+            "sha512:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
         ] {
             assert!(bad.parse::<Digest>().is_err(), "{bad:?} accepted");
         }

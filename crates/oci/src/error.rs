@@ -4,8 +4,8 @@ use std::path::PathBuf;
 /// binary prints the whole chain once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid digest {0:?}: expected sha256:<64 hex> or sha512:<128 hex>")]
-    InvalidDigest(String),
+    #[error("invalid digest {digest:?}: {why}")]
+    InvalidDigest { digest: String, why: String },
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: String, actual: String },
     #[error("invalid image reference {reference:?}: {why}")]

@@ -13,11 +13,11 @@
 mod compression;
 mod digest;
 mod error;
-mod reference;
+pub mod reference;
 pub mod unpack;
 
 pub use compression::{decompress, Compression};
-pub use digest::{Digest, DigestReader, DigestWriter};
+pub use digest::{Algorithm, Digest, DigestReader, DigestWriter, Hasher};
 pub use error::Error;
 pub use reference::Reference;
 

@@ -35,6 +35,26 @@ impl Reference {
         self.digest.as_ref()
     }
 
+    /// The registry host: the first component when it looks like one (a
+    /// '.', a ':', `localhost`, or an upper-case letter, as docker decides),
+    /// else Docker Hub.
+    pub fn domain(&self) -> &str {
+        match self.repository.split_once('/') {
+            Some((first, _)) if looks_like_domain(first) => first,
+            _ => "docker.io",
+        }
+    }
+
+    /// The repository's name on its registry: without the host, and with
+    /// Docker Hub's `library/` for official images.
+    pub fn path(&self) -> String {
+        match self.repository.split_once('/') {
+            Some((first, rest)) if looks_like_domain(first) => rest.to_string(),
+            Some(_) => self.repository.clone(),
+            None => format!("library/{}", self.repository),
+        }
+    }
+
     /// `repo:tag` with the default tag filled in, or `repo@digest`.
     pub fn canonical(&self) -> String {
         self.to_string()
@@ -58,21 +78,26 @@ fn invalid(reference: &str, why: &'static str) -> Error {
     }
 }
 
-fn validate_tag(tag: &str) -> Result<(), Error> {
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
     let mut bytes = tag.bytes();
     let first_ok = bytes
         .next()
         .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
     let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if first_ok && rest_ok && tag.len() <= 128 {
+    first_ok && rest_ok && tag.len() <= 128
+}
+
+fn validate_tag(tag: &str) -> Result<(), Error> {
+    if valid_tag(tag) {
         Ok(())
     } else {
         Err(invalid(tag, "a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"))
     }
 }
 
-/// A path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-fn valid_component(c: &str) -> bool {
+/// A repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
     if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
         return false;
@@ -225,6 +250,19 @@ mod tests {
             parse("localhost/busybox").to_string(),
             "localhost/busybox:latest"
         );
+        let r = parse("busybox");
+        assert_eq!(
+            (r.domain(), r.path().as_str()),
+            ("docker.io", "library/busybox")
+        );
+        let r = parse("localhost:5000/team/app:v1");
+        assert_eq!(
+            (r.domain(), r.path().as_str()),
+            ("localhost:5000", "team/app")
+        );
+        let r = parse("Registry/team/app");
+        assert_eq!((r.domain(), r.path().as_str()), ("Registry", "team/app"));
+        assert_eq!(parse("team/app").domain(), "docker.io");
         let d = Digest::of(b"x");
         let r = parse(&format!("busybox@{d}"));
         assert_eq!(r.tag(), None);

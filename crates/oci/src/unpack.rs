@@ -290,7 +290,7 @@ impl Unpacker<'_> {
                         let st =
                             rfs::statat(&parent, name_p, AtFlags::SYMLINK_NOFOLLOW).map_err(err)?;
                         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                            remove_all_at(&parent, name_p).map_err(err)?;
+                            estiba_os::fs::remove_all_at(&parent, name_p).map_err(err)?;
                             rfs::mkdirat(&parent, name_p, Mode::from_raw_mode(0o700))
                                 .map_err(err)?;
                         }
@@ -443,7 +443,7 @@ impl Unpacker<'_> {
                 }
                 Whiteouts::Apply => {
                     for name in list_dir(&dir).map_err(err)? {
-                        remove_all_at(&dir, name_path(&name)).map_err(err)?;
+                        estiba_os::fs::remove_all_at(&dir, name_path(&name)).map_err(err)?;
                     }
                 }
             }
@@ -469,7 +469,7 @@ impl Unpacker<'_> {
                 )
                 .map_err(err)?;
             }
-            Whiteouts::Apply => match remove_all_at(&parent, target) {
+            Whiteouts::Apply => match estiba_os::fs::remove_all_at(&parent, target) {
                 Ok(()) | Err(Errno::NOENT) => {}
                 Err(e) => return Err(err(e)),
             },
@@ -561,29 +561,10 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> 
 /// Removes a non-directory at `name`, or a whole directory tree, so that a new
 /// entry can take its place. Missing is fine.
 fn replace_existing(dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
-    match remove_all_at(dir, name) {
+    match estiba_os::fs::remove_all_at(dir, name) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Removes `name` in `dir`, recursively if it is a directory, never following
-/// symlinks.
-pub(crate) fn remove_all_at(dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
-    match rfs::unlinkat(&dir, name, AtFlags::empty()) {
-        Err(Errno::ISDIR) | Err(Errno::PERM) => {}
-        other => return other,
-    }
-    let sub = rfs::openat(
-        &dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for child in list_dir(&sub)? {
-        remove_all_at(&sub, name_path(&child))?;
-    }
-    rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR)
 }
 
 fn list_dir(dir: impl AsFd) -> rustix::io::Result<Vec<Vec<u8>>> {
@@ -596,22 +577,6 @@ fn list_dir(dir: impl AsFd) -> rustix::io::Result<Vec<Vec<u8>>> {
         }
     }
     Ok(names)
-}
-
-/// Removes a directory tree without following symlinks (for store cleanup).
-pub fn remove_tree(path: &Path) -> io::Result<()> {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no parent"));
-    };
-    let parent = rfs::open(
-        parent,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    match remove_all_at(&parent, Path::new(name)) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]

@@ -107,7 +107,22 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] estiba_store::Error),
     #[error(transparent)]
-    Oci(#[from] estiba_oci::Error),
+    Os(#[from] estiba_os::Error),
+    #[error(transparent)]
+    Oci(estiba_oci::Error),
+}
+
+/// Format errors a client caused become the spec's codes; the rest stay
+/// internal.
+impl From<estiba_oci::Error> for Error {
+    fn from(e: estiba_oci::Error) -> Self {
+        match e {
+            estiba_oci::Error::InvalidDigest { .. } => {
+                Error::api(Code::DigestInvalid, e.to_string())
+            }
+            other => Error::Oci(other),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

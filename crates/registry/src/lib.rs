@@ -13,7 +13,6 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
-mod fsutil;
 pub mod gc;
 pub mod lifecycle;
 pub mod manifest;

@@ -28,45 +28,10 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn valid_component(c: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let bytes = c.as_bytes();
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
-        return false;
-    };
-    if !alnum(first) || !alnum(last) {
-        return false;
-    }
-    // Between alphanumeric runs: one '.', one or two '_', or any dashes.
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`
-pub fn valid_tag(tag: &str) -> bool {
-    let bytes = tag.as_bytes();
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    matches!(bytes.first(), Some(&b) if word(b))
-        && bytes.len() <= 128
-        && bytes[1..]
-            .iter()
-            .all(|&b| word(b) || b == b'.' || b == b'-')
-}
+use estiba_oci::reference::valid_component;
+/// The one grammar of `estiba-oci`'s references, which the image store
+/// parses with too.
+pub use estiba_oci::reference::valid_tag;
 
 pub fn validate_tag(tag: &str) -> Result<()> {
     if valid_tag(tag) {

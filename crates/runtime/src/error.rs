@@ -44,6 +44,8 @@ pub enum Error {
     UserNamespace(String),
     #[error(transparent)]
     Oci(#[from] estiba_oci::Error),
+    #[error(transparent)]
+    Os(#[from] estiba_os::Error),
 }
 
 impl Error {

@@ -328,7 +328,7 @@ fn map_ids(pid: u32, uid: u32, gid: u32) -> Result<()> {
         subid_range("/etc/subuid", &name, uid),
         subid_range("/etc/subgid", &name, uid),
     );
-    let helpers = which("newuidmap").zip(which("newgidmap"));
+    let helpers = estiba_os::which("newuidmap").zip(estiba_os::which("newgidmap"));
     match (ranges, helpers) {
         ((Some(u), Some(g)), Some((newuidmap, newgidmap))) => {
             run_map(&newuidmap, pid, uid, u)?;
@@ -368,16 +368,6 @@ fn run_map(helper: &Path, pid: u32, own: u32, (start, count): (u32, u32)) -> Res
         )));
     }
     Ok(())
-}
-
-/// Finds an executable in `$PATH` (and the sbin directories, which an
-/// unprivileged user's PATH often lacks).
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]

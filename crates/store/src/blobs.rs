@@ -1,7 +1,7 @@
 //! Content-addressed blobs, verified while written and committed by rename.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use estiba_oci::{Digest, DigestWriter};
@@ -20,7 +20,7 @@ impl TempFile {
         let path = store
             .root
             .join("ingest")
-            .join(format!("{}{suffix}", random_hex(8)));
+            .join(format!("{}{suffix}", estiba_os::random_hex(8)));
         let file = fs::OpenOptions::new()
             .write(true)
             .read(true)
@@ -48,42 +48,6 @@ impl Drop for TempFile {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-/// When process `pid` started (field 22 of /proc/PID/stat, in clock ticks
-/// since boot). With the pid it names one process for good: a pid that is
-/// reused gets another start time. None if there is no such process.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    // Fields after the command: state is field 3, starttime field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Like [`process_start_time`], but None for a process that has exited
-/// and waits to be reaped (a zombie).
-pub fn live_process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    if matches!(fields.next(), Some("Z" | "X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
-/// Random hex from the kernel, for temp names and container ids.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    let mut filled = 0;
-    while filled < bytes {
-        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => panic!("getrandom failed: {e}"),
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {
@@ -196,19 +160,4 @@ impl Store {
         let path = self.blob_path(digest);
         Ok(fs::metadata(&path).ctx("reading", &path)?.len())
     }
-}
-
-/// Writes `data` to `path` through a temp file in the same directory and a rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", random_hex(4)));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.ctx("writing", path)
 }

@@ -14,6 +14,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Oci(#[from] estiba_oci::Error),
+    #[error(transparent)]
+    Os(#[from] estiba_os::Error),
     #[error("blob {0} is not in the store")]
     MissingBlob(Digest),
     #[error("No such image: {0}")]

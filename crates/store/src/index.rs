@@ -3,9 +3,9 @@
 use estiba_oci::{Digest, Reference};
 use serde::{Deserialize, Serialize};
 
-use crate::blobs::write_atomic;
 use crate::error::IoContext;
 use crate::{Error, Result, Store};
+use estiba_os::write_atomic;
 
 /// One image: its manifest, config and names. The image id is the config
 /// digest, as docker shows it.

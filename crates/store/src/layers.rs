@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use estiba_oci::unpack::{self, Options, Whiteouts};
 use estiba_oci::Digest;
 
-use crate::blobs::random_hex;
 use crate::error::IoContext;
 use crate::{Error, ImageRecord, Result, Store};
+use estiba_os::random_hex;
 
 impl Store {
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
@@ -54,14 +54,14 @@ impl Store {
                 Ok(()) => Ok(()),
                 // Another process unpacked the same layer first.
                 Err(_) if dest.exists() => {
-                    let _ = unpack::remove_tree(&tmp);
+                    let _ = estiba_os::remove_tree(&tmp);
                     Ok(())
                 }
                 Err(e) => Err(e).ctx("committing layer", &dest),
             }
         })();
         if result.is_err() {
-            let _ = unpack::remove_tree(&tmp);
+            let _ = estiba_os::remove_tree(&tmp);
         }
         result.map(|()| dest)
     }

@@ -31,7 +31,6 @@ mod save;
 
 use std::path::{Path, PathBuf};
 
-pub use blobs::{live_process_start_time, process_start_time, random_hex, write_atomic};
 pub use error::Error;
 pub use index::ImageRecord;
 pub use load::{host_arch, Loaded};

@@ -6,13 +6,13 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 
-use estiba_oci::{media, unpack, Digest};
+use estiba_oci::{media, Digest};
 use serde_json::json;
 
 use crate::archive::Source;
-use crate::blobs::random_hex;
 use crate::error::IoContext;
 use crate::{Error, ImageRecord, Result, Store};
+use estiba_os::random_hex;
 
 /// What prune removed.
 #[derive(Debug, Default)]
@@ -139,7 +139,7 @@ fn remove_unlisted(dir: &Path, keep: &HashSet<String>) -> Result<u64> {
         }
         let meta = entry.metadata().ctx("reading", entry.path())?;
         if meta.is_dir() {
-            unpack::remove_tree(&entry.path()).ctx("removing", entry.path())?;
+            estiba_os::remove_tree(&entry.path()).ctx("removing", entry.path())?;
         } else {
             freed += meta.len();
             fs::remove_file(entry.path()).ctx("removing", entry.path())?;

@@ -219,7 +219,7 @@ pub fn save(ctx: &Context, args: &SaveArgs) -> Result<u8> {
             let tmp = ctx
                 .paths
                 .run
-                .join(format!("save-{}.tar", estiba_store::random_hex(8)));
+                .join(format!("save-{}.tar", estiba_os::random_hex(8)));
             let result = store
                 .save(&images, &tmp)
                 .map_err(anyhow::Error::from)

@@ -13,7 +13,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use estiba_oci::unpack;
 use estiba_oci::{Digest, Reference};
 use estiba_runtime::rootfs;
 use estiba_store::Loaded;
@@ -183,10 +182,10 @@ impl Engine {
             .map_err(estiba_store::Error::from)?;
         let ignore = Ignore::load(&context);
         rootfs::private_mount_namespace()?;
-        let work = self.data.join("build").join(estiba_store::random_hex(8));
+        let work = self.data.join("build").join(estiba_os::random_hex(8));
         fs::create_dir_all(&work).ctx("creating", &work)?;
         let result = self.run_build(opts, &context, &ignore, &instructions, &work, out);
-        let _ = unpack::remove_tree(&work);
+        let _ = estiba_os::remove_tree(&work);
         let stage = result?;
         self.commit_stage(&stage, names)
     }

@@ -59,7 +59,7 @@ impl Engine {
                 }
             }
         }
-        let step = work.join(estiba_store::random_hex(6));
+        let step = work.join(estiba_os::random_hex(6));
         let (upper, overlay_work, root, empty) = (
             step.join("upper"),
             step.join("work"),
@@ -99,8 +99,8 @@ impl Engine {
         .map_err(|e| Error::Record(self.cache_path(&key), e))?;
         fs::create_dir_all(self.data.join("build-cache"))
             .ctx("creating", self.data.join("build-cache"))?;
-        estiba_store::write_atomic(&self.cache_path(&key), &entry)?;
-        let _ = unpack::remove_tree(&step);
+        estiba_os::write_atomic(&self.cache_path(&key), &entry)?;
+        let _ = estiba_os::remove_tree(&step);
         st.layers.push((blob.clone(), blob));
         Ok(())
     }
@@ -120,7 +120,7 @@ impl Engine {
         line: usize,
     ) -> Result<()> {
         let user = rootfs::resolve_user(root, user)?;
-        let id = format!("build-{}", estiba_store::random_hex(8));
+        let id = format!("build-{}", estiba_os::random_hex(8));
         let cfg = RunConfig {
             id: id.clone(),
             rootfs: root.to_path_buf(),
@@ -217,7 +217,7 @@ impl Engine {
             }
             let into_dir = dest.ends_with('/') || files.len() > 1;
             // Owner ids are resolved against the image's own /etc/passwd at apply time.
-            let tar_path = work.join(format!("copy-{}.tar", estiba_store::random_hex(6)));
+            let tar_path = work.join(format!("copy-{}.tar", estiba_os::random_hex(6)));
             let write_tar = |owner: (u32, u32)| -> Result<()> {
                 let f = fs::File::create(&tar_path).ctx("creating", &tar_path)?;
                 let mut b = tar::Builder::new(BufWriter::new(f));
@@ -296,7 +296,7 @@ impl Engine {
 
     /// Mounts a stage's layers read-only, for COPY --from.
     fn mount_stage(&self, stage: &Stage, work: &Path) -> Result<PathBuf> {
-        let dir = work.join(format!("from-{}", estiba_store::random_hex(6)));
+        let dir = work.join(format!("from-{}", estiba_os::random_hex(6)));
         let (upper, overlay_work, root, empty) = (
             dir.join("upper"),
             dir.join("work"),

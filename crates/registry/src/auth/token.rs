@@ -42,8 +42,8 @@ pub fn signing_key(root: &Path) -> Result<Vec<u8>> {
             why: "not hex".into(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = estiba_store::random_hex(32);
-            crate::fsutil::write_private(&path, key.as_bytes())?;
+            let key = estiba_os::random_hex(32);
+            estiba_os::write_private(&path, key.as_bytes())?;
             // Another process may have won the race: use what is on disk.
             let text = std::fs::read_to_string(&path).ctx("reading", &path)?;
             hex::decode(text.trim()).map_err(|_| Error::Malformed {
@@ -76,7 +76,7 @@ pub fn sign(
         exp: now + ttl_secs,
         nbf: now.saturating_sub(1),
         iat: now,
-        jti: estiba_store::random_hex(16),
+        jti: estiba_os::random_hex(16),
         access,
     };
     jsonwebtoken::encode(

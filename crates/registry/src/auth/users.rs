@@ -136,7 +136,7 @@ impl Users {
                 what: "users".into(),
                 why: e.to_string(),
             })?;
-        crate::fsutil::write_private(&self.path, &data)
+        Ok(estiba_os::write_private(&self.path, &data)?)
     }
 }
 

@@ -48,7 +48,7 @@ fn write(config: &Map<String, Value>) -> Result<()> {
         what: "credentials".into(),
         why: e.to_string(),
     })?;
-    crate::fsutil::write_private(&path, &data)
+    Ok(estiba_os::write_private(&path, &data)?)
 }
 
 pub fn store(registry: &str, user: &str, password: &str) -> Result<()> {

@@ -80,7 +80,7 @@ pub(crate) async fn fetch_manifest(
     };
     let digest = match wanted {
         Some(w) => {
-            let actual = Digest::of(w.algorithm(), &data);
+            let actual = Digest::compute(w.algorithm(), &data);
             if actual != w {
                 return Err(Error::Http(format!(
                     "{path}: the registry sent content with digest {actual}, not {w}"

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::names::{valid_tag, validate_name};
+use crate::names::validate_name;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteRef {
@@ -15,55 +15,22 @@ pub struct RemoteRef {
     pub digest: Option<String>,
 }
 
-fn looks_like_registry(c: &str) -> bool {
-    c.contains('.') || c.contains(':') || c == "localhost"
-}
-
 impl RemoteRef {
-    /// Parses `host[:port]/repo[:tag][@digest]`. Without a registry host the
-    /// reference means Docker Hub, as docker has it.
+    /// Parses `[host[:port]/]repo[:tag][@digest]` with the one reference
+    /// grammar of `estiba-oci` (the image store's too). Without a registry
+    /// host the reference means Docker Hub, as docker has it.
     pub fn parse(s: &str) -> Result<RemoteRef> {
-        let bad = |why: &str| Error::Config(format!("image reference {s:?}: {why}"));
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => {
-                d.parse::<crate::digest::Digest>()
-                    .map_err(|_| bad("the digest is invalid"))?;
-                (r, Some(d.to_string()))
-            }
-            None => (s, None),
-        };
-        let (registry, path) = match rest.split_once('/') {
-            Some((first, path)) if looks_like_registry(first) => {
-                (first.to_string(), path.to_string())
-            }
-            _ => ("docker.io".to_string(), rest.to_string()),
-        };
-        // A ':' after the last '/' starts the tag.
-        let (repository, tag) = match path.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), Some(tag.to_string())),
-            _ => (path, None),
-        };
-        let repository = if registry == "docker.io" && !repository.contains('/') {
-            format!("library/{repository}")
-        } else {
-            repository
-        };
-        validate_name(&repository).map_err(|e| bad(&e.to_string()))?;
-        if let Some(t) = &tag {
-            if !valid_tag(t) {
-                return Err(bad("the tag is invalid"));
-            }
-        }
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_string())
-        } else {
-            tag
-        };
+        let bad = |why: String| Error::Config(format!("image reference {s:?}: {why}"));
+        let r: estiba_oci::Reference = s
+            .parse()
+            .map_err(|e: estiba_oci::Error| bad(e.to_string()))?;
+        let repository = r.path();
+        validate_name(&repository).map_err(|e| bad(e.to_string()))?;
         Ok(RemoteRef {
-            registry,
+            registry: r.domain().to_string(),
             repository,
-            tag,
-            digest,
+            tag: r.tag().map(str::to_string),
+            digest: r.digest().map(ToString::to_string),
         })
     }
 
@@ -111,6 +78,13 @@ mod tests {
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let r = RemoteRef::parse(&format!("127.0.0.1:5000/a@{d}")).unwrap();
         assert_eq!(r.reference(), d);
+        // An upper-case first component is a registry host, as for docker
+        // and the image store.
+        let r = RemoteRef::parse("Registry/team/app").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("Registry", "team/app")
+        );
         for bad in [
             "localhost:5000/A",
             "localhost:5000/a:b:c",

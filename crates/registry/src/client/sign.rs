@@ -200,7 +200,7 @@ async fn fetch_blob(client: &Client, repo: &str, scope: &str, digest: &Digest) -
         return Err(remote_error(&client.url(&path), r).await);
     }
     let data = r.bytes().await.map_err(to_error)?;
-    if data.len() > 1 << 20 || Digest::of(digest.algorithm(), &data) != *digest {
+    if data.len() > 1 << 20 || Digest::compute(digest.algorithm(), &data) != *digest {
         return Err(Error::Signature(format!(
             "payload {digest} does not match its digest"
         )));

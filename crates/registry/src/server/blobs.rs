@@ -326,7 +326,7 @@ pub async fn start_upload(ctx: &Ctx, name: &str, body: Body) -> Result<Response>
         Ok(d) => d,
         Err(e) => {
             cancel(ctx, &id).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let result = finish(ctx, name, &id, &digest, Some(body), None).await;

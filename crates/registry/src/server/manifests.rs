@@ -32,7 +32,7 @@ enum Reference {
 
 fn parse_reference(reference: &str) -> Result<Reference> {
     if reference.contains(':') {
-        return reference.parse().map(Reference::Digest);
+        return Ok(Reference::Digest(reference.parse()?));
     }
     validate_tag(reference)?;
     Ok(Reference::Tag(reference.to_string()))
@@ -140,7 +140,7 @@ async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> Result<Respo
         .fetch_add(data.len() as u64, Ordering::Relaxed);
     let digest = match &reference {
         Reference::Digest(d) => {
-            let actual = Digest::of(d.algorithm(), &data);
+            let actual = Digest::compute(d.algorithm(), &data);
             if actual != *d {
                 return Err(Error::api(
                     Code::DigestInvalid,
@@ -149,7 +149,7 @@ async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> Result<Respo
             }
             actual
         }
-        Reference::Tag(_) => Digest::of(Algorithm::Sha256, &data),
+        Reference::Tag(_) => Digest::compute(Algorithm::Sha256, &data),
     };
     let content_type = ctx.header(header::CONTENT_TYPE).map(str::to_string);
     let manifest = ParsedManifest::parse(&data, content_type.as_deref())?;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use estiba_store::{random_hex, write_atomic};
+use estiba_os::{random_hex, write_atomic};
 
 use super::{BlobReader, Descriptor, ManifestLink, Storage};
 use crate::digest::{Algorithm, Digest, Hasher};
@@ -173,7 +173,7 @@ impl Storage for FsStorage {
     }
 
     fn put_blob(&self, digest: &Digest, data: &[u8]) -> Result<()> {
-        if Digest::of(digest.algorithm(), data) != *digest {
+        if Digest::compute(digest.algorithm(), data) != *digest {
             return Err(Error::api(
                 Code::DigestInvalid,
                 format!("content does not match {digest}"),
@@ -688,7 +688,7 @@ mod tests {
             Some(Code::DigestInvalid)
         );
         assert!(s.blob_size(&wrong).unwrap().is_none());
-        let right = Digest::of(Algorithm::Sha512, b"hello world");
+        let right = Digest::compute(Algorithm::Sha512, b"hello world");
         assert_eq!(s.finish_upload(&id, &right).unwrap(), 11);
         assert_eq!(s.blob_size(&right).unwrap(), Some(11));
         assert_eq!(

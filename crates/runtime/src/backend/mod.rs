@@ -95,7 +95,7 @@ pub fn select(choice: Option<&str>, host: &Host, state_root: &Path) -> Result<Bo
         let path = if choice.contains('/') {
             PathBuf::from(choice)
         } else {
-            crate::userns::which(choice).ok_or_else(|| Error::InvalidOption {
+            estiba_os::which(choice).ok_or_else(|| Error::InvalidOption {
                 what: "runtime",
                 value: choice.to_string(),
                 why: "not found in $PATH".into(),
@@ -115,7 +115,7 @@ pub fn select(choice: Option<&str>, host: &Host, state_root: &Path) -> Result<Bo
     }
     candidates
         .into_iter()
-        .find_map(crate::userns::which)
+        .find_map(estiba_os::which)
         .map(|p| Box::new(OciBinary::new(p, state_root)) as Box<dyn Runtime>)
         .ok_or(Error::NoRuntime)
 }
