@@ -75,6 +75,9 @@ pub enum Command {
     Stats(StatsArgs),
     /// Show a container's processes.
     Top { container: String },
+    /// Show what happened to containers, images, networks and volumes,
+    /// as it happens (or since a time).
+    Events(EventsArgs),
     /// List a container's published ports.
     Port { container: String },
     /// Manage named volumes.
@@ -428,6 +431,24 @@ pub struct ExecArgs {
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Start with the events since this time: seconds since the epoch, an
+    /// RFC 3339 time, or a duration before now such as 10m.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stop at this time (same forms); one in the past prints and exits.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// KEY=VALUE, with container, event, type, image, network or volume as
+    /// the key. Values of one key are alternatives; keys must all match.
+    #[arg(long = "filter", short = 'f')]
+    pub filters: Vec<String>,
+    /// `json` (or docker's `{{json .}}`): one JSON object per line.
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Args, Debug)]

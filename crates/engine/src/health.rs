@@ -201,7 +201,8 @@ fn record(
         end: now(),
         exit_code: code,
     };
-    let _ = engine.records.update(id, |r| {
+    let changed = engine.records.update(id, |r| {
+        let before = r.state.health.as_ref().map(|h| h.status.clone());
         let h = r.state.health.get_or_insert_with(|| Health {
             status: "starting".into(),
             ..Health::default()
@@ -218,7 +219,12 @@ fn record(
         h.log.push(result);
         let excess = h.log.len().saturating_sub(5);
         h.log.drain(..excess);
+        let status = h.status.clone();
+        (before.as_deref() != Some(status.as_str())).then(|| (status, r.clone()))
     });
+    if let Ok(Some((status, r))) = changed {
+        engine.container_event(estiba_events::Action::HealthStatus(status), &r);
+    }
 }
 
 /// One check of a running container, as the small monitor asks for it

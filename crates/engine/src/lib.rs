@@ -16,6 +16,7 @@
 
 pub mod build;
 mod error;
+mod events;
 pub mod health;
 pub mod logs;
 pub mod monitor;
@@ -52,6 +53,9 @@ pub struct Engine {
     pub store: Store,
     pub volumes: volumes::Volumes,
     pub secrets: secrets::Secrets,
+    /// The event journal (`estiba events`): every change this engine makes
+    /// is appended here by the process that makes it.
+    pub events: estiba_events::Journal,
     /// Passed on to the processes estiba starts for itself (monitors).
     pub log_level: String,
     pub(crate) records: Records,
@@ -63,6 +67,7 @@ impl Engine {
         let records = Records::new(&data);
         let volumes = volumes::Volumes::new(&data);
         let secrets = secrets::Secrets::new(&data);
+        let events = estiba_events::Journal::new(&data);
         Ok(Engine {
             host,
             data,
@@ -70,6 +75,7 @@ impl Engine {
             store,
             volumes,
             secrets,
+            events,
             log_level: "warn".into(),
             records,
         })

@@ -168,6 +168,8 @@ impl Engine {
                 Some(exit) => exit,
                 None => self.run_once(record, &image, &dirs, runtime.as_ref(), backoff)?,
             };
+            // Before the runtime deletes the cgroup, which says if it was OOM.
+            self.died(record, i32::from(code));
             let _ = runtime.delete(id, true);
             let (policy, stop_requested, restarts) = self.records.update(id, |r| {
                 r.state.status = Status::Exited;
@@ -195,6 +197,7 @@ impl Engine {
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
             self.records.update(id, |r| r.state.restart_count += 1)?;
+            self.container_event(estiba_events::Action::Restart, record);
         }
     }
 
@@ -237,6 +240,9 @@ impl Engine {
         )?;
         let started = Instant::now();
         runtime.start(id)?;
+        // Journaled before the record says running: whoever waits for that
+        // (`start`, `restart`) then journals after this.
+        self.container_event(estiba_events::Action::Start, record);
         let estiba_os::ProcessId {
             pid: monitor_pid,
             started: monitor_started,

@@ -215,6 +215,7 @@ impl Engine {
                 .is_ok_and(|h| h.iter().any(|h| h.owner == record.id))
             {
                 warn("releasing the lease", leases.release(record.id));
+                self.network_event(estiba_events::Action::Disconnect, &net, record);
                 crate::net_helpers::stop_dns_if_unused(&networks, &net.name);
             }
         }
@@ -233,8 +234,15 @@ impl Engine {
     ) -> Result<Ipv4Addr> {
         let leases = networks.leases(&net.name);
         leases.retain(|owner| owner == record.id || self.container_exists(owner))?;
+        let joined = !leases.holders()?.iter().any(|h| h.owner == record.id);
         let subnet = net.subnet()?;
-        Ok(leases.acquire(&net.name, subnet, net.gateway, record.id, wanted, endpoint)?)
+        let ip = leases.acquire(&net.name, subnet, net.gateway, record.id, wanted, endpoint)?;
+        // A lease lasts from joining the network to leaving it, restarts
+        // included: that is when docker says connect and disconnect.
+        if joined {
+            self.network_event(estiba_events::Action::Connect, net, record);
+        }
+        Ok(ip)
     }
 
     /// Puts an attached container on one more network; returns its subnet.
@@ -265,7 +273,9 @@ impl Engine {
             .and_then(|()| self.ensure_dns(networks, &net));
         if let Err(e) = attached {
             let _ = attach::detach_extra(host, &net, record.id);
-            let _ = networks.leases(name).release(record.id);
+            if networks.leases(name).release(record.id).is_ok() {
+                self.network_event(estiba_events::Action::Disconnect, &net, record);
+            }
             return Err(e);
         }
         Ok(net.subnet)
@@ -349,6 +359,7 @@ impl Engine {
         let net = networks.get(name)?;
         attach::detach_extra(networks.host(), &net, &r.id)?;
         networks.leases(name).release(&r.id)?;
+        self.network_event(estiba_events::Action::Disconnect, &net, &Member::from(&r));
         crate::net_helpers::stop_dns_if_unused(&networks, name);
         self.records.update(&r.id, |r| {
             r.options.extra_networks.retain(|n| n != name);

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use crate::monitor::MONITOR_COMMAND;
 use crate::record::{generate_name, validate_name, ContainerRecord, CreateOptions, State, Status};
+use estiba_events::Action;
+
 use crate::{Engine, Error, Result};
 
 fn now() -> String {
@@ -147,6 +149,7 @@ impl Engine {
             source: e,
         })?;
         self.records.save(&record)?;
+        self.container_event(Action::Create, &record);
         Ok(record)
     }
 
@@ -177,6 +180,7 @@ impl Engine {
                 r.state.monitor_started = me.started;
                 r.state.started_at = Some(now());
             })?;
+            self.container_event(Action::Start, record);
             // The runtime writes the init's pid once it exists; record it so
             // stop, kill and exec from another terminal reach the container.
             // The watcher is joined before the record changes again, so it
@@ -209,13 +213,21 @@ impl Engine {
             Ok(code?)
         })();
         dirs.unmount();
+        let (code, error) = match &result {
+            Ok(code) => (i32::from(*code), None),
+            Err(e) => (i32::from(e.exit_code()), Some(e.to_string())),
+        };
+        // A container that never started did not die.
+        if self
+            .records
+            .load(id)
+            .is_ok_and(|r| r.state.started_at.is_some())
+        {
+            self.died(record, code);
+        }
         if record.options.auto_remove {
             self.remove_files(record)?;
         } else {
-            let (code, error) = match &result {
-                Ok(code) => (i32::from(*code), None),
-                Err(e) => (i32::from(e.exit_code()), Some(e.to_string())),
-            };
             self.records.update(id, |r| {
                 r.state.status = Status::Exited;
                 r.state.exit_code = code;
@@ -277,6 +289,9 @@ impl Engine {
             path: r.id.clone().into(),
             source: e.into(),
         })?;
+        self.events.emit(
+            crate::events::container(Action::Kill, &r).with("signal", (signal as i32).to_string()),
+        );
         Ok(r)
     }
 
@@ -299,6 +314,16 @@ impl Engine {
             }
         }
         self.wait_monitor(&r.id, Duration::from_secs(10));
+        let stopped = self.find(&r.id)?;
+        self.container_event(Action::Stop, &stopped);
+        Ok(stopped)
+    }
+
+    /// Stops the container and starts it again under its monitor.
+    pub fn restart(&self, wanted: &str, timeout: Duration) -> Result<ContainerRecord> {
+        let r = self.stop(wanted, timeout)?;
+        self.start_detached(&r.id)?;
+        self.container_event(Action::Restart, &r);
         self.find(&r.id)
     }
 
@@ -353,6 +378,7 @@ impl Engine {
         if let Ok(runtime) = self.runtime(r) {
             let _ = runtime.delete(&r.id, true);
         }
+        self.container_event(Action::Destroy, r);
         self.detach_network(r);
         let dir = self.records.dir(&r.id);
         self.dirs(&r.id).unmount();
@@ -639,6 +665,14 @@ impl Engine {
             path: path.clone(),
             source: e,
         })?;
+        // Who ran what inside is worth keeping: the audit reads root execs
+        // from the journal.
+        self.events.emit(
+            crate::events::container(Action::ExecStart, &r)
+                .with("execID", estiba_os::random_hex(16))
+                .with("command", opts.command.join(" "))
+                .with("user", process["user"]["uid"].to_string()),
+        );
         let result = runtime.exec(&r.id, &path, opts.detach).map_err(Error::from);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("error.json"));

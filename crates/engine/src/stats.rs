@@ -112,3 +112,24 @@ pub fn processes(r: &ContainerRecord) -> Vec<i32> {
     out.sort_unstable();
     out
 }
+
+/// True if the kernel's OOM killer ended a process in the container's
+/// memory cgroup (`/estiba/<id>`, as the spec names it): cgroup v1's
+/// `memory.oom_control` or v2's `memory.events`. Read before the runtime
+/// deletes the cgroup.
+pub fn oom_killed(id: &str) -> bool {
+    let count = |path: PathBuf| {
+        fs::read_to_string(path).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+    };
+    let v1 = PathBuf::from("/sys/fs/cgroup/memory/estiba")
+        .join(id)
+        .join("memory.oom_control");
+    let v2 = PathBuf::from("/sys/fs/cgroup/estiba")
+        .join(id)
+        .join("memory.events");
+    count(v1).or_else(|| count(v2)).is_some_and(|n| n > 0)
+}

@@ -26,6 +26,7 @@ pub struct Volume {
 #[derive(Clone, Debug)]
 pub struct Volumes {
     root: PathBuf,
+    events: estiba_events::Journal,
 }
 
 /// docker's volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -40,6 +41,7 @@ impl Volumes {
     pub fn new(data: &Path) -> Self {
         Volumes {
             root: data.join("volumes"),
+            events: estiba_events::Journal::new(data),
         }
     }
 
@@ -81,6 +83,7 @@ impl Volumes {
         let json = serde_json::to_vec_pretty(&volume)
             .map_err(|e| Error::Record(dir.join("volume.json"), e))?;
         estiba_os::write_atomic(&dir.join("volume.json"), &json)?;
+        self.event(estiba_events::Action::Create, name);
         Ok((volume, true))
     }
 
@@ -108,7 +111,16 @@ impl Volumes {
                 });
             }
         }
-        estiba_os::remove_tree(&self.dir(name)).ctx("removing", self.dir(name))
+        estiba_os::remove_tree(&self.dir(name)).ctx("removing", self.dir(name))?;
+        self.event(estiba_events::Action::Destroy, name);
+        Ok(())
+    }
+
+    fn event(&self, action: estiba_events::Action, name: &str) {
+        self.events.emit(
+            estiba_events::Event::new(estiba_events::Kind::Volume, action, name)
+                .with("driver", "local"),
+        );
     }
 }
 

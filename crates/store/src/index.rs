@@ -103,12 +103,28 @@ impl Store {
         }
         let mut record = self.find_image(source)?;
         record.names = vec![name.canonical()];
-        self.add_image(record)
+        let id = record.id.clone();
+        self.add_image(record)?;
+        self.image_event(estiba_events::Action::Tag, &id, Some(&name.canonical()));
+        Ok(())
     }
 
     /// Removes a name, or a whole image when given its id. Returns what was
     /// untagged and what was deleted, as docker prints them.
     pub fn remove_image(&self, wanted: &str, force: bool) -> Result<Vec<String>> {
+        let id = self.find_image(wanted)?.id;
+        let out = self.remove_image_entries(wanted, force)?;
+        for line in &out {
+            if let Some(name) = line.strip_prefix("Untagged: ") {
+                self.image_event(estiba_events::Action::Untag, &id, Some(name));
+            } else if line.starts_with("Deleted: ") {
+                self.image_event(estiba_events::Action::Delete, &id, None);
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_image_entries(&self, wanted: &str, force: bool) -> Result<Vec<String>> {
         self.update_index(|index| {
             let record = find_in(&index.images, wanted)?.clone();
             let mut out = Vec::new();

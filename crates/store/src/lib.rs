@@ -45,6 +45,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Store {
     root: PathBuf,
     rootless: bool,
+    /// The engine's journal, beside the store (`<data>/events`): image
+    /// events are journaled where they happen.
+    events: estiba_events::Journal,
 }
 
 impl Store {
@@ -59,7 +62,23 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
             rootless,
+            events: estiba_events::Journal::new(root.parent().unwrap_or(root)),
         })
+    }
+
+    /// Journals an event about an image (`pull`, `push`, …): by id, with
+    /// its name.
+    pub fn image_event(
+        &self,
+        action: estiba_events::Action,
+        id: &estiba_oci::Digest,
+        name: Option<&str>,
+    ) {
+        let mut e = estiba_events::Event::new(estiba_events::Kind::Image, action, id.to_string());
+        if let Some(name) = name {
+            e = e.with("name", name);
+        }
+        self.events.emit(e);
     }
 
     pub fn root(&self) -> &Path {

@@ -79,16 +79,24 @@ impl Store {
                 source
             }
         };
-        if source.exists("manifest.json") {
-            self.load_docker(&source, progress)
+        let loaded = if source.exists("manifest.json") {
+            self.load_docker(&source, progress)?
         } else if source.exists("index.json") {
-            self.load_oci(&source, progress)
+            self.load_oci(&source, progress)?
         } else {
-            Err(Error::UnknownArchive {
+            return Err(Error::UnknownArchive {
                 path: path.to_path_buf(),
                 why: "it has neither manifest.json nor index.json".into(),
-            })
+            });
+        };
+        for image in &loaded {
+            self.image_event(
+                estiba_events::Action::Load,
+                &image.id,
+                image.names.first().map(String::as_str),
+            );
         }
+        Ok(loaded)
     }
 
     fn load_docker(&self, source: &Source, progress: &mut dyn FnMut(&str)) -> Result<Vec<Loaded>> {
@@ -341,7 +349,13 @@ impl Store {
             source: e,
         })?;
         let manifest_digest = self.put_blob_bytes(&manifest_bytes)?;
-        self.commit_image(manifest_digest, names)
+        let loaded = self.commit_image(manifest_digest, names)?;
+        self.image_event(
+            estiba_events::Action::Import,
+            &loaded.id,
+            loaded.names.first().map(String::as_str),
+        );
+        Ok(loaded)
     }
 
     /// The parsed config of an image.

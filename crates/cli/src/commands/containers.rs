@@ -220,8 +220,7 @@ pub fn stop(ctx: &Context, args: &StopArgs) -> Result<u8> {
 pub fn restart(ctx: &Context, args: &StopArgs) -> Result<u8> {
     let engine = ctx.engine()?;
     Ok(each(&args.containers, |name| {
-        let r = engine.stop(name, Duration::from_secs(args.time))?;
-        engine.start_detached(&r.id)?;
+        engine.restart(name, Duration::from_secs(args.time))?;
         println!("{name}");
         Ok(())
     }))

@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 mod containers;
+mod events;
 mod images;
 pub mod registry;
 mod run;
@@ -70,6 +71,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Exec(a) => containers::exec(&ctx, &a),
         Command::Stats(a) => containers::stats(&ctx, &a),
         Command::Top { container } => containers::top(&ctx, &container),
+        Command::Events(a) => events::events(&ctx, &a),
         Command::Volume(v) => containers::volume(&ctx, &v),
         Command::Secret(c) => containers::secret(&ctx, &c),
         Command::Pod(c) => containers::pod(&ctx, &c),

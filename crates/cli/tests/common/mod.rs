@@ -475,3 +475,39 @@ pub fn chown_to(e: &Estiba, path: &Path) {
         sh(&format!("chown {user}: {}", path.display()));
     }
 }
+
+/// Polls `done` until it holds, failing the test with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Makes each named test `fn NAME(e: &Estiba)` two tests, `NAME::as_root`
+/// and `NAME::rootless` (a fresh unprivileged user), each with a fresh
+/// installation with busybox, so one cannot hide the other's result.
+#[macro_export]
+macro_rules! root_and_rootless {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn as_root() {
+                if $crate::common::require_root("the test") {
+                    super::$name(&$crate::common::Estiba::root().with_busybox());
+                }
+            }
+
+            #[test]
+            fn rootless() {
+                if $crate::common::require_root("a fresh test user") {
+                    super::$name(&$crate::common::Estiba::rootless().with_busybox());
+                }
+            }
+        }
+    )*};
+}

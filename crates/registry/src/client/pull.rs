@@ -219,6 +219,11 @@ pub async fn pull(
     })
     .await
     .map_err(|e| Error::Http(e.to_string()))??;
+    store.image_event(
+        estiba_events::Action::Pull,
+        &loaded.id,
+        Some(&src.to_string()),
+    );
     Ok(Pulled {
         digest: top_digest.to_string(),
         name,

@@ -110,6 +110,11 @@ pub async fn push(
             });
         }
     }
+    store.image_event(
+        estiba_events::Action::Push,
+        &record.id,
+        Some(&dest.to_string()),
+    );
     Ok(digest)
 }
 
