@@ -13,6 +13,8 @@ pub enum Error {
     #[error(transparent)]
     Os(#[from] estiba_os::Error),
     #[error(transparent)]
+    Events(#[from] estiba_events::Error),
+    #[error(transparent)]
     Net(#[from] estiba_net::Error),
     #[error(transparent)]
     Runtime(#[from] estiba_runtime::Error),
@@ -32,6 +34,10 @@ pub enum Error {
     },
     #[error("container {id} is running: stop it first or use --force")]
     Running { id: String },
+    #[error("container {name} is not running")]
+    NotRunning { name: String },
+    #[error("container {name} is already running")]
+    AlreadyRunning { name: String },
     #[error("container {id} failed to start: {message}")]
     StartFailed {
         id: String,

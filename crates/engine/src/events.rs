@@ -20,9 +20,10 @@ impl Engine {
     }
 
     /// Journals the container's exit: `die` with its code, after `oom` if
-    /// the kernel's OOM killer ended one of its processes.
-    pub(crate) fn died(&self, r: &ContainerRecord, code: i32) {
-        if crate::stats::oom_killed(&r.id) {
+    /// the kernel's OOM killer ended one of its processes. Called once the
+    /// record holds the exit, so a follower that reads it on `die` finds it.
+    pub(crate) fn died(&self, r: &ContainerRecord, code: i32, oom: bool) {
+        if oom {
             self.container_event(Action::Oom, r);
         }
         self.events

@@ -14,6 +14,7 @@
 //! know how images are stored or containers isolated (the store and runtime).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod build;
 mod error;
 mod events;
@@ -32,6 +33,7 @@ pub mod volumes;
 
 use std::path::PathBuf;
 
+pub use api::{AsyncEngine, CreateRequest, LogsOptions};
 pub use error::Error;
 pub use ops::{human_since, parse_signal, status_text, ExecOptions};
 pub use record::{ContainerRecord, CreateOptions, RestartPolicy, State, Status};
@@ -58,6 +60,10 @@ pub struct Engine {
     pub events: estiba_events::Journal,
     /// Passed on to the processes estiba starts for itself (monitors).
     pub log_level: String,
+    /// The estiba binary that monitors and network helpers run as: this
+    /// program by default; a library caller that is not estiba names it
+    /// with [`Engine::with_binary`].
+    pub exe: PathBuf,
     pub(crate) records: Records,
 }
 
@@ -77,8 +83,15 @@ impl Engine {
             secrets,
             events,
             log_level: "warn".into(),
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("estiba")),
             records,
         })
+    }
+
+    /// The same engine, starting monitors and helpers as `estiba`.
+    pub fn with_binary(mut self, estiba: PathBuf) -> Self {
+        self.exe = estiba;
+        self
     }
 
     pub fn dirs(&self, id: &str) -> ContainerDirs {

@@ -46,11 +46,7 @@ impl Engine {
             r.state.error = None;
             r.state.status = Status::Created;
         })?;
-        let exe = std::env::current_exe().map_err(|e| Error::Io {
-            op: "finding",
-            path: "/proc/self/exe".into(),
-            source: e,
-        })?;
+        let exe = self.exe.clone();
         // The monitor's own diagnostics (not the container's output).
         let diag_path = self.dirs(id).root.join("monitor.log");
         let diag = File::create(&diag_path).map_err(|e| Error::Io {
@@ -168,8 +164,8 @@ impl Engine {
                 Some(exit) => exit,
                 None => self.run_once(record, &image, &dirs, runtime.as_ref(), backoff)?,
             };
-            // Before the runtime deletes the cgroup, which says if it was OOM.
-            self.died(record, i32::from(code));
+            // Before the runtime deletes the cgroup, which says if it was.
+            let oom = crate::stats::oom_killed(id);
             let _ = runtime.delete(id, true);
             let (policy, stop_requested, restarts) = self.records.update(id, |r| {
                 r.state.status = Status::Exited;
@@ -182,6 +178,7 @@ impl Engine {
                     r.state.restart_count,
                 )
             })?;
+            self.died(record, i32::from(code), oom);
             if !should_restart(policy, code, stop_requested, restarts) {
                 return Ok(());
             }

@@ -74,8 +74,7 @@ impl Engine {
         }
         let log_path = helpers.log(key);
         let log = std::fs::File::create(&log_path).ctx("creating", &log_path)?;
-        let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
-        let mut child = Command::new(exe)
+        let mut child = Command::new(&self.exe)
             .args([command, key])
             .env_remove(estiba_runtime::userns::JOIN_ENV)
             .stdin(Stdio::null())

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 use crate::monitor::MONITOR_COMMAND;
-use crate::record::{generate_name, validate_name, ContainerRecord, CreateOptions, State, Status};
+use crate::record::{generate_name, validate_name, ContainerRecord, State, Status};
 use estiba_events::Action;
 
 use crate::{Engine, Error, Result};
@@ -56,14 +56,16 @@ fn monitor_alive(state: &State) -> bool {
 }
 
 impl Engine {
-    /// Records a new container (nothing runs yet).
-    pub fn create(
-        &self,
-        image: &str,
-        name: Option<&str>,
-        mut options: CreateOptions,
-        health: &crate::health::HealthFlags,
-    ) -> Result<ContainerRecord> {
+    /// Records a new container from `request`; nothing runs yet. Journals
+    /// `create`.
+    pub fn create(&self, request: crate::api::CreateRequest) -> Result<ContainerRecord> {
+        let crate::api::CreateRequest {
+            image,
+            name,
+            mut options,
+            health,
+        } = request;
+        let (image, name, health) = (image.as_str(), name.as_deref(), &health);
         crate::prepare::validate(&options)?;
         if !matches!(options.network.as_str(), "none" | "host" | "") {
             self.check_network(&options.network, options.ip.as_deref())?;
@@ -217,15 +219,16 @@ impl Engine {
             Ok(code) => (i32::from(*code), None),
             Err(e) => (i32::from(e.exit_code()), Some(e.to_string())),
         };
-        // A container that never started did not die.
-        if self
+        // A container that never started did not die. (`runc run` has
+        // removed the cgroup by now, so an OOM kill is not seen here.)
+        let started = self
             .records
             .load(id)
-            .is_ok_and(|r| r.state.started_at.is_some())
-        {
-            self.died(record, code);
-        }
+            .is_ok_and(|r| r.state.started_at.is_some());
         if record.options.auto_remove {
+            if started {
+                self.died(record, code, false);
+            }
             self.remove_files(record)?;
         } else {
             self.records.update(id, |r| {
@@ -235,6 +238,9 @@ impl Engine {
                 r.state.monitor_pid = 0;
                 r.state.finished_at = Some(now());
             })?;
+            if started {
+                self.died(record, code, false);
+            }
         }
         result
     }
@@ -276,10 +282,8 @@ impl Engine {
     pub fn kill(&self, wanted: &str, signal: Signal) -> Result<ContainerRecord> {
         let r = self.find(wanted)?;
         if r.state.status != Status::Running || !alive(r.state.pid, None) {
-            return Err(Error::Invalid {
-                what: "container",
-                value: r.name.clone(),
-                why: "is not running".into(),
+            return Err(Error::NotRunning {
+                name: r.name.clone(),
             });
         }
         self.records
@@ -421,7 +425,7 @@ impl Engine {
     }
 
     /// docker's `inspect` shape for a container.
-    pub fn inspect(&self, r: &ContainerRecord) -> Value {
+    pub fn inspect_json(&self, r: &ContainerRecord) -> Value {
         let o = &r.options;
         let s = &r.state;
         json!({
@@ -597,10 +601,8 @@ impl Engine {
     pub fn exec(&self, wanted: &str, opts: &ExecOptions) -> Result<u8> {
         let r = self.find(wanted)?;
         if r.state.status != Status::Running || !alive(r.state.pid, None) {
-            return Err(Error::Invalid {
-                what: "container",
-                value: r.name.clone(),
-                why: "is not running".into(),
+            return Err(Error::NotRunning {
+                name: r.name.clone(),
             });
         }
         let dirs = self.dirs(&r.id);

@@ -189,8 +189,7 @@ impl Engine {
     /// Starts the infra: `estiba internal-infra` unshares the namespaces,
     /// sets the hostname, brings up loopback, and leaves an idle child in them.
     fn start_infra(&self, pod: &mut PodRecord) -> Result<()> {
-        let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&self.exe);
         cmd.args([INFRA_COMMAND, &pod.hostname])
             .env_remove(estiba_runtime::userns::JOIN_ENV)
             .stdin(Stdio::null())

@@ -54,6 +54,15 @@ pub enum Entered {
 /// host or already inside one. Call first thing in `main`, while the process
 /// is single-threaded.
 pub fn enter(runtime_dir: &Path) -> Result<Entered> {
+    let estiba = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
+    enter_with(runtime_dir, &estiba)
+}
+
+/// [`enter`] for a program that is not estiba itself (a tool built on the
+/// engine): it re-executes itself inside the namespace as `enter` does,
+/// but the user's pause process, if one must be started, runs as the
+/// `estiba` binary given.
+pub fn enter_with(runtime_dir: &Path, estiba: &Path) -> Result<Entered> {
     if let Some(dir) = std::env::var_os(HANDOVER_ENV) {
         child_handover(Path::new(&dir))?;
         return Ok(Entered::Inside);
@@ -65,7 +74,7 @@ pub fn enter(runtime_dir: &Path) -> Result<Entered> {
     if rustix::process::geteuid().is_root() {
         return Ok(Entered::Inside);
     }
-    parent(runtime_dir).map(Entered::ExitWith)
+    parent(runtime_dir, estiba).map(Entered::ExitWith)
 }
 
 fn fifo_paths(dir: &Path) -> (PathBuf, PathBuf) {
@@ -109,10 +118,10 @@ fn join(pid: &str) -> Result<()> {
     Ok(())
 }
 
-fn parent(runtime_dir: &Path) -> Result<u8> {
+fn parent(runtime_dir: &Path, estiba: &Path) -> Result<u8> {
     let uid = rustix::process::getuid().as_raw();
     private_dir(runtime_dir, uid)?;
-    let pause = pause_process(runtime_dir, uid)?;
+    let pause = pause_process(runtime_dir, uid, estiba)?;
     let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut child = Command::new(exe)
@@ -128,7 +137,7 @@ fn parent(runtime_dir: &Path) -> Result<u8> {
 
 /// The pid of this user's pause process, started (and its ids mapped) if
 /// none is alive. A lock keeps two commands from starting one each.
-fn pause_process(runtime_dir: &Path, uid: u32) -> Result<u32> {
+fn pause_process(runtime_dir: &Path, uid: u32, estiba: &Path) -> Result<u32> {
     let lock_path = runtime_dir.join("pause.lock");
     let lock = File::options()
         .create(true)
@@ -146,7 +155,7 @@ fn pause_process(runtime_dir: &Path, uid: u32) -> Result<u32> {
             return Ok(pid);
         }
     }
-    let pid = start_pause(runtime_dir, uid)?;
+    let pid = start_pause(runtime_dir, uid, estiba)?;
     crate::write_file_atomic(&pid_file, pid.to_string().as_bytes())?;
     Ok(pid)
 }
@@ -171,7 +180,7 @@ fn is_pause(pid: u32, uid: u32) -> bool {
 
 /// Starts the pause process in a new user and mount namespace and maps its
 /// ids, handing over through two FIFOs.
-fn start_pause(runtime_dir: &Path, uid: u32) -> Result<u32> {
+fn start_pause(runtime_dir: &Path, uid: u32, estiba: &Path) -> Result<u32> {
     use std::os::unix::process::CommandExt;
     let gid = rustix::process::getgid().as_raw();
     let dir = runtime_dir.join(format!("userns-{}", std::process::id()));
@@ -189,7 +198,7 @@ fn start_pause(runtime_dir: &Path, uid: u32) -> Result<u32> {
             )
             .ctx("creating fifo", fifo.as_path())?;
         }
-        let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
+        let exe = estiba.to_path_buf();
         let mut child = Command::new(exe)
             .arg(PAUSE_COMMAND)
             .env(HANDOVER_ENV, &dir)

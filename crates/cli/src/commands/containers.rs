@@ -532,7 +532,7 @@ pub fn top(ctx: &Context, container: &str) -> Result<u8> {
 pub fn inspect_container(ctx: &Context, name: &str) -> Result<Option<serde_json::Value>> {
     let engine = ctx.engine()?;
     match engine.find(name) {
-        Ok(r) => Ok(Some(engine.inspect(&r))),
+        Ok(r) => Ok(Some(engine.inspect_json(&r))),
         Err(estiba_engine::Error::NoSuchContainer(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use estiba_engine::health::HealthFlags;
 use estiba_engine::prepare::{collect_env, parse_bytes};
-use estiba_engine::{CreateOptions, RestartPolicy};
+use estiba_engine::{CreateOptions, CreateRequest, RestartPolicy};
 
 use super::Context;
 use crate::cli::RunArgs;
@@ -82,12 +82,12 @@ fn health(args: &RunArgs) -> HealthFlags {
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(
-        &args.image,
-        args.name.as_deref(),
-        options(args, false)?,
-        &health(args),
-    )?;
+    let record = engine.create(CreateRequest {
+        image: args.image.clone(),
+        name: args.name.clone(),
+        options: options(args, false)?,
+        health: health(args),
+    })?;
     if args.detach {
         engine.start_detached(&record.id)?;
         println!("{}", record.id);
@@ -98,12 +98,12 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
 
 pub fn create(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(
-        &args.image,
-        args.name.as_deref(),
-        options(args, true)?,
-        &health(args),
-    )?;
+    let record = engine.create(CreateRequest {
+        image: args.image.clone(),
+        name: args.name.clone(),
+        options: options(args, true)?,
+        health: health(args),
+    })?;
     println!("{}", record.id);
     Ok(0)
 }
