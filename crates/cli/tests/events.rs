@@ -105,6 +105,18 @@ fn assert_in_order(got: &[String], want: &[&str], who: &str) {
     }
 }
 
+/// `estiba events` from `since` to now with `filters`: prints and exits.
+fn replay(e: &Estiba, since: &str, filters: &[&str], json: bool) -> String {
+    let mut args = vec!["events", "--since", since, "--until", "0s"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    if json {
+        args.extend(["--format", "json"]);
+    }
+    e.ok(&args)
+}
+
 fn state(e: &Estiba, name: &str, field: &str) -> Value {
     let v: Value = serde_json::from_str(&e.ok(&["inspect", name])).unwrap();
     let v = if v.is_array() { v[0].clone() } else { v };
@@ -134,17 +146,12 @@ fn a_containers_whole_life_is_followed_by_two_processes(e: &Estiba) {
         Duration::from_secs(30),
         || state(e, "healthy", "Health")["Status"] == "healthy",
     );
-    let health = e.ok(&[
-        "events",
-        "--since",
+    let health = replay(
+        e,
         &since,
-        "--until",
-        "0s",
-        "--filter",
-        "container=healthy",
-        "--filter",
-        "event=health_status",
-    ]);
+        &["container=healthy", "event=health_status"],
+        false,
+    );
     assert!(health.contains("health_status: healthy"), "{health}");
     e.ok(&["rm", "-f", "healthy"]);
     // SIGKILL: `sleep` as pid 1 ignores TERM.
@@ -177,19 +184,7 @@ fn a_containers_whole_life_is_followed_by_two_processes(e: &Estiba) {
     }
     assert_eq!(actions(&early_saw), actions(&late_saw), "both saw the same");
     // `--until` in the past prints what matched and exits by itself.
-    let out = e.ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        "0s",
-        "--filter",
-        "event=die",
-        "--filter",
-        "container=life",
-        "--format",
-        "json",
-    ]);
+    let out = replay(e, &since, &["event=die", "container=life"], true);
     assert_eq!(out.lines().count(), 3, "{out}");
 }
 
@@ -221,17 +216,7 @@ fn a_writer_killed_mid_line_leaves_a_journal_that_reads(e: &Estiba) {
         .and_then(|mut f| std::io::Write::write_all(&mut f, torn.as_bytes()))
         .unwrap();
     e.ok(&["volume", "create", "after"]);
-    let out = e.ok(&[
-        "events",
-        "--since",
-        "1h",
-        "--until",
-        "0s",
-        "--format",
-        "json",
-        "--filter",
-        "type=volume",
-    ]);
+    let out = replay(e, "1h", &["type=volume"], true);
     let ids: Vec<String> = out
         .lines()
         .map(|l| {

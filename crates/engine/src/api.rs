@@ -43,7 +43,6 @@ impl CreateRequest {
             image: image.into(),
             options: CreateOptions {
                 detached: true,
-                network: "none".into(),
                 ..CreateOptions::default()
             },
             ..CreateRequest::default()

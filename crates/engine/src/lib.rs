@@ -36,7 +36,7 @@ use std::path::PathBuf;
 pub use api::{AsyncEngine, CreateRequest, LogsOptions};
 pub use error::Error;
 pub use ops::{human_since, parse_signal, status_text, ExecOptions};
-pub use record::{ContainerRecord, CreateOptions, RestartPolicy, State, Status};
+pub use record::{ContainerRecord, CreateOptions, NetworkMode, RestartPolicy, State, Status};
 
 use estiba_runtime::{Host, Runtime};
 use estiba_store::Store;

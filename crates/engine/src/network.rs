@@ -107,10 +107,9 @@ impl Engine {
         record: &Member,
         exposed: &[String],
     ) -> Result<Option<Attached>> {
-        let name = record.options.network.as_str();
-        if matches!(name, "none" | "host" | "") {
+        let Some(name) = record.options.network.name() else {
             return Ok(None);
-        }
+        };
         let networks = self.networks()?;
         let net = networks.get_or_default(name)?;
         let wanted = record
@@ -180,7 +179,7 @@ impl Engine {
 
     /// Gives back a container's or a pod's namespace, veth pair and lease.
     pub(crate) fn detach_member(&self, record: &Member) {
-        if matches!(record.options.network.as_str(), "none" | "host" | "") {
+        if record.options.network.is_builtin() {
             return;
         }
         let networks = match self.networks() {
@@ -300,7 +299,7 @@ impl Engine {
         }
         let mut r = self.find(wanted)?;
         let o = &r.options;
-        if matches!(o.network.as_str(), "none" | "host" | "") || o.pod.is_some() {
+        if o.network.is_builtin() || o.pod.is_some() {
             return Err(Error::Invalid {
                 what: "container",
                 value: r.name.clone(),
@@ -308,7 +307,7 @@ impl Engine {
                     .into(),
             });
         }
-        if o.network == name || o.extra_networks.iter().any(|n| n == name) {
+        if o.network.name() == Some(name) || o.extra_networks.iter().any(|n| n == name) {
             return Err(Error::Invalid {
                 what: "container",
                 value: r.name.clone(),
@@ -317,7 +316,7 @@ impl Engine {
         }
         self.check_network(name, extra.ip.as_deref())?;
         let networks = self.networks()?;
-        let policy = egress_policy(o, &networks.get_or_default(&o.network)?)?;
+        let policy = egress_policy(o, &networks.get_or_default(o.network.as_str())?)?;
         r.options.extra_networks.push(name.to_string());
         r.options
             .extra_network_options
@@ -338,7 +337,7 @@ impl Engine {
     /// besides its first.
     pub fn network_disconnect(&self, name: &str, wanted: &str) -> Result<()> {
         let r = self.find(wanted)?;
-        if r.options.network == name {
+        if r.options.network.name() == Some(name) {
             return Err(Error::Invalid {
                 what: "network",
                 value: name.to_string(),
@@ -552,10 +551,9 @@ impl Engine {
 impl Engine {
     /// `inspect`'s NetworkSettings: address, ports and dropped egress.
     pub(crate) fn network_settings(&self, r: &ContainerRecord) -> Value {
-        let name = r.options.network.as_str();
-        if matches!(name, "none" | "host" | "") {
+        let Some(name) = r.options.network.name() else {
             return json!({"Networks": {}});
-        }
+        };
         let Ok(networks) = self.networks() else {
             return json!({"Networks": {}});
         };

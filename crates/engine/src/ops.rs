@@ -67,15 +67,15 @@ impl Engine {
         } = request;
         let (image, name, health) = (image.as_str(), name.as_deref(), &health);
         crate::prepare::validate(&options)?;
-        if !matches!(options.network.as_str(), "none" | "host" | "") {
-            self.check_network(&options.network, options.ip.as_deref())?;
+        if let Some(name) = options.network.name() {
+            self.check_network(name, options.ip.as_deref())?;
         }
         for extra in &options.extra_networks {
             self.check_network(extra, None)?;
         }
         if let Some(wanted) = options.pod.clone() {
             let pod = self.find_pod(&wanted)?;
-            if options.hostname.is_some() || options.network != "none" {
+            if options.hostname.is_some() || options.network != crate::record::NetworkMode::None {
                 return Err(Error::Invalid {
                     what: "pod member",
                     value: wanted,

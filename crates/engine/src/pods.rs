@@ -39,7 +39,7 @@ pub struct PodRecord {
 impl PodRecord {
     /// True if the pod is on a network (not just its own loopback).
     pub fn networked(&self) -> bool {
-        !matches!(self.network.network.as_str(), "" | "none" | "host")
+        self.network.network.name().is_some()
     }
 
     fn member(&self) -> crate::network::Member<'_> {
@@ -142,9 +142,9 @@ impl Engine {
         network: CreateOptions,
     ) -> Result<PodRecord> {
         crate::prepare::validate_network_options(&network)?;
-        if !matches!(network.network.as_str(), "" | "none" | "host") {
-            self.check_network(&network.network, network.ip.as_deref())?;
-        } else if network.network == "host" {
+        if let Some(name) = network.network.name() {
+            self.check_network(name, network.ip.as_deref())?;
+        } else if network.network == crate::record::NetworkMode::Host {
             return Err(Error::Invalid {
                 what: "--network",
                 value: "host".into(),
@@ -358,7 +358,7 @@ impl Engine {
             return;
         }
         if let Ok(networks) = self.networks() {
-            let leases = networks.leases(&pod.network.network);
+            let leases = networks.leases(pod.network.network.as_str());
             if let Err(e) = leases.change_names(&pod.id, &member_names(member), false) {
                 tracing::warn!(error = %e, id = %member.id, "removing a pod member's names");
             }
@@ -377,7 +377,7 @@ impl Engine {
             return Ok(None);
         }
         let networks = self.networks()?;
-        let net = networks.get(&pod.network.network)?;
+        let net = networks.get(pod.network.network.as_str())?;
         // The member answers at the pod's address, by its own name too.
         networks
             .leases(&net.name)

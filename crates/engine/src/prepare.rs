@@ -11,7 +11,7 @@ use estiba_store::{ImageRecord, Store};
 use oci_spec::image::ImageConfiguration;
 
 use crate::error::IoContext;
-use crate::record::{ContainerRecord, CreateOptions};
+use crate::record::{ContainerRecord, CreateOptions, NetworkMode};
 use crate::volumes::Volumes;
 use crate::{Error, Result};
 
@@ -167,7 +167,7 @@ pub fn attach_network_early(
     image: &ImageRecord,
     record: &ContainerRecord,
 ) -> Result<()> {
-    if matches!(record.options.network.as_str(), "none" | "host" | "") {
+    if record.options.network.is_builtin() {
         return Ok(());
     }
     let defaults = ImageDefaults::from_config(&engine.store.image_config(image)?);
@@ -272,7 +272,7 @@ fn resolve(
         .hostname
         .clone()
         .unwrap_or_else(|| record.id[..12].to_string());
-    let network = parse_network(&o.network)?;
+    let network = spec_network(&o.network);
     let mut env = Env::default();
     env.extend(image.env.iter().cloned());
     if !env.has("PATH") {
@@ -448,25 +448,19 @@ pub fn collect_env(env: &[String], env_files: &[PathBuf]) -> Result<Vec<String>>
         .collect())
 }
 
-/// `none`, `host`, or a network's name. A named network is a namespace of
-/// its own that the container joins, so its spec asks for none here.
-pub fn parse_network(network: &str) -> Result<Network> {
-    match network {
-        "none" | "" => Ok(Network::None),
-        "host" => Ok(Network::Host),
-        other if other.contains(',') => Err(Error::Invalid {
-            what: "network",
-            value: other.to_string(),
-            why: "an empty network name".into(),
-        }),
-        _ => Ok(Network::None),
+/// The spec's view of the network: a named network is a namespace of its
+/// own that the container joins by path, so its spec asks for none here.
+pub fn spec_network(mode: &NetworkMode) -> Network {
+    match mode {
+        NetworkMode::Host => Network::Host,
+        NetworkMode::None | NetworkMode::Named(_) => Network::None,
     }
 }
 
 /// Only `none` and `host`: for build steps.
 pub fn parse_builtin_network(network: &str) -> Result<Network> {
     match network {
-        "none" | "" | "host" => parse_network(network),
+        "none" | "" | "host" => Ok(spec_network(&NetworkMode::parse(network)?)),
         other => Err(Error::Invalid {
             what: "network",
             value: other.to_string(),
@@ -762,7 +756,9 @@ fn validate_network_flags(options: &CreateOptions, builtin: bool) -> Result<()> 
     for (i, extra) in options.extra_networks.iter().enumerate() {
         let why = if builtin || matches!(extra.as_str(), "" | "none" | "host") {
             Some("none and host cannot be combined with other networks")
-        } else if *extra == options.network || options.extra_networks[..i].contains(extra) {
+        } else if options.network.name() == Some(extra)
+            || options.extra_networks[..i].contains(extra)
+        {
             Some("named twice")
         } else {
             None
@@ -819,11 +815,10 @@ pub fn validate(options: &CreateOptions) -> Result<()> {
 
 /// Checks the network flags (of a container or a pod).
 pub fn validate_network_options(options: &CreateOptions) -> Result<()> {
-    parse_network(&options.network)?;
     for spec in &options.publish {
         estiba_net::ports::parse(spec)?;
     }
-    let builtin = matches!(options.network.as_str(), "none" | "host" | "");
+    let builtin = options.network.is_builtin();
     if builtin && (!options.publish.is_empty() || options.publish_all) {
         return Err(Error::Invalid {
             what: "-p",

@@ -44,6 +44,73 @@ impl std::str::FromStr for RestartPolicy {
     }
 }
 
+/// The network a container is on: none, the host's, or a named network
+/// (its own namespace on that network's bridge). Parsed once where the
+/// request arrives; on disk it is the string docker shows (`none`, `host`
+/// or the name), so records written before it existed still read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NetworkMode {
+    #[default]
+    None,
+    Host,
+    Named(String),
+}
+
+impl NetworkMode {
+    /// `none` (or empty), `host`, or a network's name.
+    pub fn parse(s: &str) -> Result<NetworkMode> {
+        match s {
+            "" | "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            other if other.contains(',') => Err(Error::Invalid {
+                what: "network",
+                value: other.to_string(),
+                why: "one network here; give more with --network a,b or network connect".into(),
+            }),
+            other => Ok(NetworkMode::Named(other.to_string())),
+        }
+    }
+
+    /// The named network, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Named(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `none` or `host`: no network of estiba's.
+    pub fn is_builtin(&self) -> bool {
+        self.name().is_none()
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Host => "host",
+            NetworkMode::Named(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for NetworkMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        NetworkMode::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// What `estiba create`/`run` were asked for; the spec is rebuilt from this
 /// at every start, after the root filesystem is mounted.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -63,7 +130,7 @@ pub struct CreateOptions {
     pub cpus: Option<f64>,
     pub pids_limit: Option<i64>,
     pub hostname: Option<String>,
-    pub network: String,
+    pub network: NetworkMode,
     /// More networks (`--network a,b` or `network connect`): each adds an
     /// interface (`eth1`, …); the default route stays on the first.
     #[serde(default)]
@@ -320,6 +387,18 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_modes_parse_and_keep_their_disk_form() {
+        assert_eq!(NetworkMode::parse("").unwrap(), NetworkMode::None);
+        assert_eq!(NetworkMode::parse("host").unwrap(), NetworkMode::Host);
+        let app = NetworkMode::parse("app").unwrap();
+        assert_eq!(app.name(), Some("app"));
+        assert!(NetworkMode::parse("a,b").is_err());
+        assert_eq!(serde_json::to_string(&app).unwrap(), r#""app""#);
+        let old: NetworkMode = serde_json::from_str(r#""none""#).unwrap();
+        assert!(old.is_builtin());
+    }
 
     #[test]
     fn restart_policies_parse() {

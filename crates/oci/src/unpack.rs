@@ -442,7 +442,7 @@ impl Unpacker<'_> {
                     rfs::fsetxattr(&dir, key, b"y", XattrFlags::empty()).map_err(err)?;
                 }
                 Whiteouts::Apply => {
-                    for name in list_dir(&dir).map_err(err)? {
+                    for name in estiba_os::fs::list_dir(&dir).map_err(err)? {
                         estiba_os::fs::remove_all_at(&dir, name_path(&name)).map_err(err)?;
                     }
                 }
@@ -565,18 +565,6 @@ fn replace_existing(dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn list_dir(dir: impl AsFd) -> rustix::io::Result<Vec<Vec<u8>>> {
-    let mut names = Vec::new();
-    for entry in rfs::Dir::read_from(&dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push(name.to_vec());
-        }
-    }
-    Ok(names)
 }
 
 #[cfg(test)]

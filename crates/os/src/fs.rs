@@ -83,7 +83,8 @@ pub fn remove_all_at(dir: impl AsFd, name: &Path) -> rustix::io::Result<()> {
     rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR)
 }
 
-fn list_dir(dir: impl AsFd) -> rustix::io::Result<Vec<Vec<u8>>> {
+/// The names in `dir`, without `.` and `..`.
+pub fn list_dir(dir: impl AsFd) -> rustix::io::Result<Vec<Vec<u8>>> {
     let mut names = Vec::new();
     for entry in rfs::Dir::read_from(&dir)? {
         let entry = entry?;

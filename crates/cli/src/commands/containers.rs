@@ -385,7 +385,7 @@ pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
                 .clone()
                 .or_else(|| (!publish.is_empty()).then(|| "estiba".to_string()));
             let net = estiba_engine::record::CreateOptions {
-                network: network.unwrap_or_else(|| "none".into()),
+                network: estiba_engine::NetworkMode::parse(network.as_deref().unwrap_or("none"))?,
                 ip: ip.clone(),
                 publish: publish.clone(),
                 network_aliases: network_alias.clone(),

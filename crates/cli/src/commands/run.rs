@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use estiba_engine::health::HealthFlags;
 use estiba_engine::prepare::{collect_env, parse_bytes};
-use estiba_engine::{CreateOptions, CreateRequest, RestartPolicy};
+use estiba_engine::{CreateOptions, CreateRequest, NetworkMode, RestartPolicy};
 
 use super::Context;
 use crate::cli::RunArgs;
@@ -38,13 +38,11 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         hostname: args.hostname.clone(),
         // As docker: publishing ports puts the container on the default
         // bridge network unless it names one.
-        network: networks.first().cloned().unwrap_or_else(|| {
-            if args.publish.is_empty() && !args.publish_all {
-                "none".into()
-            } else {
-                estiba_net::network::DEFAULT_NETWORK.into()
-            }
-        }),
+        network: match networks.first() {
+            Some(first) => NetworkMode::parse(first)?,
+            None if args.publish.is_empty() && !args.publish_all => NetworkMode::None,
+            None => NetworkMode::Named(estiba_net::network::DEFAULT_NETWORK.into()),
+        },
         extra_networks: networks.iter().skip(1).cloned().collect(),
         extra_network_options: Default::default(),
         ip: args.ip.clone(),
@@ -80,14 +78,19 @@ fn health(args: &RunArgs) -> HealthFlags {
     }
 }
 
-pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
-    let engine = ctx.engine()?;
-    let record = engine.create(CreateRequest {
+/// What `run` (`create` false) or `create` asks the engine for.
+fn request(args: &RunArgs, create: bool) -> Result<CreateRequest> {
+    Ok(CreateRequest {
         image: args.image.clone(),
         name: args.name.clone(),
-        options: options(args, false)?,
+        options: options(args, create)?,
         health: health(args),
-    })?;
+    })
+}
+
+pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
+    let engine = ctx.engine()?;
+    let record = engine.create(request(args, false)?)?;
     if args.detach {
         engine.start_detached(&record.id)?;
         println!("{}", record.id);
@@ -98,12 +101,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
 
 pub fn create(ctx: &Context, args: &RunArgs) -> Result<u8> {
     let engine = ctx.engine()?;
-    let record = engine.create(CreateRequest {
-        image: args.image.clone(),
-        name: args.name.clone(),
-        options: options(args, true)?,
-        health: health(args),
-    })?;
+    let record = engine.create(request(args, true)?)?;
     println!("{}", record.id);
     Ok(0)
 }
