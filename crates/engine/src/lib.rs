@@ -24,6 +24,7 @@ pub mod monitor;
 pub mod net_helpers;
 pub mod network;
 mod ops;
+pub mod options;
 pub mod pods;
 pub mod prepare;
 pub mod record;

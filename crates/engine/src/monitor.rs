@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use estiba_runtime::{rootfs, ContainerIo, Runtime};
+use estiba_runtime::{ContainerIo, Runtime};
 use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
@@ -149,12 +149,7 @@ impl Engine {
         let image = self.store.find_image(&record.image_id)?;
         // A resumed monitor is the same process: its mounts are still there.
         if resume.is_none() {
-            // The network namespace is mounted while still in the host's
-            // mount namespace, where every estiba command can see it.
-            crate::prepare::attach_network_early(self, &image, record)?;
-            estiba_net::attach::remember_host_mounts();
-            rootfs::private_mount_namespace()?;
-            crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
+            crate::prepare::set_up(self, &image, record, &dirs)?;
         }
         let runtime = self.runtime(record)?;
         let mut backoff = resume.as_ref().map_or(BACKOFF_FIRST, |r| r.backoff);

@@ -66,7 +66,7 @@ impl Engine {
             health,
         } = request;
         let (image, name, health) = (image.as_str(), name.as_deref(), &health);
-        crate::prepare::validate(&options)?;
+        crate::options::validate(&options)?;
         if let Some(name) = options.network.name() {
             self.check_network(name, options.ip.as_deref())?;
         }
@@ -166,11 +166,7 @@ impl Engine {
         let dirs = self.dirs(id);
         let result = (|| -> Result<u8> {
             let image = self.store.find_image(&record.image_id)?;
-            // Before the private mount namespace: see `attach_network_early`.
-            crate::prepare::attach_network_early(self, &image, record)?;
-            estiba_net::attach::remember_host_mounts();
-            rootfs::private_mount_namespace()?;
-            crate::prepare::mount_rootfs(&self.store, &image, &dirs, self.host.rootless)?;
+            crate::prepare::set_up(self, &image, record, &dirs)?;
             for w in crate::prepare::write_bundle(self, &image, record, &dirs)? {
                 warn(&w);
             }
@@ -480,15 +476,15 @@ impl Engine {
                 "Image": r.image,
                 "WorkingDir": o.workdir.clone().unwrap_or_default(),
             },
-            "Mounts": crate::prepare::mount_specs(o).unwrap_or_default().iter().map(|m| match m {
-                crate::prepare::MountSpec::Bind { source, destination, read_only } => json!({
+            "Mounts": crate::options::mount_specs(o).unwrap_or_default().iter().map(|m| match m {
+                crate::options::MountSpec::Bind { source, destination, read_only } => json!({
                     "Type": "bind", "Source": source, "Destination": destination, "RW": !read_only,
                 }),
-                crate::prepare::MountSpec::Volume { name, destination, read_only } => json!({
+                crate::options::MountSpec::Volume { name, destination, read_only } => json!({
                     "Type": "volume", "Name": name, "Source": self.volumes.get(name).map(|v| v.mountpoint).ok(),
                     "Destination": destination, "Driver": "local", "RW": !read_only,
                 }),
-                crate::prepare::MountSpec::Tmpfs { destination, .. } => json!({
+                crate::options::MountSpec::Tmpfs { destination, .. } => json!({
                     "Type": "tmpfs", "Destination": destination, "RW": true,
                 }),
             }).collect::<Vec<_>>(),

@@ -141,7 +141,7 @@ impl Engine {
         share_pid: bool,
         network: CreateOptions,
     ) -> Result<PodRecord> {
-        crate::prepare::validate_network_options(&network)?;
+        crate::options::validate_network_options(&network)?;
         if let Some(name) = network.network.name() {
             self.check_network(name, network.ip.as_deref())?;
         } else if network.network == crate::record::NetworkMode::Host {

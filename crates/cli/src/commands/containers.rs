@@ -256,7 +256,7 @@ pub fn wait(ctx: &Context, args: &ContainersArgs) -> Result<u8> {
 pub fn exec(ctx: &Context, args: &ExecArgs) -> Result<u8> {
     let opts = estiba_engine::ExecOptions {
         command: args.command.clone(),
-        env: estiba_engine::prepare::collect_env(&args.env, &[])?,
+        env: estiba_engine::options::collect_env(&args.env, &[])?,
         user: args.user.clone(),
         workdir: args.workdir.clone(),
         detach: args.detach,

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use estiba_engine::health::HealthFlags;
-use estiba_engine::prepare::{collect_env, parse_bytes};
+use estiba_engine::options::{collect_env, parse_bytes};
 use estiba_engine::{CreateOptions, CreateRequest, NetworkMode, RestartPolicy};
 
 use super::Context;

@@ -138,7 +138,7 @@ impl Engine {
             seccomp: Seccomp::Default,
             privileged: false,
             limits: Limits::default(),
-            network: crate::prepare::parse_builtin_network(network)?,
+            network: crate::options::parse_builtin_network(network)?,
             join: vec![],
             mounts: vec![],
             tmpfs: vec![],
