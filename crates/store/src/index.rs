@@ -216,7 +216,8 @@ mod tests {
     #[test]
     fn names_move_and_removal_follows_docker() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), false).unwrap();
+        // The journal sits beside the store: keep both in the temp dir.
+        let store = Store::open(&dir.path().join("storage"), false).unwrap();
         store.add_image(record("a", &["busybox:latest"])).unwrap();
         store.add_image(record("b", &["busybox:latest"])).unwrap();
         let a = store.find_image(Digest::of(b"a").short()).unwrap();
@@ -236,5 +237,56 @@ mod tests {
             store.find_image("busybox"),
             Err(Error::NoSuchImage(_))
         ));
+        // Each change was journaled, by id and name.
+        let journal = estiba_events::Journal::new(dir.path());
+        let seen: Vec<(String, Option<String>)> = journal
+            .read_all()
+            .into_iter()
+            .map(|e| (e.action.name(), e.attribute("name").map(str::to_string)))
+            .collect();
+        let b = Some("busybox:latest".to_string());
+        assert_eq!(
+            seen,
+            [
+                ("tag".to_string(), Some("other:1".to_string())),
+                ("untag".to_string(), Some("other:1".to_string())),
+                ("untag".to_string(), b),
+                ("delete".to_string(), None),
+            ]
+        );
+    }
+
+    /// An imported rootfs becomes a one-layer image whose layer is
+    /// unpacked once and whose import is journaled.
+    #[test]
+    fn an_import_is_an_image_with_one_unpacked_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("storage"), false).unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o644);
+        // Our own ids: the unpacker keeps owners, which only root may change.
+        h.set_uid(rustix::process::getuid().as_raw().into());
+        h.set_gid(rustix::process::getgid().as_raw().into());
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, "etc/motd", &b"hello\n"[..])
+            .unwrap();
+        let path = dir.path().join("rootfs.tar");
+        std::fs::write(&path, tar.into_inner().unwrap()).unwrap();
+        let loaded = store.import(&path, Some("tiny:1")).unwrap();
+        let image = store.find_image("tiny:1").unwrap();
+        assert_eq!(image.id, loaded.id);
+        let layers = store.layer_dirs(&image).unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(
+            std::fs::read(layers[0].join("etc/motd")).unwrap(),
+            b"hello\n"
+        );
+        let events = estiba_events::Journal::new(dir.path()).read_all();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].action.name(), "import");
+        assert_eq!(events[0].attribute("name"), Some("tiny:1"));
     }
 }
