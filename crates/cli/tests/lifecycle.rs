@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{stderr, stdout, Estiba};
+use common::{stderr, Estiba};
 use std::time::{Duration, Instant};
 
 const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
@@ -62,12 +62,15 @@ fn check_detached(e: &Estiba) {
     );
 
     // `logs -f` follows until the container stops.
-    let follower = e
+    let mut follower = e
         .cmd(&["logs", "-f", "ticker"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Following once its first line arrives.
+    let mut follower_out = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut follower_out, &mut first).unwrap();
     let started = Instant::now();
     e.ok(&["stop", "-t", "2", "ticker"]);
     let took = started.elapsed();
@@ -75,8 +78,9 @@ fn check_detached(e: &Estiba) {
         took < Duration::from_secs(6),
         "[{who}] stop took {took:?} with -t 2"
     );
-    let out = follower.wait_with_output().unwrap();
-    let followed = stdout(&out);
+    let mut followed = first;
+    std::io::Read::read_to_string(&mut follower_out, &mut followed).unwrap();
+    follower.wait().unwrap();
     assert!(
         followed.lines().count() >= 5,
         "[{who}] logs -f saw {followed}"
@@ -299,7 +303,12 @@ fn check_truth_after_crash(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for("the monitor to be gone", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{monitor}/stat")).map_or(true, |s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    });
     assert!(
         e.ok(&["ps"]).contains("orphan"),
         "[{who}] a running container vanished from ps"

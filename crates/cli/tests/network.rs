@@ -931,10 +931,21 @@ fn egress_allow_and_deny_are_enforced_inside_the_container(e: &Estiba) {
         "-c",
         &format!("{HTTP_GET} {} 8080; sleep 60", s(e, "10.233.0.2")),
     ]);
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "blocked"])).unwrap();
-    let dropped = v[0]["NetworkSettings"]["EgressDropped"].as_u64().unwrap();
-    assert!(dropped > 0, "{}", v[0]["NetworkSettings"]);
+    // Its request is dropped and counted, within a deadline.
+    let mut settings = serde_json::Value::Null;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "blocked"])).unwrap();
+        settings = v[0]["NetworkSettings"].clone();
+        if settings["EgressDropped"].as_u64().is_some_and(|d| d > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        settings["EgressDropped"].as_u64().is_some_and(|d| d > 0),
+        "{settings}"
+    );
     e.ok(&["rm", "-f", "blocked"]);
 
     // A network's default applies to containers that set none.
