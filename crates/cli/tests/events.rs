@@ -164,7 +164,7 @@ fn a_containers_whole_life_is_followed_by_two_processes(e: &Estiba) {
     e.ok(&["stop", "-t", "1", "life"]);
     e.ok(&["rm", "life"]);
     let want = [
-        "create", "start", "kill", "die", "start", "die", "stop", "start", "restart", "die",
+        "create", "start", "kill", "die", "start", "die", "stop", "restart", "start", "die",
         "stop", "destroy",
     ];
     let early_saw = early.until("destroy", Duration::from_secs(30));

@@ -30,6 +30,12 @@ impl Engine {
             .emit(container(Action::Die, r).with("exitCode", code.to_string()));
     }
 
+    /// Journals a signal sent to the container (docker's `kill`).
+    pub(crate) fn kill_event(&self, r: &ContainerRecord, signal: nix::sys::signal::Signal) {
+        self.events
+            .emit(container(Action::Kill, r).with("signal", (signal as i32).to_string()));
+    }
+
     /// Journals a network change of the container.
     pub(crate) fn network_event(
         &self,

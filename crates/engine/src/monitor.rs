@@ -127,6 +127,10 @@ impl Engine {
         if let Err(e) = &result {
             let code = i32::from(e.exit_code());
             let message = e.to_string();
+            let was_running = self
+                .records
+                .load(id)
+                .is_ok_and(|r| r.state.status == Status::Running);
             self.records.update(id, |r| {
                 r.state.status = Status::Exited;
                 r.state.exit_code = code;
@@ -134,6 +138,10 @@ impl Engine {
                 r.state.finished_at = Some(now());
                 r.state.monitor_pid = 0;
             })?;
+            // A container that was started and is now given up on died.
+            if was_running {
+                self.died(&record, code, false);
+            }
         } else {
             self.records.update(id, |r| r.state.monitor_pid = 0)?;
         }
@@ -232,9 +240,6 @@ impl Engine {
         )?;
         let started = Instant::now();
         runtime.start(id)?;
-        // Journaled before the record says running: whoever waits for that
-        // (`start`, `restart`) then journals after this.
-        self.container_event(estiba_events::Action::Start, record);
         let estiba_os::ProcessId {
             pid: monitor_pid,
             started: monitor_started,
@@ -256,6 +261,9 @@ impl Engine {
             r.state.error = None;
             r.state.health = health;
         })?;
+        // Once the record says running, so a follower that reads it on
+        // `start` finds the pid.
+        self.container_event(estiba_events::Action::Start, record);
         drop(log);
         if let Some(small) = small_monitor() {
             let err = self.exec_small_monitor(&small, record, pid, &out_r, &err_r, backoff);

@@ -213,8 +213,11 @@ impl Engine {
                 .holders()
                 .is_ok_and(|h| h.iter().any(|h| h.owner == record.id))
             {
-                warn("releasing the lease", leases.release(record.id));
-                self.network_event(estiba_events::Action::Disconnect, &net, record);
+                let released = leases.release(record.id);
+                if released.is_ok() {
+                    self.network_event(estiba_events::Action::Disconnect, &net, record);
+                }
+                warn("releasing the lease", released);
                 crate::net_helpers::stop_dns_if_unused(&networks, &net.name);
             }
         }
@@ -357,8 +360,13 @@ impl Engine {
         let networks = self.networks()?;
         let net = networks.get(name)?;
         attach::detach_extra(networks.host(), &net, &r.id)?;
-        networks.leases(name).release(&r.id)?;
-        self.network_event(estiba_events::Action::Disconnect, &net, &Member::from(&r));
+        let leases = networks.leases(name);
+        let held = leases.holders()?.iter().any(|h| h.owner == r.id);
+        leases.release(&r.id)?;
+        // A container connected while stopped never took a lease.
+        if held {
+            self.network_event(estiba_events::Action::Disconnect, &net, &Member::from(&r));
+        }
         crate::net_helpers::stop_dns_if_unused(&networks, name);
         self.records.update(&r.id, |r| {
             r.options.extra_networks.retain(|n| n != name);

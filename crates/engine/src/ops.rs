@@ -284,14 +284,13 @@ impl Engine {
         }
         self.records
             .update(&r.id, |r| r.state.stop_requested = true)?;
+        // Before the signal, so it comes before the die it causes.
+        self.kill_event(&r, signal);
         kill(Pid::from_raw(r.state.pid), signal).map_err(|e| Error::Io {
             op: "signalling",
             path: r.id.clone().into(),
             source: e.into(),
         })?;
-        self.events.emit(
-            crate::events::container(Action::Kill, &r).with("signal", (signal as i32).to_string()),
-        );
         Ok(r)
     }
 
@@ -307,8 +306,10 @@ impl Engine {
                 .as_deref()
                 .and_then(|s| parse_signal(s).ok())
                 .unwrap_or(Signal::SIGTERM);
+            self.kill_event(&r, signal);
             let _ = kill(Pid::from_raw(r.state.pid), signal);
             if !self.wait_exit(&r.id, timeout) {
+                self.kill_event(&r, Signal::SIGKILL);
                 let _ = kill(Pid::from_raw(r.state.pid), Signal::SIGKILL);
                 self.wait_exit(&r.id, Duration::from_secs(10));
             }
@@ -322,8 +323,10 @@ impl Engine {
     /// Stops the container and starts it again under its monitor.
     pub fn restart(&self, wanted: &str, timeout: Duration) -> Result<ContainerRecord> {
         let r = self.stop(wanted, timeout)?;
-        self.start_detached(&r.id)?;
+        // Before the start: the monitor journals its `start` once the
+        // record says running, which is when start_detached returns.
         self.container_event(Action::Restart, &r);
+        self.start_detached(&r.id)?;
         self.find(&r.id)
     }
 
@@ -378,9 +381,12 @@ impl Engine {
         if let Ok(runtime) = self.runtime(r) {
             let _ = runtime.delete(&r.id, true);
         }
-        self.container_event(Action::Destroy, r);
+
         self.detach_network(r);
         let dir = self.records.dir(&r.id);
+        // Whoever removes it (the CLI, or the monitor of a --rm container)
+        // says destroy, once, after it is gone.
+        let existed = dir.exists();
         self.dirs(&r.id).unmount();
         // A late writer (a health check finishing) can add a file while the
         // tree goes: try again briefly.
@@ -396,7 +402,11 @@ impl Engine {
             op: "removing",
             path: dir,
             source: e,
-        })
+        })?;
+        if existed {
+            self.container_event(Action::Destroy, r);
+        }
+        Ok(())
     }
 
     /// Blocks until the container has exited for good; returns its code.

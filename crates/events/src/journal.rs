@@ -113,6 +113,8 @@ impl Journal {
         };
         match start {
             Start::Beginning => {
+                // No rotation between the two files: writers wait.
+                let _lock = estiba_os::LockFile::shared(&self.dir.join(LOCK))?;
                 if let Ok(data) = fs::read(self.dir.join(PREVIOUS)) {
                     follower.queue.extend(parse_lines(&data));
                 }
@@ -190,6 +192,11 @@ impl Follower {
     fn pump(&mut self) -> Result<()> {
         let path = self.dir.join(CURRENT);
         loop {
+            // The inode before reading: if the file was rotated away, every
+            // line of the old one is in it by now (writers append only to
+            // the file at the path, under the lock), so the read below gets
+            // them all before the switch.
+            let now = fs::metadata(&path).ok().map(|m| m.ino());
             if let Some((file, _)) = &mut self.file {
                 let mut buf = Vec::new();
                 file.read_to_end(&mut buf).ctx("reading", &path)?;
@@ -199,9 +206,6 @@ impl Follower {
                     self.queue.extend(parse_lines(&complete));
                 }
             }
-            // Rotated (or created): everything of the old file is read, and
-            // writers only ever append to the file at the path.
-            let now = fs::metadata(&path).ok().map(|m| m.ino());
             let ours = self.file.as_ref().map(|(_, ino)| *ino);
             if now.is_some() && now != ours {
                 self.open_current(false)?;

@@ -55,8 +55,10 @@ pub fn events(ctx: &Context, args: &EventsArgs) -> Result<u8> {
                     return Ok(0);
                 }
             }
+            // Caught up with the journal, or only later events coming: done
+            // once past --until.
+            Some(e) if filter.until.is_some_and(|u| e.at() > u) => return Ok(0),
             Some(_) => {}
-            // Caught up with the journal: done once past --until.
             None if filter.past_until(SystemTime::now()) => return Ok(0),
             None => {}
         }
