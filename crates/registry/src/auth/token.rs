@@ -43,8 +43,9 @@ pub fn signing_key(root: &Path) -> Result<Vec<u8>> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = estiba_os::random_hex(32);
-            estiba_os::write_private(&path, key.as_bytes())?;
-            // Another process may have won the race: use what is on disk.
+            // Never replaces: if another process won the race, its key is
+            // the one, and tokens it signed stay valid.
+            estiba_os::create_exclusive(&path, key.as_bytes(), 0o600)?;
             let text = std::fs::read_to_string(&path).ctx("reading", &path)?;
             hex::decode(text.trim()).map_err(|_| Error::Malformed {
                 what: path.display().to_string(),
