@@ -9,7 +9,9 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{Event, IoContext, Result};
+use estiba_os::IoContext;
+
+use crate::{Event, Result};
 
 /// The current file, the one before it, and the lock writers hold.
 const CURRENT: &str = "events.log";
@@ -79,7 +81,7 @@ impl Journal {
         {
             line.insert(0, b'\n');
         }
-        file.write_all(&line).ctx("appending to", &path)
+        Ok(file.write_all(&line).ctx("appending to", &path)?)
     }
 
     /// Appends, and logs instead of failing: an event that cannot be
@@ -127,13 +129,13 @@ impl Journal {
 }
 
 fn open_for_append(path: &Path) -> Result<File> {
-    fs::OpenOptions::new()
+    Ok(fs::OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
         .open(path)
-        .ctx("opening", path)
+        .ctx("opening", path)?)
 }
 
 /// The complete, well-formed events in `data`. A torn line (a writer
@@ -182,7 +184,14 @@ impl Follower {
                 self.pending.clear();
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.file = None,
-            Err(e) => return Err(e).ctx("opening", &path),
+            Err(source) => {
+                return Err(estiba_os::Error::Io {
+                    op: "opening",
+                    path,
+                    source,
+                }
+                .into())
+            }
         }
         Ok(())
     }

@@ -22,17 +22,9 @@ pub use event::{Action, Actor, Event, Kind};
 pub use filter::Filter;
 pub use journal::{Follower, Journal, Start, DEFAULT_CAP};
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation on the journal (with its path).
     #[error(transparent)]
     Os(#[from] estiba_os::Error),
     #[error("invalid {what} {value:?}: {why}")]
@@ -44,17 +36,3 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            op,
-            path: path.into(),
-            source,
-        })
-    }
-}

@@ -35,7 +35,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) trait IoContext<T> {
+/// Names the operation and path of a failed I/O call. Crates whose errors
+/// wrap `estiba_os::Error` use it instead of an I/O variant of their own.
+pub trait IoContext<T> {
     fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
 }
 
