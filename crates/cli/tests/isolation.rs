@@ -270,18 +270,15 @@ fn check_flags(e: &Estiba) {
     );
 }
 
-#[test]
-fn isolation_as_root_and_rootless() {
-    if !common::require_root("isolation tests") {
-        return;
-    }
-    for e in Estiba::all_backends() {
-        let e = e.with_busybox();
-        check_isolation(&e);
-        check_exit_codes(&e);
-        check_flags(&e);
-    }
+/// Namespaces, capabilities, seccomp, exit codes and flags, as three
+/// tests: the in-process backend and runc as root, and rootless.
+fn isolation(e: &Estiba) {
+    check_isolation(e);
+    check_exit_codes(e);
+    check_flags(e);
 }
+
+on_every_backend!(isolation);
 
 #[test]
 fn rootless_user_is_root_inside_and_itself_outside() {

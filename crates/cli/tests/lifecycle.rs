@@ -358,18 +358,15 @@ fn exec_refuses_a_backend_that_would_drop_seccomp() {
     e.ok(&["rm", "-f", "lc"]);
 }
 
-#[test]
-fn detached_containers_as_root_and_rootless() {
-    if !common::require_root("lifecycle tests") {
-        return;
-    }
-    for e in Estiba::all_backends() {
-        let e = e.with_busybox();
-        check_detached(&e);
-        check_restart(&e);
-        check_truth_after_crash(&e);
-    }
+/// Detached containers, restarts and the truth after a crash, as three
+/// tests: the in-process default and runc as root, and rootless.
+fn detached_containers(e: &Estiba) {
+    check_detached(e);
+    check_restart(e);
+    check_truth_after_crash(e);
 }
+
+on_every_backend!(detached_containers);
 
 fn check_volumes(e: &Estiba) {
     let who = e.label();

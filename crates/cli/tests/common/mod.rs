@@ -437,7 +437,8 @@ pub fn docker(d: &Dockerd) -> Command {
 pub mod registry;
 
 /// Makes each named test `fn NAME(e: &Estiba)` three tests, one per way a
-/// container runs here: `NAME::root_libcontainer` (the in-process default),
+/// container runs here: `NAME::root_default` (estiba's choice: the
+/// in-process libcontainer for foreground runs, runc for detached ones),
 /// `NAME::root_runc` and `NAME::rootless`. Separate tests, so a failure in
 /// one cannot hide the others' results. Each gets a fresh installation with
 /// busybox.
@@ -446,9 +447,9 @@ macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
-            fn root_libcontainer() {
-                if $crate::common::require_root("the in-process backend") {
-                    super::$name(&$crate::common::Estiba::root_with("libcontainer").with_busybox());
+            fn root_default() {
+                if $crate::common::require_root("the default backends as root") {
+                    super::$name(&$crate::common::Estiba::root().with_busybox());
                 }
             }
 
