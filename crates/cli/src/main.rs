@@ -17,7 +17,6 @@ use crate::cli::Cli;
 use crate::paths::Paths;
 
 fn main() -> ExitCode {
-    estiba_runtime::process::fill_closed_stdio();
     let cli = Cli::parse();
     init_tracing(&cli.log_level);
     // The in-process runtime's helper: already inside whatever user namespace

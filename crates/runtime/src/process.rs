@@ -101,27 +101,3 @@ pub fn wait_pid(pid: i32) -> Result<u8> {
         }
     }
 }
-
-/// Opens /dev/null on each of stdin, stdout and stderr that is closed.
-///
-/// Run first thing in `main`. Otherwise the next file this process (or a
-/// child: a helper, a container) opens would land on descriptor 1 or 2 and
-/// receive output meant for the terminal, and libcontainer refuses to start
-/// a container whose stdio cannot be fstat'ed. A closed stream thus means
-/// "discard", as `>/dev/null` does.
-pub fn fill_closed_stdio() {
-    use std::os::fd::IntoRawFd;
-    for fd in 0..3 {
-        if std::fs::metadata(format!("/proc/self/fd/{fd}")).is_err() {
-            // The lowest free descriptor is taken, and every lower one is
-            // open by now: this is `fd`. It stays open for good.
-            if let Ok(null) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-            {
-                let _ = null.into_raw_fd();
-            }
-        }
-    }
-}

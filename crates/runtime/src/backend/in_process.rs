@@ -86,7 +86,9 @@ impl InProcess {
 /// /dev/null with the container's /dev/null, opened read-only, so every
 /// write fails with EBADF (`echo hi >/dev/null` exits 1; runc opens it
 /// read-write). /dev/zero discards writes exactly as /dev/null does and is
-/// another device, so it is left alone.
+/// another device, so it is left alone. (A closed descriptor is the same
+/// case: Rust's runtime opens /dev/null on a closed stdin, stdout or stderr
+/// before `main`.)
 fn inherit_writable() -> ContainerIo {
     let stream = |fd: u32| match host_null(fd) {
         true => fs::OpenOptions::new()
