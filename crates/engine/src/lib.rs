@@ -19,6 +19,7 @@ pub mod build;
 mod error;
 mod events;
 pub mod health;
+mod legacy;
 pub mod logs;
 pub mod monitor;
 pub mod net_helpers;

@@ -64,19 +64,14 @@ impl Engine {
     }
 
     /// Checks, before anything runs, that the network can be used.
-    pub(crate) fn check_network(&self, name: &str, ip: Option<&str>) -> Result<()> {
+    pub(crate) fn check_network(&self, name: &str, ip: Option<Ipv4Addr>) -> Result<()> {
         let net = self.networks()?.get_or_default(name)?;
-        if let Some(ip) = ip {
-            let addr: Ipv4Addr = ip.parse().map_err(|_| Error::Invalid {
-                what: "--ip",
-                value: ip.to_string(),
-                why: "not an IPv4 address".into(),
-            })?;
+        if let Some(addr) = ip {
             let subnet = net.subnet()?;
             if !subnet.contains(addr) || addr == net.gateway {
                 return Err(Error::Invalid {
                     what: "--ip",
-                    value: ip.to_string(),
+                    value: addr.to_string(),
                     why: format!("not a usable address of network {name} ({subnet})"),
                 });
             }
@@ -112,12 +107,7 @@ impl Engine {
         };
         let networks = self.networks()?;
         let net = networks.get_or_default(name)?;
-        let wanted = record
-            .options
-            .ip
-            .as_deref()
-            .map(|ip| parse_ip("--ip", ip))
-            .transpose()?;
+        let wanted = record.options.ip;
         let o = &record.options;
         let policy = egress_policy(o, &net)?;
         let endpoint = endpoint(record, policy.is_open() && !net.internal)?;
@@ -261,10 +251,7 @@ impl Engine {
         endpoint
             .names
             .extend(extra.iter().flat_map(|x| x.aliases.iter().cloned()));
-        let wanted = extra
-            .and_then(|x| x.ip.as_deref())
-            .map(|ip| parse_ip("--ip", ip))
-            .transpose()?;
+        let wanted = extra.and_then(|x| x.ip);
         let ip = self.take_lease(networks, &net, record, wanted, endpoint)?;
         let host = networks.host();
         if !attach::bridge_exists(host, &net) {
@@ -317,7 +304,7 @@ impl Engine {
                 why: format!("it is already on network {name}"),
             });
         }
-        self.check_network(name, extra.ip.as_deref())?;
+        self.check_network(name, extra.ip)?;
         let networks = self.networks()?;
         let policy = egress_policy(o, &networks.get_or_default(o.network.as_str())?)?;
         r.options.extra_networks.push(name.to_string());
@@ -479,21 +466,9 @@ pub fn valid_dns_name(name: &str) -> bool {
         })
 }
 
-fn parse_ip(what: &'static str, ip: &str) -> Result<Ipv4Addr> {
-    ip.parse().map_err(|_| Error::Invalid {
-        what,
-        value: ip.to_string(),
-        why: "not an IPv4 address".into(),
-    })
-}
-
 /// The container's egress policy: its flags, else its network's default.
 fn egress_policy(o: &CreateOptions, net: &NetworkRecord) -> Result<estiba_net::egress::Policy> {
-    Ok(if o.egress.is_some() || !o.egress_allow.is_empty() {
-        estiba_net::egress::Policy::from_flags(o.egress.as_deref(), &o.egress_allow)?
-    } else {
-        net.egress.clone()
-    })
+    Ok(o.egress.clone().unwrap_or_else(|| net.egress.clone()))
 }
 
 /// How the container is known on its network.
@@ -504,17 +479,7 @@ fn endpoint(record: &Member, forward: bool) -> Result<Endpoint> {
     names.extend(o.network_aliases.iter().cloned());
     names.retain(|n| valid_dns_name(n));
     names.dedup();
-    let dns = o
-        .dns
-        .iter()
-        .map(|d| {
-            d.parse().map_err(|_| Error::Invalid {
-                what: "--dns",
-                value: d.clone(),
-                why: "not an IPv4 address".into(),
-            })
-        })
-        .collect::<Result<_>>()?;
+    let dns = o.dns.clone();
     Ok(Endpoint {
         names,
         dns,
@@ -529,10 +494,7 @@ fn port_maps(
     internal: bool,
     network: &str,
 ) -> Result<Vec<estiba_net::ports::PortMap>> {
-    let mut maps = Vec::new();
-    for spec in &record.options.publish {
-        maps.extend(estiba_net::ports::parse(spec)?);
-    }
+    let mut maps = record.options.publish.clone();
     if record.options.publish_all {
         for e in exposed {
             maps.extend(estiba_net::ports::parse(e)?);
@@ -541,7 +503,11 @@ fn port_maps(
     if internal && !maps.is_empty() {
         return Err(Error::Invalid {
             what: "-p",
-            value: record.options.publish.join(" "),
+            value: maps
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             why: format!("network {network} is internal: it has no way in from the host"),
         });
     }

@@ -68,7 +68,7 @@ impl Engine {
         let (image, name, health) = (image.as_str(), name.as_deref(), &health);
         crate::options::validate(&options)?;
         if let Some(name) = options.network.name() {
-            self.check_network(name, options.ip.as_deref())?;
+            self.check_network(name, options.ip)?;
         }
         for extra in &options.extra_networks {
             self.check_network(extra, None)?;
@@ -102,17 +102,14 @@ impl Engine {
         if options.stop_signal.is_none() {
             options.stop_signal = raw_config["config"]["StopSignal"]
                 .as_str()
-                .map(str::to_string);
+                .map(parse_signal)
+                .transpose()?;
         }
-        if let Some(sig) = &options.stop_signal {
-            parse_signal(sig)?;
-        }
-        for spec in &options.secrets {
-            let wanted = crate::secrets::parse_ref(spec)?;
+        for wanted in &options.secrets {
             if !self.secrets.list().iter().any(|s| s.name == wanted.name) {
                 return Err(Error::Invalid {
                     what: "secret",
-                    value: wanted.name,
+                    value: wanted.name.clone(),
                     why: "no such secret: create it with `estiba secret create`".into(),
                 });
             }
@@ -300,12 +297,7 @@ impl Engine {
         self.records
             .update(&r.id, |r| r.state.stop_requested = true)?;
         if r.state.status == Status::Running && alive(r.state.pid, None) {
-            let signal = r
-                .options
-                .stop_signal
-                .as_deref()
-                .and_then(|s| parse_signal(s).ok())
-                .unwrap_or(Signal::SIGTERM);
+            let signal = r.options.stop_signal.unwrap_or(Signal::SIGTERM);
             self.kill_event(&r, signal);
             let _ = kill(Pid::from_raw(r.state.pid), signal);
             if !self.wait_exit(&r.id, timeout) {
@@ -468,13 +460,15 @@ impl Engine {
                 "ReadonlyRootfs": o.read_only,
                 "CapAdd": o.cap_add,
                 "CapDrop": o.cap_drop,
-                "SecurityOpt": o.security_opt,
+                "SecurityOpt": security_opt_strings(&o.security),
                 "NetworkMode": o.network,
-                "PortBindings": o.publish,
+                "PortBindings": port_bindings(&o.publish),
                 "Egress": o.egress,
-                "EgressAllow": o.egress_allow,
-                "Binds": o.volumes,
-                "Secrets": o.secrets.iter().filter_map(|s| crate::secrets::parse_ref(s).ok()).map(|s| json!({"Name": s.name, "Target": s.target})).collect::<Vec<_>>(),
+                "Binds": binds(&o.mounts),
+                "Mounts": o.mounts,
+                "ExtraHosts": o.add_hosts,
+                "Dns": o.dns,
+                "Secrets": o.secrets,
                 "Runtime": o.runtime,
             },
             "Config": {
@@ -486,7 +480,7 @@ impl Engine {
                 "Image": r.image,
                 "WorkingDir": o.workdir.clone().unwrap_or_default(),
             },
-            "Mounts": crate::options::mount_specs(o).unwrap_or_default().iter().map(|m| match m {
+            "Mounts": o.mounts.iter().map(|m| match m {
                 crate::options::MountSpec::Bind { source, destination, read_only } => json!({
                     "Type": "bind", "Source": source, "Destination": destination, "RW": !read_only,
                 }),
@@ -500,6 +494,63 @@ impl Engine {
             }).collect::<Vec<_>>(),
         })
     }
+}
+
+/// docker's `HostConfig.PortBindings`: `{"80/tcp": [{"HostIp", "HostPort"}]}`.
+fn port_bindings(maps: &[estiba_net::ports::PortMap]) -> Value {
+    let mut out = serde_json::Map::new();
+    for m in maps {
+        let key = format!("{}/{}", m.container_port, m.proto.as_str());
+        let port = match m.host_port {
+            0 => String::new(),
+            p => p.to_string(),
+        };
+        let entry = json!({"HostIp": m.host_ip.to_string(), "HostPort": port});
+        if let Value::Array(list) = out.entry(key).or_insert_with(|| json!([])) {
+            list.push(entry);
+        }
+    }
+    Value::Object(out)
+}
+
+/// docker's `HostConfig.Binds`: the bind and volume mounts as `-v` strings.
+fn binds(mounts: &[crate::options::MountSpec]) -> Vec<String> {
+    use crate::options::MountSpec;
+    let mode = |ro: bool| if ro { ":ro" } else { "" };
+    mounts
+        .iter()
+        .filter_map(|m| match m {
+            MountSpec::Bind {
+                source,
+                destination,
+                read_only,
+            } => Some(format!(
+                "{}:{destination}{}",
+                source.display(),
+                mode(*read_only)
+            )),
+            MountSpec::Volume {
+                name,
+                destination,
+                read_only,
+            } => Some(format!("{name}:{destination}{}", mode(*read_only))),
+            MountSpec::Tmpfs { .. } => None,
+        })
+        .collect()
+}
+
+/// docker's `HostConfig.SecurityOpt`: what differs from the defaults.
+fn security_opt_strings(s: &crate::options::Security) -> Vec<String> {
+    let mut out = Vec::new();
+    if !s.no_new_privileges {
+        out.push("no-new-privileges=false".to_string());
+    }
+    match s.seccomp {
+        estiba_runtime::spec::Seccomp::Default => {}
+        estiba_runtime::spec::Seccomp::Unconfined => out.push("seccomp=unconfined".into()),
+        estiba_runtime::spec::Seccomp::Profile(_) => out.push("seccomp=<profile>".into()),
+    }
+    out
 }
 
 fn status_name(s: Status) -> &'static str {

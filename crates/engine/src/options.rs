@@ -4,12 +4,14 @@
 //! built from them in `prepare`.
 
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use estiba_runtime::spec::{self, Network, Seccomp};
+use serde::{Deserialize, Serialize};
 
 use crate::error::IoContext;
-use crate::record::{CreateOptions, NetworkMode};
+use crate::record::{CreateOptions, EgressPolicy, NetworkMode, PortMap};
 use crate::{Error, Result};
 
 /// `-e` and `--env-file` entries as `K=V`: a bare `K` takes this process's value.
@@ -58,18 +60,37 @@ pub fn parse_builtin_network(network: &str) -> Result<Network> {
     }
 }
 
-pub fn security_opts(opts: &[String]) -> Result<(bool, Seccomp)> {
-    let mut nnp = true;
-    let mut seccomp = Seccomp::Default;
+/// `--security-opt`, resolved: a seccomp profile file is read once, when
+/// the container is created, and kept in its record (as docker does), so a
+/// later change to the file does not change the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    pub no_new_privileges: bool,
+    pub seccomp: Seccomp,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            no_new_privileges: true,
+            seccomp: Seccomp::Default,
+        }
+    }
+}
+
+/// Parses `--security-opt` values: `no-new-privileges[=true|false]`,
+/// `seccomp=unconfined` or `seccomp=FILE`.
+pub fn parse_security_opts(opts: &[String]) -> Result<Security> {
+    let mut security = Security::default();
     for opt in opts {
         let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), "true"));
         match (key, value) {
-            ("no-new-privileges", "true") => nnp = true,
-            ("no-new-privileges", "false") => nnp = false,
-            ("seccomp", "unconfined") => seccomp = Seccomp::Unconfined,
+            ("no-new-privileges", "true") => security.no_new_privileges = true,
+            ("no-new-privileges", "false") => security.no_new_privileges = false,
+            ("seccomp", "unconfined") => security.seccomp = Seccomp::Unconfined,
             ("seccomp", file) => {
                 let profile = fs::read_to_string(file).ctx("reading seccomp profile", file)?;
-                seccomp = Seccomp::Profile(profile);
+                security.seccomp = Seccomp::Profile(profile);
             }
             _ => return Err(Error::Invalid {
                 what: "--security-opt",
@@ -79,7 +100,7 @@ pub fn security_opts(opts: &[String]) -> Result<(bool, Seccomp)> {
             }),
         }
     }
-    Ok((nnp, seccomp))
+    Ok(security)
 }
 
 /// `64m`, `1g`, `512k`, `1048576`, with an optional trailing `b`.
@@ -114,21 +135,32 @@ pub fn parse_bytes(s: &str) -> Result<i64> {
     Ok(bytes)
 }
 
-/// A mount asked for with `-v`, `--tmpfs` or `--mount`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A mount asked for with `-v`, `--tmpfs` or `--mount`. On disk it is
+/// docker's `Mounts` shape: `{"Type": "bind", "Source", "Target", "ReadOnly"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "Type", rename_all = "lowercase")]
 pub enum MountSpec {
     Bind {
+        #[serde(rename = "Source")]
         source: PathBuf,
+        #[serde(rename = "Target")]
         destination: String,
+        #[serde(rename = "ReadOnly", default)]
         read_only: bool,
     },
     Volume {
+        #[serde(rename = "Source")]
         name: String,
+        #[serde(rename = "Target")]
         destination: String,
+        #[serde(rename = "ReadOnly", default)]
         read_only: bool,
     },
     Tmpfs {
+        #[serde(rename = "Target")]
         destination: String,
+        /// mount(8) options: `size=64m`, `mode=1777`, `noexec`.
+        #[serde(rename = "Options", default)]
         options: Vec<String>,
     },
 }
@@ -257,36 +289,103 @@ pub fn parse_mount(spec: &str) -> Result<MountSpec> {
     }
 }
 
-/// Every mount a container asked for, in flag order.
-pub fn mount_specs(o: &CreateOptions) -> Result<Vec<MountSpec>> {
+/// Every mount of `-v`, `--tmpfs` and `--mount` flags, in that order.
+pub fn parse_mounts(
+    volumes: &[String],
+    tmpfs: &[String],
+    mounts: &[String],
+) -> Result<Vec<MountSpec>> {
+    let volumes = volumes.iter().map(|v| parse_volume(v));
+    let tmpfs = tmpfs.iter().map(|t| parse_tmpfs(t));
+    let mounts = mounts.iter().map(|m| parse_mount(m));
+    volumes.chain(tmpfs).chain(mounts).collect()
+}
+
+/// One `--add-host HOST:IP` line of /etc/hosts. On disk it is that string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostEntry {
+    pub name: String,
+    pub ip: Ipv4Addr,
+}
+
+impl std::str::FromStr for HostEntry {
+    type Err = Error;
+
+    fn from_str(entry: &str) -> Result<HostEntry> {
+        let invalid = |why: &str| Error::Invalid {
+            what: "--add-host",
+            value: entry.to_string(),
+            why: why.to_string(),
+        };
+        let (host, ip) = entry
+            .split_once(':')
+            .ok_or_else(|| invalid("give it as HOST:IP"))?;
+        if !crate::network::valid_dns_name(host) {
+            return Err(invalid("the host name is not a valid DNS name"));
+        }
+        let ip = ip.parse().map_err(|_| invalid("not an IPv4 address"))?;
+        Ok(HostEntry {
+            name: host.to_string(),
+            ip,
+        })
+    }
+}
+
+impl std::fmt::Display for HostEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.name, self.ip)
+    }
+}
+
+impl Serialize for HostEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `--ip` and `--dns` values.
+pub fn parse_ipv4(what: &'static str, value: &str) -> Result<Ipv4Addr> {
+    value.parse().map_err(|_| Error::Invalid {
+        what,
+        value: value.to_string(),
+        why: "not an IPv4 address".into(),
+    })
+}
+
+/// `--dns` values.
+pub fn parse_dns(values: &[String]) -> Result<Vec<Ipv4Addr>> {
+    values.iter().map(|d| parse_ipv4("--dns", d)).collect()
+}
+
+/// `--ip`, if given.
+pub fn parse_ip(value: Option<&str>) -> Result<Option<Ipv4Addr>> {
+    value.map(|ip| parse_ipv4("--ip", ip)).transpose()
+}
+
+/// `-p` specs, each range expanded to one mapping per port.
+pub fn parse_publish(specs: &[String]) -> Result<Vec<PortMap>> {
     let mut out = Vec::new();
-    for v in &o.volumes {
-        out.push(parse_volume(v)?);
-    }
-    for t in &o.tmpfs {
-        out.push(parse_tmpfs(t)?);
-    }
-    for m in &o.mounts {
-        out.push(parse_mount(m)?);
+    for spec in specs {
+        out.extend(estiba_net::ports::parse(spec)?);
     }
     Ok(out)
 }
 
-/// `--add-host HOST:IP`.
-pub(crate) fn parse_add_host(entry: &str) -> Result<(&str, std::net::Ipv4Addr)> {
-    let invalid = |why: &str| Error::Invalid {
-        what: "--add-host",
-        value: entry.to_string(),
-        why: why.to_string(),
-    };
-    let (host, ip) = entry
-        .split_once(':')
-        .ok_or_else(|| invalid("give it as HOST:IP"))?;
-    if !crate::network::valid_dns_name(host) {
-        return Err(invalid("the host name is not a valid DNS name"));
+/// `--egress` and `--egress-allow`: None when neither is given (the
+/// network's default applies).
+pub fn parse_egress(egress: Option<&str>, allow: &[String]) -> Result<Option<EgressPolicy>> {
+    if egress.is_none() && allow.is_empty() {
+        return Ok(None);
     }
-    let ip = ip.parse().map_err(|_| invalid("not an IPv4 address"))?;
-    Ok((host, ip))
+    Ok(Some(EgressPolicy::from_flags(egress, allow)?))
 }
 
 /// Flags that only mean something on a network, and the names and
@@ -326,60 +425,49 @@ fn validate_network_flags(options: &CreateOptions, builtin: bool) -> Result<()> 
             });
         }
     }
-    for entry in &options.add_hosts {
-        parse_add_host(entry)?;
-    }
-    for d in &options.dns {
-        if d.parse::<std::net::Ipv4Addr>().is_err() {
-            return Err(Error::Invalid {
-                what: "--dns",
-                value: d.clone(),
-                why: "not an IPv4 address".into(),
-            });
-        }
-    }
     Ok(())
 }
 
-/// Checks the flags that can be checked before anything runs.
+/// Checks what the values' types cannot: how the options fit together.
+/// Each value was parsed where it arrived (the CLI's flags, later the
+/// agent's task definitions and the Docker API's JSON).
 pub fn validate(options: &CreateOptions) -> Result<()> {
     validate_network_options(options)?;
-    security_opts(&options.security_opt)?;
-    mount_specs(options)?;
-    for s in &options.secrets {
-        crate::secrets::parse_ref(s)?;
-    }
     validate_limits(options)
 }
 
 /// Checks the network flags (of a container or a pod).
 pub fn validate_network_options(options: &CreateOptions) -> Result<()> {
-    for spec in &options.publish {
-        estiba_net::ports::parse(spec)?;
-    }
     let builtin = options.network.is_builtin();
+    let needs_network = |what: &'static str, value: String, why: &str| {
+        Err(Error::Invalid {
+            what,
+            value,
+            why: why.into(),
+        })
+    };
     if builtin && (!options.publish.is_empty() || options.publish_all) {
-        return Err(Error::Invalid {
-            what: "-p",
-            value: options.publish.join(" "),
-            why: "publishing ports needs a network (--network NAME)".into(),
-        });
+        let value = options
+            .publish
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>();
+        return needs_network(
+            "-p",
+            value.join(" "),
+            "publishing ports needs a network (--network NAME)",
+        );
     }
-    estiba_net::egress::Policy::from_flags(options.egress.as_deref(), &options.egress_allow)?;
-    if builtin && (options.egress.is_some() || !options.egress_allow.is_empty()) {
-        return Err(Error::Invalid {
-            what: "--egress",
-            value: options.egress.clone().unwrap_or_default(),
-            why: "egress control needs a network (--network NAME)".into(),
-        });
+    if builtin && options.egress.is_some() {
+        return needs_network(
+            "--egress",
+            String::new(),
+            "egress control needs a network (--network NAME)",
+        );
     }
     validate_network_flags(options, builtin)?;
-    if options.ip.is_some() && builtin {
-        return Err(Error::Invalid {
-            what: "--ip",
-            value: options.ip.clone().unwrap_or_default(),
-            why: "needs --network NAME".into(),
-        });
+    if let (Some(ip), true) = (options.ip, builtin) {
+        return needs_network("--ip", ip.to_string(), "needs --network NAME");
     }
     Ok(())
 }
@@ -460,15 +548,17 @@ mod tests {
             }
         );
         assert!(
-            !security_opts(&["no-new-privileges=false".into()])
+            !parse_security_opts(&["no-new-privileges=false".into()])
                 .unwrap()
-                .0
+                .no_new_privileges
         );
         assert_eq!(
-            security_opts(&["seccomp=unconfined".into()]).unwrap().1,
+            parse_security_opts(&["seccomp=unconfined".into()])
+                .unwrap()
+                .seccomp,
             Seccomp::Unconfined
         );
-        assert!(security_opts(&["apparmor=x".into()]).is_err());
+        assert!(parse_security_opts(&["apparmor=x".into()]).is_err());
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Engine {
     ) -> Result<PodRecord> {
         crate::options::validate_network_options(&network)?;
         if let Some(name) = network.network.name() {
-            self.check_network(name, network.ip.as_deref())?;
+            self.check_network(name, network.ip)?;
         } else if network.network == crate::record::NetworkMode::Host {
             return Err(Error::Invalid {
                 what: "--network",

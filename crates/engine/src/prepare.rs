@@ -11,7 +11,7 @@ use estiba_store::{ImageRecord, Store};
 use oci_spec::image::ImageConfiguration;
 
 use crate::error::IoContext;
-use crate::options::{mount_specs, parse_add_host, security_opts, spec_network, MountSpec};
+use crate::options::{spec_network, MountSpec};
 use crate::record::{ContainerRecord, CreateOptions};
 use crate::volumes::Volumes;
 use crate::{Error, Result};
@@ -201,7 +201,7 @@ fn resolve_mounts(
     volumes: &Volumes,
 ) -> Result<(Vec<BindMount>, Vec<TmpfsMount>)> {
     let (mut binds, mut tmpfs) = (Vec::new(), Vec::new());
-    for spec in mount_specs(o)? {
+    for spec in o.mounts.iter().cloned() {
         match spec {
             MountSpec::Bind {
                 source,
@@ -301,7 +301,6 @@ fn resolve(
         env.set(format!("HOME={}", user.home));
     }
     env.extend(o.env.iter().cloned());
-    let (no_new_privileges, seccomp) = security_opts(&o.security_opt)?;
     let (mounts, tmpfs) = resolve_mounts(o, root, volumes)?;
     let mut join = match &o.pod {
         Some(pod) => pod_namespaces(pod, root)?,
@@ -328,8 +327,8 @@ fn resolve(
         read_only: o.read_only,
         cap_add: o.cap_add.clone(),
         cap_drop: o.cap_drop.clone(),
-        no_new_privileges,
-        seccomp,
+        no_new_privileges: o.security.no_new_privileges,
+        seccomp: o.security.seccomp.clone(),
         privileged: o.privileged,
         limits: Limits {
             memory: o.memory,
@@ -393,8 +392,7 @@ fn mount_secrets(
     )
     .ctx("mounting a tmpfs for secrets on", &dir)?;
     let mut mounts = Vec::new();
-    for (i, spec) in record.options.secrets.iter().enumerate() {
-        let secret = crate::secrets::parse_ref(spec)?;
+    for (i, secret) in record.options.secrets.iter().enumerate() {
         let content = secrets.reveal(&secret.name)?;
         let path = dir.join(i.to_string());
         let mut f = fs::OpenOptions::new()
@@ -407,7 +405,7 @@ fn mount_secrets(
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).ctx("setting the owner of", &path)?;
         mounts.push(BindMount {
             source: path,
-            destination: secret.target,
+            destination: secret.target.clone(),
             read_only: true,
         });
     }
@@ -466,8 +464,7 @@ fn etc_files(
         (Network::None, None) => format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
     };
     for entry in &o.add_hosts {
-        let (host, ip) = parse_add_host(entry)?;
-        hosts.push_str(&format!("{ip}\t{host}\n"));
+        hosts.push_str(&format!("{}\t{}\n", entry.ip, entry.name));
     }
     let resolv = match attached {
         Some(a) => estiba_net::dns::container_resolv_conf(a.gateway),

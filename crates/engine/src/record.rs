@@ -5,7 +5,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::net::Ipv4Addr;
+
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
+
+pub use crate::options::{HostEntry, MountSpec, Security};
+pub use crate::secrets::SecretRef;
+pub use estiba_net::egress::Policy as EgressPolicy;
+pub use estiba_net::ports::PortMap;
 
 use crate::{Error, Result};
 
@@ -124,7 +132,10 @@ pub struct CreateOptions {
     pub read_only: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
-    pub security_opt: Vec<String>,
+    /// `--security-opt`: no-new-privileges and the seccomp profile (a
+    /// profile file is read when the container is created, as docker does).
+    #[serde(default)]
+    pub security: Security,
     pub privileged: bool,
     pub memory: Option<i64>,
     pub cpus: Option<f64>,
@@ -141,45 +152,37 @@ pub struct CreateOptions {
     pub extra_network_options: std::collections::BTreeMap<String, ExtraNetwork>,
     /// `--ip`: the address wanted on the (first) network.
     #[serde(default)]
-    pub ip: Option<String>,
-    /// `-p` specs.
+    pub ip: Option<Ipv4Addr>,
+    /// `-p`: each mapping (a range is one mapping per port).
     #[serde(default)]
-    pub publish: Vec<String>,
+    pub publish: Vec<PortMap>,
     /// `-P`: every port the image exposes, on a free host port.
     #[serde(default)]
     pub publish_all: bool,
-    /// `--egress deny|allow`; None takes the network's default.
+    /// `--egress` and `--egress-allow`; None takes the network's default.
     #[serde(default)]
-    pub egress: Option<String>,
-    /// `--egress-allow CIDR[:PORT[/PROTO]]`.
-    #[serde(default)]
-    pub egress_allow: Vec<String>,
+    pub egress: Option<EgressPolicy>,
     /// `--network-alias`: more names on the network.
     #[serde(default)]
     pub network_aliases: Vec<String>,
     /// `--add-host HOST:IP` lines for /etc/hosts.
     #[serde(default)]
-    pub add_hosts: Vec<String>,
+    pub add_hosts: Vec<HostEntry>,
     /// `--dns` resolvers.
     #[serde(default)]
-    pub dns: Vec<String>,
-    /// `-v` specs: `HOST:CTR[:ro]` or `NAME:CTR[:ro]`.
-    pub volumes: Vec<String>,
-    /// `--tmpfs` specs: `CTR[:OPTIONS]`.
+    pub dns: Vec<Ipv4Addr>,
+    /// `-v`, `--tmpfs` and `--mount`, in that order.
     #[serde(default)]
-    pub tmpfs: Vec<String>,
-    /// `--mount` specs: `type=bind|volume|tmpfs,source=…,target=…[,readonly]`.
-    #[serde(default)]
-    pub mounts: Vec<String>,
+    pub mounts: Vec<MountSpec>,
     /// The image's STOPSIGNAL (or `--stop-signal`), sent first by `stop`.
-    #[serde(default)]
-    pub stop_signal: Option<String>,
+    #[serde(default, with = "signal_name")]
+    pub stop_signal: Option<Signal>,
     /// The pod (its id) whose namespaces the container joins.
     #[serde(default)]
     pub pod: Option<String>,
-    /// `--secret` specs: `NAME[,target=PATH]`.
+    /// `--secret`: which secrets, and where in the container.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<SecretRef>,
     pub runtime: Option<String>,
     pub restart: RestartPolicy,
     pub auto_remove: bool,
@@ -192,13 +195,33 @@ pub struct CreateOptions {
     pub health: Option<crate::health::HealthConfig>,
 }
 
+/// A signal on disk is its name (`SIGTERM`); docker's spellings (`TERM`,
+/// `15`) read too, as records written before it was typed hold them.
+mod signal_name {
+    use nix::sys::signal::Signal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Signal>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(sig) => s.serialize_some(sig.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Signal>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| crate::ops::parse_signal(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// What `network connect` was told about one network.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtraNetwork {
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
-    pub ip: Option<String>,
+    pub ip: Option<Ipv4Addr>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,7 +300,10 @@ impl Records {
                 source: e,
             },
         })?;
-        serde_json::from_slice(&data).map_err(|e| Error::Record(path, e))
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&data).map_err(|e| Error::Record(path.clone(), e))?;
+        crate::legacy::upgrade(&mut value["Options"])?;
+        serde_json::from_value(value).map_err(|e| Error::Record(path, e))
     }
 
     /// Writes a new record; the directory must exist.

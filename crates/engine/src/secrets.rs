@@ -37,7 +37,8 @@ struct Sealed {
 }
 
 /// A secret a container asked for: `NAME[,target=PATH]` or `source=NAME,target=PATH`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct SecretRef {
     pub name: String,
     /// Absolute path in the container.
@@ -210,12 +211,10 @@ impl Secrets {
 
     pub fn remove(&self, name: &str, users: &[ContainerRecord]) -> Result<()> {
         self.load(name)?;
-        if let Some(user) = users.iter().find(|r| {
-            r.options
-                .secrets
-                .iter()
-                .any(|s| parse_ref(s).is_ok_and(|s| s.name == name))
-        }) {
+        if let Some(user) = users
+            .iter()
+            .find(|r| r.options.secrets.iter().any(|s| s.name == name))
+        {
             return Err(Error::Invalid {
                 what: "secret",
                 value: name.to_string(),

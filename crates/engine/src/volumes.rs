@@ -127,13 +127,9 @@ impl Volumes {
 /// Whether a container mounts the named volume.
 pub fn uses(r: &ContainerRecord, name: &str) -> bool {
     r.options
-        .volumes
+        .mounts
         .iter()
-        .any(|v| v.split(':').next() == Some(name))
-        || r.options.mounts.iter().any(|m| {
-            m.split(',')
-                .any(|kv| kv == format!("source={name}") || kv == format!("src={name}"))
-        })
+        .any(|m| matches!(m, crate::options::MountSpec::Volume { name: n, .. } if n == name))
 }
 
 /// Copies the image's content at `container_path` (resolved inside `rootfs`,

@@ -41,6 +41,19 @@ pub struct PortMap {
     pub proto: Proto,
 }
 
+/// `-p`'s own syntax: `HOSTIP:HOSTPORT:CTRPORT/PROTO` (an empty host port
+/// for "pick one").
+impl std::fmt::Display for PortMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = match self.host_port {
+            0 => String::new(),
+            p => p.to_string(),
+        };
+        let (ip, ctr, proto) = (self.host_ip, self.container_port, self.proto.as_str());
+        write!(f, "{ip}:{host}:{ctr}/{proto}")
+    }
+}
+
 fn invalid(spec: &str, why: &str) -> Error {
     Error::Invalid {
         what: "port mapping",

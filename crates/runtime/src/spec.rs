@@ -106,7 +106,10 @@ const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// On disk (in a container's record): `{"Mode": "default"}`, or
+/// `{"Mode": "profile", "Profile": "…JSON…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "Mode", content = "Profile", rename_all = "lowercase")]
 pub enum Seccomp {
     Default,
     Unconfined,

@@ -386,10 +386,10 @@ pub fn pod(ctx: &Context, cmd: &PodCommand) -> Result<u8> {
                 .or_else(|| (!publish.is_empty()).then(|| "estiba".to_string()));
             let net = estiba_engine::record::CreateOptions {
                 network: estiba_engine::NetworkMode::parse(network.as_deref().unwrap_or("none"))?,
-                ip: ip.clone(),
-                publish: publish.clone(),
+                ip: estiba_engine::options::parse_ip(ip.as_deref())?,
+                publish: estiba_engine::options::parse_publish(publish)?,
                 network_aliases: network_alias.clone(),
-                dns: dns.clone(),
+                dns: estiba_engine::options::parse_dns(dns)?,
                 ..Default::default()
             };
             let pod = engine.pod_create(name.as_deref(), hostname.as_deref(), share_pid, net)?;

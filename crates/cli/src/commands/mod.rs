@@ -310,7 +310,7 @@ fn network(ctx: &Context, cmd: &crate::cli::NetworkCommand) -> Result<u8> {
         } => {
             let extra = estiba_engine::record::ExtraNetwork {
                 aliases: alias.clone(),
-                ip: ip.clone(),
+                ip: estiba_engine::options::parse_ip(ip.as_deref())?,
             };
             engine.network_connect(network, container, extra)?;
         }

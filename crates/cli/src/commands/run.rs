@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Result};
 use estiba_engine::health::HealthFlags;
-use estiba_engine::options::{collect_env, parse_bytes};
+use estiba_engine::options::{self as opts, collect_env, parse_bytes};
+use estiba_engine::parse_signal;
 use estiba_engine::{CreateOptions, CreateRequest, NetworkMode, RestartPolicy};
 
 use super::Context;
@@ -30,7 +31,7 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         read_only: args.read_only,
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
-        security_opt: args.security_opt.clone(),
+        security: opts::parse_security_opts(&args.security_opt)?,
         privileged: args.privileged,
         memory: args.memory.as_deref().map(parse_bytes).transpose()?,
         cpus: args.cpus,
@@ -45,20 +46,25 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         },
         extra_networks: networks.iter().skip(1).cloned().collect(),
         extra_network_options: Default::default(),
-        ip: args.ip.clone(),
-        publish: args.publish.clone(),
+        ip: opts::parse_ip(args.ip.as_deref())?,
+        publish: opts::parse_publish(&args.publish)?,
         publish_all: args.publish_all,
-        egress: args.egress.clone(),
-        egress_allow: args.egress_allow.clone(),
+        egress: opts::parse_egress(args.egress.as_deref(), &args.egress_allow)?,
         network_aliases: args.network_alias.clone(),
-        add_hosts: args.add_host.clone(),
-        dns: args.dns.clone(),
-        volumes: args.volume.clone(),
-        tmpfs: args.tmpfs.clone(),
-        mounts: args.mount.clone(),
-        secrets: args.secret.clone(),
+        add_hosts: args
+            .add_host
+            .iter()
+            .map(|h| h.parse())
+            .collect::<Result<_, _>>()?,
+        dns: opts::parse_dns(&args.dns)?,
+        mounts: opts::parse_mounts(&args.volume, &args.tmpfs, &args.mount)?,
+        secrets: args
+            .secret
+            .iter()
+            .map(|s| estiba_engine::secrets::parse_ref(s))
+            .collect::<Result<_, _>>()?,
         pod: args.pod.clone(),
-        stop_signal: args.stop_signal.clone(),
+        stop_signal: args.stop_signal.as_deref().map(parse_signal).transpose()?,
         runtime: args.runtime.clone(),
         restart,
         auto_remove: args.rm,
