@@ -6,11 +6,13 @@
 //! rootless) is `NetHost`'s business.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 
-use crate::host::{in_ns, NetHost};
+use crate::host::NetHost;
+use crate::netlink::Netlink;
 use crate::network::NetworkRecord;
-use crate::Result;
+use crate::{IoContext, Result};
 
 pub use crate::host::remember_host_mounts;
 
@@ -31,25 +33,39 @@ pub fn ensure_bridge(host: &NetHost, net: &NetworkRecord) -> Result<()> {
         return Ok(());
     }
     let prefix = net.subnet()?.prefix;
-    let address = format!("{}/{prefix}", net.gateway);
-    host.in_hub("ip", &["link", "add", &net.bridge, "type", "bridge"])?;
-    host.in_hub("ip", &["addr", "add", &address, "dev", &net.bridge])?;
-    host.in_hub("ip", &["link", "set", &net.bridge, "up"])?;
+    let mut nl = host.hub_netlink()?;
+    // Two first attaches may race here: the second finds the bridge made.
+    if let Err(e) = nl.add_bridge(&net.bridge) {
+        if nl.link_index(&net.bridge)?.is_none() {
+            return Err(e);
+        }
+    }
+    let bridge = nl.require(&net.bridge)?;
+    if let Err(e) = nl.add_address(bridge, net.gateway, prefix) {
+        if !exists(&e) {
+            return Err(e);
+        }
+    }
+    nl.set_up(bridge, None)?;
     if !host.rootless() {
         // Published ports DNAT the host's own 127.0.0.1 onto the bridge.
         let sysctl = format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge);
-        std::fs::write(&sysctl, "1").map_err(|e| crate::Error::Io {
-            op: "writing",
-            path: sysctl.into(),
-            source: e,
-        })?;
+        std::fs::write(&sysctl, "1").ctx("writing", sysctl)?;
     }
     Ok(())
 }
 
+/// True for the kernel's EEXIST.
+fn exists(e: &crate::Error) -> bool {
+    matches!(e, crate::Error::Command { stderr, .. } if stderr.contains("File exists"))
+}
+
 pub fn remove_bridge(host: &NetHost, net: &NetworkRecord) -> Result<()> {
-    if host.link_exists(&net.bridge) {
-        host.in_hub("ip", &["link", "del", &net.bridge])?;
+    let Some(mut nl) = host.hub_netlink_if_there()? else {
+        return Ok(());
+    };
+    if let Some(bridge) = nl.link_index(&net.bridge)? {
+        nl.delete_link(bridge)?;
     }
     Ok(())
 }
@@ -67,25 +83,12 @@ pub fn attach(
         return Ok(host.ns_path(container));
     }
     let path = host.create_ns(container)?;
-    let result = (|| {
-        let veth = host_end(container);
-        let prefix = net.subnet()?.prefix;
-        let target = path.to_string_lossy();
-        host.in_hub(
-            "ip",
-            &[
-                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &target,
-            ],
-        )?;
-        host.in_hub("ip", &["link", "set", &veth, "master", &net.bridge, "up"])?;
-        let address = format!("{ip}/{prefix}");
-        in_ns(&path, "ip", &["addr", "add", &address, "dev", "eth0"])?;
-        in_ns(&path, "ip", &["link", "set", "eth0", "up"])?;
-        in_ns(&path, "ip", &["link", "set", "lo", "up"])?;
-        let gateway = net.gateway.to_string();
-        in_ns(&path, "ip", &["route", "add", "default", "via", &gateway])?;
-        Ok(())
-    })();
+    let result = plug(host, net, &path, &host_end(container), "eth0", ip).and_then(|()| {
+        // Only the first network's interface brings the route and loopback.
+        let mut inside = Netlink::open_in(Some(&path))?;
+        inside.set_up_by_name("lo", None)?;
+        inside.add_default_route(net.gateway)
+    });
     if result.is_err() {
         // Nothing half set up stays behind.
         let _ = detach(host, container);
@@ -93,20 +96,49 @@ pub fn attach(
     result.map(|()| path)
 }
 
+/// A veth pair from the bridge into the namespace at `ns`: `outside` on
+/// the bridge, `inside` in the namespace with `ip`, both up.
+fn plug(
+    host: &NetHost,
+    net: &NetworkRecord,
+    ns: &Path,
+    outside: &str,
+    inside: &str,
+    ip: Ipv4Addr,
+) -> Result<()> {
+    let prefix = net.subnet()?.prefix;
+    let target = std::fs::File::open(ns).ctx("opening", ns)?;
+    let mut hub = host.hub_netlink()?;
+    hub.add_veth(outside, inside, target.as_fd())?;
+    let bridge = hub.require(&net.bridge)?;
+    hub.set_up_by_name(outside, Some(bridge))?;
+    let mut within = Netlink::open_in(Some(ns))?;
+    let index = within.require(inside)?;
+    within.add_address(index, ip, prefix)?;
+    within.set_up(index, None)
+}
+
+/// Deletes a link where the bridges are, if it is there.
+fn delete_link(host: &NetHost, name: &str) -> Result<()> {
+    let Some(mut nl) = host.hub_netlink_if_there()? else {
+        return Ok(());
+    };
+    match nl.link_index(name)? {
+        Some(index) => match nl.delete_link(index) {
+            // Gone meanwhile (its namespace went, taking it along).
+            Err(_) if nl.link_index(name)?.is_none() => Ok(()),
+            other => other,
+        },
+        None => Ok(()),
+    }
+}
+
 /// Removes a container's network namespace and with it its veth pair.
 pub fn detach(host: &NetHost, container: &str) -> Result<()> {
     host.delete_ns(container)?;
     // Deleting the namespace takes the pair with it, a moment later; a pair
     // left by a crash before the move into the namespace goes here.
-    let veth = host_end(container);
-    if host.link_exists(&veth) {
-        if let Err(e) = host.in_hub("ip", &["link", "del", &veth]) {
-            if host.link_exists(&veth) {
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
+    delete_link(host, &host_end(container))
 }
 
 /// The host end of a container's veth pair on a network other than its
@@ -118,6 +150,14 @@ fn extra_end(net: &NetworkRecord, container: &str) -> String {
         &container[..container.len().min(6)],
         &net.id[..net.id.len().min(7)]
     )
+}
+
+/// The first `ethN` (N ≥ 1) that `links` does not hold.
+fn free_interface(links: &[String]) -> String {
+    (1..10)
+        .map(|n| format!("eth{n}"))
+        .find(|name| !links.contains(name))
+        .unwrap_or_else(|| "eth9".into())
 }
 
 /// Adds a network to an attached container: another veth pair, whose
@@ -135,29 +175,10 @@ pub fn attach_extra(
         return Ok(());
     }
     let path = host.ns_path(container);
-    let links = in_ns(&path, "ip", &["-o", "link", "show"])?;
-    let inside = (1..)
-        .map(|n| format!("eth{n}"))
-        .find(|name| {
-            !links.contains(&format!(": {name}@")) && !links.contains(&format!(": {name}:"))
-        })
-        .unwrap_or_else(|| "eth9".into());
-    let target = path.to_string_lossy();
-    host.in_hub(
-        "ip",
-        &[
-            "link", "add", &veth, "type", "veth", "peer", "name", &inside, "netns", &target,
-        ],
-    )?;
-    let result = (|| {
-        host.in_hub("ip", &["link", "set", &veth, "master", &net.bridge, "up"])?;
-        let address = format!("{ip}/{}", net.subnet()?.prefix);
-        in_ns(&path, "ip", &["addr", "add", &address, "dev", &inside])?;
-        in_ns(&path, "ip", &["link", "set", &inside, "up"])?;
-        Ok(())
-    })();
+    let inside = free_interface(&Netlink::open_in(Some(&path))?.link_names()?);
+    let result = plug(host, net, &path, &veth, &inside, ip);
     if result.is_err() {
-        let _ = host.in_hub("ip", &["link", "del", &veth]);
+        let _ = delete_link(host, &veth);
     }
     result
 }
@@ -165,9 +186,40 @@ pub fn attach_extra(
 /// Takes a container off a network other than its first: deleting the
 /// host end deletes the pair.
 pub fn detach_extra(host: &NetHost, net: &NetworkRecord, container: &str) -> Result<()> {
-    let veth = extra_end(net, container);
-    if host.link_exists(&veth) {
-        host.in_hub("ip", &["link", "del", &veth])?;
+    delete_link(host, &extra_end(net, container))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_names_fit_the_kernels_limit() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(host_end(&id), "ve0123456789ab");
+        let net = NetworkRecord {
+            name: "app".into(),
+            id: "fedcba9876543210".repeat(4),
+            driver: "bridge".into(),
+            subnet: "10.90.1.0/24".into(),
+            gateway: "10.90.1.1".parse().unwrap(),
+            internal: false,
+            bridge: "es-app".into(),
+            created: String::new(),
+            egress: Default::default(),
+        };
+        let extra = extra_end(&net, &id);
+        assert_eq!(extra, "v012345fedcba9");
+        assert!(extra.len() <= 15 && host_end(&id).len() <= 15);
     }
-    Ok(())
+
+    #[test]
+    fn further_networks_take_the_first_free_interface() {
+        let links = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(free_interface(&links(&["lo", "eth0"])), "eth1");
+        assert_eq!(
+            free_interface(&links(&["lo", "eth0", "eth1", "eth3"])),
+            "eth2"
+        );
+    }
 }

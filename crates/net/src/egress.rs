@@ -135,17 +135,23 @@ pub fn dropped(ns: &Path) -> u64 {
     if !ns.exists() {
         return 0;
     }
-    let Ok(text) = crate::host::in_ns(ns, "nft", &["list", "chain", "inet", TABLE, "output"])
-    else {
+    let args = ["-j", "list", "chain", "inet", TABLE, "output"];
+    crate::netns::within(Some(ns), || crate::firewall::nft(&args, ""))
+        .map_or(0, |json| dropped_in(&json))
+}
+
+/// The drop counter in `nft -j list chain`'s output: the rule whose
+/// expressions are a counter and a drop.
+fn dropped_in(json: &str) -> u64 {
+    let Ok(listing) = serde_json::from_str::<serde_json::Value>(json) else {
         return 0;
     };
-    text.lines()
-        .find(|l| l.contains("counter") && l.contains("drop"))
-        .and_then(|l| {
-            let mut words = l.split_whitespace();
-            words.find(|w| *w == "packets")?;
-            words.next()?.parse().ok()
-        })
+    let items = listing["nftables"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| item["rule"]["expr"].as_array())
+        .find(|expr| expr.iter().any(|e| e.get("drop").is_some()))
+        .and_then(|expr| expr.iter().find_map(|e| e["counter"]["packets"].as_u64()))
         .unwrap_or(0)
 }
 
@@ -180,5 +186,20 @@ mod tests {
         );
         assert!(text.contains("ip daddr 10.9.0.2/32 tcp dport 8080 accept"));
         assert!(text.contains("counter drop"));
+    }
+
+    #[test]
+    fn the_drop_counter_is_read_from_nfts_json() {
+        // As nft 1.0.6 prints `-j list chain inet estiba_egress output`.
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+          {"chain": {"family": "inet", "table": "estiba_egress", "name": "output", "handle": 1}},
+          {"rule": {"family": "inet", "table": "estiba_egress", "chain": "output", "handle": 2,
+            "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "lo"}},
+                     {"accept": null}]}},
+          {"rule": {"family": "inet", "table": "estiba_egress", "chain": "output", "handle": 5,
+            "expr": [{"counter": {"packets": 3, "bytes": 180}}, {"drop": null}]}}]}"#;
+        assert_eq!(dropped_in(json), 3);
+        assert_eq!(dropped_in("not json"), 0);
+        assert_eq!(dropped_in(r#"{"nftables": []}"#), 0);
     }
 }

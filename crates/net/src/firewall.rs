@@ -58,40 +58,36 @@ pub(crate) fn load(ns: Option<&Path>, script: &str, table: &str, empty: bool) ->
 }
 
 /// Loads an nft script on the host, or inside the network namespace at
-/// `ns`.
+/// `ns` (nft is spawned from a thread that entered it).
 pub(crate) fn load_at(ns: Option<&Path>, script: &str) -> Result<()> {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("nsenter");
-            c.arg(format!("--net={}", ns.display())).args(["--", "nft"]);
-            c
-        }
-        None => Command::new("nft"),
+    crate::netns::within(ns, || nft(&["-f", "-"], script)).map(drop)
+}
+
+/// Runs `nft ARGS…` with `input` on its stdin and returns its stdout.
+pub(crate) fn nft(args: &[&str], input: &str) -> Result<String> {
+    let command = || format!("nft {}", args.join(" "));
+    let failed = |e: std::io::Error| Error::Command {
+        command: command(),
+        stderr: e.to_string(),
     };
-    let mut child = cmd
-        .args(["-f", "-"])
+    let mut child = Command::new("nft")
+        .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Command {
-            command: "nft -f -".into(),
-            stderr: e.to_string(),
-        })?;
+        .map_err(failed)?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(script.as_bytes());
+        let _ = stdin.write_all(input.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| Error::Command {
-        command: "nft -f -".into(),
-        stderr: e.to_string(),
-    })?;
+    let out = child.wait_with_output().map_err(failed)?;
     if !out.status.success() {
         return Err(Error::Command {
-            command: "nft -f -".into(),
+            command: command(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use crate::netlink::Netlink;
+use crate::netns::{self, Propagation};
 use crate::{run, Error, IoContext, Result};
 
 /// The mount namespace this process started in. Namespace mounts live
@@ -42,18 +44,10 @@ pub fn remember_host_mounts() {
     }
 }
 
-/// Runs `program args…` in the mount namespace this process started in.
-fn in_host_mounts(program: &str, args: &[&str]) -> Result<String> {
-    match HOST_MOUNTS.get() {
-        Some(f) => {
-            use std::os::fd::AsRawFd;
-            let handle = format!("--mount=/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
-            let mut all = vec![handle.as_str(), "--", program];
-            all.extend_from_slice(args);
-            run("nsenter", &all)
-        }
-        None => run(program, args),
-    }
+/// The mount namespace namespace mounts are made in, if this process
+/// remembered it.
+fn host_mounts() -> Option<&'static std::fs::File> {
+    HOST_MOUNTS.get()
 }
 
 /// nsfs's magic number: a file with it is a namespace kept by a mount.
@@ -102,51 +96,49 @@ impl NetHost {
     /// Creates a container's namespace.
     pub fn create_ns(&self, container: &str) -> Result<PathBuf> {
         let path = self.ns_path(container);
-        match self {
-            NetHost::Root => {
-                in_host_mounts("ip", &["netns", "add", &Self::ns_name(container)])?;
-            }
-            NetHost::Rootless { .. } => create_mounted_ns(&path)?,
-        }
+        let propagation = match self {
+            // As `ip netns add`, so `ip netns exec` finds it.
+            NetHost::Root => Propagation::Shared,
+            NetHost::Rootless { .. } => Propagation::Private,
+        };
+        netns::create(&path, host_mounts(), propagation)?;
         Ok(path)
     }
 
     /// Removes a container's namespace (which takes its veth pair along).
     pub fn delete_ns(&self, container: &str) -> Result<()> {
-        let path = self.ns_path(container);
-        match self {
-            NetHost::Root => {
-                if path.exists() {
-                    in_host_mounts("ip", &["netns", "del", &Self::ns_name(container)])?;
-                }
-            }
-            NetHost::Rootless { .. } => remove_mounted_ns(&path)?,
-        }
-        Ok(())
+        netns::remove(&self.ns_path(container), host_mounts())
     }
 
     pub fn ns_exists(&self, container: &str) -> bool {
-        let path = self.ns_path(container);
-        match self {
-            NetHost::Root => path.exists(),
-            NetHost::Rootless { .. } => is_namespace(&path),
-        }
+        is_namespace(&self.ns_path(container))
     }
 
-    /// Runs a command where the bridges are: the host, or the hub.
-    pub fn in_hub(&self, program: &str, args: &[&str]) -> Result<String> {
+    /// A netlink socket where the bridges are: the host, or the hub.
+    pub fn hub_netlink(&self) -> Result<Netlink> {
+        Netlink::open_in(self.hub().as_deref())
+    }
+
+    /// The same, or None if the rootless hub is gone (and its links with
+    /// it).
+    pub fn hub_netlink_if_there(&self) -> Result<Option<Netlink>> {
         match self.hub() {
-            None => run(program, args),
-            Some(hub) => in_ns(&hub, program, args),
+            Some(hub) if !is_namespace(&hub) => Ok(None),
+            hub => Netlink::open_in(hub.as_deref()).map(Some),
         }
     }
 
     /// True if the link `name` exists where the bridges are.
     pub fn link_exists(&self, name: &str) -> bool {
         match self {
-            // sysfs, not a command: this is asked on every attach.
+            // sysfs, not a socket: this is asked on every attach.
             NetHost::Root => Path::new("/sys/class/net").join(name).exists(),
-            NetHost::Rootless { .. } => self.in_hub("ip", &["link", "show", "dev", name]).is_ok(),
+            NetHost::Rootless { .. } => self
+                .hub_netlink_if_there()
+                .ok()
+                .flatten()
+                .and_then(|mut nl| nl.link_index(name).ok())
+                .is_some_and(|i| i.is_some()),
         }
     }
 
@@ -162,13 +154,12 @@ impl NetHost {
             return Ok(None);
         }
         if !is_namespace(&hub) {
-            create_mounted_ns(&hub)?;
-            in_ns(&hub, "ip", &["link", "set", "lo", "up"])?;
-            in_ns(
-                &hub,
-                "sh",
-                &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
-            )?;
+            netns::create(&hub, host_mounts(), Propagation::Private)?;
+            netns::within(Some(&hub), || {
+                Netlink::open()?.set_up_by_name("lo", None)?;
+                let forward = "/proc/sys/net/ipv4/ip_forward";
+                std::fs::write(forward, "1").ctx("writing", forward)
+            })?;
             crate::firewall::load_at(Some(&hub), HUB_NAT)?;
         }
         start_slirp(dir, &hub)
@@ -187,7 +178,7 @@ impl NetHost {
             return Ok(());
         }
         crate::pidfile::stop_and_wait(&dir.join("slirp4netns.pid"));
-        remove_mounted_ns(&hub)
+        netns::remove(&hub, host_mounts())
     }
 }
 
@@ -195,44 +186,10 @@ impl NetHost {
 /// the tap's address.
 const HUB_NAT: &str = "table ip estiba_hub {}\nflush table ip estiba_hub\ntable ip estiba_hub {\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"tap0\" masquerade\n  }\n}\n";
 
-/// Runs `program args…` inside the network namespace at `ns`.
+/// Runs `program args…` inside the network namespace at `ns`: spawned
+/// from a thread that entered it, so no `nsenter` runs.
 pub fn in_ns(ns: &Path, program: &str, args: &[&str]) -> Result<String> {
-    let net = format!("--net={}", ns.display());
-    let mut all = vec![net.as_str(), "--", program];
-    all.extend_from_slice(args);
-    run("nsenter", &all)
-}
-
-/// A new network namespace kept by a bind mount on `path`, made in the
-/// mount namespace this process started in, in a directory that is a
-/// private mount (namespace mounts may not propagate).
-fn create_mounted_ns(path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).ctx("creating", dir)?;
-    let d = dir.to_string_lossy();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if !mountinfo
-        .lines()
-        .any(|l| l.split_whitespace().nth(4) == Some(d.as_ref()))
-    {
-        in_host_mounts("mount", &["--bind", &d, &d])?;
-        in_host_mounts("mount", &["--make-private", &d])?;
-    }
-    if !path.exists() {
-        std::fs::write(path, b"").ctx("creating", path)?;
-    }
-    in_host_mounts("unshare", &[&format!("--net={}", path.display()), "true"])?;
-    Ok(())
-}
-
-fn remove_mounted_ns(path: &Path) -> Result<()> {
-    if is_namespace(path) {
-        in_host_mounts("umount", &[&path.to_string_lossy()])?;
-    }
-    if path.exists() {
-        in_host_mounts("rm", &["-f", &path.to_string_lossy()])?;
-    }
-    Ok(())
+    netns::within(Some(ns), || run(program, args))
 }
 
 /// Starts slirp4netns on the hub's tap0 and waits until it is ready.

@@ -15,6 +15,7 @@ pub mod firewall;
 pub mod forward;
 pub mod host;
 pub mod ipam;
+pub mod netlink;
 pub mod netns;
 pub mod network;
 pub mod pidfile;

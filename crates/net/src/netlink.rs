@@ -14,8 +14,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -79,15 +79,10 @@ impl Netlink {
         packet.finalize();
         let mut buf = vec![0; packet.buffer_len()];
         packet.serialize(&mut buf);
-        self.socket
-            .send(&buf, 0)
-            .map_err(|e| failed(what, e))?;
+        self.socket.send(&buf, 0).map_err(|e| failed(what, e))?;
         let mut replies = Vec::new();
         loop {
-            let (data, _) = self
-                .socket
-                .recv_from_full()
-                .map_err(|e| failed(what, e))?;
+            let (data, _) = self.socket.recv_from_full().map_err(|e| failed(what, e))?;
             let mut offset = 0;
             while offset < data.len() {
                 let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
