@@ -140,15 +140,18 @@ umount "$work/tmpfs"
 python3 - "$json" "$json2" "$layer_size" "$layer_entries" "$json3" "$idle" "$estiba_rss" "$conmon_rss" "$json4" > "$work/section.md" <<'PY'
 import json, sys, datetime, platform, subprocess
 run, unpack, size, entries, cycle, idle, estiba_rss, conmon_rss, rebuild = sys.argv[1:10]
-def table(path, base):
+def table(path, base, second=None):
     rs = json.load(open(path))["results"]
     med = {r["command"]: r["median"] for r in rs}
-    b = med[base]
-    out = ["| command | median | ratio to %s |" % base, "|---|---:|---:|"]
+    bases = [base] + ([second] if second else [])
+    out = ["| command | median | " + " | ".join("ratio to %s" % b for b in bases) + " |",
+           "|---|---:|" + "---:|" * len(bases)]
     for r in rs:
-        out.append("| %s | %.1f ms | %.2f× |" % (r["command"], r["median"] * 1000, r["median"] / b))
+        ratios = " | ".join("%.2f×" % (r["median"] / med[b]) for b in bases)
+        out.append("| %s | %.1f ms | %s |" % (r["command"], r["median"] * 1000, ratios))
     return "\n".join(out), med
-t1, m1 = table(run, "runc run (bare, prepared bundle)")
+spec_row = "runc run (prepared bundle, estiba's spec)"
+t1, m1 = table(run, "runc run (bare, prepared bundle)", spec_row)
 t2, m2 = table(unpack, "tar -xf")
 kernel = platform.release()
 print(f"""Written by `bench/run.sh` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC (kernel {kernel}, {subprocess.getoutput('nproc')} cores).
@@ -158,8 +161,10 @@ Medians from hyperfine in one run; compare ratios, not absolute times.
 
 {t1}
 
-Targets (issue 2): OCI-binary backend at most 1.3× bare runc; in-process backend faster than bare
-runc; at least 5× faster than podman (podman / estiba = {m1['podman run --rm'] / m1['estiba run --rm (in-process libcontainer, default)']:.1f}×).
+Targets (issue 9), against `runc run` on the same spec: the in-process backend at most 0.5×
+(crun's class; measured {m1['estiba run --rm (in-process libcontainer, default)'] / m1[spec_row]:.2f}×), the runc
+backend at most 1.3× (measured {m1['estiba run --rm (runc backend)'] / m1[spec_row]:.2f}×). Issue 2's: at least 5× faster than
+podman (podman / estiba = {m1['podman run --rm'] / m1['estiba run --rm (in-process libcontainer, default)']:.1f}×).
 
 "bare" runs `runc spec`'s default config, which has no seccomp profile and no cgroup limits.
 "estiba's spec" is the same bundle with the config estiba generates: Docker's seccomp profile,

@@ -738,3 +738,86 @@ impl Engine {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{parse_mounts, Security};
+    use crate::record::{CreateOptions, State};
+
+    #[test]
+    fn signals_parse_as_docker_spells_them() {
+        for s in ["KILL", "SIGKILL", "kill", "9"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("usr1").unwrap(), Signal::SIGUSR1);
+        for bad in ["", "SIGNOPE", "0", "99", "-1"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_read_as_docker_writes_them() {
+        assert_eq!(duration_words(0), "Less than a second");
+        assert_eq!(duration_words(1), "1 second");
+        assert_eq!(duration_words(59), "59 seconds");
+        assert_eq!(duration_words(90), "About a minute");
+        assert_eq!(duration_words(600), "10 minutes");
+        assert_eq!(duration_words(3700), "About an hour");
+        assert_eq!(duration_words(3 * 86400), "3 days");
+        assert_eq!(human_since(None), "N/A");
+        assert_eq!(human_since(Some("not a time")), "N/A");
+    }
+
+    fn record(status: Status, exit_code: i32) -> ContainerRecord {
+        ContainerRecord {
+            id: "0".repeat(64),
+            name: "web".into(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            created: String::new(),
+            options: CreateOptions::default(),
+            state: State {
+                status,
+                exit_code,
+                finished_at: Some(now()),
+                started_at: Some(now()),
+                ..State::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_status_column_follows_the_state() {
+        assert_eq!(status_text(&record(Status::Created, 0)), "Created");
+        assert!(status_text(&record(Status::Running, 0)).starts_with("Up "));
+        assert!(status_text(&record(Status::Exited, 3)).starts_with("Exited (3) "));
+        assert!(status_text(&record(Status::Restarting, 1)).starts_with("Restarting (1) "));
+    }
+
+    #[test]
+    fn inspect_shows_typed_options_in_dockers_shapes() {
+        let maps = estiba_net::ports::parse("127.0.0.1:8080-8081:80-81").unwrap();
+        let bindings = port_bindings(&maps);
+        assert_eq!(bindings["80/tcp"][0]["HostPort"], "8080");
+        assert_eq!(bindings["81/tcp"][0]["HostIp"], "127.0.0.1");
+        let any = port_bindings(&estiba_net::ports::parse("53/udp").unwrap());
+        assert_eq!(any["53/udp"][0]["HostPort"], "");
+        let mounts = parse_mounts(
+            &["/srv:/data:ro".into(), "cache:/cache".into()],
+            &["/run".into()],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(binds(&mounts), ["/srv:/data:ro", "cache:/cache"]);
+        assert!(security_opt_strings(&Security::default()).is_empty());
+        let lowered = Security {
+            no_new_privileges: false,
+            seccomp: estiba_runtime::spec::Seccomp::Unconfined,
+        };
+        assert_eq!(
+            security_opt_strings(&lowered),
+            ["no-new-privileges=false", "seccomp=unconfined"]
+        );
+    }
+}

@@ -409,3 +409,49 @@ fn member_names(member: &ContainerRecord) -> Vec<String> {
         .filter(|n| crate::network::valid_dns_name(n))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(share_pid: bool) -> PodRecord {
+        PodRecord {
+            id: "ab".repeat(32),
+            name: "web".into(),
+            created: String::new(),
+            hostname: "web".into(),
+            share_pid,
+            infra_pid: 4242,
+            network: CreateOptions::default(),
+        }
+    }
+
+    #[test]
+    fn members_join_the_infra_namespaces_and_pid_only_when_shared() {
+        let kinds = |p: &PodRecord| {
+            p.namespaces()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&pod(false)), ["network", "ipc", "uts"]);
+        assert_eq!(kinds(&pod(true)), ["network", "ipc", "uts", "pid"]);
+        let (_, path) = &pod(false).namespaces()[0];
+        assert_eq!(path, &PathBuf::from("/proc/4242/ns/net"));
+        assert!(!pod(false).networked());
+    }
+
+    #[test]
+    fn a_member_is_known_on_the_network_by_its_name_and_short_id() {
+        let member = ContainerRecord {
+            id: "cd".repeat(32),
+            name: "api".into(),
+            image: String::new(),
+            image_id: String::new(),
+            created: String::new(),
+            options: CreateOptions::default(),
+            state: Default::default(),
+        };
+        assert_eq!(member_names(&member), ["api", "cdcdcdcdcdcd"]);
+    }
+}
