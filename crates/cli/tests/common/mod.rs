@@ -492,8 +492,27 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
 /// Makes each named test `fn NAME(e: &Estiba)` two tests, `NAME::as_root`
 /// and `NAME::rootless` (a fresh unprivileged user), each with a fresh
 /// installation with busybox, so one cannot hide the other's result.
+/// `root_and_rootless!(without_busybox: NAME, ...)` gives each an empty
+/// store instead, for tests that count what they import.
 #[macro_export]
 macro_rules! root_and_rootless {
+    (without_busybox: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn as_root() {
+                if $crate::common::require_root("the test") {
+                    super::$name(&$crate::common::Estiba::root());
+                }
+            }
+
+            #[test]
+            fn rootless() {
+                if $crate::common::require_root("a fresh test user") {
+                    super::$name(&$crate::common::Estiba::rootless());
+                }
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
