@@ -212,21 +212,6 @@ impl Estiba {
         e
     }
 
-    /// Both flavours, for tests that must hold as root and rootless.
-    pub fn both() -> Vec<Estiba> {
-        vec![Estiba::root(), Estiba::rootless()]
-    }
-
-    /// Every way a container can run here: root with the default (in-process)
-    /// backend, root through runc, and rootless.
-    pub fn all_backends() -> Vec<Estiba> {
-        vec![
-            Estiba::root(),
-            Estiba::root_with("runc"),
-            Estiba::rootless(),
-        ]
-    }
-
     pub fn label(&self) -> String {
         let who = if self.user.is_some() {
             "rootless"
