@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{stderr, Estiba};
+use common::{stderr, wait_until, Estiba};
 use std::time::{Duration, Instant};
 
 const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
@@ -15,15 +15,15 @@ fn inspect(e: &Estiba, name: &str) -> serde_json::Value {
     v[0].clone()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+/// The container's record as the engine keeps it (with what `inspect`
+/// leaves out, such as the monitor's pid); `None` while it is rewritten.
+fn record(e: &Estiba, id: &str) -> Option<serde_json::Value> {
+    let path = e
+        .path()
+        .join("data/containers")
+        .join(id)
+        .join("container.json");
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 fn alive(pid: i64) -> bool {
@@ -40,7 +40,7 @@ fn check_detached(e: &Estiba) {
         .to_string();
     assert_eq!(id.len(), 64, "[{who}] run -d prints the full id: {id}");
     // The CLI has exited; the container goes on.
-    wait_for("ticks in the log", Duration::from_secs(10), || {
+    wait_until("ticks in the log", Duration::from_secs(10), || {
         e.ok(&["logs", "ticker"]).lines().count() >= 3
     });
     let ps = e.ok(&["ps"]);
@@ -264,14 +264,18 @@ fn check_restart(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    wait_for("a restart", Duration::from_secs(10), || {
+    wait_until("a restart", Duration::from_secs(10), || {
         let s = inspect(e, "forever");
         s["State"]["Status"] == "running" && s["State"]["Pid"].as_i64() != Some(pid)
     });
     assert!(inspect(e, "forever")["RestartCount"].as_u64().unwrap() >= 1);
-    // `stop` is not a crash: no restart after it.
+    // `stop` is not a crash: no restart after it. The monitor decides, and
+    // once it has ended (its pid cleared) the container cannot come back.
+    let id = inspect(e, "forever")["Id"].as_str().unwrap().to_string();
     e.ok(&["stop", "-t", "1", "forever"]);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("the monitor to end", Duration::from_secs(10), || {
+        record(e, &id).is_some_and(|r| r["State"]["MonitorPid"] == 0)
+    });
     assert_eq!(
         inspect(e, "forever")["State"]["Status"],
         "exited",
@@ -303,7 +307,7 @@ fn check_truth_after_crash(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    wait_for("the monitor to be gone", Duration::from_secs(10), || {
+    wait_until("the monitor to be gone", Duration::from_secs(10), || {
         std::fs::read_to_string(format!("/proc/{monitor}/stat")).map_or(true, |s| {
             s.rsplit_once(')')
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
@@ -319,7 +323,7 @@ fn check_truth_after_crash(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    wait_for("the record to reconcile", Duration::from_secs(10), || {
+    wait_until("the record to reconcile", Duration::from_secs(10), || {
         !e.ok(&["ps"]).contains("orphan")
     });
     assert!(e.ok(&["ps", "-a"]).contains("Exited"), "[{who}]");
@@ -489,14 +493,14 @@ fn health_checks_turn_unhealthy(e: &Estiba) {
         "-c",
         "sleep 3; touch /tmp/broken; sleep 100",
     ]);
-    wait_for("healthy", Duration::from_secs(3), || {
+    wait_until("healthy", Duration::from_secs(3), || {
         inspect(e, "checked")["State"]["Health"]["Status"] == "healthy"
     });
     assert!(
         e.ok(&["ps"]).contains("(healthy)"),
         "[{who}] ps shows health"
     );
-    wait_for("unhealthy", Duration::from_secs(10), || {
+    wait_until("unhealthy", Duration::from_secs(10), || {
         inspect(e, "checked")["State"]["Health"]["Status"] == "unhealthy"
     });
     let health = &inspect(e, "checked")["State"]["Health"];
@@ -676,7 +680,7 @@ fn pods_share_network_and_hostname(e: &Estiba) {
         e.ok(&["ps", "-a", "-q"]).trim().is_empty(),
         "[{who}] a pod's container outlived it"
     );
-    wait_for("the infra to exit", Duration::from_secs(5), || {
+    wait_until("the infra to exit", Duration::from_secs(5), || {
         !alive(infra)
     });
 
@@ -755,7 +759,7 @@ fn foreground_containers_can_be_stopped_from_elsewhere(e: &Estiba) {
         ])
         .spawn()
         .unwrap();
-    wait_for(
+    wait_until(
         "the foreground container's pid",
         Duration::from_secs(10),
         || {
