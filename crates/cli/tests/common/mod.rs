@@ -474,6 +474,24 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
     }
 }
 
+/// Calls `probe` until what it returns satisfies `done`, or `timeout` has
+/// passed; returns the last result either way, for the caller to assert on
+/// (and show in its message).
+pub fn poll<T>(
+    timeout: std::time::Duration,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let got = probe();
+        if done(&got) || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Makes each named test `fn NAME(e: &Estiba)` two tests, `NAME::as_root`
 /// and `NAME::rootless` (a fresh unprivileged user), each with a fresh
 /// installation with busybox, so one cannot hide the other's result.
