@@ -789,7 +789,9 @@ impl TestHost {
             ns: ns.to_string(),
             server,
         };
-        let get = format!("ip netns exec {ns} busybox wget -q -T 1 -O- http://127.0.0.1:8080/");
+        // timeout(1) rather than wget -T, which crashes in busybox 1.35.
+        let get =
+            format!("timeout 2 ip netns exec {ns} busybox wget -q -O- http://127.0.0.1:8080/");
         common::wait_until(
             &format!("the test host {ns} to serve on 8080"),
             std::time::Duration::from_secs(10),
