@@ -55,100 +55,95 @@ fn context(e: &Estiba) -> std::path::PathBuf {
     dir
 }
 
-#[test]
-fn multi_stage_builds_run_and_cache() {
-    if !common::require_root("build tests") {
-        return;
-    }
-    for e in Estiba::both() {
-        let e = e.with_busybox();
-        let who = e.label();
-        let ctx = context(&e);
-        let out = e.run(&["build", "-t", "app:1", ctx.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "[{who}] build failed: {}",
-            stderr(&out)
-        );
-        let run = e.ok(&["run", "--rm", "app:1"]);
-        assert_eq!(
-            run, "built in /src\nhello from the build\n1000\n1000\ninner\n",
-            "[{who}] {run}"
-        );
-        let inspect: serde_json::Value =
-            serde_json::from_str(&e.ok(&["image", "inspect", "app:1"])).unwrap();
-        let config = &inspect[0]["Config"];
-        assert_eq!(config["User"], "user");
-        assert_eq!(config["StopSignal"], "SIGQUIT");
-        assert_eq!(config["Healthcheck"]["Test"][0], "CMD-SHELL");
-        // Layers: busybox + COPY --from + COPY + ADD.
-        assert_eq!(
-            inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
-            4,
-            "[{who}] one layer per filesystem step"
-        );
-        // The builder stage saw the context minus .dockerignore.
-        let ctx_listing = e.ok(&[
-            "build",
-            "-q",
-            "--target",
-            "builder",
-            "-t",
-            "stage:1",
-            ctx.to_str().unwrap(),
-        ]);
-        assert!(ctx_listing.starts_with("sha256:"));
-        let files = e.ok(&["run", "--rm", "stage:1", "ls", "/ctx"]);
-        assert!(
-            files.contains("data.txt") && !files.contains("secret.log"),
-            "[{who}] .dockerignore: {files}"
-        );
+fn multi_stage_builds_run_and_cache(e: &Estiba) {
+    let who = e.label();
+    let ctx = context(e);
+    let out = e.run(&["build", "-t", "app:1", ctx.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "[{who}] build failed: {}",
+        stderr(&out)
+    );
+    let run = e.ok(&["run", "--rm", "app:1"]);
+    assert_eq!(
+        run, "built in /src\nhello from the build\n1000\n1000\ninner\n",
+        "[{who}] {run}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&e.ok(&["image", "inspect", "app:1"])).unwrap();
+    let config = &inspect[0]["Config"];
+    assert_eq!(config["User"], "user");
+    assert_eq!(config["StopSignal"], "SIGQUIT");
+    assert_eq!(config["Healthcheck"]["Test"][0], "CMD-SHELL");
+    // Layers: busybox + COPY --from + COPY + ADD.
+    assert_eq!(
+        inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        4,
+        "[{who}] one layer per filesystem step"
+    );
+    // The builder stage saw the context minus .dockerignore.
+    let ctx_listing = e.ok(&[
+        "build",
+        "-q",
+        "--target",
+        "builder",
+        "-t",
+        "stage:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(ctx_listing.starts_with("sha256:"));
+    let files = e.ok(&["run", "--rm", "stage:1", "ls", "/ctx"]);
+    assert!(
+        files.contains("data.txt") && !files.contains("secret.log"),
+        "[{who}] .dockerignore: {files}"
+    );
 
-        // Nothing changed: every filesystem step is a cache hit.
-        let again = e.run(&["build", "-t", "app:1", ctx.to_str().unwrap()]);
-        let log = stderr(&again);
-        assert!(again.status.success(), "{log}");
-        assert_eq!(
-            log.matches("Using cache").count(),
-            5,
-            "[{who}] rebuild: {log}"
-        );
-        // A changed input invalidates only what reads it.
-        std::fs::write(ctx.join("data.txt"), "changed").unwrap();
-        let changed = stderr(&e.run(&["build", "-t", "app:2", ctx.to_str().unwrap()]));
-        assert_eq!(
-            changed.matches("Using cache").count(),
-            2,
-            "[{who}] after a change: {changed}"
-        );
+    // Nothing changed: every filesystem step is a cache hit.
+    let again = e.run(&["build", "-t", "app:1", ctx.to_str().unwrap()]);
+    let log = stderr(&again);
+    assert!(again.status.success(), "{log}");
+    assert_eq!(
+        log.matches("Using cache").count(),
+        5,
+        "[{who}] rebuild: {log}"
+    );
+    // A changed input invalidates only what reads it.
+    std::fs::write(ctx.join("data.txt"), "changed").unwrap();
+    let changed = stderr(&e.run(&["build", "-t", "app:2", ctx.to_str().unwrap()]));
+    assert_eq!(
+        changed.matches("Using cache").count(),
+        2,
+        "[{who}] after a change: {changed}"
+    );
 
-        // Errors name the line.
-        let bad = e.scratch("bad");
-        std::fs::write(
-            bad.join("Containerfile"),
-            "FROM busybox\n\nFROBNICATE now\n",
-        )
-        .unwrap();
-        let out = e.run(&["build", "-t", "bad", bad.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(125));
-        assert!(stderr(&out).contains("line 3"), "[{who}] {}", stderr(&out));
-        std::fs::write(
-            bad.join("Containerfile"),
-            "FROM busybox\nRUN true\nRUN exit 3\n",
-        )
-        .unwrap();
-        let out = e.run(&["build", "-t", "bad", bad.to_str().unwrap()]);
-        assert!(
-            stderr(&out).contains("line 3") && stderr(&out).contains("non-zero code: 3"),
-            "[{who}] {}",
-            stderr(&out)
-        );
-        assert!(
-            e.run(&["image", "inspect", "bad"]).status.code() != Some(0),
-            "[{who}] a failed build left an image"
-        );
-    }
+    // Errors name the line.
+    let bad = e.scratch("bad");
+    std::fs::write(
+        bad.join("Containerfile"),
+        "FROM busybox\n\nFROBNICATE now\n",
+    )
+    .unwrap();
+    let out = e.run(&["build", "-t", "bad", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("line 3"), "[{who}] {}", stderr(&out));
+    std::fs::write(
+        bad.join("Containerfile"),
+        "FROM busybox\nRUN true\nRUN exit 3\n",
+    )
+    .unwrap();
+    let out = e.run(&["build", "-t", "bad", bad.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("line 3") && stderr(&out).contains("non-zero code: 3"),
+        "[{who}] {}",
+        stderr(&out)
+    );
+    assert!(
+        e.run(&["image", "inspect", "bad"]).status.code() != Some(0),
+        "[{who}] a failed build left an image"
+    );
 }
+
+root_and_rootless!(multi_stage_builds_run_and_cache);
 
 #[test]
 fn built_images_are_read_by_skopeo_and_run_by_podman() {

@@ -50,6 +50,8 @@ fn load_killed_after(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Not a wait for anything: the delay is the moment of the load at which
+    // the kill lands, and each run of the test picks several.
     std::thread::sleep(Duration::from_millis(delay_ms));
     let _ = child.kill();
     child.wait().unwrap()

@@ -346,58 +346,53 @@ fn signals_are_forwarded_to_the_container() {
     }
 }
 
-#[test]
-fn copy_fallback_and_rlimits() {
-    if !common::require_root("copy fallback test") {
-        return;
-    }
-    for e in Estiba::both() {
-        let e = e.with_busybox();
-        let who = e.label();
-        // Without overlayfs the image is flattened into the container's directory.
-        let out = e
-            .cmd_env(
-                &[("ESTIBA_STORAGE_DRIVER", "vfs")],
-                &[
-                    "run",
-                    "--rm",
-                    "busybox",
-                    "sh",
-                    "-c",
-                    "grep ' / ' /proc/mounts | cut -d' ' -f3; echo ok > /x; cat /x",
-                ],
-            )
-            .output()
-            .unwrap();
-        let text = stdout(&out);
-        assert!(out.status.success(), "[{who}] vfs: {}", stderr(&out));
-        assert!(
-            !text.contains("overlay") && text.ends_with("ok\n"),
-            "[{who}] vfs root: {text}"
-        );
-        // rlimits never exceed the host's hard limits.
-        let host_hard: u64 = String::from_utf8(
-            std::process::Command::new("sh")
-                .args(["-c", "ulimit -Hn"])
-                .output()
-                .unwrap()
-                .stdout,
+fn copy_fallback_and_rlimits(e: &Estiba) {
+    let who = e.label();
+    // Without overlayfs the image is flattened into the container's directory.
+    let out = e
+        .cmd_env(
+            &[("ESTIBA_STORAGE_DRIVER", "vfs")],
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "grep ' / ' /proc/mounts | cut -d' ' -f3; echo ok > /x; cat /x",
+            ],
         )
-        .unwrap()
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "[{who}] vfs: {}", stderr(&out));
+    assert!(
+        !text.contains("overlay") && text.ends_with("ok\n"),
+        "[{who}] vfs root: {text}"
+    );
+    // rlimits never exceed the host's hard limits.
+    let host_hard: u64 = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let inside: u64 = e
+        .ok(&["run", "--rm", "busybox", "sh", "-c", "ulimit -Hn"])
         .trim()
         .parse()
         .unwrap();
-        let inside: u64 = e
-            .ok(&["run", "--rm", "busybox", "sh", "-c", "ulimit -Hn"])
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(
-            inside <= host_hard,
-            "[{who}] nofile {inside} exceeds the host's {host_hard}"
-        );
-    }
+    assert!(
+        inside <= host_hard,
+        "[{who}] nofile {inside} exceeds the host's {host_hard}"
+    );
 }
+
+root_and_rootless!(copy_fallback_and_rlimits);
 
 #[test]
 fn rootless_without_subids_maps_only_the_user() {

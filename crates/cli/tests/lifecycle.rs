@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{stderr, Estiba};
+use common::{stderr, wait_until, Estiba};
 use std::time::{Duration, Instant};
 
 const TICKER: &str = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
@@ -15,15 +15,15 @@ fn inspect(e: &Estiba, name: &str) -> serde_json::Value {
     v[0].clone()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+/// The container's record as the engine keeps it (with what `inspect`
+/// leaves out, such as the monitor's pid); `None` while it is rewritten.
+fn record(e: &Estiba, id: &str) -> Option<serde_json::Value> {
+    let path = e
+        .path()
+        .join("data/containers")
+        .join(id)
+        .join("container.json");
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
 fn alive(pid: i64) -> bool {
@@ -40,7 +40,7 @@ fn check_detached(e: &Estiba) {
         .to_string();
     assert_eq!(id.len(), 64, "[{who}] run -d prints the full id: {id}");
     // The CLI has exited; the container goes on.
-    wait_for("ticks in the log", Duration::from_secs(10), || {
+    wait_until("ticks in the log", Duration::from_secs(10), || {
         e.ok(&["logs", "ticker"]).lines().count() >= 3
     });
     let ps = e.ok(&["ps"]);
@@ -264,14 +264,18 @@ fn check_restart(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    wait_for("a restart", Duration::from_secs(10), || {
+    wait_until("a restart", Duration::from_secs(10), || {
         let s = inspect(e, "forever");
         s["State"]["Status"] == "running" && s["State"]["Pid"].as_i64() != Some(pid)
     });
     assert!(inspect(e, "forever")["RestartCount"].as_u64().unwrap() >= 1);
-    // `stop` is not a crash: no restart after it.
+    // `stop` is not a crash: no restart after it. The monitor decides, and
+    // once it has ended (its pid cleared) the container cannot come back.
+    let id = inspect(e, "forever")["Id"].as_str().unwrap().to_string();
     e.ok(&["stop", "-t", "1", "forever"]);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("the monitor to end", Duration::from_secs(10), || {
+        record(e, &id).is_some_and(|r| r["State"]["MonitorPid"] == 0)
+    });
     assert_eq!(
         inspect(e, "forever")["State"]["Status"],
         "exited",
@@ -303,7 +307,7 @@ fn check_truth_after_crash(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    wait_for("the monitor to be gone", Duration::from_secs(10), || {
+    wait_until("the monitor to be gone", Duration::from_secs(10), || {
         std::fs::read_to_string(format!("/proc/{monitor}/stat")).map_or(true, |s| {
             s.rsplit_once(')')
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
@@ -319,7 +323,7 @@ fn check_truth_after_crash(e: &Estiba) {
         .status()
         .unwrap()
         .success());
-    wait_for("the record to reconcile", Duration::from_secs(10), || {
+    wait_until("the record to reconcile", Duration::from_secs(10), || {
         !e.ok(&["ps"]).contains("orphan")
     });
     assert!(e.ok(&["ps", "-a"]).contains("Exited"), "[{who}]");
@@ -368,7 +372,7 @@ fn detached_containers(e: &Estiba) {
 
 on_every_backend!(detached_containers);
 
-fn check_volumes(e: &Estiba) {
+fn named_volumes(e: &Estiba) {
     let who = e.label();
     // A new volume is filled from the image, and outlives its container.
     e.ok(&[
@@ -469,73 +473,60 @@ fn check_volumes(e: &Estiba) {
     );
 }
 
-#[test]
-fn named_volumes_as_root_and_rootless() {
-    if !common::require_root("volume tests") {
-        return;
-    }
-    for e in Estiba::both() {
-        check_volumes(&e.with_busybox());
-    }
+root_and_rootless!(named_volumes);
+
+fn health_checks_turn_unhealthy(e: &Estiba) {
+    let who = e.label();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "checked",
+        "--health-cmd",
+        "test ! -f /tmp/broken",
+        "--health-interval",
+        "300ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 3; touch /tmp/broken; sleep 100",
+    ]);
+    wait_until("healthy", Duration::from_secs(3), || {
+        inspect(e, "checked")["State"]["Health"]["Status"] == "healthy"
+    });
+    assert!(
+        e.ok(&["ps"]).contains("(healthy)"),
+        "[{who}] ps shows health"
+    );
+    wait_until("unhealthy", Duration::from_secs(10), || {
+        inspect(e, "checked")["State"]["Health"]["Status"] == "unhealthy"
+    });
+    let health = &inspect(e, "checked")["State"]["Health"];
+    assert!(
+        health["FailingStreak"].as_u64().unwrap() >= 2,
+        "[{who}] {health}"
+    );
+    assert!(health["Log"].as_array().unwrap().len() <= 5);
+    assert!(e.ok(&["ps"]).contains("(unhealthy)"));
+    e.ok(&["rm", "-f", "checked"]);
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--health-interval",
+        "soon",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "[{who}] a bad duration is accepted"
+    );
 }
 
-#[test]
-fn health_checks_turn_unhealthy_as_root_and_rootless() {
-    if !common::require_root("health check tests") {
-        return;
-    }
-    for e in Estiba::both() {
-        let e = e.with_busybox();
-        let who = e.label();
-        e.ok(&[
-            "run",
-            "-d",
-            "--name",
-            "checked",
-            "--health-cmd",
-            "test ! -f /tmp/broken",
-            "--health-interval",
-            "300ms",
-            "--health-retries",
-            "2",
-            "busybox",
-            "sh",
-            "-c",
-            "sleep 3; touch /tmp/broken; sleep 100",
-        ]);
-        wait_for("healthy", Duration::from_secs(3), || {
-            inspect(&e, "checked")["State"]["Health"]["Status"] == "healthy"
-        });
-        assert!(
-            e.ok(&["ps"]).contains("(healthy)"),
-            "[{who}] ps shows health"
-        );
-        wait_for("unhealthy", Duration::from_secs(10), || {
-            inspect(&e, "checked")["State"]["Health"]["Status"] == "unhealthy"
-        });
-        let health = &inspect(&e, "checked")["State"]["Health"];
-        assert!(
-            health["FailingStreak"].as_u64().unwrap() >= 2,
-            "[{who}] {health}"
-        );
-        assert!(health["Log"].as_array().unwrap().len() <= 5);
-        assert!(e.ok(&["ps"]).contains("(unhealthy)"));
-        e.ok(&["rm", "-f", "checked"]);
-        let out = e.run(&[
-            "run",
-            "--rm",
-            "--health-interval",
-            "soon",
-            "busybox",
-            "true",
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(125),
-            "[{who}] a bad duration is accepted"
-        );
-    }
-}
+root_and_rootless!(health_checks_turn_unhealthy);
 
 /// Every file under `dir` whose bytes contain `needle` (symlinks not followed).
 fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
@@ -561,249 +552,229 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::Path
     hits
 }
 
-#[test]
-fn secrets_reach_the_container_and_nowhere_else() {
-    if !common::require_root("secret tests") {
-        return;
-    }
+fn secrets_reach_the_container_and_nowhere_else(e: &Estiba) {
     let secret = "correct-horse-battery-staple-4711";
-    for e in Estiba::both() {
-        let e = e.with_busybox();
-        let who = e.label();
-        let mut create = e
-            .cmd(&["secret", "create", "api-key", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(create.stdin.as_mut().unwrap(), secret.as_bytes()).unwrap();
-        drop(create.stdin.take());
-        assert!(create.wait_with_output().unwrap().status.success());
-        assert!(e.ok(&["secret", "ls"]).contains("api-key"));
-        e.ok(&[
-            "run",
-            "-d",
-            "--name",
-            "holder",
-            "--secret",
-            "api-key",
-            "-u",
-            "1000",
-            "busybox",
-            "sh",
-            "-c",
-            "echo started; sleep 100",
-        ]);
-        assert_eq!(
-            e.ok(&["exec", "holder", "cat", "/run/secrets/api-key"]),
-            secret,
-            "[{who}] the secret's content"
-        );
-        let mode = e.ok(&[
+    let who = e.label();
+    let mut create = e
+        .cmd(&["secret", "create", "api-key", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(create.stdin.as_mut().unwrap(), secret.as_bytes()).unwrap();
+    drop(create.stdin.take());
+    assert!(create.wait_with_output().unwrap().status.success());
+    assert!(e.ok(&["secret", "ls"]).contains("api-key"));
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "--secret",
+        "api-key",
+        "-u",
+        "1000",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; sleep 100",
+    ]);
+    assert_eq!(
+        e.ok(&["exec", "holder", "cat", "/run/secrets/api-key"]),
+        secret,
+        "[{who}] the secret's content"
+    );
+    let mode = e.ok(&[
+        "exec",
+        "holder",
+        "stat",
+        "-c",
+        "%a %u",
+        "/run/secrets/api-key",
+    ]);
+    assert_eq!(
+        mode.trim(),
+        "400 1000",
+        "[{who}] only the container's user reads it"
+    );
+    assert!(
+        !e.run(&[
             "exec",
             "holder",
-            "stat",
-            "-c",
-            "%a %u",
-            "/run/secrets/api-key",
-        ]);
-        assert_eq!(
-            mode.trim(),
-            "400 1000",
-            "[{who}] only the container's user reads it"
-        );
-        assert!(
-            !e.run(&[
-                "exec",
-                "holder",
-                "sh",
-                "-c",
-                "echo x > /run/secrets/api-key"
-            ])
-            .status
-            .success(),
-            "[{who}] writable"
-        );
-        let pid = inspect(&e, "holder")["State"]["Pid"].as_i64().unwrap();
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&environ).contains(secret),
-            "[{who}] in the environment"
-        );
-        let inspected = e.ok(&["inspect", "holder"]);
-        assert!(
-            !inspected.contains(secret) && inspected.contains("api-key"),
-            "[{who}] inspect"
-        );
-        assert!(!e.ok(&["logs", "holder"]).contains(secret), "[{who}] logs");
-        let leaks = files_containing(e.path(), secret.as_bytes());
-        assert!(
-            leaks.is_empty(),
-            "[{who}] the secret is on disk in clear: {leaks:?}"
-        );
-        let out = e.run(&["secret", "rm", "api-key"]);
-        assert!(
-            !out.status.success() && stderr(&out).contains("in use"),
-            "[{who}] removed while in use"
-        );
-        e.ok(&["rm", "-f", "holder"]);
-        e.ok(&["secret", "rm", "api-key"]);
-        let out = e.run(&["run", "--rm", "--secret", "api-key", "busybox", "true"]);
-        assert_eq!(
-            out.status.code(),
-            Some(125),
-            "[{who}] a missing secret is accepted"
-        );
-    }
-}
-
-#[test]
-fn pods_share_network_and_hostname_as_root_and_rootless() {
-    if !common::require_root("pod tests") {
-        return;
-    }
-    for e in Estiba::both() {
-        let e = e.with_busybox();
-        let who = e.label();
-        e.ok(&["pod", "create", "--name", "web", "--hostname", "webhost"]);
-        e.ok(&[
-            "run", "-d", "--pod", "web", "--name", "server", "busybox", "httpd", "-f", "-p",
-            "8080", "-h", "/var/www",
-        ]);
-        let page = e.ok(&["run", "--rm", "--pod", "web", "busybox", "sh", "-c", "hostname; for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 0.2; done; exit 1"]);
-        assert_eq!(
-            page, "webhost\n<h1>hello from estiba</h1>\n",
-            "[{who}] pod peers on 127.0.0.1"
-        );
-        assert_eq!(e.ok(&["exec", "server", "hostname"]).trim(), "webhost");
-        // Outside the pod, the server is not reachable.
-        let out = e.run(&[
-            "run",
-            "--rm",
-            "busybox",
             "sh",
             "-c",
-            "wget -q -O- http://127.0.0.1:8080/",
-        ]);
-        assert!(
-            !out.status.success(),
-            "[{who}] a container outside the pod reached it"
-        );
-        let inspect: serde_json::Value =
-            serde_json::from_str(&e.ok(&["pod", "inspect", "web"])).unwrap();
-        assert_eq!(inspect[0]["Containers"].as_array().unwrap().len(), 1);
-        assert!(e.ok(&["pod", "ls"]).contains("Running"));
-        let infra = inspect[0]["InfraPid"].as_i64().unwrap();
-        // Removing the pod removes its containers and its infra.
-        e.ok(&["pod", "rm", "-f", "web"]);
-        assert!(
-            e.ok(&["ps", "-a", "-q"]).trim().is_empty(),
-            "[{who}] a pod's container outlived it"
-        );
-        wait_for("the infra to exit", Duration::from_secs(5), || {
-            !alive(infra)
-        });
-
-        e.ok(&["pod", "create", "--name", "pids", "--share", "pid"]);
-        e.ok(&[
-            "run", "-d", "--pod", "pids", "--name", "sleeper", "busybox", "sleep", "100",
-        ]);
-        let ps = e.ok(&[
-            "run", "--rm", "--pod", "pids", "busybox", "ps", "-o", "args",
-        ]);
-        assert!(ps.contains("sleep 100"), "[{who}] --share pid: {ps}");
-        e.ok(&["pod", "rm", "-f", "pids"]);
-        let out = e.run(&["run", "--rm", "--pod", "nope", "busybox", "true"]);
-        assert_eq!(out.status.code(), Some(125));
-    }
+            "echo x > /run/secrets/api-key"
+        ])
+        .status
+        .success(),
+        "[{who}] writable"
+    );
+    let pid = inspect(e, "holder")["State"]["Pid"].as_i64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(secret),
+        "[{who}] in the environment"
+    );
+    let inspected = e.ok(&["inspect", "holder"]);
+    assert!(
+        !inspected.contains(secret) && inspected.contains("api-key"),
+        "[{who}] inspect"
+    );
+    assert!(!e.ok(&["logs", "holder"]).contains(secret), "[{who}] logs");
+    let leaks = files_containing(e.path(), secret.as_bytes());
+    assert!(
+        leaks.is_empty(),
+        "[{who}] the secret is on disk in clear: {leaks:?}"
+    );
+    let out = e.run(&["secret", "rm", "api-key"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("in use"),
+        "[{who}] removed while in use"
+    );
+    e.ok(&["rm", "-f", "holder"]);
+    e.ok(&["secret", "rm", "api-key"]);
+    let out = e.run(&["run", "--rm", "--secret", "api-key", "busybox", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "[{who}] a missing secret is accepted"
+    );
 }
 
-#[test]
-fn stats_top_and_stop_signal() {
-    if !common::require_root("stats and top tests") {
-        return;
+root_and_rootless!(secrets_reach_the_container_and_nowhere_else);
+
+fn pods_share_network_and_hostname(e: &Estiba) {
+    let who = e.label();
+    e.ok(&["pod", "create", "--name", "web", "--hostname", "webhost"]);
+    e.ok(&[
+        "run", "-d", "--pod", "web", "--name", "server", "busybox", "httpd", "-f", "-p", "8080",
+        "-h", "/var/www",
+    ]);
+    let page = e.ok(&["run", "--rm", "--pod", "web", "busybox", "sh", "-c", "hostname; for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 0.2; done; exit 1"]);
+    assert_eq!(
+        page, "webhost\n<h1>hello from estiba</h1>\n",
+        "[{who}] pod peers on 127.0.0.1"
+    );
+    assert_eq!(e.ok(&["exec", "server", "hostname"]).trim(), "webhost");
+    // Outside the pod, the server is not reachable.
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -q -O- http://127.0.0.1:8080/",
+    ]);
+    assert!(
+        !out.status.success(),
+        "[{who}] a container outside the pod reached it"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&e.ok(&["pod", "inspect", "web"])).unwrap();
+    assert_eq!(inspect[0]["Containers"].as_array().unwrap().len(), 1);
+    assert!(e.ok(&["pod", "ls"]).contains("Running"));
+    let infra = inspect[0]["InfraPid"].as_i64().unwrap();
+    // Removing the pod removes its containers and its infra.
+    e.ok(&["pod", "rm", "-f", "web"]);
+    assert!(
+        e.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "[{who}] a pod's container outlived it"
+    );
+    wait_until("the infra to exit", Duration::from_secs(5), || {
+        !alive(infra)
+    });
+
+    e.ok(&["pod", "create", "--name", "pids", "--share", "pid"]);
+    e.ok(&[
+        "run", "-d", "--pod", "pids", "--name", "sleeper", "busybox", "sleep", "100",
+    ]);
+    let ps = e.ok(&[
+        "run", "--rm", "--pod", "pids", "busybox", "ps", "-o", "args",
+    ]);
+    assert!(ps.contains("sleep 100"), "[{who}] --share pid: {ps}");
+    e.ok(&["pod", "rm", "-f", "pids"]);
+    let out = e.run(&["run", "--rm", "--pod", "nope", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+}
+
+root_and_rootless!(pods_share_network_and_hostname);
+
+fn stats_top_and_stop_signal(e: &Estiba) {
+    let who = e.label();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+    ]);
+    let stats = e.ok(&["stats", "--no-stream"]);
+    let row = stats
+        .lines()
+        .find(|l| l.contains("busy"))
+        .unwrap_or_else(|| panic!("[{who}] no stats row: {stats}"));
+    if e.user.is_none() {
+        assert!(row.contains("/ 64.00MiB"), "[{who}] memory limit: {row}");
+    } else {
+        assert!(
+            row.contains("--"),
+            "[{who}] rootless here has no cgroup to read: {row}"
+        );
     }
-    for e in Estiba::both() {
-        let e = e.with_busybox();
-        let who = e.label();
-        e.ok(&[
+    let top = e.ok(&["top", "busy"]);
+    assert!(
+        top.lines().count() >= 2 && top.contains("trap"),
+        "[{who}] top: {top}"
+    );
+    let started = Instant::now();
+    e.ok(&["stop", "busy"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "[{who}] the stop signal was not USR1"
+    );
+    assert_eq!(inspect(e, "busy")["State"]["ExitCode"], 9);
+    e.ok(&["rm", "busy"]);
+}
+
+root_and_rootless!(stats_top_and_stop_signal);
+
+fn foreground_containers_can_be_stopped_from_elsewhere(e: &Estiba) {
+    let who = e.label();
+    let mut fg = e
+        .cmd(&[
             "run",
-            "-d",
             "--name",
-            "busy",
-            "--memory",
-            "64m",
-            "--stop-signal",
-            "USR1",
+            "fg",
             "busybox",
             "sh",
             "-c",
-            "trap 'exit 9' USR1; while true; do sleep 0.1; done",
-        ]);
-        let stats = e.ok(&["stats", "--no-stream"]);
-        let row = stats
-            .lines()
-            .find(|l| l.contains("busy"))
-            .unwrap_or_else(|| panic!("[{who}] no stats row: {stats}"));
-        if e.user.is_none() {
-            assert!(row.contains("/ 64.00MiB"), "[{who}] memory limit: {row}");
-        } else {
-            assert!(
-                row.contains("--"),
-                "[{who}] rootless here has no cgroup to read: {row}"
-            );
-        }
-        let top = e.ok(&["top", "busy"]);
-        assert!(
-            top.lines().count() >= 2 && top.contains("trap"),
-            "[{who}] top: {top}"
-        );
-        let started = Instant::now();
-        e.ok(&["stop", "busy"]);
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "[{who}] the stop signal was not USR1"
-        );
-        assert_eq!(inspect(&e, "busy")["State"]["ExitCode"], 9);
-        e.ok(&["rm", "busy"]);
-    }
+            "trap 'exit 5' TERM; while true; do sleep 0.1; done",
+        ])
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the foreground container's pid",
+        Duration::from_secs(10),
+        || {
+            e.run(&["inspect", "fg"]).status.success()
+                && inspect(e, "fg")["State"]["Pid"].as_i64().unwrap_or(0) > 0
+        },
+    );
+    e.ok(&["stop", "fg"]);
+    let status = fg.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "[{who}] the foreground run did not end with the container"
+    );
+    e.ok(&["rm", "fg"]);
 }
 
-#[test]
-fn foreground_containers_can_be_stopped_from_elsewhere() {
-    if !common::require_root("foreground stop test") {
-        return;
-    }
-    for e in Estiba::all_backends() {
-        let e = e.with_busybox();
-        let who = e.label();
-        let mut fg = e
-            .cmd(&[
-                "run",
-                "--name",
-                "fg",
-                "busybox",
-                "sh",
-                "-c",
-                "trap 'exit 5' TERM; while true; do sleep 0.1; done",
-            ])
-            .spawn()
-            .unwrap();
-        wait_for(
-            "the foreground container's pid",
-            Duration::from_secs(10),
-            || {
-                e.run(&["inspect", "fg"]).status.success()
-                    && inspect(&e, "fg")["State"]["Pid"].as_i64().unwrap_or(0) > 0
-            },
-        );
-        e.ok(&["stop", "fg"]);
-        let status = fg.wait().unwrap();
-        assert_eq!(
-            status.code(),
-            Some(5),
-            "[{who}] the foreground run did not end with the container"
-        );
-        e.ok(&["rm", "fg"]);
-    }
-}
+on_every_backend!(foreground_containers_can_be_stopped_from_elsewhere);

@@ -88,7 +88,7 @@ fn layer_dir(e: &Estiba) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
-fn run_suite(e: &Estiba) {
+fn malicious_layers_are_refused_or_contained(e: &Estiba) {
     let who = e.label();
     let tag = format!("estiba-canary-{}-{who}", std::process::id());
     // A host file that whiteouts and hardlinks aim at; it must survive untouched.
@@ -247,51 +247,39 @@ fn run_suite(e: &Estiba) {
     std::fs::remove_file(&victim).unwrap();
 }
 
-#[test]
-fn malicious_layers_are_refused_or_contained() {
-    if !common::require_root("malicious layer suite") {
-        return;
-    }
-    for e in Estiba::both() {
-        run_suite(&e);
+root_and_rootless!(without_busybox: malicious_layers_are_refused_or_contained);
+
+fn device_nodes_are_created_as_root_and_skipped_rootless(e: &Estiba) {
+    let tarball = e.scratch("dev").join("dev.tar");
+    build(
+        &tarball,
+        &[
+            Entry::Dir("dev/"),
+            Entry::CharDevice("dev/mem", 1, 1),
+            Entry::File("ok", b"fine"),
+        ],
+    );
+    let out = e.run(&["import", tarball.to_str().unwrap(), "dev"]);
+    assert!(out.status.success(), "[{}] {}", e.label(), stderr(&out));
+    let layer = layer_dir(e);
+    assert!(layer.join("ok").exists());
+    if e.user.is_some() {
+        assert!(
+            !layer.join("dev/mem").exists(),
+            "a rootless import created a device node"
+        );
+        assert!(
+            stderr(&out).contains("device"),
+            "no warning about the skipped device: {}",
+            stderr(&out)
+        );
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata(layer.join("dev/mem"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 }
 
-#[test]
-fn device_nodes_are_created_as_root_and_skipped_rootless() {
-    if !common::require_root("device node test") {
-        return;
-    }
-    for e in Estiba::both() {
-        let tarball = e.scratch("dev").join("dev.tar");
-        build(
-            &tarball,
-            &[
-                Entry::Dir("dev/"),
-                Entry::CharDevice("dev/mem", 1, 1),
-                Entry::File("ok", b"fine"),
-            ],
-        );
-        let out = e.run(&["import", tarball.to_str().unwrap(), "dev"]);
-        assert!(out.status.success(), "[{}] {}", e.label(), stderr(&out));
-        let layer = layer_dir(&e);
-        assert!(layer.join("ok").exists());
-        if e.user.is_some() {
-            assert!(
-                !layer.join("dev/mem").exists(),
-                "a rootless import created a device node"
-            );
-            assert!(
-                stderr(&out).contains("device"),
-                "no warning about the skipped device: {}",
-                stderr(&out)
-            );
-        } else {
-            use std::os::unix::fs::FileTypeExt;
-            assert!(std::fs::symlink_metadata(layer.join("dev/mem"))
-                .unwrap()
-                .file_type()
-                .is_char_device());
-        }
-    }
-}
+root_and_rootless!(without_busybox: device_nodes_are_created_as_root_and_skipped_rootless);

@@ -286,15 +286,11 @@ fn processes_with(e: &Estiba, words: &[&str]) -> Vec<(i32, String)> {
 /// it was told to stop exits by itself within a second of its network
 /// emptying, so this looks again for up to three seconds.
 fn leftovers(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
-    let mut left = leftovers_now(e, network, ids);
-    for _ in 0..30 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        left = leftovers_now(e, network, ids);
-    }
-    left
+    common::poll(
+        std::time::Duration::from_secs(3),
+        || leftovers_now(e, network, ids),
+        Vec::is_empty,
+    )
 }
 
 fn leftovers_now(e: &Estiba, network: &str, ids: &[String]) -> Vec<String> {
@@ -390,8 +386,12 @@ fn leases_and_links_never_outlive_their_containers(e: &Estiba) {
             "60",
         ]);
         let mut child = run.spawn().unwrap();
-        let start = std::time::Instant::now();
-        while start.elapsed() < std::time::Duration::from_secs(20) {
+        let what = if wait_for_namespace {
+            "the run's container and its namespace"
+        } else {
+            "the run's container"
+        };
+        common::wait_until(what, std::time::Duration::from_secs(20), || {
             let new: Vec<String> = e
                 .ok(&["ps", "-aq", "--no-trunc"])
                 .lines()
@@ -401,11 +401,8 @@ fn leases_and_links_never_outlive_their_containers(e: &Estiba) {
             let attached = new
                 .iter()
                 .any(|id| host_netns(e).contains(&format!("es-{}", &id[..12])));
-            if (!wait_for_namespace && !new.is_empty()) || attached {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+            (!wait_for_namespace && !new.is_empty()) || attached
+        });
         // Every estiba process of this run (rootless, the outer one and the
         // one inside the user namespace).
         for (pid, _) in processes_with(e, &["run", "--rm", "churn", "sleep"]) {
@@ -599,25 +596,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// GET / on 127.0.0.1:port, from the host.
+/// GET / on 127.0.0.1:port, from the host, until something answers (empty
+/// if nothing did within 5 s).
 fn host_get(port: u16) -> String {
     use std::io::{Read, Write};
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    let once = || {
+        let mut out = String::new();
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
             let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-            let mut out = String::new();
             let _ = s.read_to_string(&mut out);
-            if !out.is_empty() {
-                return out;
-            }
         }
-        if std::time::Instant::now() > deadline {
-            return String::new();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        out
+    };
+    common::poll(std::time::Duration::from_secs(5), once, |out| {
+        !out.is_empty()
+    })
 }
 
 fn published_ports_reach_the_container_from_the_host(e: &Estiba) {
@@ -790,11 +784,24 @@ impl TestHost {
             .arg(&www)
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        TestHost {
+        // Made first, so that its drop cleans up if the server never answers.
+        let mut host = TestHost {
             ns: ns.to_string(),
             server,
-        }
+        };
+        // timeout(1) rather than wget -T, which crashes in busybox 1.35.
+        let get =
+            format!("timeout 2 ip netns exec {ns} busybox wget -q -O- http://127.0.0.1:8080/");
+        common::wait_until(
+            &format!("the test host {ns} to serve on 8080"),
+            std::time::Duration::from_secs(10),
+            || {
+                let exited = host.server.try_wait().unwrap();
+                assert!(exited.is_none(), "the test host's httpd exited: {exited:?}");
+                common::sh_output(&get).contains("test-host-page")
+            },
+        );
+        host
     }
 }
 
@@ -932,16 +939,17 @@ fn egress_allow_and_deny_are_enforced_inside_the_container(e: &Estiba) {
         &format!("{HTTP_GET} {} 8080; sleep 60", s(e, "10.233.0.2")),
     ]);
     // Its request is dropped and counted, within a deadline.
-    let mut settings = serde_json::Value::Null;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
-        let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "blocked"])).unwrap();
-        settings = v[0]["NetworkSettings"].clone();
-        if settings["EgressDropped"].as_u64().is_some_and(|d| d > 0) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let dropped =
+        |settings: &serde_json::Value| settings["EgressDropped"].as_u64().is_some_and(|d| d > 0);
+    let settings = common::poll(
+        std::time::Duration::from_secs(15),
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&e.ok(&["inspect", "blocked"])).unwrap();
+            v[0]["NetworkSettings"].clone()
+        },
+        dropped,
+    );
     assert!(
         settings["EgressDropped"].as_u64().is_some_and(|d| d > 0),
         "{settings}"
@@ -1402,8 +1410,8 @@ fn udp_published_ports_carry_datagrams(e: &Estiba) {
         listed.contains(&format!("5201/udp -> 127.0.0.1:{port}")),
         "{listed}"
     );
-    let mut report = serde_json::Value::Null;
-    for _ in 0..20 {
+    // Until the server answers (it starts listening after `run -d` returns).
+    let attempt = || {
         let out = std::process::Command::new("iperf3")
             .args([
                 "-c",
@@ -1419,12 +1427,10 @@ fn udp_published_ports_carry_datagrams(e: &Estiba) {
             ])
             .output()
             .unwrap();
-        report = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        if out.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.success(), report)
+    };
+    let (_, report) = common::poll(std::time::Duration::from_secs(30), attempt, |(ok, _)| *ok);
     let sum = &report["end"]["sum"];
     let packets = sum["packets"].as_u64().unwrap_or(0);
     let lost = sum["lost_percent"].as_f64().unwrap_or(100.0);

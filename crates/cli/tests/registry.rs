@@ -235,6 +235,8 @@ fn access_control_tokens_and_audit() {
         "alice-secret",
         "repository:team/a:pull,push",
     );
+    // Not a wait for another process: the token's lifetime runs out on the
+    // clock (and a request sent to see whether it had would push a blob).
     std::thread::sleep(Duration::from_millis(2100));
     let resp = post_blob(&short, "team/a", Some(&expiring), b"later");
     assert_eq!(resp.status(), 401);
@@ -863,6 +865,7 @@ fn immutable_tags_lifecycle_and_gc() {
             .unwrap();
         assert_eq!(resp.status(), 201);
         digests.push(sha256(&body));
+        // Apart in time, so that "the last 2" is well defined.
         std::thread::sleep(Duration::from_millis(20));
     }
     let dry = stdout(&r.admin(&["lifecycle", "--dry-run", "life"]));
@@ -983,7 +986,19 @@ fn gc_during_concurrent_pushes_loses_nothing() {
         .into_iter()
         .flat_map(|w| w.join().unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Two more runs: at least one of them started after the last push.
+    let gc_runs = || {
+        let metrics = c.get(r.url("/metrics")).send().unwrap().text().unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("estiba_registry_gc_runs_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no GC run count in {metrics}"))
+    };
+    let runs = gc_runs();
+    common::wait_until("two more GC runs", Duration::from_secs(20), || {
+        gc_runs() >= runs + 2
+    });
     for (tag, config, layer) in &pushed {
         assert_eq!(
             c.head(r.url(&format!("/v2/gc/manifests/{tag}")))

@@ -941,11 +941,24 @@ fn uploads_resume_after_a_crash_and_no_corrupt_blob_is_served() {
     let big: Vec<u8> = (0..64_000_000u32).map(|i| (i % 241) as u8).collect();
     let big_digest = sha256(&big);
     let url = r.url(&format!("/v2/crash/blobs/uploads/?digest={big_digest}"));
+    let uploads = r.root().join("uploads");
+    let earlier = files_under(&uploads);
     let sender = std::thread::spawn(move || {
         let slow = futures_free_body(big);
         let _ = http().post(url).body(slow).send();
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Killed once the server has written part of it (it writes whole MiBs).
+    common::wait_until(
+        "the server to write part of the upload",
+        std::time::Duration::from_secs(20),
+        || {
+            files_under(&uploads).iter().any(|p| {
+                !earlier.contains(p)
+                    && p.ends_with("data")
+                    && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+            })
+        },
+    );
     r.restart();
     let _ = sender.join();
     let head = c

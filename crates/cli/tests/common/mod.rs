@@ -212,21 +212,6 @@ impl Estiba {
         e
     }
 
-    /// Both flavours, for tests that must hold as root and rootless.
-    pub fn both() -> Vec<Estiba> {
-        vec![Estiba::root(), Estiba::rootless()]
-    }
-
-    /// Every way a container can run here: root with the default (in-process)
-    /// backend, root through runc, and rootless.
-    pub fn all_backends() -> Vec<Estiba> {
-        vec![
-            Estiba::root(),
-            Estiba::root_with("runc"),
-            Estiba::rootless(),
-        ]
-    }
-
     pub fn label(&self) -> String {
         let who = if self.user.is_some() {
             "rootless"
@@ -489,11 +474,48 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
     }
 }
 
+/// Calls `probe` until what it returns satisfies `done`, or `timeout` has
+/// passed; returns the last result either way, for the caller to assert on
+/// (and show in its message).
+pub fn poll<T>(
+    timeout: std::time::Duration,
+    mut probe: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let got = probe();
+        if done(&got) || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Makes each named test `fn NAME(e: &Estiba)` two tests, `NAME::as_root`
 /// and `NAME::rootless` (a fresh unprivileged user), each with a fresh
 /// installation with busybox, so one cannot hide the other's result.
+/// `root_and_rootless!(without_busybox: NAME, ...)` gives each an empty
+/// store instead, for tests that count what they import.
 #[macro_export]
 macro_rules! root_and_rootless {
+    (without_busybox: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn as_root() {
+                if $crate::common::require_root("the test") {
+                    super::$name(&$crate::common::Estiba::root());
+                }
+            }
+
+            #[test]
+            fn rootless() {
+                if $crate::common::require_root("a fresh test user") {
+                    super::$name(&$crate::common::Estiba::rootless());
+                }
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[test]
