@@ -1,13 +1,6 @@
 /// Errors of the container lifecycle.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Store(#[from] estiba_store::Error),
     #[error(transparent)]
@@ -61,16 +54,4 @@ impl Error {
     }
 }
 
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<std::path::PathBuf>) -> Result<T, Error>;
-}
-
-impl<T, E: Into<std::io::Error>> IoContext<T> for Result<T, E> {
-    fn ctx(self, op: &'static str, path: impl Into<std::path::PathBuf>) -> Result<T, Error> {
-        self.map_err(|e| Error::Io {
-            op,
-            path: path.into(),
-            source: e.into(),
-        })
-    }
-}
+estiba_os::io_context!(Error);

@@ -19,6 +19,7 @@ use estiba_runtime::{ContainerIo, Runtime};
 use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
+use crate::error::IoContext;
 use crate::logs::{LogWriter, MAX_LOG_BYTES};
 use crate::prepare::ContainerDirs;
 use crate::record::{ContainerRecord, RestartPolicy, Status};
@@ -49,11 +50,7 @@ impl Engine {
         let exe = self.exe.clone();
         // The monitor's own diagnostics (not the container's output).
         let diag_path = self.dirs(id).root.join("monitor.log");
-        let diag = File::create(&diag_path).map_err(|e| Error::Io {
-            op: "creating",
-            path: diag_path.clone(),
-            source: e,
-        })?;
+        let diag = File::create(&diag_path).ctx("creating", &diag_path)?;
         let mut child = {
             use std::os::unix::process::CommandExt;
             Command::new(exe)
@@ -66,11 +63,7 @@ impl Engine {
                 .stderr(diag)
                 .process_group(0)
                 .spawn()
-                .map_err(|e| Error::Io {
-                    op: "starting the monitor for",
-                    path: id.into(),
-                    source: e,
-                })?
+                .ctx("starting the monitor for", id)?
         };
         // The monitor records the outcome; a monitor that dies first failed.
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -114,13 +107,8 @@ impl Engine {
     /// `resume` is set when the small monitor hands a container's exit back.
     pub fn monitor(&self, id: &str, resume: Option<Resume>) -> Result<()> {
         let _ = std::env::set_current_dir("/");
-        rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(|e| {
-            Error::Io {
-                op: "becoming subreaper for",
-                path: id.into(),
-                source: e.into(),
-            }
-        })?;
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .ctx("becoming subreaper for", id)?;
         let record = self.records.load(id)?;
         let result = self.supervise(&record, resume);
         self.dirs(id).unmount();
@@ -212,18 +200,8 @@ impl Engine {
         backoff: Duration,
     ) -> Result<(u8, Duration)> {
         let id = record.id.as_str();
-        let pipe = || {
-            pipe_with(PipeFlags::CLOEXEC).map_err(|e| Error::Io {
-                op: "creating a pipe for",
-                path: id.into(),
-                source: e.into(),
-            })
-        };
-        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).map_err(|e| Error::Io {
-            op: "opening",
-            path: dirs.log(),
-            source: e,
-        })?;
+        let pipe = || pipe_with(PipeFlags::CLOEXEC).ctx("creating a pipe for", id);
+        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).ctx("opening", dirs.log())?;
         for w in crate::prepare::write_bundle(self, image, record, dirs)? {
             let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
         }
@@ -269,11 +247,7 @@ impl Engine {
             let err = self.exec_small_monitor(&small, record, pid, &out_r, &err_r, backoff);
             tracing::warn!(error = %err, "the small monitor did not start; monitoring in this process");
         }
-        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).map_err(|e| Error::Io {
-            op: "opening",
-            path: dirs.log(),
-            source: e,
-        })?;
+        let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).ctx("opening", dirs.log())?;
         let checks = self.start_health_checks(record);
         pump(&mut log, out_r, err_r);
         let code = estiba_runtime::process::wait_pid(pid);

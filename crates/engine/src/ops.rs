@@ -12,6 +12,7 @@ use crate::monitor::MONITOR_COMMAND;
 use crate::record::{generate_name, validate_name, ContainerRecord, State, Status};
 use estiba_events::Action;
 
+use crate::error::IoContext;
 use crate::{Engine, Error, Result};
 
 fn now() -> String {
@@ -142,11 +143,7 @@ impl Engine {
             state: State::default(),
         };
         let dir = self.records.dir(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-            op: "creating",
-            path: dir,
-            source: e,
-        })?;
+        std::fs::create_dir_all(&dir).ctx("creating", dir)?;
         self.records.save(&record)?;
         self.container_event(Action::Create, &record);
         Ok(record)
@@ -283,11 +280,7 @@ impl Engine {
             .update(&r.id, |r| r.state.stop_requested = true)?;
         // Before the signal, so it comes before the die it causes.
         self.kill_event(&r, signal);
-        kill(Pid::from_raw(r.state.pid), signal).map_err(|e| Error::Io {
-            op: "signalling",
-            path: r.id.clone().into(),
-            source: e.into(),
-        })?;
+        kill(Pid::from_raw(r.state.pid), signal).ctx("signalling", r.id.clone())?;
         Ok(r)
     }
 
@@ -390,11 +383,7 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        last.map_err(|e| Error::Io {
-            op: "removing",
-            path: dir,
-            source: e,
-        })?;
+        last.ctx("removing", dir)?;
         if existed {
             self.container_event(Action::Destroy, r);
         }
@@ -665,11 +654,7 @@ impl Engine {
         let dirs = self.dirs(&r.id);
         let spec_path = dirs.bundle().join("config.json");
         let spec: Value = std::fs::read(&spec_path)
-            .map_err(|e| Error::Io {
-                op: "reading",
-                path: spec_path.clone(),
-                source: e,
-            })
+            .ctx("reading", &spec_path)
             .and_then(|d| {
                 serde_json::from_slice(&d).map_err(|e| Error::Record(spec_path.clone(), e))
             })?;
@@ -719,11 +704,7 @@ impl Engine {
         let path = dirs
             .root
             .join(format!("exec-{}.json", estiba_os::random_hex(6)));
-        std::fs::write(&path, process.to_string()).map_err(|e| Error::Io {
-            op: "writing",
-            path: path.clone(),
-            source: e,
-        })?;
+        std::fs::write(&path, process.to_string()).ctx("writing", &path)?;
         // Who ran what inside is worth keeping: the audit reads root execs
         // from the journal.
         self.events.emit(

@@ -293,27 +293,16 @@ pub fn infra_main(hostname: &str, share_pid: bool, netns: Option<&std::path::Pat
     match netns {
         Some(path) => {
             let ns = fs::File::open(path).ctx("opening", path)?;
-            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
-                op: "entering the network namespace",
-                path: path.into(),
-                source: e.into(),
-            })?;
+            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
+                .ctx("entering the network namespace", path)?;
         }
         None => flags |= CloneFlags::CLONE_NEWNET,
     }
     if share_pid {
         flags |= CloneFlags::CLONE_NEWPID;
     }
-    nix::sched::unshare(flags).map_err(|e| Error::Io {
-        op: "unsharing namespaces for",
-        path: hostname.into(),
-        source: e.into(),
-    })?;
-    rustix::system::sethostname(hostname.as_bytes()).map_err(|e| Error::Io {
-        op: "setting hostname",
-        path: hostname.into(),
-        source: e.into(),
-    })?;
+    nix::sched::unshare(flags).ctx("unsharing namespaces for", hostname)?;
+    rustix::system::sethostname(hostname.as_bytes()).ctx("setting hostname", hostname)?;
     let exe = std::env::current_exe().ctx("finding", "/proc/self/exe")?;
     let child = {
         use std::os::unix::process::CommandExt;

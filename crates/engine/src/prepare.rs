@@ -63,7 +63,12 @@ pub fn set_up(
     attach_network_early(engine, image, record)?;
     estiba_net::attach::remember_host_mounts();
     rootfs::private_mount_namespace()?;
-    mount_rootfs(&engine.store, image, dirs, engine.host.rootless)
+    let how = rootfs::Overlay {
+        userxattr: engine.host.rootless,
+        // An auto-removed container's upper dir goes with it.
+        volatile: record.options.auto_remove,
+    };
+    mount_rootfs(&engine.store, image, dirs, how)
 }
 
 /// overlayfs over the shared layers; a flattened copy where overlay fails
@@ -73,7 +78,7 @@ pub fn mount_rootfs(
     store: &Store,
     image: &ImageRecord,
     dirs: &ContainerDirs,
-    rootless: bool,
+    how: rootfs::Overlay,
 ) -> Result<()> {
     let root = dirs.rootfs();
     fs::create_dir_all(&root).ctx("creating", &root)?;
@@ -89,9 +94,14 @@ pub fn mount_rootfs(
             layers.push(empty);
         }
         let (upper, work) = (dirs.root.join("upper"), dirs.root.join("work"));
+        if how.volatile {
+            // A volatile mount left by a kernel crash marks its workdir,
+            // and overlay refuses it until the workdir is made anew.
+            estiba_os::remove_tree(&work).ctx("removing", &work)?;
+        }
         fs::create_dir_all(&upper).ctx("creating", &upper)?;
         fs::create_dir_all(&work).ctx("creating", &work)?;
-        match rootfs::mount_overlay(&layers, &upper, &work, &root, rootless) {
+        match rootfs::mount_overlay(&layers, &upper, &work, &root, how) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(error = %e, "overlayfs unavailable; copying the image instead")
@@ -171,7 +181,8 @@ pub fn write_bundle(
     let (spec, warnings) = spec::build(&cfg, host, estiba_store::host_arch())?;
     let data =
         serde_json::to_vec(&spec).map_err(|e| Error::Record(bundle.join("config.json"), e))?;
-    estiba_os::write_atomic(&bundle.join("config.json"), &data)?;
+    // Made anew at every start: a power loss loses nothing it holds.
+    estiba_os::write_atomic_unsynced(&bundle.join("config.json"), &data)?;
     Ok(warnings)
 }
 
@@ -348,11 +359,7 @@ fn pod_namespaces(pod_id: &str, rootfs: &Path) -> Result<Vec<(String, PathBuf)>>
     let data = rootfs.ancestors().nth(3).unwrap_or(Path::new("/"));
     let path = data.join("pods").join(format!("{pod_id}.json"));
     let pod: crate::pods::PodRecord = fs::read(&path)
-        .map_err(|e| Error::Io {
-            op: "reading",
-            path: path.clone(),
-            source: e,
-        })
+        .ctx("reading", &path)
         .and_then(|d| serde_json::from_slice(&d).map_err(|e| Error::Record(path.clone(), e)))?;
     if !pod.running() {
         return Err(Error::Invalid {

@@ -294,11 +294,11 @@ impl Records {
         let path = self.file(id);
         let data = fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NoSuchContainer(id.to_string()),
-            _ => Error::Io {
+            _ => Error::Os(estiba_os::Error::Io {
                 op: "reading",
                 path: path.clone(),
                 source: e,
-            },
+            }),
         })?;
         let mut value: serde_json::Value =
             serde_json::from_slice(&data).map_err(|e| Error::Record(path.clone(), e))?;
@@ -306,11 +306,18 @@ impl Records {
         serde_json::from_value(value).map_err(|e| Error::Record(path, e))
     }
 
-    /// Writes a new record; the directory must exist.
+    /// Writes a new record; the directory must exist. The record of an
+    /// auto-removed container is not synced: it is gone once the container
+    /// exits, and no container survives the power loss a sync guards
+    /// against.
     pub fn save(&self, record: &ContainerRecord) -> Result<()> {
-        let data = serde_json::to_vec_pretty(record)
-            .map_err(|e| Error::Record(self.file(&record.id), e))?;
-        estiba_os::write_atomic(&self.file(&record.id), &data)?;
+        let path = self.file(&record.id);
+        let data = serde_json::to_vec_pretty(record).map_err(|e| Error::Record(path.clone(), e))?;
+        if record.options.auto_remove {
+            estiba_os::write_atomic_unsynced(&path, &data)?;
+        } else {
+            estiba_os::write_atomic(&path, &data)?;
+        }
         Ok(())
     }
 

@@ -24,17 +24,8 @@ mod state;
 
 pub use network::{NetworkRecord, Networks};
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("invalid {what} {value:?}: {why}")]
     Invalid {
         what: &'static str,
@@ -59,19 +50,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            op,
-            path: path.into(),
-            source,
-        })
-    }
-}
+estiba_os::io_context!(Error);
 
 /// Runs `program args…`; its stderr becomes the error.
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {

@@ -17,31 +17,44 @@ fn temp_beside(path: &Path) -> std::path::PathBuf {
     path.with_extension(format!("tmp-{}", random_hex(4)))
 }
 
-/// Writes and syncs `data` to a new file at `tmp` with `mode`.
-fn write_new(tmp: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+/// Writes `data` to a new file at `tmp` with `mode`, synced unless `sync`
+/// says otherwise.
+fn write_new(tmp: &Path, data: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(tmp)?;
     f.write_all(data)?;
-    f.sync_all()
+    if sync {
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Replaces `path` with `data`: a temp file in the same directory, synced,
 /// then renamed over it. Readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    replace(path, data, 0o644)
+    replace(path, data, 0o644, true)
+}
+
+/// Like [`write_atomic`], without the sync: still whole or absent after a
+/// `kill -9` of the writer (the page cache outlives it), but not promised
+/// through a power loss. For files that a reboot makes stale anyway: a
+/// bundle rebuilt at every start, the record of a container removed when it
+/// exits. Each sync costs about half a millisecond on these disks.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8]) -> Result<()> {
+    replace(path, data, 0o644, false)
 }
 
 /// Like [`write_atomic`], for an owner-only file (0600): keys, credentials.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    replace(path, data, 0o600)
+    replace(path, data, 0o600, true)
 }
 
-fn replace(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+fn replace(path: &Path, data: &[u8], mode: u32, sync: bool) -> Result<()> {
     let tmp = temp_beside(path);
-    let result = write_new(&tmp, data, mode).and_then(|()| fs::rename(&tmp, path));
+    let result = write_new(&tmp, data, mode, sync).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -54,7 +67,7 @@ fn replace(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// and a link never replaces.
 pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> Result<bool> {
     let tmp = temp_beside(path);
-    let result = write_new(&tmp, data, mode).and_then(|()| match fs::hard_link(&tmp, path) {
+    let result = write_new(&tmp, data, mode, true).and_then(|()| match fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),

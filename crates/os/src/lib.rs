@@ -17,7 +17,7 @@ pub mod process;
 
 use std::path::PathBuf;
 
-pub use fs::{create_exclusive, remove_tree, write_atomic, write_private};
+pub use fs::{create_exclusive, remove_tree, write_atomic, write_atomic_unsynced, write_private};
 pub use lock::LockFile;
 pub use process::ProcessId;
 
@@ -49,6 +49,35 @@ impl<T, E: Into<std::io::Error>> IoContext<T> for std::result::Result<T, E> {
             source: e.into(),
         })
     }
+}
+
+/// Declares a crate's own `IoContext` (`.ctx(op, path)`), returning that
+/// crate's `Result`: the error is an `estiba_os::Error`, which the crate's
+/// error wraps (`Os(#[from] estiba_os::Error)`), so no crate keeps an I/O
+/// variant or a conversion of its own. Invoke as
+/// `estiba_os::io_context!(Error);` with the crate's error type.
+#[macro_export]
+macro_rules! io_context {
+    ($error:ty) => {
+        /// Names the operation and path of a failed I/O call.
+        pub(crate) trait IoContext<T> {
+            fn ctx(
+                self,
+                op: &'static str,
+                path: impl Into<std::path::PathBuf>,
+            ) -> std::result::Result<T, $error>;
+        }
+
+        impl<T, E: Into<std::io::Error>> IoContext<T> for std::result::Result<T, E> {
+            fn ctx(
+                self,
+                op: &'static str,
+                path: impl Into<std::path::PathBuf>,
+            ) -> std::result::Result<T, $error> {
+                Ok($crate::IoContext::ctx(self, op, path)?)
+            }
+        }
+    };
 }
 
 /// Random hex from the kernel (`bytes` random bytes, twice as many digits),

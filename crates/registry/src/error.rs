@@ -2,8 +2,6 @@
 //! variant that reaches a client maps to a code of the distribution spec and
 //! its HTTP status.
 
-use std::path::PathBuf;
-
 /// The error codes of the OCI distribution spec (plus `TOOMANYREQUESTS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Code {
@@ -80,13 +78,6 @@ pub enum Error {
     /// A request the spec answers with an error code.
     #[error("{}: {message}", code.as_str())]
     Api { code: Code, message: String },
-    #[error("{op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{what} is malformed: {why}")]
     Malformed { what: String, why: String },
     #[error("{0}")]
@@ -144,17 +135,4 @@ impl Error {
     }
 }
 
-/// Attaches the operation and path to an I/O error.
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            op,
-            path: path.into(),
-            source,
-        })
-    }
-}
+estiba_os::io_context!(Error);

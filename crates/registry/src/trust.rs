@@ -11,6 +11,7 @@ use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPubli
 use serde::Deserialize;
 
 use crate::digest::Digest;
+use crate::error::IoContext;
 use crate::error::{Code, Error, Result};
 use crate::manifest::ParsedManifest;
 use crate::settings::RepoSettings;
@@ -259,11 +260,7 @@ fn read_all(s: &dyn Storage, digest: &Digest) -> Result<Option<Vec<u8>>> {
         return Ok(None);
     };
     let mut data = Vec::new();
-    std::io::Read::read_to_end(&mut blob.reader, &mut data).map_err(|e| Error::Io {
-        op: "reading",
-        path: digest.to_string().into(),
-        source: e,
-    })?;
+    std::io::Read::read_to_end(&mut blob.reader, &mut data).ctx("reading", digest.to_string())?;
     Ok(Some(data))
 }
 

@@ -1,15 +1,6 @@
-use std::path::PathBuf;
-
 /// Errors of the runtime layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{op}")]
     Sys {
         op: &'static str,
@@ -60,20 +51,14 @@ impl Error {
     }
 }
 
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, Error>;
+estiba_os::io_context!(Error);
+
+/// Names the system call that failed, for errors that have no path.
+pub(crate) trait SysContext<T> {
     fn sys(self, op: &'static str) -> Result<T, Error>;
 }
 
-impl<T, E: Into<std::io::Error>> IoContext<T> for Result<T, E> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, Error> {
-        self.map_err(|e| Error::Io {
-            op,
-            path: path.into(),
-            source: e.into(),
-        })
-    }
-
+impl<T, E: Into<std::io::Error>> SysContext<T> for Result<T, E> {
     fn sys(self, op: &'static str) -> Result<T, Error> {
         self.map_err(|e| Error::Sys {
             op,

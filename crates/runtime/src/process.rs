@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::error::IoContext;
+use crate::error::SysContext;
 use crate::Result;
 
 /// Forwards INT, TERM, HUP, QUIT, USR1 and USR2 to `pid` until dropped.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, Mode, OFlags, ResolveFlags};
 use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
 
-use crate::error::IoContext;
+use crate::error::{IoContext, SysContext};
 use crate::{Error, Result};
 
 /// Gives this process a mount namespace of its own, so the container's
@@ -30,12 +30,25 @@ pub fn private_mount_namespace() -> Result<()> {
 }
 
 /// Mounts overlayfs at `target` with `layers` (bottom to top) below `upper`.
+/// How an overlay is mounted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overlay {
+    /// Rootless: overlay's own xattrs in the `user.` namespace.
+    pub userxattr: bool,
+    /// For an upper dir that is thrown away with the container (`--rm`, a
+    /// build step that is committed from it): overlay skips every sync of
+    /// the upper file system, which an unmount otherwise waits for. After
+    /// a kernel crash such an upper cannot be mounted again, so its
+    /// workdir is made fresh at each mount.
+    pub volatile: bool,
+}
+
 pub fn mount_overlay(
     layers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
-    userxattr: bool,
+    how: Overlay,
 ) -> Result<()> {
     let lower: Vec<String> = layers
         .iter()
@@ -48,8 +61,11 @@ pub fn mount_overlay(
         upper.display(),
         work.display()
     );
-    if userxattr {
+    if how.userxattr {
         options.push_str(",userxattr");
+    }
+    if how.volatile {
+        options.push_str(",volatile");
     }
     let options = std::ffi::CString::new(options).map_err(|_| Error::InvalidOption {
         what: "layer path",

@@ -107,11 +107,7 @@ impl Source {
         self.open(name)?
             .take(LIMIT + 1)
             .read_to_end(&mut data)
-            .map_err(|e| Error::Io {
-                op: "reading",
-                path: name.into(),
-                source: e,
-            })?;
+            .ctx("reading", name)?;
         if data.len() as u64 > LIMIT {
             return Err(Error::Invalid(format!("{name} is larger than 8 MiB")));
         }

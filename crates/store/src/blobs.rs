@@ -140,11 +140,11 @@ impl Store {
         let path = self.blob_path(digest);
         File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::MissingBlob(digest.clone()),
-            _ => Error::Io {
+            _ => Error::Os(estiba_os::Error::Io {
                 op: "opening",
                 path,
                 source: e,
-            },
+            }),
         })
     }
 

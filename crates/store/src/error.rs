@@ -5,13 +5,6 @@ use estiba_oci::Digest;
 /// Errors of the image store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{op} {path:?}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Oci(#[from] estiba_oci::Error),
     #[error(transparent)]
@@ -49,16 +42,4 @@ pub enum Error {
     NoPlatform(String),
 }
 
-pub(crate) trait IoContext<T> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, Error>;
-}
-
-impl<T, E: Into<std::io::Error>> IoContext<T> for Result<T, E> {
-    fn ctx(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T, Error> {
-        self.map_err(|e| Error::Io {
-            op,
-            path: path.into(),
-            source: e.into(),
-        })
-    }
-}
+estiba_os::io_context!(Error);

@@ -27,6 +27,15 @@ struct CacheEntry {
 }
 
 impl Engine {
+    /// A step's upper dir is read into a layer and thrown away: nothing in
+    /// it needs to reach the disk.
+    fn step_overlay(&self) -> rootfs::Overlay {
+        rootfs::Overlay {
+            userxattr: self.host.rootless,
+            volatile: true,
+        }
+    }
+
     fn cache_path(&self, key: &Digest) -> PathBuf {
         self.data.join("build-cache").join(key.hex())
     }
@@ -76,7 +85,7 @@ impl Engine {
         if lowers.is_empty() {
             lowers.push(empty);
         }
-        rootfs::mount_overlay(&lowers, &upper, &overlay_work, &root, self.host.rootless)?;
+        rootfs::mount_overlay(&lowers, &upper, &overlay_work, &root, self.step_overlay())?;
         let applied = apply(&root, &step);
         let _ = rootfs::unmount(&root);
         applied?;
@@ -310,7 +319,7 @@ impl Engine {
         for (blob, diff_id) in &stage.layers {
             lowers.push(self.store.ensure_layer(blob, diff_id)?);
         }
-        rootfs::mount_overlay(&lowers, &upper, &overlay_work, &root, self.host.rootless)?;
+        rootfs::mount_overlay(&lowers, &upper, &overlay_work, &root, self.step_overlay())?;
         Ok(root)
     }
 

@@ -324,10 +324,12 @@ async fn download(
         s if s.is_success() => false,
         _ => return Err(remote_error(&client.url(&path), r).await),
     };
-    let io_err = |e| Error::Io {
-        op: "writing",
-        path: partial.into(),
-        source: e,
+    let io_err = |e| {
+        Error::from(estiba_os::Error::Io {
+            op: "writing",
+            path: partial.into(),
+            source: e,
+        })
     };
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)

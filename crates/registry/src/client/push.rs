@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{remote_error, to_error, Client, ProgressSink, RemoteRef};
+use crate::error::IoContext;
 use crate::error::{Error, Result};
 use crate::manifest::MANIFEST_OCI;
 
@@ -43,13 +44,7 @@ pub async fn push(
     let mut blobs = Vec::new();
     for d in std::iter::once(&record.id).chain(record.layer_blobs.iter()) {
         let path = store.blob_path(d);
-        let size = std::fs::metadata(&path)
-            .map_err(|e| Error::Io {
-                op: "reading",
-                path: path.clone(),
-                source: e,
-            })?
-            .len();
+        let size = std::fs::metadata(&path).ctx("reading", &path)?.len();
         blobs.push(Blob {
             digest: d.to_string(),
             path,
@@ -228,10 +223,12 @@ async fn offset(client: &Client, scope: &str, location: &str) -> Result<(u64, St
 /// `len` bytes of a file from `start`, streamed. Progress is counted per
 /// request once it succeeds.
 async fn file_body(path: &Path, start: u64, len: u64) -> Result<reqwest::Body> {
-    let io_err = |e| Error::Io {
-        op: "reading",
-        path: path.into(),
-        source: e,
+    let io_err = |e| {
+        Error::from(estiba_os::Error::Io {
+            op: "reading",
+            path: path.into(),
+            source: e,
+        })
     };
     let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
     file.seek(std::io::SeekFrom::Start(start))

@@ -10,6 +10,7 @@ use axum::response::Response;
 use super::{respond, Ctx};
 use crate::auth::{Action, Need};
 use crate::digest::{Algorithm, Digest};
+use crate::error::IoContext;
 use crate::error::{Code, Error, Result};
 use crate::manifest::{ParsedManifest, INDEX_OCI, MAX_MANIFEST_BYTES};
 use crate::names::validate_tag;
@@ -94,11 +95,8 @@ async fn get(ctx: &Ctx, name: &str, reference: &str) -> Result<Response> {
                     )
                 })?;
                 let mut data = Vec::with_capacity(usize::try_from(blob.size).unwrap_or(0));
-                std::io::Read::read_to_end(&mut blob.reader, &mut data).map_err(|e| Error::Io {
-                    op: "reading",
-                    path: digest.to_string().into(),
-                    source: e,
-                })?;
+                std::io::Read::read_to_end(&mut blob.reader, &mut data)
+                    .ctx("reading", digest.to_string())?;
                 Some(data)
             };
             Ok(Some((digest, link, data)))

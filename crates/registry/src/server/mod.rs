@@ -21,6 +21,7 @@ use base64::Engine as _;
 use crate::audit::Audit;
 use crate::auth::{Action, Auth, Denial, Identity, Need};
 use crate::config::Config;
+use crate::error::IoContext;
 use crate::error::{Code, Error, Result};
 use crate::metrics::Metrics;
 use crate::storage::{FsStorage, Storage};
@@ -42,11 +43,7 @@ pub struct App {
 
 impl App {
     pub fn open(root: &Path, config: Config) -> Result<Arc<App>> {
-        std::fs::create_dir_all(root).map_err(|e| Error::Io {
-            op: "creating",
-            path: root.into(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(root).ctx("creating", root)?;
         let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(root)?);
         let audit_path = config
             .audit_log

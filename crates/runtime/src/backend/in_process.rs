@@ -19,7 +19,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 
 use super::{ContainerIo, Runtime, State};
-use crate::error::IoContext;
+use crate::error::{IoContext, SysContext};
 use crate::{Error, Result};
 
 /// The hidden command the helper runs as: `estiba internal-libcontainer OP ROOT BUNDLE ID`.
