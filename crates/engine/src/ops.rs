@@ -173,35 +173,13 @@ impl Engine {
                 r.state.started_at = Some(now());
             })?;
             self.container_event(Action::Start, record);
-            // The runtime writes the init's pid once it exists; record it so
-            // stop, kill and exec from another terminal reach the container.
-            // The watcher is joined before the record changes again, so it
-            // can never write after the container is removed.
-            let pid_file = dirs.bundle().join(estiba_runtime::backend::PID_FILE);
-            let _ = std::fs::remove_file(&pid_file);
-            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let watcher = {
-                let (records, cid, done) = (
-                    self.records.clone(),
-                    id.to_string(),
-                    std::sync::Arc::clone(&done),
-                );
-                std::thread::spawn(move || {
-                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        if let Some(pid) = std::fs::read_to_string(&pid_file)
-                            .ok()
-                            .and_then(|p| p.trim().parse::<i32>().ok())
-                        {
-                            let _ = records.update(&cid, |r| r.state.pid = pid);
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
+            // Record the init's pid once it exists, so stop, kill and exec
+            // from another terminal reach the container. The runtime calls
+            // this before `run` returns, never after.
+            let started = |pid: i32| {
+                let _ = self.records.update(id, |r| r.state.pid = pid);
             };
-            let code = runtime.run(id, &dirs.bundle());
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = watcher.join();
+            let code = runtime.run(id, &dirs.bundle(), &started);
             Ok(code?)
         })();
         dirs.unmount();
@@ -300,7 +278,11 @@ impl Engine {
             }
         }
         self.wait_monitor(&r.id, Duration::from_secs(10));
-        let stopped = self.find(&r.id)?;
+        let stopped = match self.find(&r.id) {
+            // An auto-removed container is gone once it has stopped.
+            Err(Error::NoSuchContainer(_)) if r.options.auto_remove => r,
+            other => other?,
+        };
         self.container_event(Action::Stop, &stopped);
         Ok(stopped)
     }

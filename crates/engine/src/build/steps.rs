@@ -166,7 +166,7 @@ impl Engine {
         fs::write(bundle.join("config.json"), data).ctx("writing", bundle.join("config.json"))?;
         let runtime = estiba_runtime::backend::select(None, &self.host, &self.run.join("runtime"))?;
         let code = runtime
-            .run(&id, &bundle)
+            .run(&id, &bundle, &|_| {})
             .map_err(|e| build_err(line, format!("RUN failed: {e}")))?;
         if code != 0 {
             return Err(build_err(

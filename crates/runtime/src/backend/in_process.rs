@@ -103,6 +103,30 @@ fn inherit_writable() -> ContainerIo {
     }
 }
 
+/// The same fix for a container run in this process: our own stdout and
+/// stderr, where they are the host's /dev/null, become /dev/zero (what we
+/// write to them is discarded either way).
+fn discard_into_zero() -> Result<()> {
+    let zero = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/zero")
+            .ctx("opening", "/dev/zero")
+    };
+    if host_null(1) {
+        rustix::stdio::dup2_stdout(zero()?).ctx("redirecting", "stdout")?;
+    }
+    if host_null(2) {
+        rustix::stdio::dup2_stderr(zero()?).ctx("redirecting", "stderr")?;
+    }
+    Ok(())
+}
+
+/// True if this process has one thread: libcontainer may clone from it.
+fn single_threaded() -> bool {
+    fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
 /// True if our descriptor `fd` is the host's /dev/null.
 fn host_null(fd: u32) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -205,8 +229,16 @@ impl Runtime for InProcess {
         self.helper(op, id, process, ContainerIo::inherit())
     }
 
-    fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
-        self.helper("run", id, bundle, inherit_writable())
+    fn run(&self, id: &str, bundle: &Path, started: super::Started<'_>) -> Result<u8> {
+        if single_threaded() {
+            // No helper to start: this process is what libcontainer needs.
+            discard_into_zero()?;
+            return run_here(&self.state_root, bundle, id, started);
+        }
+        let pid_file = bundle.join(super::PID_FILE);
+        super::watch_pid_file(&pid_file, started, || {
+            self.helper("run", id, bundle, inherit_writable())
+        })
     }
 }
 
@@ -247,6 +279,17 @@ fn build(state_root: &Path, bundle: &Path, id: &str) -> Result<Container> {
 }
 
 fn run_in_helper(state_root: &Path, bundle: &Path, id: &str) -> Result<u8> {
+    // Tell estiba where the container is (for stop, kill, exec).
+    let pid_file = bundle.join(super::PID_FILE);
+    let started = |pid: i32| {
+        let _ = fs::write(&pid_file, pid.to_string());
+    };
+    run_here(state_root, bundle, id, &started)
+}
+
+/// Builds, starts and waits for the container in this process, which must
+/// be single-threaded until the container runs.
+fn run_here(state_root: &Path, bundle: &Path, id: &str, started: super::Started<'_>) -> Result<u8> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
         .map_err(std::io::Error::from)
         .sys("becoming subreaper")?;
@@ -263,8 +306,7 @@ fn run_in_helper(state_root: &Path, bundle: &Path, id: &str) -> Result<u8> {
                 .ok_or_else(|| InProcess::err("start the container", "no pid"))
         })
         .and_then(|pid| {
-            // Tell estiba where the container is (for stop, kill, exec).
-            let _ = fs::write(bundle.join(super::PID_FILE), pid.as_raw().to_string());
+            started(pid.as_raw());
             // Threads are fine now: the container's processes exist.
             let forwarder = caught.forward_to(pid.as_raw() as u32);
             let code = crate::process::wait_pid(pid.as_raw());

@@ -18,6 +18,40 @@ use crate::{Error, Result};
 /// exists: its pid in our pid namespace.
 pub const PID_FILE: &str = "init.pid";
 
+/// Told the pid of a foreground container's init once it runs (so stop,
+/// kill and exec from another terminal can reach it).
+pub type Started<'a> = &'a (dyn Fn(i32) + Sync);
+
+/// Calls `started` with the pid a runtime writes to `pid_file`, while
+/// `run` runs: a runtime process (runc, the libcontainer helper) writes the
+/// file once the init exists. The watcher ends with `run`, so `started`
+/// never runs after `run` has returned.
+pub(crate) fn watch_pid_file<T>(
+    pid_file: &Path,
+    started: Started<'_>,
+    run: impl FnOnce() -> T,
+) -> T {
+    let _ = std::fs::remove_file(pid_file);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let pid = std::fs::read_to_string(pid_file)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<i32>().ok());
+                if let Some(pid) = pid {
+                    started(pid);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let out = run();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    })
+}
+
 /// Where a created container's stdout and stderr go (stdin is always empty).
 #[derive(Debug)]
 pub struct ContainerIo {
@@ -63,9 +97,10 @@ pub trait Runtime {
     fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8>;
 
     /// Runs a container in the foreground and removes it from the runtime
-    /// afterwards. The default drives create/start/wait/delete, with estiba
-    /// as the subreaper that collects the container's exit status.
-    fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
+    /// afterwards; `started` hears the init's pid once it runs. The default
+    /// drives create/start/wait/delete, with estiba as the subreaper that
+    /// collects the container's exit status.
+    fn run(&self, id: &str, bundle: &Path, started: Started<'_>) -> Result<u8> {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .map_err(std::io::Error::from)
             .map_err(|e| Error::Sys {
@@ -74,7 +109,10 @@ pub trait Runtime {
             })?;
         let pid = self.create(id, bundle, ContainerIo::inherit())?;
         let forwarder = crate::process::forward_signals(pid as u32);
-        let result = self.start(id).and_then(|()| crate::process::wait_pid(pid));
+        let result = self.start(id).and_then(|()| {
+            started(pid);
+            crate::process::wait_pid(pid)
+        });
         drop(forwarder);
         let deleted = self.delete(id, true);
         let code = result?;

@@ -181,15 +181,18 @@ impl Runtime for OciBinary {
 
     /// `runc run` does create, start, wait and delete in one process: one
     /// runtime start instead of three on the hot path.
-    fn run(&self, id: &str, bundle: &Path) -> Result<u8> {
+    fn run(&self, id: &str, bundle: &Path, started: super::Started<'_>) -> Result<u8> {
         let log = bundle.join("runtime.log");
+        let pid_file = bundle.join(super::PID_FILE);
         let mut cmd = self.command(Some(&log));
         cmd.arg("run")
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(bundle.join(super::PID_FILE))
+            .arg(&pid_file)
             .arg(id);
-        self.attached(cmd, &log, "run the container")
+        super::watch_pid_file(&pid_file, started, || {
+            self.attached(cmd, &log, "run the container")
+        })
     }
 }
