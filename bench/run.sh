@@ -18,9 +18,12 @@ cleanup() {
   umount -R "$work"/docker/* 2>/dev/null || true
   umount "$work/tmpfs" 2>/dev/null || true
   rm -rf "$work"
+  if [ -n "${runroot:-}" ]; then rm -rf "$runroot"; fi
 }
 trap cleanup EXIT
-export ESTIBA_ROOT=$work/estiba ESTIBA_RUNROOT=$work/estiba-run
+# The runroot on a tmpfs, as estiba's default (/run/estiba) is.
+runroot=$(mktemp -d /run/estiba-bench.XXXX)
+export ESTIBA_ROOT=$work/estiba ESTIBA_RUNROOT=$runroot
 
 scripts/busybox-rootfs.sh "$work/busybox.tar"
 "$estiba" import "$work/busybox.tar" bench/busybox >/dev/null

@@ -99,6 +99,7 @@ impl Engine {
     pub fn dirs(&self, id: &str) -> ContainerDirs {
         ContainerDirs {
             root: self.records.dir(id),
+            run: self.run.join("containers").join(id),
         }
     }
 

@@ -366,6 +366,8 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(50));
         }
         last.ctx("removing", dir)?;
+        let run = self.dirs(&r.id).run;
+        estiba_os::remove_tree(&run).ctx("removing", run)?;
         if existed {
             self.container_event(Action::Destroy, r);
         }

@@ -22,7 +22,13 @@ pub(crate) const DEFAULT_PATH: &str =
 /// The directories of one container, all under `containers/<id>/`.
 #[derive(Clone, Debug)]
 pub struct ContainerDirs {
+    /// `<data>/containers/<id>`: the record, the rootfs and its upper dir,
+    /// the log.
     pub root: PathBuf,
+    /// `<runroot>/containers/<id>`, on a tmpfs: what a start makes anew
+    /// (the bundle and the files bind-mounted from it), so each start
+    /// writes no inode to the data disk for it.
+    pub run: PathBuf,
 }
 
 impl ContainerDirs {
@@ -31,7 +37,7 @@ impl ContainerDirs {
     }
 
     pub fn bundle(&self) -> PathBuf {
-        self.root.join("bundle")
+        self.run.join("bundle")
     }
 
     pub fn log(&self) -> PathBuf {

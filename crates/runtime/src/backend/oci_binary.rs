@@ -158,6 +158,12 @@ impl Runtime for OciBinary {
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<()> {
+        // runc, crun and youki keep a container's state in `<root>/<id>`;
+        // without it there is nothing to delete (`runc run` deletes its
+        // own), and no runtime process need start to say so.
+        if !self.state_root.join(id).exists() {
+            return Ok(());
+        }
         let mut args = vec!["delete"];
         if force {
             args.push("--force");
