@@ -180,6 +180,14 @@ async fn scenario(data: &Path, run: &Path) -> Result<(), String> {
             after.state.exit_code
         ));
     }
+    // A long-lived caller is left no zombie once the monitor is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !zombie_children().is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("zombie children: {:?}", zombie_children()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // The errors a caller tells apart without reading strings.
     match api
         .kill(&created.id, nix::sys::signal::Signal::SIGTERM)
@@ -208,4 +216,23 @@ async fn scenario(data: &Path, run: &Path) -> Result<(), String> {
         Err(Error::NoSuchContainer(_)) => Ok(()),
         other => Err(format!("inspect after remove: {other:?}")),
     }
+}
+
+/// This process's children that exited and were never waited for.
+fn zombie_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`: comm may hold spaces, so split after it.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let mut fields = rest.split_whitespace();
+            let (state, ppid) = (fields.next()?, fields.next()?);
+            (state == "Z" && ppid == me).then(|| e.file_name().to_str()?.parse().ok())?
+        })
+        .collect()
 }

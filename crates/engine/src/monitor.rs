@@ -78,9 +78,7 @@ impl Engine {
                 });
             }
             if r.state.status != Status::Created {
-                // Reap the monitor if it is already done; otherwise it is
-                // reparented when we exit.
-                let _ = child.try_wait();
+                reap_later(child);
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -430,5 +428,24 @@ mod tests {
         assert!(!should_restart(RestartPolicy::OnFailure(3), 1, false, 3));
         assert!(!should_restart(RestartPolicy::OnFailure(3), 0, false, 0));
         assert!(should_restart(RestartPolicy::OnFailure(0), 2, false, 100));
+    }
+}
+
+/// Waits for a running container's monitor on a small thread of its own,
+/// so a long-lived caller (the agent, the Docker API server) is left no
+/// zombie when the monitor exits. A short-lived CLI exits first, and the
+/// monitor is reparented as before.
+fn reap_later(mut monitor: std::process::Child) {
+    if let Ok(Some(_)) = monitor.try_wait() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("monitor-reaper".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = monitor.wait();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot wait for a monitor: it stays a zombie when it exits");
     }
 }
