@@ -412,25 +412,6 @@ fn pump(log: &mut LogWriter, out: OwnedFd, err: OwnedFd) {
     let _ = log.flush();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restart_decisions() {
-        assert!(!should_restart(RestartPolicy::No, 1, false, 0));
-        assert!(should_restart(RestartPolicy::Always, 0, false, 9));
-        assert!(
-            !should_restart(RestartPolicy::Always, 0, true, 0),
-            "a stop wins"
-        );
-        assert!(should_restart(RestartPolicy::OnFailure(3), 1, false, 2));
-        assert!(!should_restart(RestartPolicy::OnFailure(3), 1, false, 3));
-        assert!(!should_restart(RestartPolicy::OnFailure(3), 0, false, 0));
-        assert!(should_restart(RestartPolicy::OnFailure(0), 2, false, 100));
-    }
-}
-
 /// Waits for a running container's monitor on a small thread of its own,
 /// so a long-lived caller (the agent, the Docker API server) is left no
 /// zombie when the monitor exits. A short-lived CLI exits first, and the
@@ -447,5 +428,24 @@ fn reap_later(mut monitor: std::process::Child) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot wait for a monitor: it stays a zombie when it exits");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_decisions() {
+        assert!(!should_restart(RestartPolicy::No, 1, false, 0));
+        assert!(should_restart(RestartPolicy::Always, 0, false, 9));
+        assert!(
+            !should_restart(RestartPolicy::Always, 0, true, 0),
+            "a stop wins"
+        );
+        assert!(should_restart(RestartPolicy::OnFailure(3), 1, false, 2));
+        assert!(!should_restart(RestartPolicy::OnFailure(3), 1, false, 3));
+        assert!(!should_restart(RestartPolicy::OnFailure(3), 0, false, 0));
+        assert!(should_restart(RestartPolicy::OnFailure(0), 2, false, 100));
     }
 }
