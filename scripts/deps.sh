@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   # build: libcontainer's seccomp support
-  build-essential pkg-config libseccomp-dev
+  build-essential pkg-config libseccomp-dev libsqlite3-dev
   # runtime peers and helpers
   runc uidmap busybox-static zstd iproute2 procps
   # interop peers and benchmark tools
