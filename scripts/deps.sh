@@ -6,12 +6,16 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   # build: libcontainer's seccomp support
   build-essential pkg-config libseccomp-dev libsqlite3-dev
+  # etcd-client's build: protoc and the well-known protos
+  protobuf-compiler libprotobuf-dev
   # runtime peers and helpers
   runc uidmap busybox-static zstd iproute2 procps
   # interop peers and benchmark tools
   podman catatonit conmon docker.io skopeo umoci hyperfine docker-registry openssl curl wrk nftables
   # rootless networks: the way out of the user's hub; iperf3 for the network benchmark
   slirp4netns util-linux iperf3
+  # the control plane's HA store, a real three-member cluster in the tests
+  etcd-server
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

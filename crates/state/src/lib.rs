@@ -14,15 +14,19 @@
 //!   expires, the keys attached to it are deleted (and watchers see the
 //!   deletes).
 //!
-//! `sqlite` is the embedded default (WAL, one writer); the etcd backend
-//! comes with the HA work.
+//! `sqlite` is the embedded default (WAL, one writer); `etcd` serves a
+//! control plane that must survive losing a server.
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod conformance;
+pub mod etcd;
 pub mod sqlite;
 
 use std::future::Future;
 use std::time::Duration;
 
+pub use etcd::EtcdStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,8 @@ pub enum Error {
     NoSuchLease(i64),
     #[error("the store's database: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("etcd: {0}")]
+    Backend(String),
     #[error("the store is closed")]
     Closed,
 }
