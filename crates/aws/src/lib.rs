@@ -3,7 +3,11 @@
 //!
 //! - `sigv4`: verifying Signature Version 4, with AWS's refusals
 //!   (`InvalidSignatureException`, `UnrecognizedClientException`, a clock
-//!   skew over five minutes).
+//!   skew over five minutes);
+//! - `json`: the awsJson1.1 protocol's targets and error bodies;
+//! - `arn`: ARNs in AWS's shape.
 #![forbid(unsafe_code)]
 
+pub mod arn;
+pub mod json;
 pub mod sigv4;
