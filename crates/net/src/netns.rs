@@ -78,7 +78,9 @@ pub enum Propagation {
 /// True if `dir` is a mount point (its own entry in mountinfo).
 fn is_mount_point(dir: &Path) -> bool {
     let d = dir.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    // This thread's view: it may have entered the mount namespace the
+    // process started in, which /proc/self (the main thread) has left.
+    std::fs::read_to_string("/proc/thread-self/mountinfo")
         .unwrap_or_default()
         .lines()
         .any(|l| l.split_whitespace().nth(4) == Some(d.as_ref()))
