@@ -336,30 +336,39 @@ fn compact(db: &mut Connection, to: i64) -> Result<()> {
     Ok(())
 }
 
-/// One batch of a watch: the rows after `last_id` (or from revision `from`
-/// when none was read yet) under the prefix, read with the compaction point
-/// in one snapshot.
+/// One read of a watch: the changes found, and the revision through which
+/// everything under the prefix has now been read.
+struct Batch {
+    events: Vec<(i64, Event)>,
+    caught_up: i64,
+}
+
+/// The rows after `last_id` (from revision `from` on) under the prefix, read
+/// with the compaction point and the revision in one snapshot. A watcher
+/// that had read everything through `caught_up` misses nothing unless the
+/// history after that was compacted away.
 fn watch_batch(
     db: &mut Connection,
     prefix: &[u8],
     from: i64,
     last_id: i64,
-    delivered: i64,
-) -> Result<Vec<(i64, Event)>> {
+    caught_up: i64,
+) -> Result<Batch> {
     let tx = db.transaction()?;
     let compacted = meta(&tx, "compacted")?;
-    if compacted > delivered + 1 {
+    if compacted > caught_up + 1 {
         return Err(Error::Compacted {
-            asked: delivered + 1,
+            asked: caught_up + 1,
             compacted,
         });
     }
+    let revision = meta(&tx, "revision")?;
     let end = prefix_end(prefix);
     let sql = format!(
         "SELECT {COLUMNS}, id FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)
          AND rev >= ?3 AND id > ?4 ORDER BY id LIMIT ?5"
     );
-    let mut out = Vec::new();
+    let mut events = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![prefix, end, from, last_id, WATCH_BATCH], |r| {
@@ -372,11 +381,16 @@ fn watch_batch(
             } else {
                 EventKind::Put
             };
-            out.push((id, Event { kind, kv }));
+            events.push((id, Event { kind, kv }));
         }
     }
     tx.commit()?;
-    Ok(out)
+    // A full batch may have stopped inside its last revision.
+    let caught_up = match events.last() {
+        Some((_, e)) if events.len() as i64 == WATCH_BATCH => e.kv.mod_revision - 1,
+        _ => revision,
+    };
+    Ok(Batch { events, caught_up })
 }
 
 impl SqliteStore {
@@ -513,13 +527,13 @@ impl Store for SqliteStore {
             // Holding only a weak reference: the watch ends with the store.
             let weak = Arc::downgrade(&store.inner);
             drop(store);
-            let (mut last_id, mut delivered) = (0, from - 1);
+            let (mut last_id, mut caught_up) = (0, from - 1);
             let mut batch = first;
             loop {
-                let empty = batch.is_empty();
-                for (id, event) in batch {
+                let empty = batch.events.is_empty();
+                caught_up = caught_up.max(batch.caught_up);
+                for (id, event) in batch.events {
                     last_id = id;
-                    delivered = event.kv.mod_revision.max(delivered);
                     if sender.send(Ok(event)).await.is_err() {
                         return;
                     }
@@ -533,7 +547,7 @@ impl Store for SqliteStore {
                 let store = SqliteStore { inner };
                 let p = prefix.clone();
                 let read = store
-                    .blocking(move |db| watch_batch(db, &p, from, last_id, delivered))
+                    .blocking(move |db| watch_batch(db, &p, from, last_id, caught_up))
                     .await;
                 match read {
                     Ok(b) => batch = b,
@@ -625,6 +639,27 @@ mod tests {
         let mut w = s.watch(b"k", resume).await.unwrap();
         let e = conformance::next(&mut w).await;
         assert_eq!((e.kv.value.as_slice(), e.kv.mod_revision), (&b"3"[..], 3));
+    }
+
+    #[tokio::test]
+    async fn a_caught_up_watch_survives_compaction_of_other_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let mut w = s.watch(b"nodes/", 1).await.unwrap();
+        s.put(b"nodes/a", b"1").await.unwrap();
+        conformance::next(&mut w).await;
+        let mut last = 0;
+        for i in 0..20 {
+            last = s.put(b"other", i.to_string().as_bytes()).await.unwrap();
+        }
+        // No event may come for the other key; the window lets the watcher
+        // read the revisions that passed (it is woken by each commit).
+        let nothing = tokio::time::timeout(Duration::from_millis(200), w.next()).await;
+        assert!(nothing.is_err(), "an event for another prefix: {nothing:?}");
+        s.compact(last).await.unwrap();
+        s.put(b"nodes/b", b"2").await.unwrap();
+        let e = conformance::next(&mut w).await;
+        assert_eq!(e.kv.key, b"nodes/b");
     }
 
     #[tokio::test]
