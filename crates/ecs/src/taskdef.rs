@@ -242,6 +242,18 @@ pub enum Condition {
     Healthy,
 }
 
+impl Condition {
+    /// As task definitions spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Start => "START",
+            Condition::Complete => "COMPLETE",
+            Condition::Success => "SUCCESS",
+            Condition::Healthy => "HEALTHY",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Dependency {
@@ -757,9 +769,11 @@ fn validate_dependencies(d: &TaskDefinition) -> Result<()> {
             match dep.condition {
                 Condition::Complete | Condition::Success if target.is_essential() => {
                     return Err(Error::client(format!(
-                        "Container '{}': the {:?} condition cannot be used on an essential container ('{}').",
-                        c.name, dep.condition, target.name
-                    ).replace("Complete", "COMPLETE").replace("Success", "SUCCESS")));
+                        "Container '{}': the {} condition cannot be used on an essential container ('{}').",
+                        c.name,
+                        dep.condition.name(),
+                        target.name
+                    )));
                 }
                 Condition::Healthy if target.health_check.is_none() => {
                     return Err(Error::client(format!(

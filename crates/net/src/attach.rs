@@ -57,7 +57,7 @@ pub fn ensure_bridge(host: &NetHost, net: &NetworkRecord) -> Result<()> {
 
 /// True for the kernel's EEXIST.
 fn exists(e: &crate::Error) -> bool {
-    matches!(e, crate::Error::Command { stderr, .. } if stderr.contains("File exists"))
+    crate::netlink::is_errno(e, rustix::io::Errno::EXIST)
 }
 
 pub fn remove_bridge(host: &NetHost, net: &NetworkRecord) -> Result<()> {

@@ -44,8 +44,8 @@ pub fn remember_host_mounts() {
     }
 }
 
-/// The mount namespace namespace mounts are made in, if this process
-/// remembered it.
+/// Where namespace mounts are made: the mount namespace this process
+/// started in, if it remembered it.
 fn host_mounts() -> Option<&'static std::fs::File> {
     HOST_MOUNTS.get()
 }

@@ -42,6 +42,13 @@ pub enum Error {
     Exhausted { name: String, subnet: String },
     #[error("`{command}` failed: {stderr}")]
     Command { command: String, stderr: String },
+    /// The kernel refused a netlink request; `source` carries its errno.
+    #[error("netlink: {what}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]

@@ -29,17 +29,29 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::{Error, Result};
 
+use rustix::io::Errno;
+
 /// A route netlink socket in one network namespace.
 pub struct Netlink {
     socket: Socket,
     sequence: u32,
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Command {
-        command: format!("netlink: {what}"),
-        stderr: e.to_string(),
+fn failed(what: &str, e: impl Into<std::io::Error>) -> Error {
+    Error::Netlink {
+        what: what.to_string(),
+        source: e.into(),
     }
+}
+
+/// True if the kernel answered with `errno`.
+pub(crate) fn is_errno(e: &Error, errno: Errno) -> bool {
+    matches!(e, Error::Netlink { source, .. } if source.raw_os_error() == Some(errno.raw_os_error()))
+}
+
+/// A decode error of a kernel reply, as an I/O error.
+fn malformed(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
 impl Netlink {
@@ -86,7 +98,7 @@ impl Netlink {
             let mut offset = 0;
             while offset < data.len() {
                 let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-                    .map_err(|e| failed(what, e))?;
+                    .map_err(|e| failed(what, malformed(e)))?;
                 let length = reply.header.length as usize;
                 if reply.header.sequence_number != self.sequence {
                     offset += length.max(1);
@@ -126,7 +138,7 @@ impl Netlink {
                 RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
                 _ => None,
             })),
-            Err(Error::Command { stderr, .. }) if stderr.contains("No such device") => Ok(None),
+            Err(e) if is_errno(&e, Errno::NODEV) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -263,8 +275,12 @@ impl Netlink {
 
     /// The index of a link that must exist.
     pub fn require(&mut self, name: &str) -> Result<u32> {
-        self.link_index(name)?
-            .ok_or_else(|| failed(&format!("finding link {name}"), "no such link"))
+        self.link_index(name)?.ok_or_else(|| {
+            failed(
+                &format!("finding link {name}"),
+                std::io::Error::from(Errno::NODEV),
+            )
+        })
     }
 }
 
