@@ -16,6 +16,8 @@ packages=(
   slirp4netns util-linux iperf3
   # the control plane's HA store, a real three-member cluster in the tests
   etcd-server
+  # the ECS API's real clients: the AWS CLI and boto3
+  awscli python3-boto3
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

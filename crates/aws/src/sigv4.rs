@@ -142,6 +142,17 @@ fn parse_authorization(value: &str) -> Result<Authorization, AuthError> {
     })
 }
 
+/// The access key id an `Authorization` header names (`Credential=AK/…`),
+/// so the server can look its secret up before verifying.
+pub fn access_key_of(authorization: &str) -> Option<&str> {
+    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256 ")?;
+    rest.split(',')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("Credential="))
+        .and_then(|c| c.split('/').next())
+        .filter(|k| !k.is_empty())
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -348,6 +359,14 @@ mod tests {
 
     fn secret(key: &str) -> Option<String> {
         (key == KEY).then(|| SECRET.to_string())
+    }
+
+    #[test]
+    fn the_access_key_is_read_from_the_credential_scope() {
+        let h = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=ab";
+        assert_eq!(access_key_of(h), Some("AKIDEXAMPLE"));
+        assert_eq!(access_key_of("Basic abc"), None);
+        assert_eq!(access_key_of("AWS4-HMAC-SHA256 Credential=/x"), None);
     }
 
     #[test]

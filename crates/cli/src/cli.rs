@@ -114,6 +114,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Run and administer the control plane: the ECS API, its users and state.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },
@@ -623,6 +626,59 @@ pub struct RunArgs {
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Serve the ECS API (awsJson1.1, SigV4) on the state store.
+    Serve(ClusterServeArgs),
+    /// Manage the API's users and their access keys.
+    #[command(subcommand)]
+    User(ClusterUserCommand),
+}
+
+/// Where the control plane keeps its state.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterStateArgs {
+    /// The control plane's directory: the SQLite store, the sealing key, the audit log
+    /// (default DATA/cluster).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// sqlite, or etcd://HOST:PORT[,HOST:PORT…].
+    #[arg(long, default_value = "sqlite")]
+    pub store: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8440")]
+    pub addr: String,
+    #[command(flatten)]
+    pub state: ClusterStateArgs,
+    /// Serve HTTPS with this certificate (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The region ARNs name.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The account ARNs name.
+    #[arg(long, default_value = "000000000000")]
+    pub account: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterUserCommand {
+    /// Create a user and print their first access key (IAM's CreateAccessKey JSON).
+    Add {
+        name: String,
+        /// admin, operator, readonly, or a file holding an IAM policy document.
+        #[arg(long, default_value = "readonly")]
+        policy: String,
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             | cli::Command::Sign(_)
             | cli::Command::Verify(_)
             | cli::Command::Key(_)
+            | cli::Command::Cluster(_)
     ) {
         return match commands::dispatch(cli) {
             Ok(code) => ExitCode::from(code),

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 #[doc(hidden)]
+pub mod any;
 pub mod conformance;
 pub mod etcd;
 pub mod sqlite;
@@ -26,6 +27,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::time::Duration;
 
+pub use any::AnyStore;
 pub use etcd::EtcdStore;
 pub use sqlite::SqliteStore;
 

@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod cluster;
 mod containers;
 mod events;
 mod images;
@@ -152,6 +153,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Sign(a) => registry::sign(&a),
         Command::Verify(a) => registry::verify(&a),
         Command::Key(c) => registry::key(&c),
+        Command::Cluster(c) => cluster::cluster(&ctx, c),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(

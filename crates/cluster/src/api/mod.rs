@@ -1,0 +1,414 @@
+//! The ECS API as AWS serves it: awsJson1.1 (`POST /` with
+//! `X-Amz-Target: AmazonEC2ContainerServiceV20141113.<Operation>`), signed
+//! with SigV4, authorized by the caller's IAM-style policies, and every
+//! mutating call written to the audit log.
+//!
+//! A request goes: target → access key → signature → policy → operation
+//! (`call`) → audit line → response. Each family of operations has a
+//! module; each operation takes its typed request and answers JSON.
+
+mod clusters;
+mod tags;
+mod taskdefs;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use estiba_aws::json::{self, ErrorBody};
+use estiba_aws::sigv4;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::audit::{Audit, Entry};
+use crate::model::Db;
+use crate::seal::Sealer;
+use crate::{users, Error, Result};
+
+/// ECS's service name in `X-Amz-Target`.
+pub const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
+
+/// The region and account the ARNs name.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for Settings {
+    /// us-east-1 and the all-zero account, as local AWS stand-ins use.
+    fn default() -> Settings {
+        Settings {
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+        }
+    }
+}
+
+/// The control plane's shared state.
+#[derive(Debug)]
+pub struct Server {
+    pub db: Db,
+    pub sealer: Sealer,
+    pub audit: Audit,
+    pub settings: Settings,
+}
+
+/// An answer the client sees as an ECS error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError(pub ErrorBody);
+
+pub type Reply = std::result::Result<Value, ApiError>;
+
+impl ApiError {
+    pub fn new(exception: &str, status: u16, message: impl Into<String>) -> ApiError {
+        ApiError(ErrorBody::new(exception, status, message.into()))
+    }
+    pub fn client(message: impl Into<String>) -> ApiError {
+        ApiError::new("ClientException", 400, message)
+    }
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new("InvalidParameterException", 400, message)
+    }
+    pub fn cluster_not_found() -> ApiError {
+        ApiError::new("ClusterNotFoundException", 400, "Cluster not found.")
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> ApiError {
+        ApiError(e)
+    }
+}
+
+impl From<estiba_ecs::Error> for ApiError {
+    fn from(e: estiba_ecs::Error) -> ApiError {
+        ApiError::new(e.exception.name(), 400, e.message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        match e {
+            Error::Invalid(m) => ApiError::invalid(m),
+            Error::Conflict(m) => ApiError::client(m),
+            other => {
+                // The details stay in the server's log, not in the answer.
+                tracing::error!("{other}");
+                ApiError::new("ServerException", 500, "An internal error occurred.")
+            }
+        }
+    }
+}
+
+impl From<estiba_state::Error> for ApiError {
+    fn from(e: estiba_state::Error) -> ApiError {
+        Error::from(e).into()
+    }
+}
+
+/// Who made a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: String,
+    pub access_key: String,
+}
+
+impl Server {
+    pub fn arn(&self, resource: impl Into<String>) -> String {
+        estiba_aws::arn::Arn::new(
+            "ecs",
+            &self.settings.region,
+            &self.settings.account,
+            resource,
+        )
+        .to_string()
+    }
+
+    pub fn cluster_arn(&self, name: &str) -> String {
+        self.arn(format!("cluster/{name}"))
+    }
+
+    /// The IAM ARN of a user, as `registeredBy` shows it.
+    pub fn user_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:user/{name}", self.settings.account)
+    }
+
+    /// The operation itself, once the caller may make it.
+    async fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> Reply {
+        match operation {
+            "CreateCluster" => clusters::create(self, parse(body)?).await,
+            "DeleteCluster" => clusters::delete(self, parse(body)?).await,
+            "DescribeClusters" => clusters::describe(self, parse(body)?).await,
+            "ListClusters" => clusters::list(self, parse(body)?).await,
+            "RegisterTaskDefinition" => taskdefs::register(self, caller, body).await,
+            "DeregisterTaskDefinition" => taskdefs::deregister(self, parse(body)?).await,
+            "DescribeTaskDefinition" => taskdefs::describe(self, parse(body)?).await,
+            "ListTaskDefinitions" => taskdefs::list(self, parse(body)?).await,
+            "ListTaskDefinitionFamilies" => taskdefs::families(self, parse(body)?).await,
+            "DeleteTaskDefinitions" => taskdefs::delete(self, parse(body)?).await,
+            "TagResource" => tags::tag(self, parse(body)?).await,
+            "UntagResource" => tags::untag(self, parse(body)?).await,
+            "ListTagsForResource" => tags::list(self, parse(body)?).await,
+            other => Err(ApiError::new(
+                "UnknownOperationException",
+                400,
+                format!("estiba does not serve the ECS operation {other}"),
+            )),
+        }
+    }
+
+    /// The ARN a policy is checked against: the resource the request
+    /// names, or `*` for calls that name none (List*, Register*).
+    fn resource_of(&self, body: &Value) -> String {
+        let field = |name: &str| body.get(name).and_then(Value::as_str);
+        if let Some(arn) = field("resourceArn") {
+            return arn.to_string();
+        }
+        if let Some(td) = field("taskDefinition") {
+            return if td.starts_with("arn:") {
+                td.to_string()
+            } else {
+                self.arn(format!("task-definition/{td}"))
+            };
+        }
+        match field("cluster").or(field("clusterName")) {
+            Some(c) if c.starts_with("arn:") => c.to_string(),
+            Some(c) => self.cluster_arn(c),
+            None => "*".to_string(),
+        }
+    }
+}
+
+/// A request body as its operation's input. An empty body is `{}`.
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> std::result::Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new("SerializationException", 400, format!("{e}")))
+}
+
+/// A cluster named by name or ARN; `default` when none is given.
+pub(crate) fn cluster_name(given: Option<&str>) -> std::result::Result<String, ApiError> {
+    let given = given.unwrap_or("default");
+    let name = match given.strip_prefix("arn:") {
+        Some(_) => {
+            let arn: estiba_aws::arn::Arn = given
+                .parse()
+                .map_err(|e: estiba_aws::arn::NotAnArn| ApiError::invalid(e.to_string()))?;
+            match arn.resource_parts() {
+                ("cluster", name) => name.to_string(),
+                _ => return Err(ApiError::invalid(format!("{given} is not a cluster ARN"))),
+            }
+        }
+        None => given.to_string(),
+    };
+    Ok(name)
+}
+
+/// Describe* and List* read; everything else changes something and is
+/// audited.
+fn mutating(operation: &str) -> bool {
+    !(operation.starts_with("Describe") || operation.starts_with("List"))
+}
+
+fn respond(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, json::CONTENT_TYPE)], body).into_response()
+}
+
+fn error_response(e: &ErrorBody) -> Response {
+    respond(e.status, e.to_json())
+}
+
+/// Checks who is calling: the access key, its signature, its clock.
+async fn authenticate(
+    server: &Server,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::result::Result<Caller, ApiError> {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let request = sigv4::Request {
+        method: method.as_str(),
+        path_and_query: path,
+        headers: &pairs,
+        body,
+    };
+    let key_id = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sigv4::access_key_of);
+    let credential = match key_id {
+        Some(id) => users::credential(&server.db, &server.sealer, id).await?,
+        None => None,
+    };
+    let secret = credential.as_ref().map(|c| c.secret.clone());
+    let signed = sigv4::verify(&request, |_| secret, SystemTime::now())
+        .map_err(|e| ApiError(ErrorBody::from(&e)))?;
+    if signed.service != "ecs" {
+        return Err(ApiError::new(
+            "InvalidSignatureException",
+            403,
+            format!(
+                "Credential should be scoped to correct service: 'ecs', not '{}'.",
+                signed.service
+            ),
+        ));
+    }
+    let user = credential.map(|c| c.user.name).unwrap_or_default();
+    Ok(Caller {
+        user,
+        access_key: signed.access_key,
+    })
+}
+
+async fn handle(
+    State(server): State<Arc<Server>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = match json::target(
+        headers.get("x-amz-target").and_then(|v| v.to_str().ok()),
+        ECS_TARGET,
+    ) {
+        Ok(t) => t.operation.to_string(),
+        Err(e) => return error_response(&e),
+    };
+    let request_id = estiba_os::random_hex(16);
+    let span = tracing::info_span!("ecs", request = %request_id, operation = %target);
+    async move {
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let action = format!("ecs:{target}");
+        let resource = server.resource_of(&value);
+        let mut caller = None;
+        let outcome = async {
+            let who = authenticate(&server, &method, &uri, &headers, &body).await?;
+            let user = crate::model::Db::get::<crate::model::UserRecord>(
+                &server.db,
+                &crate::keys::user(&who.user),
+            )
+            .await?
+            .map(|u| u.value.policies)
+            .unwrap_or_default();
+            caller = Some(who.clone());
+            if !estiba_aws::policy::evaluate(&user, &action, &resource).allowed() {
+                return Err(ApiError::new(
+                    "AccessDeniedException",
+                    400,
+                    format!(
+                        "User: {} is not authorized to perform: {action} on resource: {resource}",
+                        server.user_arn(&who.user)
+                    ),
+                ));
+            }
+            server.call(&who, &target, &body).await
+        }
+        .await;
+        if mutating(&target) || outcome.is_err() {
+            // A refused signature still names the key it claimed.
+            let claimed = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(sigv4::access_key_of)
+                .unwrap_or("-");
+            let (who, key) = caller
+                .as_ref()
+                .map_or(("-", claimed), |c| (c.user.as_str(), c.access_key.as_str()));
+            let (verdict, message) = match &outcome {
+                Ok(_) => ("allowed", None),
+                Err(e) => (e.0.exception.as_str(), Some(e.0.message.as_str())),
+            };
+            server.audit.record(&Entry {
+                time: crate::time::now(),
+                user: who,
+                access_key_id: key,
+                remote: &remote.to_string(),
+                action: &action,
+                resource: &resource,
+                outcome: verdict,
+                message,
+            });
+        }
+        match outcome {
+            Ok(v) => {
+                tracing::info!("done");
+                respond(200, v.to_string())
+            }
+            Err(e) => {
+                tracing::info!(exception = %e.0.exception, "refused: {}", e.0.message);
+                error_response(&e.0)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+pub fn router(server: Arc<Server>) -> axum::Router {
+    axum::Router::new()
+        .route("/", axum::routing::post(handle))
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .with_state(server)
+}
+
+/// Where the control plane listens, and with which certificate.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Serves until the process is stopped.
+pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
+    let addr = listen.addr;
+    let failed = |why: String| Error::Serve {
+        addr: addr.to_string(),
+        why,
+    };
+    let service = router(server).into_make_service_with_connect_info::<SocketAddr>();
+    match listen.tls {
+        Some((cert, key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| failed(format!("TLS certificate {}: {e}", cert.display())))?;
+            tracing::info!(%addr, "serving the ECS API over HTTPS");
+            axum_server::bind_rustls(addr, config)
+                .serve(service)
+                .await
+                .map_err(|e| failed(e.to_string()))
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            tracing::info!(%addr, "serving the ECS API over HTTP");
+            axum::serve(listener, service)
+                .await
+                .map_err(|e| failed(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Where each record lives in the store. One prefix per kind, so a list is
+//! a range and a watch is a prefix:
+//!
+//! ```text
+//! clusters/<name>                       a cluster
+//! families/<family>                     the family's last revision number
+//! taskdefs/<family>/<revision:010>      one revision of a task definition
+//! tags/<arn>                            a resource's tags
+//! users/<name>                          a user and their policies
+//! access-keys/<id>                      an access key, its secret sealed
+//! ```
+//!
+//! Revisions are zero-padded so that key order is revision order.
+
+pub const CLUSTERS: &str = "clusters/";
+pub const FAMILIES: &str = "families/";
+pub const TASKDEFS: &str = "taskdefs/";
+pub const TAGS: &str = "tags/";
+pub const USERS: &str = "users/";
+pub const ACCESS_KEYS: &str = "access-keys/";
+
+pub fn cluster(name: &str) -> String {
+    format!("{CLUSTERS}{name}")
+}
+
+pub fn family(name: &str) -> String {
+    format!("{FAMILIES}{name}")
+}
+
+/// Every revision of a family.
+pub fn taskdefs_of(family: &str) -> String {
+    format!("{TASKDEFS}{family}/")
+}
+
+pub fn taskdef(family: &str, revision: u32) -> String {
+    format!("{TASKDEFS}{family}/{revision:010}")
+}
+
+pub fn tags(arn: &str) -> String {
+    format!("{TAGS}{arn}")
+}
+
+pub fn user(name: &str) -> String {
+    format!("{USERS}{name}")
+}
+
+pub fn access_key(id: &str) -> String {
+    format!("{ACCESS_KEYS}{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_sort_as_numbers() {
+        assert!(taskdef("web", 9) < taskdef("web", 10));
+        assert!(taskdef("web", 10).starts_with(&taskdefs_of("web")));
+        // A family that extends another's name is not among its revisions.
+        assert!(!taskdef("web2", 1).starts_with(&taskdefs_of("web")));
+    }
+}

@@ -1,0 +1,54 @@
+//! The control plane (issue 10): the ECS API as AWS serves it, on the
+//! state store.
+//!
+//! - `api/`: the awsJson1.1 endpoint — SigV4 authentication, IAM-style
+//!   authorization, the audit log — and one module per family of
+//!   operations (clusters, task definitions, tags);
+//! - `model.rs`: the records the control plane keeps, and `keys.rs` where
+//!   in the store each lives;
+//! - `users.rs`: users, their policies and their access keys, whose secrets
+//!   are sealed (`seal.rs`) before they reach the store;
+//! - `audit.rs`: one JSON line per mutating call.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod audit;
+pub mod keys;
+pub mod model;
+pub mod open;
+pub mod page;
+pub mod seal;
+pub mod time;
+pub mod users;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Os(#[from] estiba_os::Error),
+    #[error("the state store: {0}")]
+    State(#[from] estiba_state::Error),
+    #[error("record {key}: {source}")]
+    Record {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the sealing key {0:?} is readable by others (it must be mode 0600)")]
+    KeyExposed(PathBuf),
+    #[error("the sealing key {0:?} is not a 32-byte key")]
+    KeyInvalid(PathBuf),
+    #[error("a sealed secret does not open: {0}")]
+    Unseal(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("serving on {addr}: {why}")]
+    Serve { addr: String, why: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+estiba_os::io_context!(Error);

@@ -1,0 +1,185 @@
+//! The records the control plane keeps, and typed reads and writes of them
+//! (`Db`): JSON values under the keys of `keys.rs`, each write a
+//! compare-and-swap on what was read.
+
+use estiba_aws::policy::Policy;
+use estiba_ecs::taskdef::TaskDefinition;
+use estiba_state::{AnyStore, Cmp, Compare, Op, Store, Txn};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::seal::Sealed;
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClusterStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRecord {
+    pub name: String,
+    pub status: ClusterStatus,
+    pub created_at: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskDefStatus {
+    Active,
+    Inactive,
+    DeleteInProgress,
+}
+
+impl TaskDefStatus {
+    pub fn parse(s: &str) -> Option<TaskDefStatus> {
+        match s {
+            "ACTIVE" => Some(TaskDefStatus::Active),
+            "INACTIVE" => Some(TaskDefStatus::Inactive),
+            "DELETE_IN_PROGRESS" => Some(TaskDefStatus::DeleteInProgress),
+            _ => None,
+        }
+    }
+}
+
+/// One revision of a family, as registered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDefRecord {
+    pub definition: TaskDefinition,
+    pub revision: u32,
+    pub status: TaskDefStatus,
+    pub registered_at: f64,
+    pub registered_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistered_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_requested_at: Option<f64>,
+    /// AWS-only features recorded but not run here.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// A family's last revision number (revisions are never reused).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyRecord {
+    pub last: u32,
+}
+
+/// A tag, as ECS spells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub name: String,
+    pub policies: Vec<Policy>,
+    pub created_at: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessKeyRecord {
+    pub id: String,
+    pub user: String,
+    /// The secret access key, sealed under this record's key.
+    pub secret: Sealed,
+    pub status: KeyStatus,
+    pub created_at: f64,
+}
+
+/// A record as read, with the mod revision a write compares against.
+#[derive(Clone, Debug)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub mod_revision: i64,
+}
+
+/// Typed access to the store.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub store: AnyStore,
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value).map_err(|source| Error::Record {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Records are plain data: serializing them cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Db {
+    pub fn new(store: AnyStore) -> Db {
+        Db { store }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
+        match self.store.get(key.as_bytes(), None).await? {
+            Some(kv) => Ok(Some(Versioned {
+                value: decode(&kv.key, &kv.value)?,
+                mod_revision: kv.mod_revision,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record under `prefix`, in key order, with its key.
+    pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>> {
+        let (kvs, _) = self.store.range(prefix.as_bytes(), None).await?;
+        kvs.iter()
+            .map(|kv| {
+                Ok((
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    decode(&kv.key, &kv.value)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Writes `value` if the key is still at `mod_revision` (0: absent).
+    /// False if someone else wrote it first.
+    pub async fn swap<T: Serialize>(
+        &self,
+        key: &str,
+        mod_revision: i64,
+        value: &T,
+    ) -> Result<bool> {
+        let txn = Txn::when(vec![Compare::ModRevision(
+            key.as_bytes().to_vec(),
+            Cmp::Equal,
+            mod_revision,
+        )])
+        .and_then(vec![Op::put(key, encode(value))]);
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
+    /// Runs `txn`; false if its compares did not hold.
+    pub async fn commit(&self, txn: Txn) -> Result<bool> {
+        Ok(self.store.txn(txn).await?.succeeded)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.store.delete(key.as_bytes()).await?;
+        Ok(())
+    }
+}
