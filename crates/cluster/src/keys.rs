@@ -8,6 +8,13 @@
 //! tags/<arn>                            a resource's tags
 //! users/<name>                          a user and their policies
 //! access-keys/<id>                      an access key, its secret sealed
+//! join-tokens/<id>                      a join token's hash, on a lease (its TTL)
+//! nodes/<instance>                      a joined node's credential hash and lease
+//! instances/<cluster>/<instance>        a container instance
+//! connected/<instance>                  present while its agent heartbeats (a lease)
+//! tasks/<cluster>/<task>                a task
+//! assigned/<instance>/<task>            a task placed on an instance: what its agent
+//!                                       watches; touched whenever what it must do changes
 //! ```
 //!
 //! Revisions are zero-padded so that key order is revision order.
@@ -18,6 +25,48 @@ pub const TASKDEFS: &str = "taskdefs/";
 pub const TAGS: &str = "tags/";
 pub const USERS: &str = "users/";
 pub const ACCESS_KEYS: &str = "access-keys/";
+pub const JOIN_TOKENS: &str = "join-tokens/";
+pub const NODES: &str = "nodes/";
+pub const INSTANCES: &str = "instances/";
+pub const CONNECTED: &str = "connected/";
+pub const TASKS: &str = "tasks/";
+pub const ASSIGNED: &str = "assigned/";
+
+pub fn join_token(id: &str) -> String {
+    format!("{JOIN_TOKENS}{id}")
+}
+
+pub fn node(instance: &str) -> String {
+    format!("{NODES}{instance}")
+}
+
+pub fn instances_of(cluster: &str) -> String {
+    format!("{INSTANCES}{cluster}/")
+}
+
+pub fn instance(cluster: &str, id: &str) -> String {
+    format!("{INSTANCES}{cluster}/{id}")
+}
+
+pub fn connected(instance: &str) -> String {
+    format!("{CONNECTED}{instance}")
+}
+
+pub fn tasks_of(cluster: &str) -> String {
+    format!("{TASKS}{cluster}/")
+}
+
+pub fn task(cluster: &str, id: &str) -> String {
+    format!("{TASKS}{cluster}/{id}")
+}
+
+pub fn assigned_to(instance: &str) -> String {
+    format!("{ASSIGNED}{instance}/")
+}
+
+pub fn assigned(instance: &str, task: &str) -> String {
+    format!("{ASSIGNED}{instance}/{task}")
+}
 
 pub fn cluster(name: &str) -> String {
     format!("{CLUSTERS}{name}")

@@ -17,9 +17,12 @@ pub mod keys;
 pub mod model;
 pub mod open;
 pub mod page;
+pub mod placement;
 pub mod seal;
+pub mod task;
 pub mod time;
 pub mod users;
+pub mod wire;
 
 use std::path::PathBuf;
 

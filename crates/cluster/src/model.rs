@@ -103,6 +103,42 @@ pub struct AccessKeyRecord {
     pub created_at: f64,
 }
 
+/// A join token: the hash of its secret, on a lease that ends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenRecord {
+    pub secret_sha256: String,
+    pub expires_at: u64,
+}
+
+/// A joined node's own credential (its hash) and its heartbeat lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    pub cluster: String,
+    pub secret_sha256: String,
+    pub lease: i64,
+}
+
+/// A task placed on an instance, and what its agent must make of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentRecord {
+    pub cluster: String,
+    pub desired_status: crate::task::Status,
+}
+
+/// The hex SHA-256 of a secret: what the store keeps of tokens.
+pub fn sha256_hex(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares two hex digests in constant time.
+pub fn same_digest(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A record as read, with the mod revision a write compares against.
 #[derive(Clone, Debug)]
 pub struct Versioned<T> {
@@ -154,6 +190,35 @@ impl Db {
                 ))
             })
             .collect()
+    }
+
+    /// Every record under `prefix`, in key order, with its key and mod
+    /// revision (for writes that compare against what was read).
+    pub async fn list_versioned<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, Versioned<T>)>> {
+        let (kvs, _) = self.store.range(prefix.as_bytes(), None).await?;
+        kvs.iter()
+            .map(|kv| {
+                Ok((
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    Versioned {
+                        value: decode(&kv.key, &kv.value)?,
+                        mod_revision: kv.mod_revision,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The keys under `prefix`, without their values' meaning.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let (kvs, _) = self.store.range(prefix.as_bytes(), None).await?;
+        Ok(kvs
+            .iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+            .collect())
     }
 
     /// Writes `value` if the key is still at `mod_revision` (0: absent).

@@ -7,9 +7,12 @@
 //! (`call`) → audit line → response. Each family of operations has a
 //! module; each operation takes its typed request and answers JSON.
 
+pub mod agent;
 mod clusters;
+mod instances;
 mod tags;
 mod taskdefs;
+pub mod tasks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,14 +42,21 @@ pub const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
 pub struct Settings {
     pub region: String,
     pub account: String,
+    /// How often agents heartbeat; three missed make a node disconnected.
+    pub heartbeat: std::time::Duration,
+    /// How long a disconnected node's tasks wait before they are STOPPED.
+    pub lost_grace: std::time::Duration,
 }
 
 impl Default for Settings {
-    /// us-east-1 and the all-zero account, as local AWS stand-ins use.
+    /// us-east-1 and the all-zero account, as local AWS stand-ins use; a
+    /// heartbeat every 10 s, and a minute's grace for a lost node.
     fn default() -> Settings {
         Settings {
             region: "us-east-1".into(),
             account: "000000000000".into(),
+            heartbeat: std::time::Duration::from_secs(10),
+            lost_grace: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -153,6 +163,18 @@ impl Server {
             "ListTaskDefinitions" => taskdefs::list(self, parse(body)?).await,
             "ListTaskDefinitionFamilies" => taskdefs::families(self, parse(body)?).await,
             "DeleteTaskDefinitions" => taskdefs::delete(self, parse(body)?).await,
+            "RunTask" => tasks::run(self, parse(body)?, false).await,
+            "StartTask" => tasks::run(self, parse(body)?, true).await,
+            "StopTask" => tasks::stop(self, parse(body)?).await,
+            "DescribeTasks" => tasks::describe(self, parse(body)?).await,
+            "ListTasks" => tasks::list(self, parse(body)?).await,
+            "ListContainerInstances" => instances::list(self, parse(body)?).await,
+            "DescribeContainerInstances" => instances::describe(self, parse(body)?).await,
+            "DeregisterContainerInstance" => instances::deregister(self, parse(body)?).await,
+            "UpdateContainerInstancesState" => instances::update_state(self, parse(body)?).await,
+            "PutAttributes" => instances::change_attributes(self, parse(body)?, true).await,
+            "DeleteAttributes" => instances::change_attributes(self, parse(body)?, false).await,
+            "ListAttributes" => instances::list_attributes(self, parse(body)?).await,
             "TagResource" => tags::tag(self, parse(body)?).await,
             "UntagResource" => tags::untag(self, parse(body)?).await,
             "ListTagsForResource" => tags::list(self, parse(body)?).await,
@@ -371,6 +393,7 @@ pub fn router(server: Arc<Server>) -> axum::Router {
     axum::Router::new()
         .route("/", axum::routing::post(handle))
         .route("/health", axum::routing::get(|| async { "ok" }))
+        .nest("/agent/v1", agent::router())
         .with_state(server)
 }
 
@@ -388,6 +411,7 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
         addr: addr.to_string(),
         why,
     };
+    tokio::spawn(agent::watch_lost(Arc::clone(&server)));
     let service = router(server).into_make_service_with_connect_info::<SocketAddr>();
     match listen.tls {
         Some((cert, key)) => {

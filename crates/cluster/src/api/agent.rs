@@ -1,0 +1,381 @@
+//! The agent API (see `wire.rs`): join, heartbeat, a long poll of the
+//! node's assignments, and task reports. Join tokens and node credentials
+//! are kept as SHA-256 hashes; a node's connection is a key on a lease of
+//! three heartbeat intervals, so an agent that misses three is
+//! disconnected by the store itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use estiba_state::{Cmp, Compare, EventKind, Op, Store, Txn};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{tasks, Server};
+use crate::model::{
+    encode, same_digest, sha256_hex, AssignmentRecord, ClusterRecord, ClusterStatus,
+    JoinTokenRecord, NodeRecord,
+};
+use crate::task::{InstanceRecord, InstanceStatus, TaskRecord};
+use crate::wire::{AgentError, Assignments, HeartbeatReply, RegisterRequest as Register, Registered, Report};
+use crate::{keys, time, Error, Result};
+
+/// How long a poll waits for a change before it answers "none".
+const POLL: Duration = Duration::from_secs(25);
+
+pub fn router() -> axum::Router<Arc<Server>> {
+    axum::Router::new()
+        .route("/register", axum::routing::post(register))
+        .route("/heartbeat", axum::routing::post(heartbeat))
+        .route("/assignments", axum::routing::get(assignments))
+        .route("/report", axum::routing::post(report))
+}
+
+/// A refusal of the agent API.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(AgentError { message: self.1 })).into_response()
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        tracing::error!("agent API: {e}");
+        Refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+    }
+}
+
+impl From<estiba_state::Error> for Refusal {
+    fn from(e: estiba_state::Error) -> Refusal {
+        Error::from(e).into()
+    }
+}
+
+fn unauthorized(why: &str) -> Refusal {
+    Refusal(StatusCode::UNAUTHORIZED, why.into())
+}
+
+/// Splits `<id>.<secret>`.
+fn split_secret(s: &str) -> Option<(&str, &str)> {
+    s.split_once('.').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+}
+
+/// Creates a join token valid for `ttl`: `<id>.<secret>`.
+pub async fn create_token(server: &Server, ttl: Duration) -> Result<String> {
+    let id = estiba_os::random_hex(8);
+    let secret = estiba_os::random_hex(24);
+    let lease = server.db.store.grant(ttl).await?;
+    let record = JoinTokenRecord {
+        secret_sha256: sha256_hex(&secret),
+        expires_at: (time::now() as u64) + ttl.as_secs(),
+    };
+    let put = Op::Put {
+        key: keys::join_token(&id).into_bytes(),
+        value: encode(&record),
+        lease: Some(lease),
+    };
+    server.db.commit(Txn::default().and_then(vec![put])).await?;
+    Ok(format!("{id}.{secret}"))
+}
+
+/// The node a request's bearer credential names.
+async fn node_of(server: &Server, headers: &HeaderMap) -> Result<(String, NodeRecord), Refusal> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the agent API needs the node's credential"))?;
+    let (id, secret) = split_secret(bearer).ok_or_else(|| unauthorized("malformed credential"))?;
+    let node = server.db.get::<NodeRecord>(&keys::node(id)).await?;
+    match node {
+        Some(n) if same_digest(&n.value.secret_sha256, &sha256_hex(secret)) => {
+            Ok((id.to_string(), n.value))
+        }
+        _ => Err(unauthorized("unknown node credential")),
+    }
+}
+
+/// Makes sure the cluster exists: the agent's default cluster is created
+/// on first join, as ECS's agent does; any other must exist.
+async fn join_cluster(server: &Server, name: &str) -> Result<(), Refusal> {
+    let key = keys::cluster(name);
+    match server.db.get::<ClusterRecord>(&key).await? {
+        Some(c) if c.value.status == ClusterStatus::Active => Ok(()),
+        None if name == "default" => {
+            let record = ClusterRecord {
+                name: name.into(),
+                status: ClusterStatus::Active,
+                created_at: time::now(),
+            };
+            server.db.swap(&key, 0, &record).await?;
+            Ok(())
+        }
+        _ => Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("cluster {name} not found"),
+        )),
+    }
+}
+
+async fn register(
+    State(server): State<Arc<Server>>,
+    Json(req): Json<Register>,
+) -> Result<Json<Registered>, Refusal> {
+    let (token_id, secret) =
+        split_secret(&req.token).ok_or_else(|| unauthorized("malformed join token"))?;
+    let token = server
+        .db
+        .get::<JoinTokenRecord>(&keys::join_token(token_id))
+        .await?;
+    if !token.is_some_and(|t| same_digest(&t.value.secret_sha256, &sha256_hex(secret))) {
+        return Err(unauthorized("unknown or expired join token"));
+    }
+    join_cluster(&server, &req.cluster).await?;
+    let id = estiba_os::random_hex(16);
+    let credential_secret = estiba_os::random_hex(24);
+    let lease = server.db.store.grant(server.settings.heartbeat * 3).await?;
+    let instance = InstanceRecord {
+        id: id.clone(),
+        cluster: req.cluster.clone(),
+        hostname: req.hostname,
+        address: req.address,
+        status: InstanceStatus::Active,
+        agent_version: req.agent_version,
+        remaining: req.resources.clone(),
+        registered: req.resources,
+        attributes: req.attributes,
+        registered_at: time::now(),
+        version: 1,
+        warnings: req.warnings,
+    };
+    let node = NodeRecord {
+        cluster: req.cluster.clone(),
+        secret_sha256: sha256_hex(&credential_secret),
+        lease,
+    };
+    let txn = Txn::default().and_then(vec![
+        Op::put(keys::instance(&req.cluster, &id), encode(&instance)),
+        Op::put(keys::node(&id), encode(&node)),
+        Op::Put {
+            key: keys::connected(&id).into_bytes(),
+            value: b"1".to_vec(),
+            lease: Some(lease),
+        },
+    ]);
+    server.db.commit(txn).await?;
+    tracing::info!(instance = %id, cluster = %req.cluster, "a node joined");
+    Ok(Json(Registered {
+        instance_arn: server.arn(format!("container-instance/{}/{id}", req.cluster)),
+        instance_id: id.clone(),
+        cluster: req.cluster,
+        credential: format!("{id}.{credential_secret}"),
+        heartbeat_seconds: server.settings.heartbeat.as_secs().max(1),
+    }))
+}
+
+async fn heartbeat(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+) -> Result<Json<HeartbeatReply>, Refusal> {
+    let (id, node) = node_of(&server, &headers).await?;
+    let store = &server.db.store;
+    match store.keep_alive(node.lease).await {
+        Ok(()) => {}
+        Err(estiba_state::Error::NoSuchLease(_)) => {
+            // Back after being disconnected: a new lease, connected again.
+            let lease = store.grant(server.settings.heartbeat * 3).await?;
+            let renewed = NodeRecord { lease, ..node };
+            let txn = Txn::default().and_then(vec![
+                Op::put(keys::node(&id), encode(&renewed)),
+                Op::Put {
+                    key: keys::connected(&id).into_bytes(),
+                    value: b"1".to_vec(),
+                    lease: Some(lease),
+                },
+            ]);
+            server.db.commit(txn).await?;
+            tracing::info!(instance = %id, "a node reconnected");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(HeartbeatReply {
+        heartbeat_seconds: server.settings.heartbeat.as_secs().max(1),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct Poll {
+    #[serde(default)]
+    after: i64,
+}
+
+/// The task records behind a node's assignment keys.
+async fn tasks_of(server: &Server, keys_: &[(String, AssignmentRecord)]) -> Result<Vec<TaskRecord>> {
+    let mut out = Vec::new();
+    for (key, a) in keys_ {
+        let id = key.rsplit('/').next().unwrap_or_default();
+        if let Some(t) = server.db.get::<TaskRecord>(&keys::task(&a.cluster, id)).await? {
+            out.push(t.value);
+        }
+    }
+    Ok(out)
+}
+
+async fn full(server: &Server, instance: &str) -> Result<Assignments> {
+    let prefix = keys::assigned_to(instance);
+    let (kvs, revision) = server.db.store.range(prefix.as_bytes(), None).await?;
+    let mut assigned = Vec::new();
+    for kv in kvs {
+        if let Ok(a) = serde_json::from_slice::<AssignmentRecord>(&kv.value) {
+            assigned.push((String::from_utf8_lossy(&kv.key).into_owned(), a));
+        }
+    }
+    Ok(Assignments {
+        revision,
+        tasks: tasks_of(server, &assigned).await?,
+        removed: Vec::new(),
+        full: true,
+    })
+}
+
+async fn assignments(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(poll): Query<Poll>,
+) -> Result<Json<Assignments>, Refusal> {
+    let (id, _) = node_of(&server, &headers).await?;
+    if poll.after <= 0 {
+        return Ok(Json(full(&server, &id).await?));
+    }
+    let prefix = keys::assigned_to(&id);
+    let mut watch = match server.db.store.watch(prefix.as_bytes(), poll.after + 1).await {
+        Ok(w) => w,
+        // Fell below the compaction point: start over from the whole set.
+        Err(estiba_state::Error::Compacted { .. }) => return Ok(Json(full(&server, &id).await?)),
+        Err(e) => return Err(e.into()),
+    };
+    let mut changed: Vec<(String, AssignmentRecord)> = Vec::new();
+    let mut removed = Vec::new();
+    let mut revision = poll.after;
+    let mut wait = POLL;
+    // The first change may take the whole poll; the rest of a burst comes
+    // right after it.
+    while let Ok(Some(event)) = tokio::time::timeout(wait, watch.next()).await {
+        let event = match event {
+            Ok(e) => e,
+            Err(estiba_state::Error::Compacted { .. }) => {
+                return Ok(Json(full(&server, &id).await?))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        revision = revision.max(event.kv.mod_revision);
+        let key = String::from_utf8_lossy(&event.kv.key).into_owned();
+        let task_id = key.rsplit('/').next().unwrap_or_default().to_string();
+        changed.retain(|(k, _)| *k != key);
+        removed.retain(|t| *t != task_id);
+        match event.kind {
+            EventKind::Put => {
+                if let Ok(a) = serde_json::from_slice(&event.kv.value) {
+                    changed.push((key, a));
+                }
+            }
+            EventKind::Delete => removed.push(task_id),
+        }
+        wait = Duration::from_millis(20);
+    }
+    Ok(Json(Assignments {
+        revision,
+        tasks: tasks_of(&server, &changed).await?,
+        removed,
+        full: false,
+    }))
+}
+
+async fn report(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Json(report): Json<Report>,
+) -> Result<StatusCode, Refusal> {
+    let (id, node) = node_of(&server, &headers).await?;
+    if node.cluster != report.cluster {
+        return Err(Refusal(
+            StatusCode::FORBIDDEN,
+            "the task is not in this node's cluster".into(),
+        ));
+    }
+    match tasks::apply_report(&server, &id, &report).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!("task {} is not assigned to this node", report.task),
+        )),
+    }
+}
+
+/// Whether a compare-and-swap on the instance also holds.
+pub(crate) fn unchanged(key: &str, mod_revision: i64) -> Compare {
+    Compare::ModRevision(key.as_bytes().to_vec(), Cmp::Equal, mod_revision)
+}
+
+/// Watches for nodes whose connection lease ended, and once a node has
+/// stayed away for the grace period, stops its tasks. Runs for the life of
+/// the server; a failed watch is started again.
+pub async fn watch_lost(server: Arc<Server>) {
+    loop {
+        if let Err(e) = watch_lost_once(&server).await {
+            tracing::warn!("watching node connections: {e}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn watch_lost_once(server: &Arc<Server>) -> Result<()> {
+    let revision = server.db.store.revision().await?;
+    let connected: std::collections::HashSet<String> = server
+        .db
+        .keys(keys::CONNECTED)
+        .await?
+        .iter()
+        .map(|k| tasks::id_of(k).to_string())
+        .collect();
+    // Nodes already away when the watch begins (after a restart, say).
+    for (_, i) in server.db.list::<InstanceRecord>(keys::INSTANCES).await? {
+        if !connected.contains(&i.id) {
+            schedule_loss(Arc::clone(server), i.id);
+        }
+    }
+    let mut watch = server
+        .db
+        .store
+        .watch(keys::CONNECTED.as_bytes(), revision + 1)
+        .await?;
+    while let Some(event) = watch.next().await {
+        let event = event?;
+        if event.kind == EventKind::Delete {
+            let key = String::from_utf8_lossy(&event.kv.key).into_owned();
+            tracing::warn!(instance = %tasks::id_of(&key), "a node disconnected");
+            schedule_loss(Arc::clone(server), tasks::id_of(&key).to_string());
+        }
+    }
+    Ok(())
+}
+
+fn schedule_loss(server: Arc<Server>, instance: String) {
+    tokio::spawn(async move {
+        tokio::time::sleep(server.settings.lost_grace).await;
+        let back = server.db.get::<Value>(&keys::connected(&instance)).await;
+        if let Ok(None) = back {
+            match tasks::lose_node(&server, &instance).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(%instance, tasks = n, "node lost: its tasks are STOPPED"),
+                Err(e) => tracing::error!(%instance, "stopping a lost node's tasks: {e}"),
+            }
+        }
+    });
+}

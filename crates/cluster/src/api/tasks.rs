@@ -1,0 +1,647 @@
+//! RunTask, StartTask, StopTask, DescribeTasks, ListTasks; the reports
+//! agents send about their tasks; and what happens to the tasks of a node
+//! that is lost.
+//!
+//! Placing a task is one transaction: the instance's remaining resources
+//! (compared on its mod revision), the task and its assignment are written
+//! together, so concurrent requests never overcommit a node and a task is
+//! never half placed. Its resources come back in the transaction that
+//! marks it STOPPED.
+
+use std::collections::HashSet;
+
+use estiba_ecs::taskdef::TaskDefinition;
+use estiba_state::{Op, Txn};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::agent::unchanged;
+use super::{cluster_name, taskdefs, ApiError, Reply, Server};
+use crate::model::{encode, AssignmentRecord, ClusterRecord, ClusterStatus, Tag, TaskDefStatus};
+use crate::page::Page;
+use crate::placement::{self, Candidate, ConstraintSpec, StrategySpec};
+use crate::task::{
+    ContainerState, InstanceRecord, LaunchType, Overrides, Status, StopCode, TaskRecord,
+};
+use crate::wire::Report;
+use crate::{keys, time, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRequest {
+    cluster: Option<String>,
+    task_definition: String,
+    count: Option<i64>,
+    started_by: Option<String>,
+    group: Option<String>,
+    launch_type: Option<String>,
+    #[serde(default)]
+    placement_constraints: Vec<ConstraintSpec>,
+    #[serde(default)]
+    placement_strategy: Vec<StrategySpec>,
+    #[serde(default)]
+    overrides: Overrides,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    /// StartTask: the instances to start on.
+    #[serde(default)]
+    container_instances: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopRequest {
+    cluster: Option<String>,
+    task: String,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeRequest {
+    cluster: Option<String>,
+    tasks: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListRequest {
+    cluster: Option<String>,
+    family: Option<String>,
+    service_name: Option<String>,
+    started_by: Option<String>,
+    desired_status: Option<String>,
+    container_instance: Option<String>,
+    launch_type: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+/// The last part of an ARN (`…/ID`), or the id itself.
+pub(crate) fn id_of(given: &str) -> &str {
+    given.rsplit('/').next().unwrap_or(given)
+}
+
+pub fn task_arn(server: &Server, t: &TaskRecord) -> String {
+    server.arn(format!("task/{}/{}", t.cluster, t.id))
+}
+
+pub fn instance_arn(server: &Server, cluster: &str, id: &str) -> String {
+    server.arn(format!("container-instance/{cluster}/{id}"))
+}
+
+/// A task as DescribeTasks shows it.
+pub fn view(server: &Server, t: &TaskRecord) -> Value {
+    let arn = task_arn(server, t);
+    let defs = &t.definition.container_definitions;
+    let containers: Vec<Value> = t
+        .containers
+        .iter()
+        .map(|c| {
+            let def = defs.iter().find(|d| d.name == c.name);
+            let mut v = json!({
+                "containerArn": server.arn(format!("container/{}/{}/{}", t.cluster, t.id, c.name)),
+                "taskArn": arn,
+                "name": c.name,
+                "image": c.image,
+                "lastStatus": c.last_status.unwrap_or(t.last_status).as_str(),
+                "networkBindings": c.network_bindings,
+                "networkInterfaces": [],
+                "healthStatus": c.health_status,
+                "cpu": def.and_then(|d| d.cpu).unwrap_or(0).to_string(),
+            });
+            let fields = [
+                ("runtimeId", c.runtime_id.as_ref().map(|r| json!(r))),
+                ("exitCode", c.exit_code.map(|e| json!(e))),
+                ("reason", c.reason.as_ref().map(|r| json!(r))),
+                ("memory", def.and_then(|d| d.memory).map(|m| json!(m.to_string()))),
+                (
+                    "memoryReservation",
+                    def.and_then(|d| d.memory_reservation).map(|m| json!(m.to_string())),
+                ),
+            ];
+            for (k, value) in fields {
+                if let Some(value) = value {
+                    v[k] = value;
+                }
+            }
+            v
+        })
+        .collect();
+    let health = task_health(t);
+    let mut v = json!({
+        "taskArn": arn,
+        "clusterArn": server.cluster_arn(&t.cluster),
+        "taskDefinitionArn": server.arn(format!("task-definition/{}:{}", t.definition.family, t.revision)),
+        "overrides": {
+            "containerOverrides": t.overrides.container_overrides,
+            "inferenceAcceleratorOverrides": [],
+        },
+        "lastStatus": t.last_status.as_str(),
+        "desiredStatus": t.desired_status.as_str(),
+        "cpu": t.reserved.cpu.to_string(),
+        "memory": t.reserved.memory.to_string(),
+        "containers": containers,
+        "version": t.version,
+        "createdAt": t.created_at,
+        "launchType": t.launch_type.as_str(),
+        "healthStatus": health,
+        "attachments": [],
+        "tags": t.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+    });
+    let optional = [
+        ("containerInstanceArn", t.instance.as_ref().map(|i| json!(instance_arn(server, &t.cluster, i)))),
+        ("startedBy", t.started_by.as_ref().map(|s| json!(s))),
+        ("group", t.group.as_ref().map(|s| json!(s))),
+        ("pullStartedAt", t.pull_started_at.map(|x| json!(x))),
+        ("pullStoppedAt", t.pull_stopped_at.map(|x| json!(x))),
+        ("startedAt", t.started_at.map(|x| json!(x))),
+        ("stoppingAt", t.stopping_at.map(|x| json!(x))),
+        ("stoppedAt", t.stopped_at.map(|x| json!(x))),
+        ("executionStoppedAt", t.execution_stopped_at.map(|x| json!(x))),
+        ("stopCode", t.stop_code.map(|x| json!(x))),
+        ("stoppedReason", t.stopped_reason.as_ref().map(|x| json!(x))),
+    ];
+    for (k, value) in optional {
+        if let Some(value) = value {
+            v[k] = value;
+        }
+    }
+    v
+}
+
+/// A task's health, from its essential containers: UNHEALTHY if one is,
+/// HEALTHY if all are, else UNKNOWN (ECS's rule).
+fn task_health(t: &TaskRecord) -> &'static str {
+    use crate::task::Health;
+    let essential: Vec<&ContainerState> = t
+        .containers
+        .iter()
+        .filter(|c| {
+            t.definition
+                .container_definitions
+                .iter()
+                .any(|d| d.name == c.name && d.is_essential() && d.health_check.is_some())
+        })
+        .collect();
+    if essential.iter().any(|c| c.health_status == Health::Unhealthy) {
+        "UNHEALTHY"
+    } else if !essential.is_empty() && essential.iter().all(|c| c.health_status == Health::Healthy)
+    {
+        "HEALTHY"
+    } else {
+        "UNKNOWN"
+    }
+}
+
+/// The definition with a RunTask's overrides applied.
+fn apply_overrides(
+    mut d: TaskDefinition,
+    o: &Overrides,
+) -> std::result::Result<TaskDefinition, ApiError> {
+    for c in &o.container_overrides {
+        let Some(def) = d.container_definitions.iter_mut().find(|d| d.name == c.name) else {
+            return Err(ApiError::invalid(format!(
+                "Override for container named {} is not a container in the TaskDefinition.",
+                c.name
+            )));
+        };
+        if let Some(cmd) = &c.command {
+            def.command = Some(cmd.clone());
+        }
+        if let Some(env) = &c.environment {
+            let merged = def.environment.get_or_insert_with(Vec::new);
+            for kv in env {
+                merged.retain(|old| old.name != kv.name);
+                merged.push(kv.clone());
+            }
+        }
+        def.cpu = c.cpu.or(def.cpu);
+        def.memory = c.memory.or(def.memory);
+        def.memory_reservation = c.memory_reservation.or(def.memory_reservation);
+    }
+    if let Some(cpu) = &o.cpu {
+        d.cpu = Some(estiba_ecs::taskdef::Size::Text(cpu.clone()));
+    }
+    if let Some(memory) = &o.memory {
+        d.memory = Some(estiba_ecs::taskdef::Size::Text(memory.clone()));
+    }
+    // Overrides go through the same rules as a registration.
+    estiba_ecs::taskdef::validate(&d)?;
+    Ok(d)
+}
+
+async fn active_cluster(server: &Server, given: Option<&str>) -> std::result::Result<String, ApiError> {
+    let name = cluster_name(given)?;
+    match server.db.get::<ClusterRecord>(&keys::cluster(&name)).await? {
+        Some(c) if c.value.status == ClusterStatus::Active => Ok(name),
+        _ => Err(ApiError::cluster_not_found()),
+    }
+}
+
+fn launch_type(given: Option<&str>) -> std::result::Result<LaunchType, ApiError> {
+    match given {
+        None | Some("EC2") => Ok(LaunchType::Ec2),
+        Some("FARGATE") => Ok(LaunchType::Fargate),
+        Some(other) => Err(ApiError::invalid(format!(
+            "launchType {other}: must be EC2 or FARGATE"
+        ))),
+    }
+}
+
+/// The instances of a cluster, with their mod revisions, and which of
+/// them have a connected agent.
+async fn candidates(
+    server: &Server,
+    cluster: &str,
+) -> Result<(Vec<crate::model::Versioned<InstanceRecord>>, HashSet<String>)> {
+    let instances = server
+        .db
+        .list_versioned::<InstanceRecord>(&keys::instances_of(cluster))
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let connected = server
+        .db
+        .keys(keys::CONNECTED)
+        .await?
+        .iter()
+        .map(|k| id_of(k).to_string())
+        .collect();
+    Ok((instances, connected))
+}
+
+/// RunTask and StartTask: place `count` tasks (StartTask: on the named
+/// instances), each in one transaction.
+pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
+    let cluster = active_cluster(server, req.cluster.as_deref()).await?;
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid("count must be between 1 and 10."));
+    }
+    let launch = launch_type(req.launch_type.as_deref())?;
+    let Some(found) = taskdefs::find(server, &req.task_definition).await? else {
+        return Err(ApiError::client("Unable to find task definition."));
+    };
+    let td = found.value;
+    if td.status != TaskDefStatus::Active {
+        return Err(ApiError::client(format!(
+            "TaskDefinition is inactive: {}:{}",
+            td.definition.family, td.revision
+        )));
+    }
+    if launch == LaunchType::Fargate {
+        return Err(ApiError::client(
+            "The FARGATE launch type is not served yet: the control plane has no built-in capacity. Run it with launchType EC2 on a registered instance.",
+        ));
+    }
+    let definition = apply_overrides(td.definition.clone(), &req.overrides)?;
+    let mut specs = req.placement_constraints.clone();
+    for c in definition.placement_constraints.iter().flatten() {
+        specs.push(ConstraintSpec {
+            kind: c.kind.clone(),
+            expression: c.expression.clone(),
+        });
+    }
+    let constraints = placement::constraints(&specs).map_err(ApiError::invalid)?;
+    placement::strategies(&req.placement_strategy).map_err(ApiError::invalid)?;
+    let named: Vec<&str> = req.container_instances.iter().map(|i| id_of(i)).collect();
+    if start && !(1..=10).contains(&named.len()) {
+        return Err(ApiError::invalid("containerInstances must name 1 to 10 instances."));
+    }
+    let need = placement::need_of(&definition);
+    let template = TaskRecord {
+        id: String::new(),
+        cluster: cluster.clone(),
+        revision: td.revision,
+        definition,
+        overrides: req.overrides.clone(),
+        instance: None,
+        launch_type: launch,
+        last_status: Status::Provisioning,
+        desired_status: Status::Running,
+        containers: Vec::new(),
+        reserved: need.clone(),
+        started_by: req.started_by.clone(),
+        group: Some(
+            req.group
+                .clone()
+                .unwrap_or_else(|| format!("family:{}", td.definition.family)),
+        ),
+        created_at: 0.0,
+        pull_started_at: None,
+        pull_stopped_at: None,
+        started_at: None,
+        stopping_at: None,
+        stopped_at: None,
+        execution_stopped_at: None,
+        stop_code: None,
+        stopped_reason: None,
+        version: 1,
+        tags: req.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+    };
+    // RunTask: `count` rounds on any instance; StartTask: one per instance named.
+    let rounds: Vec<Option<&str>> = if start {
+        named.iter().map(|n| Some(*n)).collect()
+    } else {
+        vec![None; count as usize]
+    };
+    let mut placed: Vec<TaskRecord> = Vec::new();
+    let mut failures: Vec<Value> = Vec::new();
+    for only in rounds {
+        match place_one(server, &template, only, &constraints, &req.placement_strategy, &placed).await? {
+            Ok(task) => placed.push(task),
+            Err(mut f) => {
+                failures.append(&mut f);
+                if !start {
+                    break;
+                }
+            }
+        }
+    }
+    if placed.is_empty() && failures.is_empty() {
+        return Err(ApiError::invalid("No Container Instances were found in your cluster."));
+    }
+    Ok(json!({
+        "tasks": placed.iter().map(|t| view(server, t)).collect::<Vec<_>>(),
+        "failures": failures,
+    }))
+}
+
+/// Places one task: filter, choose, and reserve in one transaction,
+/// trying again if another request changed the chosen instance first.
+/// The failures say, per candidate, what it missed.
+async fn place_one(
+    server: &Server,
+    template: &TaskRecord,
+    only: Option<&str>,
+    constraints: &[placement::Constraint],
+    strategies: &[StrategySpec],
+    placed: &[TaskRecord],
+) -> Result<std::result::Result<TaskRecord, Vec<Value>>> {
+    let cluster = &template.cluster;
+    loop {
+        let (instances, connected) = candidates(server, cluster).await?;
+        let chosen_before: HashSet<&str> = placed.iter().filter_map(|t| t.instance.as_deref()).collect();
+        let pool: Vec<Candidate<'_>> = instances
+            .iter()
+            .filter(|v| only.is_none_or(|o| o == v.value.id))
+            .map(|v| Candidate {
+                instance: &v.value,
+                connected: connected.contains(&v.value.id),
+                used_by_request: chosen_before.contains(v.value.id.as_str()),
+            })
+            .collect();
+        if pool.is_empty() {
+            return Ok(Err(match only {
+                Some(o) => vec![json!({"arn": instance_arn(server, cluster, o), "reason": "MISSING"})],
+                None => Vec::new(),
+            }));
+        }
+        let (fits, misses) = placement::filter(&pool, &template.reserved, constraints);
+        let seed = placed.len() as u64 + u64::from(template.revision);
+        let Some(winner) = placement::choose(fits, strategies, seed) else {
+            return Ok(Err(misses
+                .iter()
+                .map(|(i, m)| {
+                    json!({
+                        "arn": instance_arn(server, cluster, &i.id),
+                        "reason": m.reason(),
+                        "detail": m.to_string(),
+                    })
+                })
+                .collect()));
+        };
+        let Some(current) = instances.iter().find(|v| v.value.id == winner.id) else {
+            continue;
+        };
+        let Ok(remaining) = current.value.remaining.minus(&template.reserved) else {
+            continue;
+        };
+        let mut instance = current.value.clone();
+        instance.remaining = remaining;
+        instance.version += 1;
+        let mut task = template.clone();
+        task.id = estiba_os::random_hex(16);
+        task.instance = Some(instance.id.clone());
+        task.created_at = time::now();
+        let instance_key = keys::instance(cluster, &instance.id);
+        let assignment = AssignmentRecord {
+            cluster: cluster.clone(),
+            desired_status: Status::Running,
+        };
+        let txn = Txn::when(vec![unchanged(&instance_key, current.mod_revision)]).and_then(vec![
+            Op::put(instance_key.as_str(), encode(&instance)),
+            Op::put(keys::task(cluster, &task.id), encode(&task)),
+            Op::put(keys::assigned(&instance.id, &task.id), encode(&assignment)),
+        ]);
+        if server.db.commit(txn).await? {
+            tracing::info!(task = %task.id, instance = %instance.id, "placed");
+            return Ok(Ok(task));
+        }
+    }
+}
+
+pub async fn stop(server: &Server, req: StopRequest) -> Reply {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    let id = id_of(&req.task).to_string();
+    let key = keys::task(&cluster, &id);
+    loop {
+        let Some(found) = server.db.get::<TaskRecord>(&key).await? else {
+            return Err(ApiError::invalid("The referenced task was not found."));
+        };
+        let mut t = found.value;
+        if t.desired_status == Status::Stopped {
+            return Ok(json!({"task": view(server, &t)}));
+        }
+        t.desired_status = Status::Stopped;
+        t.stop_code.get_or_insert(StopCode::UserInitiated);
+        t.stopped_reason
+            .get_or_insert_with(|| req.reason.clone().unwrap_or_else(|| "Task stopped by user".into()));
+        t.stopping_at = Some(time::now());
+        t.version += 1;
+        let mut ops = vec![Op::put(key.as_str(), encode(&t))];
+        if let Some(instance) = &t.instance {
+            let a = AssignmentRecord {
+                cluster: cluster.clone(),
+                desired_status: Status::Stopped,
+            };
+            ops.push(Op::put(keys::assigned(instance, &id), encode(&a)));
+        }
+        let txn = Txn::when(vec![unchanged(&key, found.mod_revision)]).and_then(ops);
+        if server.db.commit(txn).await? {
+            tracing::info!(task = %id, "stop requested");
+            return Ok(json!({"task": view(server, &t)}));
+        }
+    }
+}
+
+pub async fn describe(server: &Server, req: DescribeRequest) -> Reply {
+    let cluster = cluster_name(req.cluster.as_deref())?;
+    if req.tasks.is_empty() || req.tasks.len() > 100 {
+        return Err(ApiError::invalid("tasks must name 1 to 100 tasks."));
+    }
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for given in &req.tasks {
+        let id = id_of(given);
+        match server.db.get::<TaskRecord>(&keys::task(&cluster, id)).await? {
+            Some(t) => tasks.push(view(server, &t.value)),
+            None => failures.push(json!({
+                "arn": server.arn(format!("task/{cluster}/{id}")),
+                "reason": "MISSING",
+            })),
+        }
+    }
+    Ok(json!({"tasks": tasks, "failures": failures}))
+}
+
+pub async fn list(server: &Server, req: ListRequest) -> Reply {
+    let cluster = active_cluster(server, req.cluster.as_deref()).await?;
+    let page = Page::parse(req.max_results, req.next_token.as_deref())?;
+    let desired = match req.desired_status.as_deref() {
+        None | Some("RUNNING") => "RUNNING",
+        Some("PENDING") => "PENDING",
+        Some("STOPPED") => "STOPPED",
+        Some(s) => {
+            return Err(ApiError::invalid(format!(
+                "desiredStatus {s}: must be RUNNING, PENDING or STOPPED"
+            )))
+        }
+    };
+    let launch = req.launch_type.as_deref().map(|l| launch_type(Some(l))).transpose()?;
+    let instance = req.container_instance.as_deref().map(id_of);
+    let group = req.service_name.as_ref().map(|s| format!("service:{}", id_of(s)));
+    let all = server.db.list::<TaskRecord>(&keys::tasks_of(&cluster)).await?;
+    let matching: Vec<(String, String)> = all
+        .into_iter()
+        .filter(|(_, t)| match desired {
+            "STOPPED" => t.desired_status == Status::Stopped,
+            "PENDING" => t.desired_status == Status::Running && t.last_status < Status::Running,
+            _ => t.desired_status == Status::Running,
+        })
+        .filter(|(_, t)| req.family.as_ref().is_none_or(|f| *f == t.definition.family))
+        .filter(|(_, t)| req.started_by.is_none() || req.started_by == t.started_by)
+        .filter(|(_, t)| group.is_none() || group == t.group)
+        .filter(|(_, t)| instance.is_none() || instance == t.instance.as_deref())
+        .filter(|(_, t)| launch.is_none_or(|l| l == t.launch_type))
+        .map(|(k, t)| (k, task_arn(server, &t)))
+        .collect();
+    let (arns, next) = page.take(matching);
+    let mut out = json!({"taskArns": arns});
+    if let Some(t) = next {
+        out["nextToken"] = Value::String(t);
+    }
+    Ok(out)
+}
+
+/// Applies a STOPPED transition: resources back to the instance and the
+/// assignment gone, in the transaction that writes the task. False if
+/// something changed under it (the caller reads again).
+async fn commit_stopped(
+    server: &Server,
+    task: &TaskRecord,
+    task_rev: i64,
+) -> Result<bool> {
+    let task_key = keys::task(&task.cluster, &task.id);
+    let mut compares = vec![unchanged(&task_key, task_rev)];
+    let mut ops = vec![Op::put(task_key.as_str(), encode(task))];
+    if let Some(instance_id) = &task.instance {
+        let instance_key = keys::instance(&task.cluster, instance_id);
+        if let Some(inst) = server.db.get::<InstanceRecord>(&instance_key).await? {
+            let mut back = inst.value;
+            back.remaining = back.remaining.plus(&task.reserved);
+            back.version += 1;
+            compares.push(unchanged(&instance_key, inst.mod_revision));
+            ops.push(Op::put(instance_key.as_str(), encode(&back)));
+        }
+        ops.push(Op::delete(keys::assigned(instance_id, &task.id)));
+    }
+    server.db.commit(Txn::when(compares).and_then(ops)).await
+}
+
+/// What an agent reported about a task on its node. False if the task is
+/// not this node's.
+pub async fn apply_report(server: &Server, node: &str, report: &Report) -> Result<bool> {
+    let key = keys::task(&report.cluster, &report.task);
+    loop {
+        let Some(found) = server.db.get::<TaskRecord>(&key).await? else {
+            return Ok(false);
+        };
+        let mut t = found.value;
+        if t.instance.as_deref() != Some(node) {
+            return Ok(false);
+        }
+        if t.last_status == Status::Stopped {
+            return Ok(true);
+        }
+        let now = time::now();
+        // A status only moves forward.
+        t.last_status = t.last_status.max(report.last_status);
+        t.containers = report.containers.clone();
+        t.pull_started_at = t.pull_started_at.or(report.pull_started_at);
+        t.pull_stopped_at = t.pull_stopped_at.or(report.pull_stopped_at);
+        if t.last_status >= Status::Running && t.started_at.is_none() {
+            t.started_at = Some(now);
+        }
+        t.version += 1;
+        if t.last_status == Status::Stopped {
+            t.desired_status = Status::Stopped;
+            t.stopped_at = Some(now);
+            t.execution_stopped_at = Some(now);
+            t.stopping_at.get_or_insert(now);
+            if t.stop_code.is_none() {
+                t.stop_code = report.stop_code;
+            }
+            if t.stopped_reason.is_none() {
+                t.stopped_reason = report.stopped_reason.clone();
+            }
+            if commit_stopped(server, &t, found.mod_revision).await? {
+                tracing::info!(task = %t.id, "stopped");
+                return Ok(true);
+            }
+        } else if server.db.swap(&key, found.mod_revision, &t).await? {
+            return Ok(true);
+        }
+    }
+}
+
+/// Stops the tasks of a node whose agent stayed away past the grace
+/// period: STOPPED, with a "host lost" reason, resources freed.
+pub async fn lose_node(server: &Server, instance: &str) -> Result<usize> {
+    let mut stopped = 0;
+    let assigned = server
+        .db
+        .list::<AssignmentRecord>(&keys::assigned_to(instance))
+        .await?;
+    for (key, a) in assigned {
+        let task_key = keys::task(&a.cluster, id_of(&key));
+        loop {
+            let Some(found) = server.db.get::<TaskRecord>(&task_key).await? else {
+                server.db.delete(&key).await?;
+                break;
+            };
+            let mut t = found.value;
+            let now = time::now();
+            t.last_status = Status::Stopped;
+            t.desired_status = Status::Stopped;
+            t.stopped_reason = Some(format!(
+                "Host lost: the agent of container instance {instance} missed its heartbeats"
+            ));
+            t.stopping_at.get_or_insert(now);
+            t.stopped_at = Some(now);
+            t.execution_stopped_at = Some(now);
+            for c in &mut t.containers {
+                c.last_status = Some(Status::Stopped);
+                c.reason.get_or_insert_with(|| "host lost".into());
+            }
+            t.version += 1;
+            if commit_stopped(server, &t, found.mod_revision).await? {
+                stopped += 1;
+                break;
+            }
+        }
+    }
+    Ok(stopped)
+}

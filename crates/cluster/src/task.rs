@@ -1,0 +1,378 @@
+//! Tasks and container instances: the records the control plane and the
+//! agents share. The control plane writes a task when it places one; the
+//! agent it is placed on runs it and reports what happened.
+
+use std::collections::BTreeMap;
+
+use estiba_ecs::taskdef::TaskDefinition;
+use serde::{Deserialize, Serialize};
+
+/// ECS's task and container statuses, in the order a task goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Provisioning,
+    Pending,
+    Activating,
+    Running,
+    Deactivating,
+    Stopping,
+    Deprovisioning,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Provisioning => "PROVISIONING",
+            Status::Pending => "PENDING",
+            Status::Activating => "ACTIVATING",
+            Status::Running => "RUNNING",
+            Status::Deactivating => "DEACTIVATING",
+            Status::Stopping => "STOPPING",
+            Status::Deprovisioning => "DEPROVISIONING",
+            Status::Stopped => "STOPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Provisioning,
+            Status::Pending,
+            Status::Activating,
+            Status::Running,
+            Status::Deactivating,
+            Status::Stopping,
+            Status::Deprovisioning,
+            Status::Stopped,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopCode {
+    TaskFailedToStart,
+    EssentialContainerExited,
+    UserInitiated,
+    ServiceSchedulerInitiated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LaunchType {
+    Ec2,
+    Fargate,
+}
+
+impl LaunchType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaunchType::Ec2 => "EC2",
+            LaunchType::Fargate => "FARGATE",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    #[default]
+    Unknown,
+}
+
+/// A published port, as networkBindings shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkBinding {
+    pub bind_ip: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: String,
+}
+
+/// One container of a task, as the agent last reported it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    pub name: String,
+    pub image: String,
+    /// The engine's container id on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub health_status: Health,
+    #[serde(default)]
+    pub network_bindings: Vec<NetworkBinding>,
+    /// Epoch seconds: when it started and stopped (for dependsOn checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<f64>,
+}
+
+/// Container overrides of a RunTask, ECS's shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerOverride {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Vec<estiba_ecs::taskdef::KeyValuePair>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Overrides {
+    #[serde(default)]
+    pub container_overrides: Vec<ContainerOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// An amount of an instance's resources, ECS's way: CPU units and MiB
+/// count what is free (or needed); PORTS and PORTS_UDP list the ports
+/// *taken* (or wanted), as ECS's remainingResources does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    /// CPU units: 1024 a core.
+    pub cpu: i64,
+    /// MiB.
+    pub memory: i64,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    #[serde(default)]
+    pub ports_udp: Vec<u16>,
+}
+
+fn union(a: &[u16], b: &[u16]) -> Vec<u16> {
+    let mut v: Vec<u16> = a.iter().chain(b).copied().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl Resources {
+    /// What is left of `self` once a task's `need` is taken, or which
+    /// resource runs short (ECS's failure reasons).
+    pub fn minus(&self, need: &Resources) -> Result<Resources, Shortfall> {
+        if need.cpu > self.cpu {
+            return Err(Shortfall::Cpu {
+                needed: need.cpu,
+                free: self.cpu,
+            });
+        }
+        if need.memory > self.memory {
+            return Err(Shortfall::Memory {
+                needed: need.memory,
+                free: self.memory,
+            });
+        }
+        let clash = |taken: &[u16], want: &[u16]| want.iter().find(|p| taken.contains(p)).copied();
+        if let Some(port) = clash(&self.ports, &need.ports) {
+            return Err(Shortfall::Port { port, proto: "tcp" });
+        }
+        if let Some(port) = clash(&self.ports_udp, &need.ports_udp) {
+            return Err(Shortfall::Port { port, proto: "udp" });
+        }
+        Ok(Resources {
+            cpu: self.cpu - need.cpu,
+            memory: self.memory - need.memory,
+            ports: union(&self.ports, &need.ports),
+            ports_udp: union(&self.ports_udp, &need.ports_udp),
+        })
+    }
+
+    /// Gives a task's `held` resources back.
+    pub fn plus(&self, held: &Resources) -> Resources {
+        let without = |a: &[u16], b: &[u16]| a.iter().filter(|p| !b.contains(p)).copied().collect();
+        Resources {
+            cpu: self.cpu + held.cpu,
+            memory: self.memory + held.memory,
+            ports: without(&self.ports, &held.ports),
+            ports_udp: without(&self.ports_udp, &held.ports_udp),
+        }
+    }
+}
+
+/// Which resource an instance lacks for a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shortfall {
+    Cpu { needed: i64, free: i64 },
+    Memory { needed: i64, free: i64 },
+    Port { port: u16, proto: &'static str },
+}
+
+impl Shortfall {
+    /// ECS's failure reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Shortfall::Cpu { .. } => "RESOURCE:CPU",
+            Shortfall::Memory { .. } => "RESOURCE:MEMORY",
+            Shortfall::Port { .. } => "RESOURCE:PORTS",
+        }
+    }
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shortfall::Cpu { needed, free } => {
+                write!(f, "needs {needed} CPU units, {free} free")
+            }
+            Shortfall::Memory { needed, free } => {
+                write!(f, "needs {needed} MiB of memory, {free} MiB free")
+            }
+            Shortfall::Port { port, proto } => write!(f, "port {port}/{proto} is taken"),
+        }
+    }
+}
+
+/// A task, as the control plane keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRecord {
+    pub id: String,
+    pub cluster: String,
+    /// The definition as run: overrides applied.
+    pub definition: TaskDefinition,
+    pub revision: u32,
+    pub overrides: Overrides,
+    /// The container instance's id; None for FARGATE tasks on the control
+    /// plane's own capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    pub launch_type: LaunchType,
+    pub last_status: Status,
+    pub desired_status: Status,
+    pub containers: Vec<ContainerState>,
+    pub reserved: Resources,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub created_at: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_started_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_stopped_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_stopped_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<StopCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// Bumped on every change, as ECS's `version`.
+    pub version: u64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceStatus {
+    Active,
+    Draining,
+}
+
+/// A custom or built-in attribute of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attribute {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// A node that joined a cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRecord {
+    pub id: String,
+    pub cluster: String,
+    /// The node's host name (ECS shows the EC2 instance id there).
+    pub hostname: String,
+    /// Where the node's tasks are reached.
+    pub address: String,
+    pub status: InstanceStatus,
+    pub agent_version: String,
+    pub registered: Resources,
+    pub remaining: Resources,
+    pub attributes: Vec<Attribute>,
+    pub registered_at: f64,
+    /// Bumped on every change, as ECS's `version`.
+    pub version: u64,
+    /// Warnings the agent raised when it joined (limits the host does not
+    /// delegate, for one).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl InstanceRecord {
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(cpu: i64, memory: i64, ports: &[u16]) -> Resources {
+        Resources {
+            cpu,
+            memory,
+            ports: ports.to_vec(),
+            ports_udp: vec![],
+        }
+    }
+
+    #[test]
+    fn reservations_name_what_is_short_and_give_back_what_they_took() {
+        // 22 is taken (reserved); 80 is free until a task takes it.
+        let free = res(2048, 1024, &[22]);
+        let left = free.minus(&res(512, 256, &[80])).unwrap();
+        assert_eq!(left, res(1536, 768, &[22, 80]));
+        assert_eq!(left.plus(&res(512, 256, &[80])), free);
+        assert_eq!(free.minus(&res(0, 0, &[22])).unwrap_err().reason(), "RESOURCE:PORTS");
+        assert_eq!(
+            free.minus(&res(0, 2048, &[])).unwrap_err().reason(),
+            "RESOURCE:MEMORY"
+        );
+        assert_eq!(
+            free.minus(&res(4096, 0, &[])).unwrap_err().reason(),
+            "RESOURCE:CPU"
+        );
+        assert_eq!(
+            left.minus(&res(0, 0, &[80])).unwrap_err().to_string(),
+            "port 80/tcp is taken"
+        );
+        assert_eq!(Status::parse("RUNNING"), Some(Status::Running));
+        assert!(Status::Pending < Status::Running && Status::Running < Status::Stopped);
+    }
+}

@@ -1,0 +1,90 @@
+//! The agent API's messages: what an agent and the control plane say to
+//! each other under `/agent/v1/`. Agents speak only to the control plane,
+//! never to the store.
+//!
+//! - `POST register` with a join token: the node becomes a container
+//!   instance and gets a credential of its own (the token is not used
+//!   again);
+//! - `POST heartbeat`: keeps the node connected (a lease of three
+//!   intervals);
+//! - `GET assignments?after=REV`: the node's tasks that changed after
+//!   revision REV, waiting (long poll) until one does;
+//! - `POST report`: a task's state as the node sees it.
+//!
+//! After registering, requests carry `Authorization: Bearer <credential>`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::{Attribute, ContainerState, Resources, Status, StopCode, TaskRecord};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    pub token: String,
+    pub cluster: String,
+    pub hostname: String,
+    /// The address the node's tasks are reached at.
+    pub address: String,
+    pub resources: Resources,
+    pub attributes: Vec<Attribute>,
+    pub agent_version: String,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub instance_id: String,
+    pub instance_arn: String,
+    pub cluster: String,
+    /// `<instance>.<secret>`: what the node authenticates with from now on.
+    pub credential: String,
+    pub heartbeat_seconds: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatReply {
+    pub heartbeat_seconds: u64,
+}
+
+/// The node's tasks that changed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignments {
+    /// The store revision read through: the next poll's `after`.
+    pub revision: i64,
+    /// Every assigned task when `after` was 0; else the changed ones.
+    pub tasks: Vec<TaskRecord>,
+    /// Tasks no longer assigned (STOPPED and acknowledged, or lost).
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// True when `tasks` is the whole set, not a change.
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// A task's state, as its node reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub cluster: String,
+    pub task: String,
+    pub last_status: Status,
+    pub containers: Vec<ContainerState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<StopCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_started_at: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_stopped_at: Option<f64>,
+}
+
+/// An agent API refusal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentError {
+    pub message: String,
+}
