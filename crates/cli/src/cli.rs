@@ -117,6 +117,8 @@ pub enum Command {
     /// Run and administer the control plane: the ECS API, its users and state.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Join a cluster as a node and run the tasks placed on it.
+    Agent(AgentArgs),
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },
@@ -635,6 +637,9 @@ pub enum ClusterCommand {
     /// Manage the API's users and their access keys.
     #[command(subcommand)]
     User(ClusterUserCommand),
+    /// Manage join tokens for nodes.
+    #[command(subcommand)]
+    Token(ClusterTokenCommand),
 }
 
 /// Where the control plane keeps its state.
@@ -666,6 +671,43 @@ pub struct ClusterServeArgs {
     /// The account ARNs name.
     #[arg(long, default_value = "000000000000")]
     pub account: String,
+    /// How often agents heartbeat; three missed make a node disconnected.
+    #[arg(long, default_value = "10s")]
+    pub heartbeat: String,
+    /// How long a disconnected node's tasks wait before they are STOPPED.
+    #[arg(long, default_value = "60s")]
+    pub lost_grace: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterTokenCommand {
+    /// Print a join token for `estiba agent --token`.
+    Create {
+        /// How long the token lets nodes join (e.g. 30m, 1h, 2d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The control plane's URL(s), comma-separated: each call goes to the first that answers.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
+    /// A join token from `estiba cluster token create`; needed only the first time.
+    #[arg(long, env = "ESTIBA_JOIN_TOKEN")]
+    pub token: Option<String>,
+    /// The cluster to join.
+    #[arg(long, default_value = "default", env = "ECS_CLUSTER")]
+    pub cluster: String,
+    /// A custom attribute of this node, KEY=VALUE (repeatable).
+    #[arg(long = "attribute")]
+    pub attributes: Vec<String>,
+    /// default, always, once or prefer-cached, as ECS's agent.
+    #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
+    pub image_pull_behavior: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -136,7 +136,11 @@ pub fn sha256_hex(secret: &str) -> String {
 
 /// Compares two hex digests in constant time.
 pub fn same_digest(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A record as read, with the mod revision a write compares against.

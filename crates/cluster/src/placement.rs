@@ -52,7 +52,10 @@ fn parse_expression(expr: &str) -> Result<Constraint, String> {
     let words: Vec<&str> = expr.split_whitespace().collect();
     match words[..] {
         [subject, "==", value] => Ok(Constraint::Equals(attribute_name(subject)?, value.into())),
-        [subject, "!=", value] => Ok(Constraint::NotEquals(attribute_name(subject)?, value.into())),
+        [subject, "!=", value] => Ok(Constraint::NotEquals(
+            attribute_name(subject)?,
+            value.into(),
+        )),
         [subject, "exists"] => Ok(Constraint::Exists(attribute_name(subject)?)),
         _ => Err(format!(
             "{expr:?}: expected attribute:NAME == VALUE, != VALUE, or exists"
@@ -102,7 +105,10 @@ pub fn need_of(d: &TaskDefinition) -> Resources {
         ..Resources::default()
     };
     let mode = d.network();
-    for m in containers.iter().flat_map(|c| c.port_mappings.iter().flatten()) {
+    for m in containers
+        .iter()
+        .flat_map(|c| c.port_mappings.iter().flatten())
+    {
         let host = match mode {
             NetworkMode::Bridge => m.host_port.filter(|p| *p > 0),
             NetworkMode::Host => m.host_port.or(m.container_port),
@@ -154,7 +160,11 @@ impl std::fmt::Display for Miss {
 }
 
 fn meets(instance: &InstanceRecord, c: &Constraint) -> Result<(), String> {
-    let value = |name: &str| instance.attribute(name).map(|a| a.value.clone().unwrap_or_default());
+    let value = |name: &str| {
+        instance
+            .attribute(name)
+            .map(|a| a.value.clone().unwrap_or_default())
+    };
     match c {
         Constraint::DistinctInstance => Ok(()),
         Constraint::Equals(name, want) => match value(name) {
@@ -322,9 +332,16 @@ mod tests {
             .collect();
         assert_eq!(
             reasons,
-            [("a", "RESOURCE:MEMORY"), ("b", "ATTRIBUTE"), ("c", "RESOURCE:INSTANCE")]
+            [
+                ("a", "RESOURCE:MEMORY"),
+                ("b", "ATTRIBUTE"),
+                ("c", "RESOURCE:INSTANCE")
+            ]
         );
-        assert_eq!(misses[0].1.to_string(), "needs 1024 MiB of memory, 512 MiB free");
+        assert_eq!(
+            misses[0].1.to_string(),
+            "needs 1024 MiB of memory, 512 MiB free"
+        );
     }
 
     #[test]

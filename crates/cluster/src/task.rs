@@ -359,7 +359,10 @@ mod tests {
         let left = free.minus(&res(512, 256, &[80])).unwrap();
         assert_eq!(left, res(1536, 768, &[22, 80]));
         assert_eq!(left.plus(&res(512, 256, &[80])), free);
-        assert_eq!(free.minus(&res(0, 0, &[22])).unwrap_err().reason(), "RESOURCE:PORTS");
+        assert_eq!(
+            free.minus(&res(0, 0, &[22])).unwrap_err().reason(),
+            "RESOURCE:PORTS"
+        );
         assert_eq!(
             free.minus(&res(0, 2048, &[])).unwrap_err().reason(),
             "RESOURCE:MEMORY"

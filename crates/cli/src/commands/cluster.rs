@@ -8,7 +8,14 @@ use estiba_cluster::api::{Listen, Settings};
 use estiba_cluster::open::{self, StoreSpec};
 
 use super::Context;
-use crate::cli::{ClusterCommand, ClusterStateArgs, ClusterUserCommand};
+use crate::cli::{
+    AgentArgs, ClusterCommand, ClusterStateArgs, ClusterTokenCommand, ClusterUserCommand,
+};
+
+fn duration(flag: &str, value: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(value)
+        .with_context(|| format!("{flag} {value}: not a duration (10s, 5m, 1h)"))
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -36,6 +43,8 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             let settings = Settings {
                 region: a.region,
                 account: a.account,
+                heartbeat: duration("--heartbeat", &a.heartbeat)?,
+                lost_grace: duration("--lost-grace", &a.lost_grace)?,
             };
             let tls = a.tls_cert.zip(a.tls_key);
             runtime()?.block_on(async {
@@ -59,5 +68,50 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(0)
         }
+        ClusterCommand::Token(ClusterTokenCommand::Create { ttl, state }) => {
+            let data = data_dir(ctx, &state);
+            let spec: StoreSpec = state.store.parse()?;
+            let ttl = duration("--ttl", &ttl)?;
+            let token = runtime()?.block_on(async {
+                let server = open::server(&data, &spec, Settings::default()).await?;
+                estiba_cluster::api::agent::create_token(&server, ttl).await
+            })?;
+            println!("{token}");
+            Ok(0)
+        }
     }
+}
+
+/// `estiba agent`: runs inside the user's namespace when rootless, like
+/// every command that drives containers.
+pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
+    let attributes = a
+        .attributes
+        .iter()
+        .map(|s| estiba_agent::node::parse_attribute(s))
+        .collect::<estiba_agent::Result<Vec<_>>>()?;
+    let mut warnings = Vec::new();
+    if !ctx.host.can_limit_resources() {
+        warnings.push(
+            "this host delegates no cgroup controllers to the user: task memory and CPU limits are not enforced"
+                .to_string(),
+        );
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let opts = estiba_agent::Options {
+        servers: a.server,
+        token: a.token,
+        cluster: a.cluster,
+        attributes,
+        state: ctx.paths.data.join("agent"),
+        pull: a.image_pull_behavior.parse()?,
+        rootless: ctx.host.rootless,
+        warnings,
+    };
+    let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
+    let store = ctx.store()?;
+    runtime()?.block_on(estiba_agent::run(engine, store, opts))?;
+    Ok(0)
 }

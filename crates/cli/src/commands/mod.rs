@@ -154,6 +154,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Verify(a) => registry::verify(&a),
         Command::Key(c) => registry::key(&c),
         Command::Cluster(c) => cluster::cluster(&ctx, c),
+        Command::Agent(a) => cluster::agent(&ctx, a),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(

@@ -21,7 +21,9 @@ use crate::model::{
     JoinTokenRecord, NodeRecord,
 };
 use crate::task::{InstanceRecord, InstanceStatus, TaskRecord};
-use crate::wire::{AgentError, Assignments, HeartbeatReply, RegisterRequest as Register, Registered, Report};
+use crate::wire::{
+    AgentError, Assignments, HeartbeatReply, RegisterRequest as Register, Registered, Report,
+};
 use crate::{keys, time, Error, Result};
 
 /// How long a poll waits for a change before it answers "none".
@@ -63,7 +65,8 @@ fn unauthorized(why: &str) -> Refusal {
 
 /// Splits `<id>.<secret>`.
 fn split_secret(s: &str) -> Option<(&str, &str)> {
-    s.split_once('.').filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+    s.split_once('.')
+        .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
 }
 
 /// Creates a join token valid for `ttl`: `<id>.<secret>`.
@@ -216,11 +219,18 @@ struct Poll {
 }
 
 /// The task records behind a node's assignment keys.
-async fn tasks_of(server: &Server, keys_: &[(String, AssignmentRecord)]) -> Result<Vec<TaskRecord>> {
+async fn tasks_of(
+    server: &Server,
+    keys_: &[(String, AssignmentRecord)],
+) -> Result<Vec<TaskRecord>> {
     let mut out = Vec::new();
     for (key, a) in keys_ {
         let id = key.rsplit('/').next().unwrap_or_default();
-        if let Some(t) = server.db.get::<TaskRecord>(&keys::task(&a.cluster, id)).await? {
+        if let Some(t) = server
+            .db
+            .get::<TaskRecord>(&keys::task(&a.cluster, id))
+            .await?
+        {
             out.push(t.value);
         }
     }
@@ -254,7 +264,12 @@ async fn assignments(
         return Ok(Json(full(&server, &id).await?));
     }
     let prefix = keys::assigned_to(&id);
-    let mut watch = match server.db.store.watch(prefix.as_bytes(), poll.after + 1).await {
+    let mut watch = match server
+        .db
+        .store
+        .watch(prefix.as_bytes(), poll.after + 1)
+        .await
+    {
         Ok(w) => w,
         // Fell below the compaction point: start over from the whole set.
         Err(estiba_state::Error::Compacted { .. }) => return Ok(Json(full(&server, &id).await?)),

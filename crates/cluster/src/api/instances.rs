@@ -75,9 +75,7 @@ pub struct ListAttributesRequest {
 }
 
 fn resources_view(r: &Resources) -> Value {
-    let integer = |name: &str, n: i64| {
-        json!({"name": name, "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": n})
-    };
+    let integer = |name: &str, n: i64| json!({"name": name, "type": "INTEGER", "doubleValue": 0.0, "longValue": 0, "integerValue": n});
     let set = |name: &str, ports: &[u16]| {
         json!({
             "name": name, "type": "STRINGSET", "doubleValue": 0.0, "longValue": 0, "integerValue": 0,
@@ -94,14 +92,22 @@ fn resources_view(r: &Resources) -> Value {
 
 /// A container instance as ECS describes it.
 async fn view(server: &Server, i: &InstanceRecord) -> Result<Value> {
-    let connected = server.db.get::<Value>(&keys::connected(&i.id)).await?.is_some();
+    let connected = server
+        .db
+        .get::<Value>(&keys::connected(&i.id))
+        .await?
+        .is_some();
     let (mut running, mut pending) = (0, 0);
     for (key, a) in server
         .db
         .list::<AssignmentRecord>(&keys::assigned_to(&i.id))
         .await?
     {
-        if let Some(t) = server.db.get::<TaskRecord>(&keys::task(&a.cluster, id_of(&key))).await? {
+        if let Some(t) = server
+            .db
+            .get::<TaskRecord>(&keys::task(&a.cluster, id_of(&key)))
+            .await?
+        {
             match t.value.last_status {
                 Status::Running => running += 1,
                 s if s < Status::Running => pending += 1,
@@ -163,15 +169,22 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
 pub async fn describe(server: &Server, req: DescribeRequest) -> Reply {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.container_instances.is_empty() || req.container_instances.len() > 100 {
-        return Err(ApiError::invalid("containerInstances must name 1 to 100 instances."));
+        return Err(ApiError::invalid(
+            "containerInstances must name 1 to 100 instances.",
+        ));
     }
     let mut found = Vec::new();
     let mut failures = Vec::new();
     for given in &req.container_instances {
         let id = id_of(given);
-        match server.db.get::<InstanceRecord>(&keys::instance(&cluster, id)).await? {
+        match server
+            .db
+            .get::<InstanceRecord>(&keys::instance(&cluster, id))
+            .await?
+        {
             Some(i) => found.push(view(server, &i.value).await?),
-            None => failures.push(json!({"arn": instance_arn(server, &cluster, id), "reason": "MISSING"})),
+            None => failures
+                .push(json!({"arn": instance_arn(server, &cluster, id), "reason": "MISSING"})),
         }
     }
     Ok(json!({"containerInstances": found, "failures": failures}))
@@ -187,7 +200,8 @@ pub async fn update_state(server: &Server, req: StateRequest) -> Reply {
         let key = keys::instance(&cluster, id);
         loop {
             let Some(i) = server.db.get::<InstanceRecord>(&key).await? else {
-                failures.push(json!({"arn": instance_arn(server, &cluster, id), "reason": "MISSING"}));
+                failures
+                    .push(json!({"arn": instance_arn(server, &cluster, id), "reason": "MISSING"}));
                 break;
             };
             let mut record = i.value;
@@ -209,7 +223,9 @@ pub async fn deregister(server: &Server, req: DeregisterRequest) -> Reply {
     let id = id_of(&req.container_instance).to_string();
     let key = keys::instance(&cluster, &id);
     let Some(i) = server.db.get::<InstanceRecord>(&key).await? else {
-        return Err(ApiError::invalid("The referenced container instance was not found."));
+        return Err(ApiError::invalid(
+            "The referenced container instance was not found.",
+        ));
     };
     let busy = !server.db.keys(&keys::assigned_to(&id)).await?.is_empty();
     if busy && !req.force {
@@ -249,7 +265,10 @@ fn check_attribute(a: &AttributeSpec) -> std::result::Result<(), ApiError> {
             a.name
         )));
     }
-    if a.target_type.as_deref().is_some_and(|t| t != "container-instance") {
+    if a.target_type
+        .as_deref()
+        .is_some_and(|t| t != "container-instance")
+    {
         return Err(ApiError::invalid("targetType must be container-instance."));
     }
     Ok(())
@@ -272,13 +291,17 @@ fn attribute_view(server: &Server, i: &InstanceRecord, a: &Attribute) -> Value {
 pub async fn change_attributes(server: &Server, req: AttributesRequest, put: bool) -> Reply {
     let cluster = cluster_name(req.cluster.as_deref())?;
     if req.attributes.is_empty() || req.attributes.len() > 10 {
-        return Err(ApiError::invalid("attributes must hold 1 to 10 attributes."));
+        return Err(ApiError::invalid(
+            "attributes must hold 1 to 10 attributes.",
+        ));
     }
     let mut out = Vec::new();
     for a in &req.attributes {
         check_attribute(a)?;
         let Some(target) = a.target_id.as_deref() else {
-            return Err(ApiError::invalid("targetId is required for container-instance attributes."));
+            return Err(ApiError::invalid(
+                "targetId is required for container-instance attributes.",
+            ));
         };
         let key = keys::instance(&cluster, id_of(target));
         loop {

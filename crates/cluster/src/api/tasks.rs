@@ -114,10 +114,14 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
                 ("runtimeId", c.runtime_id.as_ref().map(|r| json!(r))),
                 ("exitCode", c.exit_code.map(|e| json!(e))),
                 ("reason", c.reason.as_ref().map(|r| json!(r))),
-                ("memory", def.and_then(|d| d.memory).map(|m| json!(m.to_string()))),
+                (
+                    "memory",
+                    def.and_then(|d| d.memory).map(|m| json!(m.to_string())),
+                ),
                 (
                     "memoryReservation",
-                    def.and_then(|d| d.memory_reservation).map(|m| json!(m.to_string())),
+                    def.and_then(|d| d.memory_reservation)
+                        .map(|m| json!(m.to_string())),
                 ),
             ];
             for (k, value) in fields {
@@ -150,7 +154,12 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
         "tags": t.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
     });
     let optional = [
-        ("containerInstanceArn", t.instance.as_ref().map(|i| json!(instance_arn(server, &t.cluster, i)))),
+        (
+            "containerInstanceArn",
+            t.instance
+                .as_ref()
+                .map(|i| json!(instance_arn(server, &t.cluster, i))),
+        ),
         ("startedBy", t.started_by.as_ref().map(|s| json!(s))),
         ("group", t.group.as_ref().map(|s| json!(s))),
         ("pullStartedAt", t.pull_started_at.map(|x| json!(x))),
@@ -158,7 +167,10 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
         ("startedAt", t.started_at.map(|x| json!(x))),
         ("stoppingAt", t.stopping_at.map(|x| json!(x))),
         ("stoppedAt", t.stopped_at.map(|x| json!(x))),
-        ("executionStoppedAt", t.execution_stopped_at.map(|x| json!(x))),
+        (
+            "executionStoppedAt",
+            t.execution_stopped_at.map(|x| json!(x)),
+        ),
         ("stopCode", t.stop_code.map(|x| json!(x))),
         ("stoppedReason", t.stopped_reason.as_ref().map(|x| json!(x))),
     ];
@@ -184,7 +196,10 @@ fn task_health(t: &TaskRecord) -> &'static str {
                 .any(|d| d.name == c.name && d.is_essential() && d.health_check.is_some())
         })
         .collect();
-    if essential.iter().any(|c| c.health_status == Health::Unhealthy) {
+    if essential
+        .iter()
+        .any(|c| c.health_status == Health::Unhealthy)
+    {
         "UNHEALTHY"
     } else if !essential.is_empty() && essential.iter().all(|c| c.health_status == Health::Healthy)
     {
@@ -200,7 +215,11 @@ fn apply_overrides(
     o: &Overrides,
 ) -> std::result::Result<TaskDefinition, ApiError> {
     for c in &o.container_overrides {
-        let Some(def) = d.container_definitions.iter_mut().find(|d| d.name == c.name) else {
+        let Some(def) = d
+            .container_definitions
+            .iter_mut()
+            .find(|d| d.name == c.name)
+        else {
             return Err(ApiError::invalid(format!(
                 "Override for container named {} is not a container in the TaskDefinition.",
                 c.name
@@ -231,9 +250,16 @@ fn apply_overrides(
     Ok(d)
 }
 
-async fn active_cluster(server: &Server, given: Option<&str>) -> std::result::Result<String, ApiError> {
+async fn active_cluster(
+    server: &Server,
+    given: Option<&str>,
+) -> std::result::Result<String, ApiError> {
     let name = cluster_name(given)?;
-    match server.db.get::<ClusterRecord>(&keys::cluster(&name)).await? {
+    match server
+        .db
+        .get::<ClusterRecord>(&keys::cluster(&name))
+        .await?
+    {
         Some(c) if c.value.status == ClusterStatus::Active => Ok(name),
         _ => Err(ApiError::cluster_not_found()),
     }
@@ -254,7 +280,10 @@ fn launch_type(given: Option<&str>) -> std::result::Result<LaunchType, ApiError>
 async fn candidates(
     server: &Server,
     cluster: &str,
-) -> Result<(Vec<crate::model::Versioned<InstanceRecord>>, HashSet<String>)> {
+) -> Result<(
+    Vec<crate::model::Versioned<InstanceRecord>>,
+    HashSet<String>,
+)> {
     let instances = server
         .db
         .list_versioned::<InstanceRecord>(&keys::instances_of(cluster))
@@ -308,7 +337,9 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
     placement::strategies(&req.placement_strategy).map_err(ApiError::invalid)?;
     let named: Vec<&str> = req.container_instances.iter().map(|i| id_of(i)).collect();
     if start && !(1..=10).contains(&named.len()) {
-        return Err(ApiError::invalid("containerInstances must name 1 to 10 instances."));
+        return Err(ApiError::invalid(
+            "containerInstances must name 1 to 10 instances.",
+        ));
     }
     let need = placement::need_of(&definition);
     let template = TaskRecord {
@@ -339,7 +370,11 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
         stop_code: None,
         stopped_reason: None,
         version: 1,
-        tags: req.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect(),
+        tags: req
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect(),
     };
     // RunTask: `count` rounds on any instance; StartTask: one per instance named.
     let rounds: Vec<Option<&str>> = if start {
@@ -350,7 +385,16 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
     let mut placed: Vec<TaskRecord> = Vec::new();
     let mut failures: Vec<Value> = Vec::new();
     for only in rounds {
-        match place_one(server, &template, only, &constraints, &req.placement_strategy, &placed).await? {
+        match place_one(
+            server,
+            &template,
+            only,
+            &constraints,
+            &req.placement_strategy,
+            &placed,
+        )
+        .await?
+        {
             Ok(task) => placed.push(task),
             Err(mut f) => {
                 failures.append(&mut f);
@@ -361,7 +405,9 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
         }
     }
     if placed.is_empty() && failures.is_empty() {
-        return Err(ApiError::invalid("No Container Instances were found in your cluster."));
+        return Err(ApiError::invalid(
+            "No Container Instances were found in your cluster.",
+        ));
     }
     Ok(json!({
         "tasks": placed.iter().map(|t| view(server, t)).collect::<Vec<_>>(),
@@ -383,7 +429,10 @@ async fn place_one(
     let cluster = &template.cluster;
     loop {
         let (instances, connected) = candidates(server, cluster).await?;
-        let chosen_before: HashSet<&str> = placed.iter().filter_map(|t| t.instance.as_deref()).collect();
+        let chosen_before: HashSet<&str> = placed
+            .iter()
+            .filter_map(|t| t.instance.as_deref())
+            .collect();
         let pool: Vec<Candidate<'_>> = instances
             .iter()
             .filter(|v| only.is_none_or(|o| o == v.value.id))
@@ -395,7 +444,9 @@ async fn place_one(
             .collect();
         if pool.is_empty() {
             return Ok(Err(match only {
-                Some(o) => vec![json!({"arn": instance_arn(server, cluster, o), "reason": "MISSING"})],
+                Some(o) => {
+                    vec![json!({"arn": instance_arn(server, cluster, o), "reason": "MISSING"})]
+                }
                 None => Vec::new(),
             }));
         }
@@ -457,8 +508,11 @@ pub async fn stop(server: &Server, req: StopRequest) -> Reply {
         }
         t.desired_status = Status::Stopped;
         t.stop_code.get_or_insert(StopCode::UserInitiated);
-        t.stopped_reason
-            .get_or_insert_with(|| req.reason.clone().unwrap_or_else(|| "Task stopped by user".into()));
+        t.stopped_reason.get_or_insert_with(|| {
+            req.reason
+                .clone()
+                .unwrap_or_else(|| "Task stopped by user".into())
+        });
         t.stopping_at = Some(time::now());
         t.version += 1;
         let mut ops = vec![Op::put(key.as_str(), encode(&t))];
@@ -486,7 +540,11 @@ pub async fn describe(server: &Server, req: DescribeRequest) -> Reply {
     let mut failures = Vec::new();
     for given in &req.tasks {
         let id = id_of(given);
-        match server.db.get::<TaskRecord>(&keys::task(&cluster, id)).await? {
+        match server
+            .db
+            .get::<TaskRecord>(&keys::task(&cluster, id))
+            .await?
+        {
             Some(t) => tasks.push(view(server, &t.value)),
             None => failures.push(json!({
                 "arn": server.arn(format!("task/{cluster}/{id}")),
@@ -510,10 +568,20 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
             )))
         }
     };
-    let launch = req.launch_type.as_deref().map(|l| launch_type(Some(l))).transpose()?;
+    let launch = req
+        .launch_type
+        .as_deref()
+        .map(|l| launch_type(Some(l)))
+        .transpose()?;
     let instance = req.container_instance.as_deref().map(id_of);
-    let group = req.service_name.as_ref().map(|s| format!("service:{}", id_of(s)));
-    let all = server.db.list::<TaskRecord>(&keys::tasks_of(&cluster)).await?;
+    let group = req
+        .service_name
+        .as_ref()
+        .map(|s| format!("service:{}", id_of(s)));
+    let all = server
+        .db
+        .list::<TaskRecord>(&keys::tasks_of(&cluster))
+        .await?;
     let matching: Vec<(String, String)> = all
         .into_iter()
         .filter(|(_, t)| match desired {
@@ -521,7 +589,11 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
             "PENDING" => t.desired_status == Status::Running && t.last_status < Status::Running,
             _ => t.desired_status == Status::Running,
         })
-        .filter(|(_, t)| req.family.as_ref().is_none_or(|f| *f == t.definition.family))
+        .filter(|(_, t)| {
+            req.family
+                .as_ref()
+                .is_none_or(|f| *f == t.definition.family)
+        })
         .filter(|(_, t)| req.started_by.is_none() || req.started_by == t.started_by)
         .filter(|(_, t)| group.is_none() || group == t.group)
         .filter(|(_, t)| instance.is_none() || instance == t.instance.as_deref())
@@ -539,11 +611,7 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
 /// Applies a STOPPED transition: resources back to the instance and the
 /// assignment gone, in the transaction that writes the task. False if
 /// something changed under it (the caller reads again).
-async fn commit_stopped(
-    server: &Server,
-    task: &TaskRecord,
-    task_rev: i64,
-) -> Result<bool> {
+async fn commit_stopped(server: &Server, task: &TaskRecord, task_rev: i64) -> Result<bool> {
     let task_key = keys::task(&task.cluster, &task.id);
     let mut compares = vec![unchanged(&task_key, task_rev)];
     let mut ops = vec![Op::put(task_key.as_str(), encode(task))];

@@ -1,0 +1,192 @@
+//! A task's container definition as an engine `CreateRequest`: what ECS's
+//! agent hands docker, here typed for estiba's engine.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use estiba_cluster::task::TaskRecord;
+use estiba_ecs::taskdef::{ContainerDefinition, NetworkMode, Volume};
+use estiba_engine::health::HealthConfig;
+use estiba_engine::options;
+use estiba_engine::CreateRequest;
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// The engine's name of a task's container: the task id first, so the
+/// containers of a task are found again by name after an agent restart.
+pub fn name(task_id: &str, container: &str) -> String {
+    format!("ecs-{task_id}-{container}")
+}
+
+/// The task a container name belongs to, and the container's ECS name.
+pub fn parse_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("ecs-")?;
+    let (task, container) = rest.split_once('-')?;
+    (task.len() == 32 && task.bytes().all(|b| b.is_ascii_hexdigit())).then_some((task, container))
+}
+
+/// Where the node's bridge-mode tasks live (ECS's docker0).
+pub const BRIDGE_NETWORK: &str = "ecs-bridge";
+
+fn engine_error(e: estiba_engine::Error) -> Error {
+    Error::Engine(e)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A task volume's mount for `container_path`: a host path (`host.sourcePath`),
+/// a shared docker volume (`dockerVolumeConfiguration.scope: shared`), or a
+/// volume of the task's own.
+fn volume_source(task: &TaskRecord, v: &Volume) -> String {
+    let name = v.name.clone().unwrap_or_default();
+    if let Some(path) = v
+        .host
+        .as_ref()
+        .and_then(|h| h.get("sourcePath"))
+        .and_then(Value::as_str)
+    {
+        return path.to_string();
+    }
+    let shared = v
+        .docker_volume_configuration
+        .as_ref()
+        .and_then(|c| c.get("scope"))
+        .and_then(Value::as_str)
+        == Some("shared");
+    if shared {
+        name
+    } else {
+        format!("ecs-{}-{name}", task.id)
+    }
+}
+
+fn health(h: &estiba_ecs::taskdef::HealthCheck) -> HealthConfig {
+    let secs = |v: Option<i64>, default: i64| (v.unwrap_or(default).max(0) as u64) * 1000;
+    HealthConfig {
+        test: h.command.clone(),
+        interval_ms: secs(h.interval, 30),
+        timeout_ms: secs(h.timeout, 5),
+        retries: h.retries.unwrap_or(3).max(0) as u32,
+        start_period_ms: secs(h.start_period, 0),
+    }
+}
+
+/// The request that creates `def`, one container of `task`.
+pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateRequest> {
+    let mut req = CreateRequest::new(def.image.clone());
+    req.name = Some(name(&task.id, &def.name));
+    let o = &mut req.options;
+    match def.entry_point.as_deref() {
+        Some([first, rest @ ..]) => {
+            o.entrypoint = Some(first.clone());
+            o.command = rest.to_vec();
+            o.command.extend(def.command.clone().unwrap_or_default());
+        }
+        _ => o.command = def.command.clone().unwrap_or_default(),
+    }
+    o.env = def
+        .environment
+        .iter()
+        .flatten()
+        .filter_map(|kv| {
+            Some(format!(
+                "{}={}",
+                kv.name.as_ref()?,
+                kv.value.clone().unwrap_or_default()
+            ))
+        })
+        .collect();
+    o.user = def.user.clone();
+    o.workdir = def.working_directory.clone();
+    o.read_only = def.readonly_root_filesystem.unwrap_or(false);
+    o.privileged = def.privileged.unwrap_or(false);
+    o.hostname = def.hostname.clone();
+    if let Some(mib) = def.memory {
+        o.memory = Some(mib * 1024 * 1024);
+    }
+    let caps = def
+        .linux_parameters
+        .as_ref()
+        .and_then(|l| l.get("capabilities"));
+    o.cap_add = strings(caps.and_then(|c| c.get("add")));
+    o.cap_drop = strings(caps.and_then(|c| c.get("drop")));
+    o.dns = def
+        .dns_servers
+        .iter()
+        .flatten()
+        .map(|s| {
+            Ipv4Addr::from_str(s)
+                .map_err(|_| Error::Invalid(format!("dnsServers: {s} is not an IPv4 address")))
+        })
+        .collect::<Result<_>>()?;
+    let mode = task.definition.network();
+    o.network = match mode {
+        NetworkMode::Host => estiba_engine::NetworkMode::Host,
+        NetworkMode::None => estiba_engine::NetworkMode::None,
+        NetworkMode::Bridge | NetworkMode::Awsvpc => {
+            estiba_engine::NetworkMode::Named(BRIDGE_NETWORK.to_string())
+        }
+    };
+    if mode == NetworkMode::Bridge {
+        let specs: Vec<String> = def
+            .port_mappings
+            .iter()
+            .flatten()
+            .filter_map(|m| {
+                let ctr = m.container_port?;
+                let host = m
+                    .host_port
+                    .filter(|p| *p > 0)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let proto = m.protocol.as_deref().unwrap_or("tcp");
+                Some(format!("{host}:{ctr}/{proto}"))
+            })
+            .collect();
+        o.publish = options::parse_publish(&specs).map_err(engine_error)?;
+    }
+    let volumes = task.definition.volumes.as_deref().unwrap_or_default();
+    for m in def.mount_points.iter().flatten() {
+        let (Some(source), Some(path)) = (&m.source_volume, &m.container_path) else {
+            continue;
+        };
+        let Some(v) = volumes.iter().find(|v| v.name.as_ref() == Some(source)) else {
+            return Err(Error::Invalid(format!(
+                "mountPoints: no volume {source} in the task"
+            )));
+        };
+        let mode = if m.read_only.unwrap_or(false) {
+            "ro"
+        } else {
+            "rw"
+        };
+        let spec = format!("{}:{path}:{mode}", volume_source(task, v));
+        o.mounts
+            .push(options::parse_volume(&spec).map_err(engine_error)?);
+    }
+    o.health = def.health_check.as_ref().map(health);
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lead_back_to_their_task() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let n = name(id, "web-1");
+        assert_eq!(parse_name(&n), Some((id, "web-1")));
+        assert_eq!(parse_name("ecs-short-web"), None);
+        assert_eq!(parse_name("web"), None);
+    }
+}

@@ -1,0 +1,594 @@
+//! One task's life on the node, as ECS's agent leads it:
+//!
+//! 1. PENDING: images are got (under the pull behaviour) and every
+//!    container is created;
+//! 2. containers start in dependency order — `dependsOn` START, COMPLETE,
+//!    SUCCESS and HEALTHY, `links` as START — each waiting at most its
+//!    `startTimeout`; the task is RUNNING once all have started;
+//! 3. an essential container's exit, or a desired status of STOPPED,
+//!    stops the task: containers stop in reverse dependency order (a
+//!    container stops once nothing that depends on it still runs), each
+//!    with SIGTERM and then SIGKILL after its own `stopTimeout`;
+//! 4. STOPPED is reported with every container's exit code.
+//!
+//! Containers are followed through the engine's event journal (die and
+//! health events, routed here by the agent), never by polling.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use estiba_cluster::task::{ContainerState, Health, Status, StopCode, TaskRecord};
+use estiba_cluster::wire::Report;
+use estiba_ecs::taskdef::{Condition, ContainerDefinition, NetworkMode};
+use estiba_engine::{AsyncEngine, ContainerRecord};
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::images::{self, PullBehavior};
+use crate::{containers, Error};
+
+/// ECS's default for how long a container gets between SIGTERM and SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a container waits for its dependencies when it sets no
+/// `startTimeout`.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What the node shares among its tasks.
+pub struct Shared {
+    pub engine: AsyncEngine,
+    pub store: estiba_store::Store,
+    pub client: Client,
+    pub pull: PullBehavior,
+}
+
+/// What reaches a task's runner.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// The control plane's desired status for the task.
+    Desired(Status),
+    Died {
+        container: String,
+        exit_code: i32,
+    },
+    Health {
+        container: String,
+        health: Health,
+    },
+}
+
+/// Why a task stops.
+#[derive(Clone, Debug)]
+struct Cause {
+    code: Option<StopCode>,
+    reason: String,
+}
+
+impl Cause {
+    fn new(code: StopCode, reason: impl Into<String>) -> Cause {
+        Cause {
+            code: Some(code),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    def: ContainerDefinition,
+    id: Option<String>,
+    state: ContainerState,
+}
+
+impl Slot {
+    fn started(&self) -> bool {
+        self.state.started_at.is_some()
+    }
+    fn exited(&self) -> bool {
+        self.state.last_status == Some(Status::Stopped)
+    }
+    fn running(&self) -> bool {
+        self.started() && !self.exited()
+    }
+}
+
+pub struct Runner {
+    shared: Arc<Shared>,
+    task: TaskRecord,
+    slots: Vec<Slot>,
+    rx: mpsc::Receiver<Msg>,
+    pull_started_at: Option<f64>,
+    pull_stopped_at: Option<f64>,
+}
+
+fn now() -> f64 {
+    estiba_cluster::time::now()
+}
+
+/// The engine's health status word as ECS's.
+pub fn health_of(status: &str) -> Health {
+    match status {
+        "healthy" => Health::Healthy,
+        "unhealthy" => Health::Unhealthy,
+        _ => Health::Unknown,
+    }
+}
+
+impl Runner {
+    /// A runner for `task`; `adopted` are its containers already on the
+    /// node (after an agent restart).
+    pub fn new(
+        shared: Arc<Shared>,
+        task: TaskRecord,
+        adopted: &[ContainerRecord],
+        rx: mpsc::Receiver<Msg>,
+    ) -> Runner {
+        let slots = task
+            .definition
+            .container_definitions
+            .iter()
+            .map(|def| {
+                let record = adopted
+                    .iter()
+                    .find(|r| r.name == containers::name(&task.id, &def.name));
+                Slot {
+                    def: def.clone(),
+                    id: record.map(|r| r.id.clone()),
+                    state: adopted_state(def, record),
+                }
+            })
+            .collect();
+        Runner {
+            shared,
+            task,
+            slots,
+            rx,
+            pull_started_at: None,
+            pull_stopped_at: None,
+        }
+    }
+
+    /// Leads the task to STOPPED (or until the agent drops its channel).
+    pub async fn run(mut self) {
+        let span = tracing::info_span!("task", task = %self.task.id);
+        let _ = tracing::Instrument::instrument(self.life(), span).await;
+    }
+
+    async fn life(&mut self) -> Option<()> {
+        let adopted = self.slots.iter().any(|s| s.id.is_some());
+        if self.task.desired_status == Status::Stopped && !adopted {
+            self.report(Status::Stopped, None).await;
+            return Some(());
+        }
+        let cause = match self.begin(adopted).await {
+            Err(cause) => cause,
+            Ok(()) => match self.start_in_order().await? {
+                Some(cause) => cause,
+                None => {
+                    self.report(Status::Running, None).await;
+                    self.watch().await?
+                }
+            },
+        };
+        self.stop_all(cause).await;
+        Some(())
+    }
+
+    /// PENDING: images and containers. An adopted task has them.
+    async fn begin(&mut self, adopted: bool) -> Result<(), Cause> {
+        if adopted {
+            tracing::info!("re-adopted its containers");
+            if let Some(s) = self
+                .slots
+                .iter()
+                .find(|s| s.def.is_essential() && s.exited())
+            {
+                return Err(Cause::new(
+                    StopCode::EssentialContainerExited,
+                    format!(
+                        "Essential container in task exited ({} exited while the agent was away)",
+                        s.def.name
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if self.task.definition.network() == NetworkMode::Awsvpc {
+            return Err(Cause::new(
+                StopCode::TaskFailedToStart,
+                "awsvpc tasks are not run by this agent yet: use bridge, host or none",
+            ));
+        }
+        self.report(Status::Pending, None).await;
+        self.pull_started_at = Some(now());
+        for i in 0..self.slots.len() {
+            let image = self.slots[i].def.image.clone();
+            match images::ensure(&self.shared.store, &image, self.shared.pull).await {
+                Ok(Some(warning)) => tracing::warn!("{warning}"),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Cause::new(
+                        StopCode::TaskFailedToStart,
+                        format!("CannotPullContainerError: {image}: {e}"),
+                    ))
+                }
+            }
+        }
+        self.pull_stopped_at = Some(now());
+        for i in 0..self.slots.len() {
+            let request = containers::request(&self.task, &self.slots[i].def).map_err(|e| {
+                Cause::new(
+                    StopCode::TaskFailedToStart,
+                    format!(
+                        "CannotCreateContainerError: {}: {e}",
+                        self.slots[i].def.name
+                    ),
+                )
+            })?;
+            match self.shared.engine.create(request).await {
+                Ok(r) => {
+                    self.slots[i].id = Some(r.id);
+                    self.slots[i].state.runtime_id = self.slots[i].id.clone();
+                    self.slots[i].state.last_status = Some(Status::Pending);
+                }
+                Err(e) => {
+                    return Err(Cause::new(
+                        StopCode::TaskFailedToStart,
+                        format!(
+                            "CannotCreateContainerError: {}: {e}",
+                            self.slots[i].def.name
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts every container once its dependencies allow. None: all
+    /// started; Some: the task must stop. `None` from the outer Option: the
+    /// agent is going away.
+    async fn start_in_order(&mut self) -> Option<Option<Cause>> {
+        let since = Instant::now();
+        loop {
+            let mut progress = false;
+            for i in 0..self.slots.len() {
+                if self.slots[i].started() || self.slots[i].exited() {
+                    continue;
+                }
+                match self.readiness(i) {
+                    Readiness::Ready => {
+                        if let Err(cause) = self.start(i).await {
+                            return Some(Some(cause));
+                        }
+                        progress = true;
+                    }
+                    Readiness::Waiting => {}
+                    Readiness::Never(why) => {
+                        return Some(Some(Cause::new(StopCode::TaskFailedToStart, why)))
+                    }
+                }
+            }
+            if self.slots.iter().all(|s| s.started() || s.exited()) {
+                return Some(None);
+            }
+            if progress {
+                // A start may have met another container's condition.
+                continue;
+            }
+            let deadline = self.start_deadline(since);
+            let msg = match tokio::time::timeout_at(deadline.into(), self.rx.recv()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return None,
+                Err(_) => {
+                    let waiting: Vec<&str> = self
+                        .slots
+                        .iter()
+                        .filter(|s| !s.started())
+                        .map(|s| s.def.name.as_str())
+                        .collect();
+                    return Some(Some(Cause::new(
+                        StopCode::TaskFailedToStart,
+                        format!(
+                            "DependencyTimeout: {} did not meet their dependency conditions within startTimeout",
+                            waiting.join(", ")
+                        ),
+                    )));
+                }
+            };
+            if let Some(cause) = self.handle(msg).await {
+                return Some(Some(cause));
+            }
+        }
+    }
+
+    /// The earliest startTimeout among the containers still waiting.
+    fn start_deadline(&self, since: Instant) -> Instant {
+        self.slots
+            .iter()
+            .filter(|s| !s.started() && !s.exited())
+            .map(|s| {
+                s.def.start_timeout.map_or(DEFAULT_START_TIMEOUT, |t| {
+                    Duration::from_secs(t.max(0) as u64)
+                })
+            })
+            .min()
+            .map_or(since + DEFAULT_START_TIMEOUT, |t| since + t)
+    }
+
+    fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.def.name == name)
+    }
+
+    /// Whether container `i`'s dependencies are met.
+    fn readiness(&self, i: usize) -> Readiness {
+        let def = &self.slots[i].def;
+        let links = def.links.iter().flatten().map(|l| {
+            let target = l.split(':').next().unwrap_or(l).to_string();
+            (target, Condition::Start)
+        });
+        let depends = def
+            .depends_on
+            .iter()
+            .flatten()
+            .map(|d| (d.container_name.clone(), d.condition));
+        for (name, condition) in depends.chain(links) {
+            let Some(dep) = self.slot(&name) else {
+                return Readiness::Never(format!(
+                    "{}: depends on {name}, which is not in the task",
+                    def.name
+                ));
+            };
+            let code = dep.state.exit_code;
+            let met = match condition {
+                Condition::Start => dep.started() || dep.exited(),
+                Condition::Complete => dep.exited(),
+                Condition::Success if dep.exited() && code != Some(0) => {
+                    return Readiness::Never(format!(
+                        "{}: dependency {name} exited with {} (SUCCESS needs 0)",
+                        def.name,
+                        code.unwrap_or(-1)
+                    ))
+                }
+                Condition::Success => dep.exited(),
+                Condition::Healthy if dep.exited() => {
+                    return Readiness::Never(format!(
+                        "{}: dependency {name} exited before it was HEALTHY",
+                        def.name
+                    ))
+                }
+                Condition::Healthy => dep.state.health_status == Health::Healthy,
+            };
+            if !met {
+                return Readiness::Waiting;
+            }
+        }
+        Readiness::Ready
+    }
+
+    async fn start(&mut self, i: usize) -> Result<(), Cause> {
+        let Some(id) = self.slots[i].id.clone() else {
+            return Err(Cause::new(
+                StopCode::TaskFailedToStart,
+                "a container was never created",
+            ));
+        };
+        match self.shared.engine.start(&id).await {
+            Ok(_) => {
+                let s = &mut self.slots[i];
+                s.state.started_at = Some(now());
+                s.state.last_status = Some(Status::Running);
+                tracing::info!(container = %s.def.name, "started");
+                Ok(())
+            }
+            Err(e) => Err(Cause::new(
+                StopCode::TaskFailedToStart,
+                format!("CannotStartContainerError: {}: {e}", self.slots[i].def.name),
+            )),
+        }
+    }
+
+    /// Applies one message. Some: the task must stop.
+    async fn handle(&mut self, msg: Msg) -> Option<Cause> {
+        match msg {
+            Msg::Desired(Status::Stopped) => Some(Cause {
+                code: Some(StopCode::UserInitiated),
+                reason: "Task stopped by user".into(),
+            }),
+            Msg::Desired(_) => None,
+            Msg::Died {
+                container,
+                exit_code,
+            } => {
+                let slot = self.slots.iter_mut().find(|s| s.def.name == container)?;
+                if slot.exited() {
+                    return None;
+                }
+                slot.state.last_status = Some(Status::Stopped);
+                slot.state.exit_code = Some(exit_code);
+                slot.state.stopped_at = Some(now());
+                tracing::info!(%container, exit_code, "exited");
+                if slot.def.is_essential() {
+                    return Some(Cause::new(
+                        StopCode::EssentialContainerExited,
+                        "Essential container in task exited",
+                    ));
+                }
+                self.report_current().await;
+                None
+            }
+            Msg::Health { container, health } => {
+                let slot = self.slots.iter_mut().find(|s| s.def.name == container)?;
+                if slot.state.health_status != health {
+                    slot.state.health_status = health;
+                    self.report_current().await;
+                }
+                None
+            }
+        }
+    }
+
+    /// RUNNING: waits for an exit, a health change or a stop.
+    async fn watch(&mut self) -> Option<Cause> {
+        loop {
+            let msg = self.rx.recv().await?;
+            if let Some(cause) = self.handle(msg).await {
+                return Some(cause);
+            }
+            if self.slots.iter().all(Slot::exited) {
+                return Some(Cause::new(
+                    StopCode::EssentialContainerExited,
+                    "Every container exited",
+                ));
+            }
+        }
+    }
+
+    /// Whether a running container still needs `name` (depends on or
+    /// links to it).
+    fn needed(&self, name: &str) -> bool {
+        self.slots.iter().filter(|s| s.running()).any(|s| {
+            s.def
+                .depends_on
+                .iter()
+                .flatten()
+                .any(|d| d.container_name == name)
+                || s.def
+                    .links
+                    .iter()
+                    .flatten()
+                    .any(|l| l.split(':').next() == Some(name))
+        })
+    }
+
+    /// Stops the running containers in reverse dependency order, each
+    /// wave at once, and reports STOPPED.
+    async fn stop_all(&mut self, cause: Cause) {
+        tracing::info!(reason = %cause.reason, "stopping");
+        self.report(Status::Stopping, Some(&cause)).await;
+        loop {
+            let wave: Vec<usize> = (0..self.slots.len())
+                .filter(|i| self.slots[*i].running() && !self.needed(&self.slots[*i].def.name))
+                .collect();
+            if wave.is_empty() {
+                break;
+            }
+            let mut stops = tokio::task::JoinSet::new();
+            for i in wave {
+                let Some(id) = self.slots[i].id.clone() else {
+                    continue;
+                };
+                let timeout = self.slots[i]
+                    .def
+                    .stop_timeout
+                    .map_or(DEFAULT_STOP_TIMEOUT, |t| {
+                        Duration::from_secs(t.max(0) as u64)
+                    });
+                let engine = self.shared.engine.clone();
+                stops.spawn(async move {
+                    let stopped = engine.stop(&id, timeout).await;
+                    (i, stopped.map(|r| r.state.exit_code))
+                });
+            }
+            while let Some(done) = stops.join_next().await {
+                let Ok((i, result)) = done else { continue };
+                let s = &mut self.slots[i];
+                s.state.last_status = Some(Status::Stopped);
+                s.state.stopped_at = Some(now());
+                match result {
+                    Ok(code) => {
+                        s.state.exit_code.get_or_insert(code);
+                    }
+                    Err(e) => s.state.reason = Some(format!("stopping it failed: {e}")),
+                }
+                tracing::info!(container = %s.def.name, exit_code = ?s.state.exit_code, "stopped");
+            }
+        }
+        for s in &mut self.slots {
+            if !s.exited() {
+                s.state.last_status = Some(Status::Stopped);
+                if !s.started() {
+                    s.state.reason.get_or_insert_with(|| cause.reason.clone());
+                }
+            }
+        }
+        self.report(Status::Stopped, Some(&cause)).await;
+    }
+
+    async fn report_current(&self) {
+        let status = if self.slots.iter().all(|s| s.started() || s.exited()) {
+            Status::Running
+        } else {
+            Status::Pending
+        };
+        self.report(status, None).await;
+    }
+
+    /// Tells the control plane; tries again until it answers, so a
+    /// control plane that is down loses no report. A refusal (the task is
+    /// no longer this node's) ends the tries.
+    async fn report(&self, status: Status, cause: Option<&Cause>) {
+        let report = Report {
+            cluster: self.task.cluster.clone(),
+            task: self.task.id.clone(),
+            last_status: status,
+            containers: self.slots.iter().map(|s| s.state.clone()).collect(),
+            stop_code: cause.and_then(|c| c.code),
+            stopped_reason: cause.map(|c| c.reason.clone()),
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+        };
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.shared.client.report(&report).await {
+                Ok(()) => return,
+                Err(Error::Refused(why)) => {
+                    tracing::warn!("report refused: {why}");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("report: {e}; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+enum Readiness {
+    Ready,
+    Waiting,
+    Never(String),
+}
+
+/// A container's state as its record shows it, for a re-adopted task.
+fn adopted_state(def: &ContainerDefinition, record: Option<&ContainerRecord>) -> ContainerState {
+    let mut state = ContainerState {
+        name: def.name.clone(),
+        image: def.image.clone(),
+        ..ContainerState::default()
+    };
+    let Some(r) = record else {
+        return state;
+    };
+    state.runtime_id = Some(r.id.clone());
+    state.health_status = r
+        .state
+        .health
+        .as_ref()
+        .map_or(Health::Unknown, |h| health_of(&h.status));
+    match r.state.status {
+        estiba_engine::Status::Running | estiba_engine::Status::Restarting => {
+            state.last_status = Some(Status::Running);
+            state.started_at = Some(now());
+        }
+        estiba_engine::Status::Exited => {
+            state.last_status = Some(Status::Stopped);
+            state.exit_code = Some(r.state.exit_code);
+            state.started_at = Some(now());
+            state.stopped_at = Some(now());
+        }
+        estiba_engine::Status::Created => state.last_status = Some(Status::Pending),
+    }
+    state
+}
