@@ -143,13 +143,12 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
             .flatten()
             .filter_map(|m| {
                 let ctr = m.container_port?;
-                let host = m
-                    .host_port
-                    .filter(|p| *p > 0)
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
                 let proto = m.protocol.as_deref().unwrap_or("tcp");
-                Some(format!("{host}:{ctr}/{proto}"))
+                // No host port (or 0): one from the ephemeral range, as -p CTR.
+                Some(match m.host_port.filter(|p| *p > 0) {
+                    Some(host) => format!("{host}:{ctr}/{proto}"),
+                    None => format!("{ctr}/{proto}"),
+                })
             })
             .collect();
         o.publish = options::parse_publish(&specs).map_err(engine_error)?;

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use estiba_cluster::task::{ContainerState, Health, Status, StopCode, TaskRecord};
+use estiba_cluster::task::{ContainerState, Health, NetworkBinding, Status, StopCode, TaskRecord};
 use estiba_cluster::wire::Report;
 use estiba_ecs::taskdef::{Condition, ContainerDefinition, NetworkMode};
 use estiba_engine::{AsyncEngine, ContainerRecord};
@@ -177,6 +177,11 @@ impl Runner {
     async fn begin(&mut self, adopted: bool) -> Result<(), Cause> {
         if adopted {
             tracing::info!("re-adopted its containers");
+            for i in 0..self.slots.len() {
+                if let (true, Some(id)) = (self.slots[i].running(), self.slots[i].id.clone()) {
+                    self.slots[i].state.network_bindings = bindings(&self.shared.engine, &id).await;
+                }
+            }
             if let Some(s) = self
                 .slots
                 .iter()
@@ -374,9 +379,11 @@ impl Runner {
         };
         match self.shared.engine.start(&id).await {
             Ok(_) => {
+                let bindings = bindings(&self.shared.engine, &id).await;
                 let s = &mut self.slots[i];
                 s.state.started_at = Some(now());
                 s.state.last_status = Some(Status::Running);
+                s.state.network_bindings = bindings;
                 tracing::info!(container = %s.def.name, "started");
                 Ok(())
             }
@@ -552,6 +559,30 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+/// The host ports a started container got (a `hostPort` of 0 takes one
+/// from the ephemeral range), as networkBindings.
+async fn bindings(engine: &AsyncEngine, id: &str) -> Vec<NetworkBinding> {
+    let engine = engine.clone();
+    let id = id.to_string();
+    let published = tokio::task::spawn_blocking(move || engine.blocking().ports_of(&id)).await;
+    match published {
+        Ok(Ok(ports)) => ports
+            .iter()
+            .map(|p| NetworkBinding {
+                bind_ip: p.map.host_ip.to_string(),
+                container_port: p.map.container_port,
+                host_port: p.map.host_port,
+                protocol: p.map.proto.as_str().to_string(),
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::warn!("reading published ports: {e}");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
     }
 }
 

@@ -99,7 +99,12 @@ impl Engine {
         let image_record = self.store.find_image(image)?;
         let raw_config: Value =
             serde_json::from_slice(&self.store.read_blob(&image_record.id)?).unwrap_or_default();
-        options.health = health.resolve(crate::health::HealthConfig::from_image(&raw_config))?;
+        // A check a library caller gave whole (the agent's, from a task
+        // definition) stands as given; otherwise the flags over the image's.
+        if options.health.is_none() {
+            options.health =
+                health.resolve(crate::health::HealthConfig::from_image(&raw_config))?;
+        }
         if options.stop_signal.is_none() {
             options.stop_signal = raw_config["config"]["StopSignal"]
                 .as_str()

@@ -263,6 +263,27 @@ impl Estiba {
         self.cmd(args).output().expect("running estiba")
     }
 
+    /// Like `cmd`, for a long-running process (an agent): no time limit,
+    /// so that killing it reaches estiba rather than a wrapper.
+    pub fn daemon_cmd(&self, args: &[&str]) -> Command {
+        let c = self.cmd(args);
+        let argv: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_os_string()).collect();
+        let mut out = Command::new(c.get_program());
+        let mut skip = 0;
+        for (i, a) in argv.iter().enumerate() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if a == "timeout" && argv.get(i + 1).is_some_and(|n| n == "-s") {
+                skip = 3; // -s KILL 300
+                continue;
+            }
+            out.arg(a);
+        }
+        out
+    }
+
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -419,6 +440,7 @@ pub fn docker(d: &Dockerd) -> Command {
     c
 }
 
+pub mod cluster;
 pub mod registry;
 
 /// Makes each named test `fn NAME(e: &Estiba)` three tests, one per way a

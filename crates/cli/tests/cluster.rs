@@ -1,0 +1,365 @@
+//! The control plane and its agents, driven by the real AWS CLI and boto3
+//! from Debian: task definitions registered as written and run as ECS
+//! runs them, SigV4 and policies as AWS answers them.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::cluster::{Agent, ControlPlane};
+use common::{require_root, require_tool, Estiba};
+use serde_json::Value;
+
+const TASKDEFS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/data/ecs-task-definitions"
+);
+
+fn fixture(name: &str) -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name
+}
+
+fn taskdef(name: &str) -> String {
+    format!("file://{TASKDEFS}/{name}.json")
+}
+
+fn ready() -> bool {
+    require_root("the cluster tests")
+        && require_tool("/usr/bin/aws")
+        && require_tool("/usr/bin/python3")
+}
+
+/// The images the shared task definitions name, which cannot be pulled
+/// here: busybox under their names, an "ubuntu" with a capsh, and a
+/// "helloworld" whose server is busybox httpd.
+fn task_images(e: &Estiba) {
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    e.ok(&["import", &tar, "127.0.0.1:51670/busybox:latest"]);
+    let ctx = e.scratch("image-context");
+    for tool in ["capsh", "helloworld", "curl"] {
+        std::fs::copy(fixture(tool), ctx.join(tool)).unwrap();
+    }
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM 127.0.0.1:51670/busybox:latest\nCOPY capsh helloworld curl /usr/bin/\n",
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    e.ok(&["build", "-t", "127.0.0.1:51670/ubuntu:latest", ctx]);
+    e.ok(&[
+        "tag",
+        "127.0.0.1:51670/ubuntu:latest",
+        "docker.io/buoyantio/helloworld:0.1.6",
+    ]);
+}
+
+fn single_node(extra: &[&str]) -> (ControlPlane, Agent) {
+    let cp = ControlPlane::start(extra);
+    let e = Estiba::root();
+    task_images(&e);
+    let agent = Agent::start(e, &cp, &[]);
+    (cp, agent)
+}
+
+fn task_of(cp: &ControlPlane, arn: &str) -> Value {
+    let v = cp.ecs(&["describe-tasks", "--tasks", arn]);
+    v["tasks"][0].clone()
+}
+
+fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {task}"))
+}
+
+fn run_task(cp: &ControlPlane, family: &str) -> String {
+    let v = cp.ecs(&["run-task", "--task-definition", family]);
+    assert_eq!(v["failures"], serde_json::json!([]), "{v}");
+    v["tasks"][0]["taskArn"].as_str().unwrap().to_string()
+}
+
+/// Epoch seconds of an engine timestamp (RFC 3339) on the agent's node.
+fn engine_time(agent: &Agent, task: &str, container: &str, field: &str) -> f64 {
+    let name = format!("ecs-{}-{container}", task.rsplit('/').next().unwrap());
+    let out = agent.e.ok(&["inspect", &name]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let text = v[0]["State"][field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {v}"));
+    let t = humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn aws_cli_registers_runs_waits_and_stops_with_granular_stop_timeouts() {
+    if !ready() {
+        return;
+    }
+    let (cp, agent) = single_node(&[]);
+    let reg = cp.ecs(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &taskdef("ecs-agent-granular-stop-timeout"),
+    ]);
+    assert_eq!(reg["taskDefinition"]["revision"], 1, "{reg}");
+    let arn = run_task(&cp, "ecsftest-container-granular-stop-timeout");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(t["lastStatus"], "RUNNING", "{t}");
+    for c in ["parent", "dependency1", "dependency2"] {
+        assert_eq!(container(&t, c)["lastStatus"], "RUNNING", "{t}");
+    }
+    let stop = cp.ecs(&["stop-task", "--task", &arn, "--reason", "test over"]);
+    assert_eq!(stop["task"]["desiredStatus"], "STOPPED");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(t["stopCode"], "UserInitiated", "{t}");
+    assert_eq!(t["stoppedReason"], "test over", "{t}");
+    // The parent stops first (it depends on both); then dependency1 has
+    // its 2 s and is killed, while dependency2's 20 s let it end by itself.
+    let parent = engine_time(&agent, &arn, "parent", "FinishedAt");
+    let dep1 = engine_time(&agent, &arn, "dependency1", "FinishedAt");
+    let dep2 = engine_time(&agent, &arn, "dependency2", "FinishedAt");
+    assert_eq!(container(&t, "dependency1")["exitCode"], 137, "{t}");
+    let after = dep1 - parent;
+    assert!(
+        (1.5..8.0).contains(&after),
+        "dependency1 stopped {after:.1} s after the parent"
+    );
+    let code2 = container(&t, "dependency2")["exitCode"].as_i64().unwrap();
+    assert!(
+        code2 == 0 || dep2 - parent >= 19.0,
+        "dependency2: exit {code2}, {:.1} s after the parent",
+        dep2 - parent
+    );
+    assert!(
+        dep1 <= dep2,
+        "dependency1 is killed before dependency2 ends"
+    );
+    let audit = cp.audit();
+    assert!(audit.iter().any(|l| l["action"] == "ecs:StopTask"
+        && l["outcome"] == "allowed"
+        && l["user"] == "admin"));
+}
+
+#[test]
+fn the_shared_task_definitions_behave_as_written() {
+    if !ready() {
+        return;
+    }
+    let (cp, agent) = single_node(&[]);
+    for name in [
+        "ecs-agent-add-drop-capabilities",
+        "ecs-agent-container-ordering-healthy",
+        "mesh-hello-world-mesh-task-definition",
+        "acstd-nginx_fargate",
+        "ecs-agent-granular-stop-timeout",
+    ] {
+        let reg = cp.ecs(&[
+            "register-task-definition",
+            "--cli-input-json",
+            &taskdef(name),
+        ]);
+        assert_eq!(reg["taskDefinition"]["status"], "ACTIVE", "{name}: {reg}");
+    }
+
+    // SYS_ADMIN added and MKNOD dropped, as seen from inside: exit 42.
+    let caps = run_task(&cp, "ecsftest-add-drop-capabilities");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &caps]);
+    let t = task_of(&cp, &caps);
+    assert_eq!(container(&t, "exit")["exitCode"], 42, "{t}");
+    assert_eq!(t["stopCode"], "EssentialContainerExited", "{t}");
+
+    // "healthy" starts only once its dependency is HEALTHY: the file the
+    // health check writes is there for it to cat, and it started after.
+    let ordered = run_task(&cp, "ecsftest-container-ordering-complete-condition");
+    let t = common::poll(
+        Duration::from_secs(60),
+        || task_of(&cp, &ordered),
+        |t| container(t, "healthy")["exitCode"].is_number(),
+    );
+    assert_eq!(container(&t, "healthy")["exitCode"], 0, "{t}");
+    assert_eq!(
+        container(&t, "healthy-dependency")["healthStatus"],
+        "HEALTHY",
+        "{t}"
+    );
+    let healthy_at = engine_time(&agent, &ordered, "healthy", "StartedAt");
+    let dependency_at = engine_time(&agent, &ordered, "healthy-dependency", "StartedAt");
+    assert!(
+        healthy_at > dependency_at + 0.5,
+        "healthy started {:.1} s after its dependency",
+        healthy_at - dependency_at
+    );
+    cp.ecs(&["stop-task", "--task", &ordered]);
+
+    // Three essential containers RUNNING, each port bound to a host port
+    // of its own from the ephemeral range, answering there.
+    let mesh = run_task(&cp, "hello-world-mesh");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &mesh]);
+    let t = task_of(&cp, &mesh);
+    let mut ports = Vec::new();
+    for c in ["hello", "world", "world-v2"] {
+        let c = container(&t, c);
+        assert_eq!(c["lastStatus"], "RUNNING", "{t}");
+        let b = &c["networkBindings"][0];
+        assert_eq!(b["containerPort"], 1234, "{t}");
+        let port = b["hostPort"].as_u64().unwrap();
+        assert!(port >= 1024, "{t}");
+        ports.push(port);
+    }
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "three host ports: {ports:?}");
+    let body = common::poll(
+        Duration::from_secs(10),
+        || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{}/", ports[1]))
+                .and_then(|r| r.text())
+                .unwrap_or_default()
+        },
+        |b| b.contains("World"),
+    );
+    assert_eq!(body.trim(), "World");
+    cp.ecs(&["stop-task", "--task", &mesh]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &mesh, &ordered]);
+}
+
+#[test]
+fn a_readonly_key_describes_but_is_denied_run_task_and_bad_signatures_are_refused() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &taskdef("ecs-agent-granular-stop-timeout"),
+    ]);
+    let ro = cp.readonly.clone();
+    let listed = cp.aws(&ro, &["list-task-definitions"]).output().unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let denied = cp
+        .aws(
+            &ro,
+            &[
+                "run-task",
+                "--task-definition",
+                "ecsftest-container-granular-stop-timeout",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        err.contains("AccessDeniedException") && err.contains("ecs:RunTask"),
+        "{err}"
+    );
+
+    let mut wrong = cp.admin.clone();
+    wrong.secret = "0".repeat(40);
+    let bad = cp.aws(&wrong, &["list-clusters"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidSignatureException"));
+    wrong.id = "AKIAUNKNOWN000000000".into();
+    let unknown = cp.aws(&wrong, &["list-clusters"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("UnrecognizedClientException"));
+
+    // A request changed after it was signed: boto3 signs, then a hook
+    // rewrites the body on its way out.
+    let tamper = r#"
+import os, boto3, botocore
+ecs = boto3.client("ecs", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+    aws_access_key_id=os.environ["KEY_ID"], aws_secret_access_key=os.environ["SECRET"])
+def tamper(request, **kw):
+    request.body = request.body.replace(b'"maxResults": 5', b'"maxResults": 6')
+ecs.meta.events.register("before-send.ecs.ListClusters", tamper)
+try:
+    ecs.list_clusters(maxResults=5)
+    print("ACCEPTED")
+except botocore.exceptions.ClientError as e:
+    print(e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+"#;
+    let out = cp.python(&cp.admin, tamper);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "InvalidSignatureException 403",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let audit = cp.audit();
+    let refused = |outcome: &str| audit.iter().any(|l| l["outcome"] == outcome);
+    assert!(
+        refused("AccessDeniedException")
+            && refused("InvalidSignatureException")
+            && refused("UnrecognizedClientException")
+    );
+    assert!(audit
+        .iter()
+        .all(|l| l["time"].is_number() && l["action"].is_string()));
+}
+
+#[test]
+fn boto3_runs_tasks_and_pages_through_them() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    let script = r#"
+import os, json, boto3
+ecs = boto3.client("ecs", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+    aws_access_key_id=os.environ["KEY_ID"], aws_secret_access_key=os.environ["SECRET"])
+for i in range(3):
+    ecs.register_task_definition(family="sleeper", containerDefinitions=[{
+        "name": "main", "image": "127.0.0.1:51670/busybox:latest", "memory": 32,
+        "command": ["sleep", "300"]}])
+r = ecs.run_task(taskDefinition="sleeper", count=3)
+assert not r["failures"], r["failures"]
+arns = [t["taskArn"] for t in r["tasks"]]
+ecs.get_waiter("tasks_running").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+pages = ecs.get_paginator("list_tasks").paginate(family="sleeper", PaginationConfig={"PageSize": 1})
+listed = [a for p in pages for a in p["taskArns"]]
+defs = [a for p in ecs.get_paginator("list_task_definitions").paginate(PaginationConfig={"PageSize": 2}) for a in p["taskDefinitionArns"]]
+for a in arns:
+    ecs.stop_task(task=a)
+ecs.get_waiter("tasks_stopped").wait(tasks=arns, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+stopped = ecs.describe_tasks(tasks=arns)["tasks"]
+print(json.dumps({"listed": sorted(listed), "ran": sorted(arns), "defs": defs,
+    "stopped": [t["lastStatus"] for t in stopped], "codes": [t["stopCode"] for t in stopped]}))
+"#;
+    let out = cp.python(&cp.admin, script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["listed"], v["ran"], "{v}");
+    let defs: Vec<&str> = v["defs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(defs.len(), 3, "{v}");
+    assert!(defs[2].ends_with("task-definition/sleeper:3"), "{v}");
+    assert_eq!(
+        v["stopped"],
+        serde_json::json!(["STOPPED", "STOPPED", "STOPPED"])
+    );
+    assert_eq!(
+        v["codes"],
+        serde_json::json!(["UserInitiated", "UserInitiated", "UserInitiated"])
+    );
+    let _ = Path::new(TASKDEFS);
+}

@@ -1,0 +1,352 @@
+//! A real control plane (`estiba cluster serve`) and real agents for the
+//! tests, with the AWS CLI and boto3 from Debian as their clients.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Estiba;
+
+/// An access key from `estiba cluster user add`.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+pub struct ControlPlane {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Option<Child>,
+    store: String,
+    extra: Vec<String>,
+    pub admin: Key,
+    pub readonly: Key,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn check(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl ControlPlane {
+    /// On SQLite, on 127.0.0.1, with 1 s heartbeats and `extra` flags.
+    pub fn start(extra: &[&str]) -> ControlPlane {
+        Self::start_on("sqlite", "127.0.0.1", extra)
+    }
+
+    pub fn start_on(store: &str, host: &str, extra: &[&str]) -> ControlPlane {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cp = ControlPlane {
+            addr: format!("{host}:{}", free_port()),
+            dir,
+            child: None,
+            store: store.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            admin: Key {
+                id: String::new(),
+                secret: String::new(),
+            },
+            readonly: Key {
+                id: String::new(),
+                secret: String::new(),
+            },
+        };
+        cp.admin = cp.add_user("admin", "admin");
+        cp.readonly = cp.add_user("viewer", "readonly");
+        cp.spawn();
+        cp
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `estiba cluster …` on this control plane's state.
+    pub fn admin_cmd(&self, args: &[&str]) -> Output {
+        Command::new(super::bin())
+            .arg("cluster")
+            .args(args)
+            .arg("--data")
+            .arg(self.data())
+            .args(["--store", &self.store])
+            .output()
+            .expect("estiba cluster")
+    }
+
+    pub fn add_user(&self, name: &str, policy: &str) -> Key {
+        let out = check(
+            self.admin_cmd(&["user", "add", name, "--policy", policy]),
+            "cluster user add",
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).expect("CreateAccessKey JSON");
+        Key {
+            id: v["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
+            secret: v["AccessKey"]["SecretAccessKey"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        }
+    }
+
+    pub fn token(&self) -> String {
+        check(
+            self.admin_cmd(&["token", "create", "--ttl", "10m"]),
+            "token create",
+        )
+        .trim()
+        .to_string()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("serve.log"))
+            .expect("log");
+        let child = Command::new(super::bin())
+            .args([
+                "--log-level",
+                "info",
+                "cluster",
+                "serve",
+                "--addr",
+                &self.addr,
+                "--data",
+            ])
+            .arg(self.data())
+            .args(["--store", &self.store, "--heartbeat", "1s"])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("estiba cluster serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if reqwest::blocking::get(format!("{}/health", self.url()))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the control plane did not start: {}", self.log());
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.data().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+            .collect()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// The AWS CLI (Debian's, not whatever else is on PATH) against this
+    /// endpoint with `key`, in a clean environment.
+    pub fn aws(&self, key: &Key, args: &[&str]) -> Command {
+        let mut c = Command::new("/usr/bin/aws");
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .env("AWS_ACCESS_KEY_ID", &key.id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_PAGER", "")
+            .args(["--endpoint-url", &self.url(), "--output", "json", "ecs"])
+            .args(args);
+        c
+    }
+
+    /// Runs the AWS CLI as the admin, asserts success, parses the JSON.
+    pub fn ecs(&self, args: &[&str]) -> serde_json::Value {
+        let out = check(
+            self.aws(&self.admin, args).output().expect("aws"),
+            &format!("aws ecs {args:?}"),
+        );
+        if out.trim().is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&out).expect("the AWS CLI's JSON")
+    }
+
+    /// A Python script with boto3 (Debian's), given ENDPOINT, KEY_ID and
+    /// SECRET in its environment.
+    pub fn python(&self, key: &Key, script: &str) -> Output {
+        Command::new("/usr/bin/python3")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .env("ENDPOINT", self.url())
+            .env("KEY_ID", &key.id)
+            .env("SECRET", &key.secret)
+            .args(["-c", script])
+            .output()
+            .expect("python3")
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `estiba agent` on an installation of its own.
+pub struct Agent {
+    pub e: Estiba,
+    child: Option<Child>,
+    server: String,
+    token: String,
+    extra: Vec<String>,
+    /// The network namespace it runs in, if any.
+    pub netns: Option<String>,
+}
+
+impl Agent {
+    pub fn start(e: Estiba, cp: &ControlPlane, extra: &[&str]) -> Agent {
+        Self::start_in(e, cp.url(), cp.token(), None, extra)
+    }
+
+    pub fn start_in(
+        e: Estiba,
+        server: String,
+        token: String,
+        netns: Option<String>,
+        extra: &[&str],
+    ) -> Agent {
+        let mut a = Agent {
+            e,
+            child: None,
+            server,
+            token,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns,
+        };
+        a.spawn();
+        a
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.e.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let data = self.data();
+        let mut args: Vec<String> = vec![
+            "--root".into(),
+            data.display().to_string(),
+            "--log-level".into(),
+            "info".into(),
+            "agent".into(),
+            "--server".into(),
+            self.server.clone(),
+            "--token".into(),
+            self.token.clone(),
+            "--image-pull-behavior".into(),
+            "prefer-cached".into(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut inner = self.e.daemon_cmd(&argv);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(inner.get_program())
+                    .args(inner.get_args());
+                c
+            }
+            None => std::mem::replace(&mut inner, Command::new("true")),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.e.path().join("agent.log"))
+            .expect("log");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("estiba agent");
+        self.child = Some(child);
+        let saved = data.join("agent/node.json");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !saved.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not join: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.e.path().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn instance_id(&self) -> String {
+        let saved = std::fs::read(self.data().join("agent/node.json")).expect("node.json");
+        let v: serde_json::Value = serde_json::from_slice(&saved).expect("node.json is JSON");
+        v["instanceId"].as_str().expect("instanceId").to_string()
+    }
+
+    /// SIGKILL of the agent process itself (not of the wrappers around it),
+    /// as a crash would; its containers' monitors are other processes.
+    pub fn kill9(&mut self) {
+        let pattern = format!("{} --log-level info agent", self.data().display());
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &pattern])
+            .status();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
