@@ -2,6 +2,8 @@
 //! from Debian: task definitions registered as written and run as ECS
 //! runs them, SigV4 and policies as AWS answers them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
