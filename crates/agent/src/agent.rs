@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use estiba_cluster::task::{Status, TaskRecord};
-use estiba_cluster::wire::{Assignments, RegisterRequest};
+use estiba_cluster::wire::{AgentApi, Assignments, RegisterRequest};
 use estiba_engine::{AsyncEngine, ContainerRecord};
 use estiba_events::{Action, Filter, Kind, Start};
 use tokio::sync::mpsc;
@@ -32,10 +32,14 @@ pub struct Options {
     pub rootless: bool,
     /// Warnings to report with the registration (limits not delegated).
     pub warnings: Vec<String>,
+    /// Where the agent's API (task logs, for the control plane) listens;
+    /// an unspecified address means the node's own.
+    pub listen: std::net::SocketAddr,
 }
 
 /// Joins with the token, or loads the credential of an earlier join.
-async fn credential(opts: &Options, client: &Client) -> Result<node::Saved> {
+/// `api_port` is where this agent's API listens.
+async fn credential(opts: &Options, client: &Client, api_port: u16) -> Result<node::Saved> {
     if let Some(saved) = node::load(&opts.state)? {
         if saved.cluster == opts.cluster {
             return Ok(saved);
@@ -58,8 +62,17 @@ async fn credential(opts: &Options, client: &Client) -> Result<node::Saved> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
+    let api_ip = match opts.listen.ip() {
+        ip if ip.is_unspecified() => address.clone(),
+        ip => ip.to_string(),
+    };
+    let api_secret = estiba_os::random_hex(24);
     let registered = client
         .register(&RegisterRequest {
+            api: Some(AgentApi {
+                address: format!("{api_ip}:{api_port}"),
+                secret: api_secret.clone(),
+            }),
             token,
             cluster: opts.cluster.clone(),
             hostname,
@@ -75,6 +88,7 @@ async fn credential(opts: &Options, client: &Client) -> Result<node::Saved> {
         instance_arn: registered.instance_arn,
         cluster: registered.cluster,
         credential: registered.credential,
+        api_secret,
     };
     node::save(&opts.state, &saved)?;
     Ok(saved)
@@ -246,7 +260,13 @@ impl Node {
 /// Runs the agent until the process is stopped.
 pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options) -> Result<()> {
     let client = Client::new(opts.servers.clone())?;
-    let saved = credential(&opts, &client).await?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| Error::Invalid(format!("--listen {}: {e}", opts.listen)))?;
+    let api_port = listener
+        .local_addr()
+        .map_or(opts.listen.port(), |a| a.port());
+    let saved = credential(&opts, &client, api_port).await?;
     tracing::info!(instance = %saved.instance_id, cluster = %saved.cluster, "joined");
     let client = client.with_credential(saved.credential.clone());
     // Follow the journal before reading any container, so that no exit
@@ -257,6 +277,11 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let mut events = engine.events(filter, Start::End)?;
     ensure_bridge(&engine).await?;
+    tokio::spawn(crate::api::serve(
+        listener,
+        engine.clone(),
+        saved.api_secret.clone(),
+    ));
     tokio::spawn(heartbeats(client.clone(), Duration::from_secs(5)));
     let (tx, mut assignments) = mpsc::channel(4);
     tokio::spawn(poll(client.clone(), tx));

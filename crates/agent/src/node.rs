@@ -111,6 +111,9 @@ pub struct Saved {
     pub instance_arn: String,
     pub cluster: String,
     pub credential: String,
+    /// The secret the control plane shows to this agent's API.
+    #[serde(default)]
+    pub api_secret: String,
 }
 
 pub fn saved_path(state: &Path) -> PathBuf {
@@ -171,6 +174,7 @@ mod tests {
             instance_arn: "arn".into(),
             cluster: "default".into(),
             credential: "i.secret".into(),
+            api_secret: "s".into(),
         };
         save(dir.path(), &saved).unwrap();
         let mode = std::fs::metadata(saved_path(dir.path()))

@@ -149,7 +149,8 @@ fn allow(actions: &[&str]) -> Policy {
 /// The built-in policies `cluster user add --policy` names.
 pub fn builtin(name: &str) -> Option<Policy> {
     match name {
-        "admin" => Some(allow(&["ecs:*", "ecr:*"])),
+        // logs:GetLogEvents: a task's logs, which estiba serves itself.
+        "admin" => Some(allow(&["ecs:*", "ecr:*", "logs:GetLogEvents"])),
         "operator" => Some(allow(&[
             "ecs:Describe*",
             "ecs:List*",
@@ -163,8 +164,9 @@ pub fn builtin(name: &str) -> Option<Policy> {
             "ecs:DeleteService",
             "ecs:TagResource",
             "ecs:UntagResource",
+            "logs:GetLogEvents",
         ])),
-        "readonly" => Some(allow(&["ecs:Describe*", "ecs:List*"])),
+        "readonly" => Some(allow(&["ecs:Describe*", "ecs:List*", "logs:GetLogEvents"])),
         _ => None,
     }
 }

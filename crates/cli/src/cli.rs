@@ -708,6 +708,10 @@ pub struct AgentArgs {
     /// default, always, once or prefer-cached, as ECS's agent.
     #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
     pub image_pull_behavior: String,
+    /// Where the agent's API (task logs, for the control plane) listens;
+    /// 0.0.0.0 means the node's address. ECS's agent uses 51678.
+    #[arg(long, default_value = "0.0.0.0:51678")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Subcommand, Debug)]

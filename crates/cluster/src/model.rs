@@ -82,8 +82,27 @@ pub struct Tag {
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
     pub name: String,
-    pub policies: Vec<Policy>,
+    pub policies: Vec<PolicyRef>,
     pub created_at: f64,
+}
+
+/// A user's policy: a built-in one by name, so that it follows the
+/// built-in's definition in this release, or a document of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PolicyRef {
+    Builtin(String),
+    Document(Policy),
+}
+
+impl PolicyRef {
+    /// The document to evaluate; None for a built-in this release lacks.
+    pub fn resolve(&self) -> Option<Policy> {
+        match self {
+            PolicyRef::Builtin(name) => estiba_aws::policy::builtin(name),
+            PolicyRef::Document(p) => Some(p.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +137,12 @@ pub struct NodeRecord {
     pub cluster: String,
     pub secret_sha256: String,
     pub lease: i64,
+    /// Where the agent serves its API (task logs), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_address: Option<String>,
+    /// The bearer secret of that API, sealed under this record's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_secret: Option<Sealed>,
 }
 
 /// A task placed on an instance, and what its agent must make of it.

@@ -61,6 +61,7 @@ pub async fn server(data: &Path, spec: &StoreSpec, settings: Settings) -> Result
     let store = store(data, spec).await?;
     Ok(Arc::new(Server {
         db: Db::new(store),
+        http: reqwest::Client::new(),
         sealer: Sealer::open(data)?,
         audit: Audit::open(&data.join("audit.log"))?,
         settings,

@@ -3,10 +3,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use estiba_aws::policy::Policy;
 use serde::Serialize;
 
-use crate::model::{AccessKeyRecord, Db, KeyStatus, UserRecord};
+use crate::model::{AccessKeyRecord, Db, KeyStatus, PolicyRef, UserRecord};
 use crate::seal::Sealer;
 use crate::{keys, time, Error, Result};
 
@@ -45,7 +44,7 @@ pub async fn add(
     db: &Db,
     sealer: &Sealer,
     name: &str,
-    policies: Vec<Policy>,
+    policies: Vec<PolicyRef>,
 ) -> Result<CreateAccessKey> {
     if !valid_name(name) {
         return Err(Error::Invalid(format!(
@@ -119,9 +118,9 @@ pub async fn credential(db: &Db, sealer: &Sealer, id: &str) -> Result<Option<Cre
 }
 
 /// A policy named on the command line: a built-in one or an IAM JSON file.
-pub fn policy(name_or_file: &str) -> Result<Policy> {
-    if let Some(p) = estiba_aws::policy::builtin(name_or_file) {
-        return Ok(p);
+pub fn policy(name_or_file: &str) -> Result<PolicyRef> {
+    if estiba_aws::policy::builtin(name_or_file).is_some() {
+        return Ok(PolicyRef::Builtin(name_or_file.to_string()));
     }
     let path = std::path::Path::new(name_or_file);
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -143,7 +142,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
         let db = Db::new(AnyStore::Sqlite(store.clone()));
         let sealer = Sealer::open(dir.path()).unwrap();
-        let policy = estiba_aws::policy::builtin("readonly").unwrap();
+        let policy = policy("readonly").unwrap();
         let out = add(&db, &sealer, "ana", vec![policy]).await.unwrap();
         let key = &out.access_key;
         assert!(key.access_key_id.starts_with("AKIA") && key.access_key_id.len() == 20);

@@ -30,6 +30,39 @@ pub struct RegisterRequest {
     pub agent_version: String,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The agent's own API (task logs), and the secret the control plane
+    /// must show to use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<AgentApi>,
+}
+
+/// Where an agent serves its API, and the bearer secret it asks for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentApi {
+    /// `ip:port`.
+    pub address: String,
+    pub secret: String,
+}
+
+/// One log line of a task's container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEvent {
+    /// Epoch seconds.
+    pub timestamp: f64,
+    pub container: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub message: String,
+}
+
+/// A page of a task's logs; `next_token` asks for what comes after.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEvents {
+    pub events: Vec<LogEvent>,
+    pub next_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

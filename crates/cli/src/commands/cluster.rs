@@ -109,6 +109,7 @@ pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
         pull: a.image_pull_behavior.parse()?,
         rootless: ctx.host.rootless,
         warnings,
+        listen: a.listen,
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
     let store = ctx.store()?;

@@ -280,6 +280,10 @@ impl Agent {
             "--image-pull-behavior".into(),
             "prefer-cached".into(),
         ];
+        if self.netns.is_none() {
+            // Agents beside each other in one namespace: a port each.
+            args.extend(["--listen".into(), format!("127.0.0.1:{}", free_port())]);
+        }
         args.extend(self.extra.iter().cloned());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut inner = self.e.daemon_cmd(&argv);

@@ -157,10 +157,20 @@ async fn register(
         version: 1,
         warnings: req.warnings,
     };
+    let api_secret = match &req.api {
+        Some(api) => Some(
+            server
+                .sealer
+                .seal(&keys::node(&id), api.secret.as_bytes())?,
+        ),
+        None => None,
+    };
     let node = NodeRecord {
         cluster: req.cluster.clone(),
         secret_sha256: sha256_hex(&credential_secret),
         lease,
+        api_address: req.api.as_ref().map(|a| a.address.clone()),
+        api_secret,
     };
     let txn = Txn::default().and_then(vec![
         Op::put(keys::instance(&req.cluster, &id), encode(&instance)),

@@ -10,6 +10,7 @@
 pub mod agent;
 mod clusters;
 mod instances;
+mod logs;
 mod tags;
 mod taskdefs;
 pub mod tasks;
@@ -36,6 +37,16 @@ use crate::{users, Error, Result};
 
 /// ECS's service name in `X-Amz-Target`.
 pub const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
+/// The prefix of estiba's own operations on the same endpoint.
+pub const ESTIBA_TARGET: &str = "Estiba_V1.";
+
+/// The IAM action a policy must allow for an operation.
+fn action_of(operation: &str) -> String {
+    match operation {
+        "Estiba_V1.GetTaskLogs" => "logs:GetLogEvents".to_string(),
+        op => format!("ecs:{op}"),
+    }
+}
 
 /// The region and account the ARNs name.
 #[derive(Clone, Debug)]
@@ -65,6 +76,8 @@ impl Default for Settings {
 #[derive(Debug)]
 pub struct Server {
     pub db: Db,
+    /// For calls to agents' APIs (task logs).
+    pub http: reqwest::Client,
     pub sealer: Sealer,
     pub audit: Audit,
     pub settings: Settings,
@@ -176,6 +189,7 @@ impl Server {
             "DeleteAttributes" => instances::change_attributes(self, parse(body)?, false).await,
             "ListAttributes" => instances::list_attributes(self, parse(body)?).await,
             "TagResource" => tags::tag(self, parse(body)?).await,
+            "Estiba_V1.GetTaskLogs" => logs::get(self, parse(body)?).await,
             "UntagResource" => tags::untag(self, parse(body)?).await,
             "ListTagsForResource" => tags::list(self, parse(body)?).await,
             other => Err(ApiError::new(
@@ -240,7 +254,9 @@ pub(crate) fn cluster_name(given: Option<&str>) -> std::result::Result<String, A
 /// Describe* and List* read; everything else changes something and is
 /// audited.
 fn mutating(operation: &str) -> bool {
-    !(operation.starts_with("Describe") || operation.starts_with("List"))
+    !(operation.starts_with("Describe")
+        || operation.starts_with("List")
+        || operation.starts_with("Estiba_V1.Get"))
 }
 
 fn respond(status: u16, body: String) -> Response {
@@ -312,18 +328,20 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let target = match json::target(
-        headers.get("x-amz-target").and_then(|v| v.to_str().ok()),
-        ECS_TARGET,
-    ) {
-        Ok(t) => t.operation.to_string(),
-        Err(e) => return error_response(&e),
+    let header = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    // estiba's own operations (task logs) sit beside ECS's.
+    let target = match header.filter(|h| h.starts_with(ESTIBA_TARGET)) {
+        Some(own) => own.to_string(),
+        None => match json::target(header, ECS_TARGET) {
+            Ok(t) => t.operation.to_string(),
+            Err(e) => return error_response(&e),
+        },
     };
     let request_id = estiba_os::random_hex(16);
     let span = tracing::info_span!("ecs", request = %request_id, operation = %target);
     async move {
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let action = format!("ecs:{target}");
+        let action = action_of(&target);
         let resource = server.resource_of(&value);
         let mut caller = None;
         let outcome = async {
@@ -334,7 +352,10 @@ async fn handle(
             )
             .await?
             .map(|u| u.value.policies)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .iter()
+            .filter_map(crate::model::PolicyRef::resolve)
+            .collect::<Vec<_>>();
             caller = Some(who.clone());
             if !estiba_aws::policy::evaluate(&user, &action, &resource).allowed() {
                 return Err(ApiError::new(
