@@ -35,6 +35,8 @@ pub struct Options {
     /// Where the agent's API (task logs, for the control plane) listens;
     /// an unspecified address means the node's own.
     pub listen: std::net::SocketAddr,
+    /// How much of the node tasks get.
+    pub offer: node::Offer,
 }
 
 /// Joins with the token, or loads the credential of an earlier join.
@@ -77,7 +79,7 @@ async fn credential(opts: &Options, client: &Client, api_port: u16) -> Result<no
             cluster: opts.cluster.clone(),
             hostname,
             address,
-            resources: node::resources(),
+            resources: node::resources(opts.offer),
             attributes: node::attributes(&opts.attributes, opts.rootless),
             agent_version: node::VERSION.into(),
             warnings: opts.warnings.clone(),

@@ -15,13 +15,26 @@ pub const RESERVED_PORTS: &[u16] = &[22, 2375, 2376, 51678, 51679];
 /// The agent's version, as the instance reports it.
 pub const VERSION: &str = concat!("estiba-agent/", env!("CARGO_PKG_VERSION"));
 
-/// CPU at 1024 units a core; memory in MiB from /proc/meminfo.
-pub fn resources() -> Resources {
+/// How much of the node is offered: at most `memory` MiB and `cpu`
+/// units when given, less `reserved_memory` (ECS_RESERVED_MEMORY).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Offer {
+    pub memory: Option<i64>,
+    pub cpu: Option<i64>,
+    pub reserved_memory: i64,
+}
+
+/// CPU at 1024 units a core; memory in MiB from /proc/meminfo; each capped
+/// by the offer.
+pub fn resources(offer: Offer) -> Resources {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = mem_total_mib(&meminfo);
+    let memory = offer.memory.map_or(total, |m| m.min(total));
+    let cpu = offer.cpu.map_or(cores * 1024, |c| c.min(cores * 1024));
     Resources {
-        cpu: cores * 1024,
-        memory: mem_total_mib(&meminfo),
+        cpu,
+        memory: (memory - offer.reserved_memory).max(0),
         ports: RESERVED_PORTS.to_vec(),
         ports_udp: Vec::new(),
     }

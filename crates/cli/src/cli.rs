@@ -712,6 +712,15 @@ pub struct AgentArgs {
     /// 0.0.0.0 means the node's address. ECS's agent uses 51678.
     #[arg(long, default_value = "0.0.0.0:51678")]
     pub listen: std::net::SocketAddr,
+    /// Offer at most this much memory (MiB) to tasks (default: all of it).
+    #[arg(long)]
+    pub memory: Option<i64>,
+    /// Offer at most these CPU units (1024 a core) to tasks (default: every core).
+    #[arg(long)]
+    pub cpu: Option<i64>,
+    /// Memory (MiB) kept back from tasks, as ECS_RESERVED_MEMORY.
+    #[arg(long, env = "ECS_RESERVED_MEMORY", default_value_t = 0)]
+    pub reserved_memory: i64,
 }
 
 #[derive(Subcommand, Debug)]

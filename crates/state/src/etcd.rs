@@ -129,6 +129,43 @@ fn event(e: &etcd::Event) -> Option<Event> {
     e.kv().map(|k| Event { kind, kv: kv(k) })
 }
 
+/// Whether a call failed on its way to a member (one that is down, say)
+/// rather than being answered: another member may answer it.
+fn transient(e: &etcd::Error) -> bool {
+    match e {
+        etcd::Error::TransportError(_) => true,
+        etcd::Error::GRpcStatus(s) => {
+            matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown)
+                && !s.message().contains("etcdserver:")
+        }
+        _ => false,
+    }
+}
+
+/// Tries a call a few times while it fails on the way: the client spreads
+/// calls over the members, and one that just went down takes a moment to
+/// be passed over. Writes are safe to try again: every write the control
+/// plane makes compares revisions, so one that did land is refused the
+/// second time and read again by its caller.
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T, etcd::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd::Error>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..5 {
+        match call().await {
+            Err(e) if transient(&e) => {
+                tracing::debug!("etcd: {e}; trying another member");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
 impl EtcdStore {
     /// Connects to the cluster's members (`host:port` or URLs).
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore> {
@@ -147,11 +184,13 @@ impl EtcdStore {
         options: etcd::GetOptions,
         at: i64,
     ) -> Result<etcd::GetResponse> {
-        self.client
-            .clone()
-            .get(key, Some(options))
-            .await
-            .map_err(|e| map(e, at))
+        retrying(|| {
+            let mut client = self.client.clone();
+            let options = options.clone();
+            async move { client.get(key, Some(options)).await }
+        })
+        .await
+        .map_err(|e| map(e, at))
     }
 }
 
@@ -217,12 +256,13 @@ impl Store for EtcdStore {
             .when(t.compares.iter().map(compare).collect::<Vec<_>>())
             .and_then(t.success.iter().map(op).collect::<Vec<_>>())
             .or_else(t.failure.iter().map(op).collect::<Vec<_>>());
-        let r = self
-            .client
-            .clone()
-            .txn(request)
-            .await
-            .map_err(|e| map(e, lease))?;
+        let r = retrying(|| {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.txn(request).await }
+        })
+        .await
+        .map_err(|e| map(e, lease))?;
         Ok(TxnResponse {
             succeeded: r.succeeded(),
             revision: revision_of(r.header()),

@@ -110,6 +110,11 @@ pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
         rootless: ctx.host.rootless,
         warnings,
         listen: a.listen,
+        offer: estiba_agent::node::Offer {
+            memory: a.memory,
+            cpu: a.cpu,
+            reserved_memory: a.reserved_memory,
+        },
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
     let store = ctx.store()?;

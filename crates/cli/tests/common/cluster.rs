@@ -289,8 +289,11 @@ impl Agent {
         let mut inner = self.e.daemon_cmd(&argv);
         let mut cmd = match &self.netns {
             Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns])
+                // nsenter, not `ip netns exec`: that one also mounts a sysfs
+                // of the namespace's own, which hides the host's cgroups.
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
                     .arg(inner.get_program())
                     .args(inner.get_args());
                 c
@@ -352,5 +355,97 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A test bridge on the host and one network namespace per node, each
+/// linked to it by a veth pair with an address of its own: a cluster's
+/// nodes on one machine. Everything is removed on drop.
+pub struct TestNet {
+    pub bridge: String,
+    /// `10.213.N`: the bridge is .1, node i is .(10 + i).
+    pub prefix: String,
+    pub namespaces: Vec<String>,
+    tag: String,
+}
+
+fn sh(cmd: &str) {
+    let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestNet {
+    pub fn new(nodes: usize) -> TestNet {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tag = format!("{}{n}", std::process::id() % 100_000);
+        let third = (std::process::id() % 50) * 5 + n % 5 + 1;
+        let net = TestNet {
+            bridge: format!("ecb{tag}"),
+            prefix: format!("10.213.{third}"),
+            namespaces: (0..nodes).map(|i| format!("estiba-t{tag}-{i}")).collect(),
+            tag,
+        };
+        sh(&format!(
+            "ip link add {b} type bridge && ip addr add {p}.1/24 dev {b} && ip link set {b} up",
+            b = net.bridge,
+            p = net.prefix
+        ));
+        for (i, ns) in net.namespaces.iter().enumerate() {
+            let (host, peer) = net.veth(i);
+            sh(&format!(
+                "ip netns add {ns} && ip link add {host} type veth peer name {peer} && \
+                 ip link set {peer} netns {ns} && ip link set {host} master {b} up && \
+                 ip -n {ns} addr add {ip}/24 dev {peer} && ip -n {ns} link set {peer} up && \
+                 ip -n {ns} link set lo up && ip -n {ns} route add default via {p}.1",
+                b = net.bridge,
+                ip = net.node_ip(i),
+                p = net.prefix,
+            ));
+        }
+        net
+    }
+
+    fn veth(&self, i: usize) -> (String, String) {
+        (format!("ve{}h{i}", self.tag), format!("ve{}n{i}", self.tag))
+    }
+
+    pub fn host_ip(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
+    pub fn node_ip(&self, i: usize) -> String {
+        format!("{}.{}", self.prefix, 10 + i)
+    }
+
+    /// Cuts node i off the bridge, as a pulled cable would.
+    pub fn cut(&self, i: usize) {
+        sh(&format!("ip link set {} down", self.veth(i).0));
+    }
+
+    pub fn mend(&self, i: usize) {
+        sh(&format!("ip link set {} up", self.veth(i).0));
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            // Whatever still runs in it (DNS responders, containers'
+            // monitors) would keep it alive.
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}"),
+                ])
+                .status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
     }
 }

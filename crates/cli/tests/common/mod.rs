@@ -441,6 +441,7 @@ pub fn docker(d: &Dockerd) -> Command {
 }
 
 pub mod cluster;
+pub mod etcd;
 pub mod registry;
 
 /// Makes each named test `fn NAME(e: &Estiba)` three tests, one per way a
