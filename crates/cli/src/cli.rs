@@ -119,6 +119,12 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Join a cluster as a node and run the tasks placed on it.
     Agent(AgentArgs),
+    /// Register, list and show task definitions on a cluster's ECS API.
+    Taskdef(crate::ecs_cli::TaskdefArgs),
+    /// Run, list, show, stop and follow the logs of a cluster's tasks.
+    Task(crate::ecs_cli::TaskArgs),
+    /// List, show and drain a cluster's nodes.
+    Node(crate::ecs_cli::NodeArgs),
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },

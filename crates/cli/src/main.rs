@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod ecs_cli;
 mod paths;
 mod progress;
 
@@ -45,6 +46,9 @@ fn main() -> ExitCode {
             | cli::Command::Verify(_)
             | cli::Command::Key(_)
             | cli::Command::Cluster(_)
+            | cli::Command::Taskdef(_)
+            | cli::Command::Task(_)
+            | cli::Command::Node(_)
     ) {
         return match commands::dispatch(cli) {
             Ok(code) => ExitCode::from(code),
@@ -82,6 +86,8 @@ fn report(e: &anyhow::Error) -> ExitCode {
                     c.downcast_ref::<estiba_runtime::Error>()
                         .map(estiba_runtime::Error::exit_code)
                 })
+                // An API's refusal is the command's failure, not estiba's.
+                .or_else(|| c.downcast_ref::<commands::ecs::ApiError>().map(|_| 1))
         })
         .unwrap_or(125);
     ExitCode::from(code)

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod containers;
+pub mod ecs;
 mod events;
 mod images;
 pub mod registry;
@@ -155,6 +156,9 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Key(c) => registry::key(&c),
         Command::Cluster(c) => cluster::cluster(&ctx, c),
         Command::Agent(a) => cluster::agent(&ctx, a),
+        Command::Taskdef(a) => ecs::taskdef(a),
+        Command::Task(a) => ecs::task(a),
+        Command::Node(a) => ecs::node(a),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(
