@@ -65,3 +65,24 @@ demo_user estiba run --rm --network demo-net busybox:demo \
 echo "curl from the host: $(curl -s --retry 5 --retry-connrefused http://127.0.0.1:18089/)"
 demo_user estiba rm -f demo-web >/dev/null
 demo_user estiba network rm demo-net >/dev/null
+
+echo "== cluster: a control plane and this machine as a node; an ECS task definition run as written"
+cdata=$(mktemp -d)
+trap 'estiba cluster down --data "$cdata" >/dev/null 2>&1 || true; rm -f "$rootfs"; [ -n "$regpid" ] && kill "$regpid"; rm -rf "$reg" "$cdata"' EXIT
+# The shared task definition names an image no registry here serves: the
+# node gets it under that name, and its agent uses what it has.
+estiba import "$rootfs" 127.0.0.1:51670/busybox:latest >/dev/null
+eval "$(ECS_IMAGE_PULL_BEHAVIOR=prefer-cached estiba cluster up --data "$cdata" --addr 127.0.0.1:18440 | grep '^export ')"
+taskdef=../shared/data/ecs-task-definitions/ecs-agent-granular-stop-timeout.json
+[ -f "$taskdef" ] || taskdef=docs/examples/granular-stop-timeout.json
+aws() { /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL_ECS" "$@"; }
+aws ecs register-task-definition --cli-input-json "file://$taskdef" --query 'taskDefinition.taskDefinitionArn' --output text
+task=$(aws ecs run-task --task-definition ecsftest-container-granular-stop-timeout --query 'tasks[0].taskArn' --output text)
+aws ecs wait tasks-running --tasks "$task"
+aws ecs describe-tasks --tasks "$task" --query 'tasks[0].{task: taskArn, lastStatus: lastStatus, containers: containers[].[name, lastStatus]}' --output json
+estiba task stop "$task" >/dev/null
+aws ecs wait tasks-stopped --tasks "$task"
+echo "logs of the stopped task (dependency2 caught its SIGTERM; dependency1 had 2 s and was killed):"
+estiba task logs "$task"
+estiba task describe "$task" | head -20
+estiba cluster down --data "$cdata"

@@ -80,7 +80,7 @@ async fn credential(opts: &Options, client: &Client, api_port: u16) -> Result<no
             hostname,
             address,
             resources: node::resources(opts.offer),
-            attributes: node::attributes(&opts.attributes, opts.rootless),
+            attributes: node::attributes(&opts.attributes, opts.rootless, opts.warnings.is_empty()),
             agent_version: node::VERSION.into(),
             warnings: opts.warnings.clone(),
         })

@@ -47,15 +47,17 @@ fn nanos(t: SystemTime) -> u128 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
-/// The task's log lines after `after` (nanoseconds), oldest first.
+/// The task's log lines after `after` (nanoseconds), oldest first, and
+/// whether one of its containers still runs (and may write more).
 async fn read(
     engine: &AsyncEngine,
     task: &str,
     only: Option<&str>,
     after: u128,
-) -> estiba_engine::Result<Vec<(u128, LogEvent)>> {
+) -> estiba_engine::Result<(Vec<(u128, LogEvent)>, bool)> {
     let since = UNIX_EPOCH + Duration::from_nanos(u64::try_from(after).unwrap_or(u64::MAX));
     let mut out = Vec::new();
+    let mut running = false;
     for r in engine.list().await? {
         let Some((t, name)) = containers::parse_name(&r.name) else {
             continue;
@@ -63,6 +65,7 @@ async fn read(
         if t != task || only.is_some_and(|o| o != name) {
             continue;
         }
+        running |= r.state.status == estiba_engine::Status::Running;
         let lines = engine
             .logs(
                 &r.id,
@@ -91,7 +94,7 @@ async fn read(
         }
     }
     out.sort_by_key(|(n, _)| *n);
-    Ok(out)
+    Ok((out, running))
 }
 
 async fn logs(
@@ -118,11 +121,12 @@ async fn logs(
     };
     let deadline = Instant::now() + Duration::from_secs(q.wait.min(20));
     loop {
-        let found = match read(&api.engine, &task, q.container.as_deref(), after).await {
+        let (found, running) = match read(&api.engine, &task, q.container.as_deref(), after).await {
             Ok(f) => f,
             Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
-        if !found.is_empty() || Instant::now() >= deadline {
+        // Nothing runs that could write more: no reason to wait.
+        if !found.is_empty() || !running || Instant::now() >= deadline {
             let last = found.last().map_or(after, |(n, _)| *n);
             return Json(LogEvents {
                 events: found.into_iter().map(|(_, e)| e).collect(),

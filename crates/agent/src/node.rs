@@ -49,8 +49,10 @@ fn mem_total_mib(meminfo: &str) -> i64 {
 }
 
 /// ECS's built-in attributes, the capabilities this agent has, and the
-/// custom ones given with `--attribute K=V`.
-pub fn attributes(custom: &[(String, String)], rootless: bool) -> Vec<Attribute> {
+/// custom ones given with `--attribute K=V`. Without cgroup limits (a
+/// rootless user the host delegates none to), the task-limits capability
+/// is missing, so tasks that need it are not placed here.
+pub fn attributes(custom: &[(String, String)], rootless: bool, limits: bool) -> Vec<Attribute> {
     let arch = match std::env::consts::ARCH {
         "aarch64" => "arm64",
         other => other,
@@ -60,7 +62,6 @@ pub fn attributes(custom: &[(String, String)], rootless: bool) -> Vec<Attribute>
         attr("ecs.cpu-architecture", Some(arch)),
         attr("ecs.capability.container-ordering", None),
         attr("ecs.capability.container-health-check", None),
-        attr("ecs.capability.task-cpu-mem-limit", None),
         attr("ecs.capability.env-files.s3", None),
         attr("com.amazonaws.ecs.capability.ecr-auth", None),
         attr("com.amazonaws.ecs.capability.task-iam-role", None),
@@ -74,6 +75,9 @@ pub fn attributes(custom: &[(String, String)], rootless: bool) -> Vec<Attribute>
             "com.amazonaws.ecs.capability.privileged-container",
             None,
         ));
+    }
+    if limits {
+        out.push(attr("ecs.capability.task-cpu-mem-limit", None));
     }
     for (k, v) in custom {
         out.retain(|a| a.name != *k);
@@ -165,7 +169,10 @@ mod tests {
             24000
         );
         assert_eq!(mem_total_mib(""), 0);
-        let a = attributes(&[("ecs.os-type".into(), "plan9".into())], true);
+        let a = attributes(&[("ecs.os-type".into(), "plan9".into())], true, false);
+        assert!(!a
+            .iter()
+            .any(|a| a.name == "ecs.capability.task-cpu-mem-limit"));
         let os: Vec<_> = a.iter().filter(|a| a.name == "ecs.os-type").collect();
         assert_eq!(os.len(), 1);
         assert_eq!(os[0].value.as_deref(), Some("plan9"));

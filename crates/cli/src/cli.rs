@@ -646,6 +646,27 @@ pub enum ClusterCommand {
     /// Manage join tokens for nodes.
     #[command(subcommand)]
     Token(ClusterTokenCommand),
+    /// Start a control plane on SQLite and an agent on this machine; print the endpoint and
+    /// an admin key.
+    Up(ClusterUpArgs),
+    /// Stop what `cluster up` started, and the tasks its agent runs.
+    Down {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterUpArgs {
+    #[arg(long, default_value = "127.0.0.1:8440")]
+    pub addr: String,
+    /// The control plane's directory (default DATA/cluster).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Also write an `estiba` profile into ~/.aws/config and ~/.aws/credentials, so that
+    /// `aws --profile estiba ecs …` reaches this control plane.
+    #[arg(long)]
+    pub write_aws_profile: bool,
 }
 
 /// Where the control plane keeps its state.

@@ -45,7 +45,12 @@ fn main() -> ExitCode {
             | cli::Command::Sign(_)
             | cli::Command::Verify(_)
             | cli::Command::Key(_)
-            | cli::Command::Cluster(_)
+            | cli::Command::Cluster(
+                cli::ClusterCommand::Serve(_)
+                    | cli::ClusterCommand::User(_)
+                    | cli::ClusterCommand::Token(_)
+                    | cli::ClusterCommand::Up(_)
+            )
             | cli::Command::Taskdef(_)
             | cli::Command::Task(_)
             | cli::Command::Node(_)

@@ -365,3 +365,60 @@ print(json.dumps({"listed": sorted(listed), "ran": sorted(arns), "defs": defs,
     );
     let _ = Path::new(TASKDEFS);
 }
+
+#[test]
+fn a_rootless_agent_runs_a_bridge_task_with_a_dynamic_port() {
+    if !ready() {
+        return;
+    }
+    let cp = ControlPlane::start(&[]);
+    let e = Estiba::rootless();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    e.ok(&["import", &tar, "127.0.0.1:51670/busybox:latest"]);
+    let agent = Agent::start(e, &cp, &[]);
+    let defs = serde_json::json!([{
+        "name": "web", "image": "127.0.0.1:51670/busybox:latest", "memory": 32,
+        "portMappings": [{"containerPort": 80, "hostPort": 0}],
+        "command": ["sh", "-c", "mkdir /www && echo rootless-web > /www/index.html && exec httpd -f -p 80 -h /www"],
+    }]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "web",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "web");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    let port = container(&t, "web")["networkBindings"][0]["hostPort"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no host port: {t}\n{}", agent.log()));
+    let body = common::poll(
+        Duration::from_secs(10),
+        || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
+                .and_then(|r| r.text())
+                .unwrap_or_default()
+        },
+        |b| b.contains("rootless-web"),
+    );
+    assert_eq!(body.trim(), "rootless-web");
+    // The node says what it cannot do, and lacks the attribute for it.
+    let id = agent.instance_id();
+    let i = cp.ecs(&["describe-container-instances", "--container-instances", &id]);
+    let i = &i["containerInstances"][0];
+    let names: Vec<&str> = i["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"estiba.rootless"), "{i}");
+    // (The warnings themselves are not in ECS's shape: the AWS CLI drops them.)
+    if agent.log().contains("delegates no cgroup controllers") {
+        assert!(!names.contains(&"ecs.capability.task-cpu-mem-limit"), "{i}");
+    }
+    cp.ecs(&["stop-task", "--task", &arn]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+}

@@ -88,6 +88,7 @@ pub enum Health {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkBinding {
+    #[serde(rename = "bindIP")]
     pub bind_ip: String,
     pub container_port: u16,
     pub host_port: u16,

@@ -3,20 +3,20 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessKeyRecord, Db, KeyStatus, PolicyRef, UserRecord};
 use crate::seal::Sealer;
 use crate::{keys, time, Error, Result};
 
 /// IAM's CreateAccessKey answer, which `cluster user add` prints.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreateAccessKey {
     #[serde(rename = "AccessKey")]
     pub access_key: AccessKey,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AccessKey {
     pub user_name: String,

@@ -17,7 +17,7 @@ fn duration(flag: &str, value: &str) -> Result<std::time::Duration> {
         .with_context(|| format!("{flag} {value}: not a duration (10s, 5m, 1h)"))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,6 +68,8 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(0)
         }
+        ClusterCommand::Up(a) => super::cluster_up::up(ctx, &a),
+        ClusterCommand::Down { data } => super::cluster_up::down(ctx, data.as_deref()),
         ClusterCommand::Token(ClusterTokenCommand::Create { ttl, state }) => {
             let data = data_dir(ctx, &state);
             let spec: StoreSpec = state.store.parse()?;

@@ -1,6 +1,8 @@
 //! One module per group of commands.
 
+mod aws_profile;
 mod cluster;
+mod cluster_up;
 mod containers;
 pub mod ecs;
 mod events;

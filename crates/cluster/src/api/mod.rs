@@ -418,6 +418,31 @@ pub fn router(server: Arc<Server>) -> axum::Router {
         .with_state(server)
 }
 
+/// How many revisions of history the store keeps: enough for an agent's
+/// watch to resume after a short absence (a longer one reads the whole
+/// set again).
+const HISTORY: i64 = 10_000;
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Compacts the store's history every five minutes, keeping the last
+/// `HISTORY` revisions, so neither SQLite's file nor etcd's grows forever.
+async fn compact_on_schedule(server: Arc<Server>) {
+    use estiba_state::Store;
+    loop {
+        tokio::time::sleep(COMPACT_EVERY).await;
+        let store = &server.db.store;
+        match store.revision().await {
+            Ok(rev) if rev > HISTORY => {
+                if let Err(e) = store.compact(rev - HISTORY).await {
+                    tracing::warn!("compacting the store: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("reading the store's revision: {e}"),
+        }
+    }
+}
+
 /// Where the control plane listens, and with which certificate.
 #[derive(Clone, Debug)]
 pub struct Listen {
@@ -433,6 +458,7 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
         why,
     };
     tokio::spawn(agent::watch_lost(Arc::clone(&server)));
+    tokio::spawn(compact_on_schedule(Arc::clone(&server)));
     let service = router(server).into_make_service_with_connect_info::<SocketAddr>();
     match listen.tls {
         Some((cert, key)) => {
