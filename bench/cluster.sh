@@ -57,10 +57,10 @@ for n in 0 1 2; do
   "$estiba" agent --server http://127.0.0.1:$port --token "$token" --listen 127.0.0.1:$((port + 10 + n)) \
     --image-pull-behavior prefer-cached 2>"$work/agent$n.log" &
   pids+=($!); agent_pids+=($!)
+  # One at a time: agents on one host pick their bridge subnets from the
+  # host's routes, and must not pick the same one.
+  for _ in $(seq 200); do "$estiba" network ls 2>/dev/null | grep -q ecs-bridge && break; sleep 0.05; done
   unset ESTIBA_ROOT ESTIBA_RUNROOT
-done
-for n in 0 1 2; do
-  for _ in $(seq 200); do [ -f "$work/node$n/data/agent/node.json" ] && break; sleep 0.05; done
 done
 export AWS_ACCESS_KEY_ID=$key AWS_SECRET_ACCESS_KEY=$secret AWS_DEFAULT_REGION=us-east-1
 aws_ecs() { /usr/bin/aws --endpoint-url http://127.0.0.1:$port ecs "$@"; }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use estiba_cluster::task::{Status, TaskRecord};
-use estiba_cluster::wire::{AgentApi, Assignments, RegisterRequest};
+use estiba_cluster::wire::{AgentApi, Assignments, Heartbeat, RegisterRequest};
 use estiba_engine::{AsyncEngine, ContainerRecord};
 use estiba_events::{Action, Filter, Kind, Start};
 use tokio::sync::mpsc;
@@ -39,9 +39,22 @@ pub struct Options {
     pub offer: node::Offer,
 }
 
+/// Where this agent's API is reached: the `--listen` address, or the
+/// node's own when it listens on all of them.
+fn api_address(opts: &Options, port: u16) -> String {
+    let ip = match opts.listen.ip() {
+        ip if ip.is_unspecified() => opts
+            .servers
+            .first()
+            .and_then(|s| node::address_towards(s))
+            .unwrap_or_else(|| "127.0.0.1".into()),
+        ip => ip.to_string(),
+    };
+    format!("{ip}:{port}")
+}
+
 /// Joins with the token, or loads the credential of an earlier join.
-/// `api_port` is where this agent's API listens.
-async fn credential(opts: &Options, client: &Client, api_port: u16) -> Result<node::Saved> {
+async fn credential(opts: &Options, client: &Client, api: &str) -> Result<node::Saved> {
     if let Some(saved) = node::load(&opts.state)? {
         if saved.cluster == opts.cluster {
             return Ok(saved);
@@ -64,15 +77,11 @@ async fn credential(opts: &Options, client: &Client, api_port: u16) -> Result<no
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
-    let api_ip = match opts.listen.ip() {
-        ip if ip.is_unspecified() => address.clone(),
-        ip => ip.to_string(),
-    };
     let api_secret = estiba_os::random_hex(24);
     let registered = client
         .register(&RegisterRequest {
             api: Some(AgentApi {
-                address: format!("{api_ip}:{api_port}"),
+                address: api.to_string(),
                 secret: api_secret.clone(),
             }),
             token,
@@ -116,9 +125,12 @@ async fn ensure_bridge(engine: &AsyncEngine) -> Result<()> {
     Ok(())
 }
 
-async fn heartbeats(client: Client, mut every: Duration) {
+async fn heartbeats(client: Client, mut every: Duration, api: String) {
+    let beat = Heartbeat {
+        api_address: Some(api),
+    };
     loop {
-        match client.heartbeat().await {
+        match client.heartbeat(&beat).await {
             Ok(reply) => every = Duration::from_secs(reply.heartbeat_seconds.max(1)),
             Err(e) => tracing::warn!("heartbeat: {e}"),
         }
@@ -268,7 +280,8 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
     let api_port = listener
         .local_addr()
         .map_or(opts.listen.port(), |a| a.port());
-    let saved = credential(&opts, &client, api_port).await?;
+    let api = api_address(&opts, api_port);
+    let saved = credential(&opts, &client, &api).await?;
     tracing::info!(instance = %saved.instance_id, cluster = %saved.cluster, "joined");
     let client = client.with_credential(saved.credential.clone());
     // Follow the journal before reading any container, so that no exit
@@ -284,7 +297,7 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
         engine.clone(),
         saved.api_secret.clone(),
     ));
-    tokio::spawn(heartbeats(client.clone(), Duration::from_secs(5)));
+    tokio::spawn(heartbeats(client.clone(), Duration::from_secs(5), api));
     let (tx, mut assignments) = mpsc::channel(4);
     tokio::spawn(poll(client.clone(), tx));
     let mut node = Node {

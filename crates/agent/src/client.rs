@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use estiba_cluster::wire::{
-    AgentError, Assignments, HeartbeatReply, RegisterRequest, Registered, Report,
+    AgentError, Assignments, Heartbeat, HeartbeatReply, RegisterRequest, Registered, Report,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -117,9 +117,14 @@ impl Client {
         Self::expect(v, "register")
     }
 
-    pub async fn heartbeat(&self) -> Result<HeartbeatReply> {
+    pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<HeartbeatReply> {
         let v = self
-            .call::<(), _>(Method::POST, "heartbeat", None, Duration::from_secs(10))
+            .call(
+                Method::POST,
+                "heartbeat",
+                Some(beat),
+                Duration::from_secs(10),
+            )
             .await?;
         Self::expect(v, "heartbeat")
     }

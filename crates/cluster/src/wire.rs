@@ -76,6 +76,15 @@ pub struct Registered {
     pub heartbeat_seconds: u64,
 }
 
+/// A heartbeat: where the agent's API listens now (it may have moved
+/// since the node joined).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_address: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatReply {

@@ -266,6 +266,11 @@ impl Agent {
     }
 
     fn spawn(&mut self) {
+        // Agents beside each other on one host pick their networks'
+        // subnets from the host's routes: one at a time, so two never take
+        // the same one (separate machines never race).
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let data = self.data();
         let mut args: Vec<String> = vec![
             "--root".into(),
@@ -313,7 +318,7 @@ impl Agent {
         self.child = Some(child);
         let saved = data.join("agent/node.json");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !saved.exists() {
+        while !saved.exists() || !self.e.ok(&["network", "ls"]).contains("ecs-bridge") {
             assert!(
                 Instant::now() < deadline,
                 "the agent did not join: {}",

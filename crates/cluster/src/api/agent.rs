@@ -22,7 +22,8 @@ use crate::model::{
 };
 use crate::task::{InstanceRecord, InstanceStatus, TaskRecord};
 use crate::wire::{
-    AgentError, Assignments, HeartbeatReply, RegisterRequest as Register, Registered, Report,
+    AgentError, Assignments, Heartbeat, HeartbeatReply, RegisterRequest as Register, Registered,
+    Report,
 };
 use crate::{keys, time, Error, Result};
 
@@ -195,8 +196,14 @@ async fn register(
 async fn heartbeat(
     State(server): State<Arc<Server>>,
     headers: HeaderMap,
+    beat: Option<Json<Heartbeat>>,
 ) -> Result<Json<HeartbeatReply>, Refusal> {
     let (id, node) = node_of(&server, &headers).await?;
+    if let Some(address) = beat.and_then(|Json(b)| b.api_address) {
+        if node.api_address.as_deref() != Some(address.as_str()) {
+            moved(&server, &id, &address).await?;
+        }
+    }
     let store = &server.db.store;
     match store.keep_alive(node.lease).await {
         Ok(()) => {}
@@ -220,6 +227,24 @@ async fn heartbeat(
     Ok(Json(HeartbeatReply {
         heartbeat_seconds: server.settings.heartbeat.as_secs().max(1),
     }))
+}
+
+/// Records where a node's agent API listens now.
+async fn moved(server: &Server, id: &str, address: &str) -> Result<()> {
+    let key = keys::node(id);
+    loop {
+        let Some(n) = server.db.get::<NodeRecord>(&key).await? else {
+            return Ok(());
+        };
+        let record = NodeRecord {
+            api_address: Some(address.to_string()),
+            ..n.value
+        };
+        if server.db.swap(&key, n.mod_revision, &record).await? {
+            tracing::info!(instance = %id, %address, "the agent's API moved");
+            return Ok(());
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
