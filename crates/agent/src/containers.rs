@@ -173,7 +173,54 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
             .push(options::parse_volume(&spec).map_err(engine_error)?);
     }
     o.health = def.health_check.as_ref().map(health);
+    o.ulimits = ulimits(def)?;
+    o.add_hosts = extra_hosts(def)?;
     Ok(req)
+}
+
+/// `ulimits`: `[{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}]`.
+fn ulimits(def: &ContainerDefinition) -> Result<Vec<estiba_runtime::spec::Rlimit>> {
+    def.ulimits
+        .iter()
+        .flatten()
+        .map(|u| {
+            let field = |k: &str| u.get(k).and_then(Value::as_u64);
+            let r = estiba_runtime::spec::Rlimit {
+                name: u
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                soft: field("softLimit").unwrap_or(0),
+                hard: field("hardLimit").unwrap_or(0),
+            };
+            r.check()
+                .map_err(|why| Error::Invalid(format!("ulimits: {why}")))?;
+            Ok(r)
+        })
+        .collect()
+}
+
+/// `extraHosts`: `[{"hostname": "db", "ipAddress": "10.0.0.5"}]`, as
+/// lines of the container's /etc/hosts.
+fn extra_hosts(def: &ContainerDefinition) -> Result<Vec<options::HostEntry>> {
+    def.extra_hosts
+        .iter()
+        .flatten()
+        .map(|h| {
+            let name = h
+                .get("hostname")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let ip = h
+                .get("ipAddress")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            format!("{name}:{ip}")
+                .parse::<options::HostEntry>()
+                .map_err(engine_error)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -155,8 +155,14 @@ impl Runner {
 
     async fn life(&mut self) -> Option<()> {
         let adopted = self.slots.iter().any(|s| s.id.is_some());
-        if self.task.desired_status == Status::Stopped && !adopted {
-            self.report(Status::Stopped, None).await;
+        if self.task.desired_status == Status::Stopped {
+            // Stopped before it ran here, or while the agent was away.
+            if adopted {
+                let cause = Cause::new(StopCode::UserInitiated, "Task stopped by user");
+                self.stop_all(cause).await;
+            } else {
+                self.report(Status::Stopped, None).await;
+            }
             return Some(());
         }
         let cause = match self.begin(adopted).await {

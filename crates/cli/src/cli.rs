@@ -559,6 +559,9 @@ pub struct RunArgs {
     /// Process limit (-1 for none).
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// A process limit, as docker's: nofile=1024[:4096] (soft[:hard]).
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
     #[arg(long)]
     pub hostname: Option<String>,
     /// none (the default, unless ports are published), host, or a

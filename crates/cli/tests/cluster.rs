@@ -422,3 +422,57 @@ fn a_rootless_agent_runs_a_bridge_task_with_a_dynamic_port() {
     cp.ecs(&["stop-task", "--task", &arn]);
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
 }
+
+/// `estiba task …` (the native CLI) against this control plane as the admin.
+fn estiba_task(cp: &ControlPlane, args: &[&str]) -> String {
+    let out = std::process::Command::new(common::bin())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", cp.dir.path())
+        .env("AWS_ACCESS_KEY_ID", &cp.admin.id)
+        .env("AWS_SECRET_ACCESS_KEY", &cp.admin.secret)
+        .env("AWS_ENDPOINT_URL_ECS", cp.url())
+        .arg("task")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "estiba task {args:?}: {}",
+        common::stderr(&out)
+    );
+    common::stdout(&out)
+}
+
+#[test]
+fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    let defs = serde_json::json!([{
+        "name": "probe", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
+        "ulimits": [{"name": "nofile", "softLimit": 321, "hardLimit": 654}],
+        "extraHosts": [{"hostname": "db.internal", "ipAddress": "10.1.2.3"}],
+        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo to-stderr >&2"],
+    }]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "probe",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "probe");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(container(&t, "probe")["exitCode"], 0, "{t}");
+    let logs = estiba_task(&cp, &["logs", &arn]);
+    assert!(logs.contains("soft=321 hard=654"), "{logs}");
+    assert!(
+        logs.contains("10.1.2.3") && logs.contains("db.internal"),
+        "{logs}"
+    );
+    let listed = estiba_task(&cp, &["ls", "--desired-status", "STOPPED"]);
+    assert!(listed.contains(arn.rsplit('/').next().unwrap()), "{listed}");
+}

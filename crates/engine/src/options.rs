@@ -223,6 +223,33 @@ pub fn parse_volume(spec: &str) -> Result<MountSpec> {
     }
 }
 
+/// `--ulimit NAME=SOFT[:HARD]` (docker's form; HARD defaults to SOFT).
+pub fn parse_ulimit(spec: &str) -> Result<estiba_runtime::spec::Rlimit> {
+    let invalid = |why: String| Error::Invalid {
+        what: "--ulimit",
+        value: spec.to_string(),
+        why,
+    };
+    let (name, values) = spec
+        .split_once('=')
+        .ok_or_else(|| invalid("give it as NAME=SOFT[:HARD]".into()))?;
+    let number = |v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| invalid(format!("{v:?} is not a number")))
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((s, h)) => (number(s)?, number(h)?),
+        None => (number(values)?, number(values)?),
+    };
+    let r = estiba_runtime::spec::Rlimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    };
+    r.check().map_err(invalid)?;
+    Ok(r)
+}
+
 /// `--tmpfs CTR[:size=64m,mode=1777]`.
 pub fn parse_tmpfs(spec: &str) -> Result<MountSpec> {
     let (dest, opts) = spec.split_once(':').unwrap_or((spec, ""));
@@ -492,6 +519,16 @@ fn validate_limits(options: &CreateOptions) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ulimits_parse_as_docker_writes_them() {
+        let r = parse_ulimit("nofile=1024:4096").unwrap();
+        assert_eq!((r.name.as_str(), r.soft, r.hard), ("nofile", 1024, 4096));
+        assert_eq!(parse_ulimit("core=0").unwrap().hard, 0);
+        for bad in ["nofile", "nofile=x", "nofile=10:5", "bogus=1"] {
+            assert!(parse_ulimit(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn byte_sizes() {

@@ -351,6 +351,7 @@ fn resolve(
             memory: o.memory,
             cpus: o.cpus,
             pids: o.pids_limit,
+            rlimits: o.ulimits.clone(),
         },
         network,
         mounts,

@@ -140,6 +140,9 @@ pub struct CreateOptions {
     pub memory: Option<i64>,
     pub cpus: Option<f64>,
     pub pids_limit: Option<i64>,
+    /// Process limits over the defaults.
+    #[serde(default)]
+    pub ulimits: Vec<estiba_runtime::spec::Rlimit>,
     pub hostname: Option<String>,
     pub network: NetworkMode,
     /// More networks (`--network a,b` or `network connect`): each adds an

@@ -145,6 +145,61 @@ pub struct Limits {
     pub memory: Option<i64>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+    /// Process limits over the defaults (`--ulimit`, ECS `ulimits`).
+    pub rlimits: Vec<Rlimit>,
+}
+
+/// One process limit: `RLIMIT_NOFILE` and its soft and hard values.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rlimit {
+    /// `nofile`, `nproc`, `core`, … (as `ulimit` and ECS name them).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The rlimit names the OCI spec knows, as `ulimit` spells them.
+const RLIMITS: &[&str] = &[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+impl Rlimit {
+    /// Checks the name and that soft is not above hard.
+    pub fn check(&self) -> Result<(), String> {
+        if !RLIMITS.contains(&self.name.as_str()) {
+            return Err(format!(
+                "unknown ulimit {:?}: one of {}",
+                self.name,
+                RLIMITS.join(", ")
+            ));
+        }
+        if self.soft > self.hard {
+            return Err(format!(
+                "ulimit {}: the soft limit {} is above the hard limit {}",
+                self.name, self.soft, self.hard
+            ));
+        }
+        Ok(())
+    }
+
+    fn kind(&self) -> String {
+        format!("RLIMIT_{}", self.name.to_ascii_uppercase())
+    }
 }
 
 /// Everything a container's spec is built from, already resolved against
@@ -378,13 +433,21 @@ fn device_rules(privileged: bool) -> Value {
     Value::Array(rules)
 }
 
-fn rlimits() -> Value {
+/// The defaults (clamped to the host's hard limits), with the container's
+/// own limits over them.
+fn rlimits(given: &[Rlimit]) -> Value {
     let nofile = clamp_rlimit(Resource::Nofile, 1_048_576);
     let nproc = clamp_rlimit(Resource::Nproc, 4_194_304);
-    json!([
-        { "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile },
-        { "type": "RLIMIT_NPROC", "hard": nproc, "soft": nproc },
-    ])
+    let mut out = vec![
+        json!({ "type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile }),
+        json!({ "type": "RLIMIT_NPROC", "hard": nproc, "soft": nproc }),
+    ];
+    for r in given {
+        let kind = r.kind();
+        out.retain(|v| v["type"] != kind.as_str());
+        out.push(json!({ "type": kind, "hard": r.hard, "soft": r.soft }));
+    }
+    Value::Array(out)
 }
 
 /// Builds the OCI spec. Warnings (limits the host cannot apply) are returned
@@ -461,7 +524,7 @@ pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<Stri
                 "inheritable": [],
                 "ambient": [],
             },
-            "rlimits": rlimits(),
+            "rlimits": rlimits(&cfg.limits.rlimits),
             "noNewPrivileges": cfg.no_new_privileges,
         },
         "root": { "path": cfg.rootfs, "readonly": cfg.read_only },
@@ -563,8 +626,21 @@ mod tests {
             memory: Some(32 << 20),
             cpus: Some(0.5),
             pids: Some(20),
+            rlimits: vec![Rlimit {
+                name: "nofile".into(),
+                soft: 100,
+                hard: 200,
+            }],
         };
         let v = to_json(&build(&c, &host(false), "amd64").unwrap().0);
+        assert!(
+            v["process"]["rlimits"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"type": "RLIMIT_NOFILE", "hard": 200, "soft": 100})),
+            "{}",
+            v["process"]["rlimits"]
+        );
         assert_eq!(
             v["process"]["capabilities"]["bounding"],
             json!(["CAP_NET_ADMIN"])

@@ -36,6 +36,11 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         memory: args.memory.as_deref().map(parse_bytes).transpose()?,
         cpus: args.cpus,
         pids_limit: args.pids_limit,
+        ulimits: args
+            .ulimit
+            .iter()
+            .map(|u| opts::parse_ulimit(u))
+            .collect::<Result<_, _>>()?,
         hostname: args.hostname.clone(),
         // As docker: publishing ports puts the container on the default
         // bridge network unless it names one.
