@@ -30,7 +30,11 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   docker -H "unix://$work/docker.sock" service rm bench >/dev/null 2>&1 || true
   [ -f "$work/dockerd.pid" ] && kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
-  for n in 0 1 2; do ESTIBA_ROOT=$work/node$n/data ESTIBA_RUNROOT=$work/node$n/run "$estiba" rm -f $(ESTIBA_ROOT=$work/node$n/data ESTIBA_RUNROOT=$work/node$n/run "$estiba" ps -aq 2>/dev/null) >/dev/null 2>&1 || true; done
+  for n in 0 1 2; do
+    export ESTIBA_ROOT=$work/node$n/data ESTIBA_RUNROOT=$work/node$n/run
+    "$estiba" rm -f $("$estiba" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+    "$estiba" network rm ecs-bridge >/dev/null 2>&1 || true
+  done
   sleep 1
   rm -rf "$work"
 }

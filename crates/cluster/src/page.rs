@@ -75,6 +75,20 @@ impl Page {
     }
 }
 
+/// A List answer: `{FIELD: items, "nextToken": …}`, the token only when
+/// there is a next page.
+pub fn answer<T: serde::Serialize>(
+    field: &str,
+    items: Vec<T>,
+    next: Option<String>,
+) -> serde_json::Value {
+    let mut out = serde_json::json!({ field: items });
+    if let Some(t) = next {
+        out["nextToken"] = serde_json::Value::String(t);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

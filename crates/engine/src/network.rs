@@ -374,6 +374,14 @@ impl Engine {
         let networks = self.networks()?;
         let policy = estiba_net::egress::Policy::from_flags(egress, egress_allow)?;
         let net = networks.create_with(name, subnet, gateway, internal, policy)?;
+        // As root the bridge comes up at once, as docker's does: its route
+        // is then on the host, where the next network picked anywhere on
+        // this host (another estiba root, an agent beside this one) sees
+        // that the subnet is taken. Rootless, the hub comes with the first
+        // container.
+        if !self.host.rootless {
+            attach::ensure_bridge(networks.host(), &net)?;
+        }
         networks.sync_firewall()?;
         Ok(net)
     }

@@ -1,11 +1,12 @@
 //! CreateCluster, DeleteCluster, DescribeClusters, ListClusters.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{cluster_name, tags, ApiError, Reply, Server};
 use crate::model::{ClusterRecord, ClusterStatus, Tag};
 use crate::page::Page;
+use crate::task::{Status, TaskRecord};
 use crate::{keys, time};
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,16 +45,29 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// A cluster as ECS describes it.
+/// A cluster as ECS describes it, with its instances and tasks counted.
 async fn view(server: &Server, c: &ClusterRecord, with_tags: bool) -> Reply {
     let arn = server.cluster_arn(&c.name);
+    let instances = server.db.keys(&keys::instances_of(&c.name)).await?.len();
+    let (mut running, mut pending) = (0, 0);
+    for (_, t) in server
+        .db
+        .list::<TaskRecord>(&keys::tasks_of(&c.name))
+        .await?
+    {
+        match t.last_status {
+            Status::Running => running += 1,
+            s if s < Status::Running => pending += 1,
+            _ => {}
+        }
+    }
     let mut v = json!({
         "clusterArn": arn,
         "clusterName": c.name,
         "status": c.status,
-        "registeredContainerInstancesCount": 0,
-        "runningTasksCount": 0,
-        "pendingTasksCount": 0,
+        "registeredContainerInstancesCount": instances,
+        "runningTasksCount": running,
+        "pendingTasksCount": pending,
         "activeServicesCount": 0,
         "statistics": [],
         "settings": [{"name": "containerInsights", "value": "disabled"}],
@@ -109,10 +123,26 @@ pub async fn create(server: &Server, req: CreateRequest) -> Reply {
     }
 }
 
-/// Marks a cluster INACTIVE.
+/// Marks a cluster INACTIVE; refused, as ECS refuses it, while instances
+/// are registered or tasks are not STOPPED.
 pub async fn delete(server: &Server, req: DeleteRequest) -> Reply {
     let name = cluster_name(Some(&req.cluster))?;
     let key = keys::cluster(&name);
+    if !server.db.keys(&keys::instances_of(&name)).await?.is_empty() {
+        return Err(ApiError::new(
+            "ClusterContainsContainerInstancesException",
+            400,
+            "The Cluster cannot be deleted while Container Instances are active or draining.",
+        ));
+    }
+    let tasks = server.db.list::<TaskRecord>(&keys::tasks_of(&name)).await?;
+    if tasks.iter().any(|(_, t)| t.last_status != Status::Stopped) {
+        return Err(ApiError::new(
+            "ClusterContainsTasksException",
+            400,
+            "The Cluster cannot be deleted while Tasks are active.",
+        ));
+    }
     loop {
         let Some(c) = server.db.get::<ClusterRecord>(&key).await? else {
             return Err(ApiError::cluster_not_found());
@@ -163,9 +193,5 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
         .map(|(k, c)| (k, server.cluster_arn(&c.name)))
         .collect();
     let (arns, next) = page.take(active);
-    let mut out = json!({"clusterArns": arns});
-    if let Some(t) = next {
-        out["nextToken"] = Value::String(t);
-    }
-    Ok(out)
+    Ok(crate::page::answer("clusterArns", arns, next))
 }

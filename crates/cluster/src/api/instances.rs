@@ -159,11 +159,7 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
         .map(|(k, i)| (k, instance_arn(server, &cluster, &i.id)))
         .collect();
     let (arns, next) = page.take(matching);
-    let mut out = json!({"containerInstanceArns": arns});
-    if let Some(t) = next {
-        out["nextToken"] = Value::String(t);
-    }
-    Ok(out)
+    Ok(crate::page::answer("containerInstanceArns", arns, next))
 }
 
 pub async fn describe(server: &Server, req: DescribeRequest) -> Reply {
@@ -354,9 +350,5 @@ pub async fn list_attributes(server: &Server, req: ListAttributesRequest) -> Rep
         }
     }
     let (attributes, next) = page.take(matching);
-    let mut out = json!({"attributes": attributes});
-    if let Some(t) = next {
-        out["nextToken"] = Value::String(t);
-    }
-    Ok(out)
+    Ok(crate::page::answer("attributes", attributes, next))
 }

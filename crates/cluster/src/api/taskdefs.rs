@@ -280,11 +280,7 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
         .map(|(k, r)| (k, arn(server, &r)))
         .collect();
     let (arns, next) = page.take_ordered(matching, descending);
-    let mut out = json!({"taskDefinitionArns": arns});
-    if let Some(t) = next {
-        out["nextToken"] = Value::String(t);
-    }
-    Ok(out)
+    Ok(crate::page::answer("taskDefinitionArns", arns, next))
 }
 
 pub async fn families(server: &Server, req: FamiliesRequest) -> Reply {
@@ -317,11 +313,7 @@ pub async fn families(server: &Server, req: FamiliesRequest) -> Reply {
         .map(|(f, _)| (keys::family(&f), f))
         .collect();
     let (families, next) = page.take(matching);
-    let mut out = json!({"families": families});
-    if let Some(t) = next {
-        out["nextToken"] = Value::String(t);
-    }
-    Ok(out)
+    Ok(crate::page::answer("families", families, next))
 }
 
 pub async fn delete(server: &Server, req: DeleteRequest) -> Reply {

@@ -601,11 +601,7 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
         .map(|(k, t)| (k, task_arn(server, &t)))
         .collect();
     let (arns, next) = page.take(matching);
-    let mut out = json!({"taskArns": arns});
-    if let Some(t) = next {
-        out["nextToken"] = Value::String(t);
-    }
-    Ok(out)
+    Ok(crate::page::answer("taskArns", arns, next))
 }
 
 /// Applies a STOPPED transition: resources back to the instance and the
