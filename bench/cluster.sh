@@ -29,7 +29,13 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   docker -H "unix://$work/docker.sock" service rm bench >/dev/null 2>&1 || true
-  [ -f "$work/dockerd.pid" ] && kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
+  docker -H "unix://$work/docker.sock" swarm leave --force >/dev/null 2>&1 || true
+  if [ -f "$work/dockerd.pid" ]; then
+    dpid=$(cat "$work/dockerd.pid"); kill "$dpid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  pkill -9 -f "containerd-shim-runc-v2.*$work" 2>/dev/null || true
+  for m in $(awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
   for n in 0 1 2; do
     export ESTIBA_ROOT=$work/node$n/data ESTIBA_RUNROOT=$work/node$n/run
     "$estiba" rm -f $("$estiba" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
@@ -123,8 +129,9 @@ spec:
   containers:
   - name: main
     image: localhost/bench-busybox:latest
-    command: ["sleep", "3600"]
+    command: ["/bin/sleep", "3600"]
 YAML
+podman pod rm -f bench >/dev/null 2>&1 || true
 for _ in $(seq "$peer_runs"); do
   t0=$(date +%s%N)
   podman kube play --network none "$work/pod.yaml" >/dev/null
