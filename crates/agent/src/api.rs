@@ -107,7 +107,7 @@ async fn logs(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|s| estiba_cluster::model::same_digest(s, &api.secret));
+        .is_some_and(|s| estiba_os::constant_time_eq(s.as_bytes(), api.secret.as_bytes()));
     if !authorized {
         return refuse(
             StatusCode::UNAUTHORIZED,

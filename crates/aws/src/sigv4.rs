@@ -226,14 +226,7 @@ pub fn verify(
     check_skew(date, when, now)?;
     let secret = secret_of(&auth.access_key).ok_or(AuthError::UnknownKey)?;
     let expected = signature(request, &auth, &secret, when)?;
-    // Constant time: a timing difference must not tell how much matched.
-    let matches = expected.len() == auth.signature.len()
-        && expected
-            .bytes()
-            .zip(auth.signature.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !matches {
+    if !estiba_os::constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
         return Err(AuthError::BadSignature);
     }
     Ok(Signed {

@@ -588,14 +588,6 @@ fn bad_network_input_is_refused_and_sets_nothing_up(e: &Estiba) {
     e.ok(&["network", "rm", "one"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// GET / on 127.0.0.1:port, from the host, until something answers (empty
 /// if nothing did within 5 s).
 fn host_get(port: u16) -> String {
@@ -624,7 +616,7 @@ fn published_ports_reach_the_container_from_the_host(e: &Estiba) {
         "--subnet",
         &s(e, "10.205.0.0/24"),
     ]);
-    let port = free_port();
+    let port = common::free_port();
     let spec = format!("127.0.0.1:{port}:80");
     e.ok(&[
         "run",
@@ -1156,7 +1148,7 @@ fn a_pods_containers_share_one_address_on_its_network(e: &Estiba) {
         "--subnet",
         &s(e, "10.209.1.0/24"),
     ]);
-    let port = free_port().to_string();
+    let port = common::free_port().to_string();
     let pod = e.ok(&[
         "pod",
         "create",
@@ -1391,7 +1383,7 @@ fn udp_published_ports_carry_datagrams(e: &Estiba) {
         "--subnet",
         &s(e, "10.209.2.0/24"),
     ]);
-    let port = free_port();
+    let port = common::free_port();
     e.ok(&[
         "run",
         "-d",

@@ -3,9 +3,14 @@
 //!
 //! - `api/`: the awsJson1.1 endpoint — SigV4 authentication, IAM-style
 //!   authorization, the audit log — and one module per family of
-//!   operations (clusters, task definitions, tags);
-//! - `model.rs`: the records the control plane keeps, and `keys.rs` where
-//!   in the store each lives;
+//!   operations (clusters, task definitions, tasks, container instances and
+//!   attributes, tags, task logs); `api/agent.rs` is the agent API (join,
+//!   heartbeat, assignments, reports) and the lost-node watcher;
+//! - `placement.rs`: filter the candidates, then choose by strategy;
+//! - `model.rs` and `task.rs`: the records the control plane keeps (tasks
+//!   and instances shared with the agents, whose messages are `wire.rs`),
+//!   and `keys.rs` where in the store each lives; `open.rs` opens the store
+//!   `--store` names;
 //! - `users.rs`: users, their policies and their access keys, whose secrets
 //!   are sealed (`seal.rs`) before they reach the store;
 //! - `audit.rs`: one JSON line per mutating call.

@@ -159,13 +159,16 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
-/// Compares two hex digests in constant time.
-pub fn same_digest(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// Whether `secret` hashes to `sha256` (a stored hex digest), compared in
+/// constant time.
+pub fn matches_digest(secret: &str, sha256: &str) -> bool {
+    estiba_os::constant_time_eq(sha256_hex(secret).as_bytes(), sha256.as_bytes())
+}
+
+/// A transaction's condition that `key` is still at `mod_revision` (0:
+/// absent): what every write compares against what it read.
+pub fn unchanged(key: &str, mod_revision: i64) -> Compare {
+    Compare::ModRevision(key.as_bytes().to_vec(), Cmp::Equal, mod_revision)
 }
 
 /// A record as read, with the mod revision a write compares against.
@@ -258,12 +261,8 @@ impl Db {
         mod_revision: i64,
         value: &T,
     ) -> Result<bool> {
-        let txn = Txn::when(vec![Compare::ModRevision(
-            key.as_bytes().to_vec(),
-            Cmp::Equal,
-            mod_revision,
-        )])
-        .and_then(vec![Op::put(key, encode(value))]);
+        let txn = Txn::when(vec![unchanged(key, mod_revision)])
+            .and_then(vec![Op::put(key, encode(value))]);
         Ok(self.store.txn(txn).await?.succeeded)
     }
 

@@ -80,6 +80,13 @@ macro_rules! io_context {
     };
 }
 
+/// Whether two byte strings are equal, in time that depends only on their
+/// lengths: for secrets and signatures, where how long a compare took must
+/// not tell how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Random hex from the kernel (`bytes` random bytes, twice as many digits),
 /// for ids and temp names.
 pub fn random_hex(bytes: usize) -> String {
@@ -112,6 +119,14 @@ fn which_in(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(crate::constant_time_eq(b"abc", b"abc"));
+        assert!(!crate::constant_time_eq(b"abc", b"abd"));
+        assert!(!crate::constant_time_eq(b"abc", b"ab"));
+        assert!(crate::constant_time_eq(b"", b""));
+    }
     #[test]
     fn random_ids_have_the_asked_length_and_differ() {
         let (a, b) = (super::random_hex(16), super::random_hex(16));

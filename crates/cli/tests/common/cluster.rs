@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
 use super::Estiba;
 
 /// An access key from `estiba cluster user add`.
@@ -22,13 +23,6 @@ pub struct ControlPlane {
     extra: Vec<String>,
     pub admin: Key,
     pub readonly: Key,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn check(out: Output, what: &str) -> String {

@@ -1,6 +1,7 @@
 //! A real three-member etcd cluster (Debian's etcd-server) on loopback
 //! ports, for the control plane's tests on etcd. Killed when dropped.
 
+use super::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,13 +10,6 @@ pub struct Etcd {
     pub dir: tempfile::TempDir,
     members: Vec<Option<Child>>,
     pub endpoints: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn member(dir: &Path, i: usize, client: &str, peer: &str, initial: &str) -> Child {

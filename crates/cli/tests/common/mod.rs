@@ -485,6 +485,15 @@ pub fn chown_to(e: &Estiba, path: &Path) {
     }
 }
 
+/// A free TCP port on 127.0.0.1 (the kernel's pick, released for the
+/// caller to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Polls `done` until it holds, failing the test with `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;

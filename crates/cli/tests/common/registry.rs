@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::free_port;
 use sha2::Digest as _;
 
 /// Anyone may pull, push and delete: for the spec tests.
@@ -21,13 +22,6 @@ pub struct Registry {
     child: Option<Child>,
     config: String,
     extra: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Registry {

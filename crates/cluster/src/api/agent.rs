@@ -11,13 +11,13 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use estiba_state::{Cmp, Compare, EventKind, Op, Store, Txn};
+use estiba_state::{EventKind, Op, Store, Txn};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{tasks, Server};
 use crate::model::{
-    encode, same_digest, sha256_hex, AssignmentRecord, ClusterRecord, ClusterStatus,
+    encode, matches_digest, sha256_hex, AssignmentRecord, ClusterRecord, ClusterStatus,
     JoinTokenRecord, NodeRecord,
 };
 use crate::task::{InstanceRecord, InstanceStatus, TaskRecord};
@@ -98,9 +98,7 @@ async fn node_of(server: &Server, headers: &HeaderMap) -> Result<(String, NodeRe
     let (id, secret) = split_secret(bearer).ok_or_else(|| unauthorized("malformed credential"))?;
     let node = server.db.get::<NodeRecord>(&keys::node(id)).await?;
     match node {
-        Some(n) if same_digest(&n.value.secret_sha256, &sha256_hex(secret)) => {
-            Ok((id.to_string(), n.value))
-        }
+        Some(n) if matches_digest(secret, &n.value.secret_sha256) => Ok((id.to_string(), n.value)),
         _ => Err(unauthorized("unknown node credential")),
     }
 }
@@ -137,7 +135,7 @@ async fn register(
         .db
         .get::<JoinTokenRecord>(&keys::join_token(token_id))
         .await?;
-    if !token.is_some_and(|t| same_digest(&t.value.secret_sha256, &sha256_hex(secret))) {
+    if !token.is_some_and(|t| matches_digest(secret, &t.value.secret_sha256)) {
         return Err(unauthorized("unknown or expired join token"));
     }
     join_cluster(&server, &req.cluster).await?;
@@ -366,11 +364,6 @@ async fn report(
             format!("task {} is not assigned to this node", report.task),
         )),
     }
-}
-
-/// Whether a compare-and-swap on the instance also holds.
-pub(crate) fn unchanged(key: &str, mod_revision: i64) -> Compare {
-    Compare::ModRevision(key.as_bytes().to_vec(), Cmp::Equal, mod_revision)
 }
 
 /// Watches for nodes whose connection lease ended, and once a node has

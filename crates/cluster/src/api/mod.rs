@@ -136,11 +136,12 @@ impl From<estiba_state::Error> for ApiError {
     }
 }
 
-/// Who made a request.
+/// Who made a request, and the policies they act under.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user: String,
     pub access_key: String,
+    pub policies: Vec<crate::model::PolicyRef>,
 }
 
 impl Server {
@@ -313,10 +314,13 @@ async fn authenticate(
             ),
         ));
     }
-    let user = credential.map(|c| c.user.name).unwrap_or_default();
+    let user = credential
+        .map(|c| c.user)
+        .ok_or(ApiError(ErrorBody::from(&sigv4::AuthError::UnknownKey)))?;
     Ok(Caller {
-        user,
+        user: user.name,
         access_key: signed.access_key,
+        policies: user.policies,
     })
 }
 
@@ -346,18 +350,13 @@ async fn handle(
         let mut caller = None;
         let outcome = async {
             let who = authenticate(&server, &method, &uri, &headers, &body).await?;
-            let user = crate::model::Db::get::<crate::model::UserRecord>(
-                &server.db,
-                &crate::keys::user(&who.user),
-            )
-            .await?
-            .map(|u| u.value.policies)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(crate::model::PolicyRef::resolve)
-            .collect::<Vec<_>>();
+            let policies: Vec<_> = who
+                .policies
+                .iter()
+                .filter_map(crate::model::PolicyRef::resolve)
+                .collect();
             caller = Some(who.clone());
-            if !estiba_aws::policy::evaluate(&user, &action, &resource).allowed() {
+            if !estiba_aws::policy::evaluate(&policies, &action, &resource).allowed() {
                 return Err(ApiError::new(
                     "AccessDeniedException",
                     400,

@@ -15,9 +15,10 @@ use estiba_state::{Op, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::agent::unchanged;
 use super::{cluster_name, taskdefs, ApiError, Reply, Server};
-use crate::model::{encode, AssignmentRecord, ClusterRecord, ClusterStatus, Tag, TaskDefStatus};
+use crate::model::{
+    encode, unchanged, AssignmentRecord, ClusterRecord, ClusterStatus, Tag, TaskDefStatus,
+};
 use crate::page::Page;
 use crate::placement::{self, Candidate, ConstraintSpec, StrategySpec};
 use crate::task::{
