@@ -109,7 +109,13 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
     o.workdir = def.working_directory.clone();
     o.read_only = def.readonly_root_filesystem.unwrap_or(false);
     o.privileged = def.privileged.unwrap_or(false);
-    o.hostname = def.hostname.clone();
+    let mode = task.definition.network();
+    if mode == NetworkMode::Awsvpc {
+        // The task's pod holds its network and hostname.
+        o.pod = Some(crate::pod::name(&task.id));
+    } else {
+        o.hostname = def.hostname.clone();
+    }
     if let Some(mib) = def.memory {
         o.memory = Some(mib * 1024 * 1024);
     }
@@ -128,13 +134,10 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
                 .map_err(|_| Error::Invalid(format!("dnsServers: {s} is not an IPv4 address")))
         })
         .collect::<Result<_>>()?;
-    let mode = task.definition.network();
     o.network = match mode {
         NetworkMode::Host => estiba_engine::NetworkMode::Host,
-        NetworkMode::None => estiba_engine::NetworkMode::None,
-        NetworkMode::Bridge | NetworkMode::Awsvpc => {
-            estiba_engine::NetworkMode::Named(BRIDGE_NETWORK.to_string())
-        }
+        NetworkMode::None | NetworkMode::Awsvpc => estiba_engine::NetworkMode::None,
+        NetworkMode::Bridge => estiba_engine::NetworkMode::Named(BRIDGE_NETWORK.to_string()),
     };
     if mode == NetworkMode::Bridge {
         let specs: Vec<String> = def

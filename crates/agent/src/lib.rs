@@ -8,6 +8,7 @@
 //!   its saved credential;
 //! - `containers.rs`: a container definition as an engine `CreateRequest`;
 //! - `images.rs`: ECS's image pull behaviours;
+//! - `pod.rs`: awsvpc, a task's own network namespace as an engine pod;
 //! - `runner.rs`: one task's life: start in dependency order, watch,
 //!   stop in reverse order under each container's stopTimeout;
 //! - `agent.rs`: the loop that ties them together, and re-adoption of the
@@ -20,6 +21,7 @@ pub mod client;
 pub mod containers;
 pub mod images;
 pub mod node;
+pub mod pod;
 pub mod runner;
 
 pub use agent::{run, Options};

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::images::{self, PullBehavior};
-use crate::{containers, Error};
+use crate::{containers, pod, Error};
 
 /// ECS's default for how long a container gets between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,6 +98,8 @@ pub struct Runner {
     rx: mpsc::Receiver<Msg>,
     pull_started_at: Option<f64>,
     pull_stopped_at: Option<f64>,
+    /// awsvpc: the address of the task's pod.
+    address: Option<std::net::Ipv4Addr>,
 }
 
 fn now() -> f64 {
@@ -144,6 +146,7 @@ impl Runner {
             rx,
             pull_started_at: None,
             pull_stopped_at: None,
+            address: None,
         }
     }
 
@@ -181,8 +184,12 @@ impl Runner {
 
     /// PENDING: images and containers. An adopted task has them.
     async fn begin(&mut self, adopted: bool) -> Result<(), Cause> {
+        let awsvpc = self.task.definition.network() == NetworkMode::Awsvpc;
         if adopted {
             tracing::info!("re-adopted its containers");
+            if awsvpc {
+                self.address = pod::address(&self.shared.engine, &self.task.id).await;
+            }
             for i in 0..self.slots.len() {
                 if let (true, Some(id)) = (self.slots[i].running(), self.slots[i].id.clone()) {
                     self.slots[i].state.network_bindings = bindings(&self.shared.engine, &id).await;
@@ -203,12 +210,6 @@ impl Runner {
             }
             return Ok(());
         }
-        if self.task.definition.network() == NetworkMode::Awsvpc {
-            return Err(Cause::new(
-                StopCode::TaskFailedToStart,
-                "awsvpc tasks are not run by this agent yet: use bridge, host or none",
-            ));
-        }
         self.report(Status::Pending, None).await;
         self.pull_started_at = Some(now());
         for i in 0..self.slots.len() {
@@ -225,6 +226,17 @@ impl Runner {
             }
         }
         self.pull_stopped_at = Some(now());
+        if awsvpc {
+            match pod::ensure(&self.shared.engine, &self.task).await {
+                Ok(ip) => self.address = Some(ip),
+                Err(e) => {
+                    return Err(Cause::new(
+                        StopCode::TaskFailedToStart,
+                        format!("ResourceInitializationError: the task's network namespace: {e}"),
+                    ))
+                }
+            }
+        }
         for i in 0..self.slots.len() {
             let request = containers::request(&self.task, &self.slots[i].def).map_err(|e| {
                 Cause::new(
@@ -524,6 +536,9 @@ impl Runner {
                 }
             }
         }
+        if self.task.definition.network() == NetworkMode::Awsvpc {
+            pod::stop(&self.shared.engine, &self.task.id).await;
+        }
         self.report(Status::Stopped, Some(&cause)).await;
     }
 
@@ -549,6 +564,7 @@ impl Runner {
             stopped_reason: cause.map(|c| c.reason.clone()),
             pull_started_at: self.pull_started_at,
             pull_stopped_at: self.pull_stopped_at,
+            private_ipv4: self.address,
         };
         let mut delay = Duration::from_millis(200);
         loop {

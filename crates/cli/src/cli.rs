@@ -707,6 +707,10 @@ pub struct ClusterServeArgs {
     /// How long a disconnected node's tasks wait before they are STOPPED.
     #[arg(long, default_value = "60s")]
     pub lost_grace: String,
+    /// Run FARGATE tasks on this machine, as the control plane's own
+    /// capacity, in the estiba root it is started with (--root, --runroot).
+    #[arg(long)]
+    pub fargate: bool,
 }
 
 #[derive(Subcommand, Debug)]

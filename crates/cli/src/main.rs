@@ -46,7 +46,7 @@ fn main() -> ExitCode {
             | cli::Command::Verify(_)
             | cli::Command::Key(_)
             | cli::Command::Cluster(
-                cli::ClusterCommand::Serve(_)
+                cli::ClusterCommand::Serve(cli::ClusterServeArgs { fargate: false, .. })
                     | cli::ClusterCommand::User(_)
                     | cli::ClusterCommand::Token(_)
                     | cli::ClusterCommand::Up(_)

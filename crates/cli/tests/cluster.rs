@@ -476,3 +476,187 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
     let listed = estiba_task(&cp, &["ls", "--desired-status", "STOPPED"]);
     assert!(listed.contains(arn.rsplit('/').next().unwrap()), "{listed}");
 }
+
+/// An awsvpc task of two containers: `probe` reaches `web` on 127.0.0.1,
+/// sees the same hostname, and has the address DescribeTasks reports.
+fn awsvpc_pair_shares_one_address(cp: &ControlPlane, image: &str) {
+    let defs = serde_json::json!([
+        {
+            "name": "web", "image": image, "memory": 32,
+            "portMappings": [{"containerPort": 8080}],
+            "command": ["sh", "-c", "mkdir /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        },
+        {
+            "name": "probe", "image": image, "memory": 16, "essential": false,
+            "dependsOn": [{"containerName": "web", "condition": "START"}],
+            "command": ["sh", "-c", "until wget -qO /tmp/page http://127.0.0.1:8080/; do sleep 0.2; done; echo page=$(cat /tmp/page) host=$(hostname); ip -4 -o addr"],
+        },
+    ]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "pair",
+        "--network-mode",
+        "awsvpc",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(cp, "pair");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let t = common::poll(
+        Duration::from_secs(30),
+        || task_of(cp, &arn),
+        |t| container(t, "probe")["exitCode"].is_i64(),
+    );
+    assert_eq!(container(&t, "probe")["exitCode"], 0, "{t}");
+    let ip = t["attachments"][0]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "privateIPv4Address")
+        .and_then(|d| d["value"].as_str())
+        .unwrap_or_else(|| panic!("no address: {t}"))
+        .to_string();
+    assert_eq!(
+        t["attachments"][0]["type"], "ElasticNetworkInterface",
+        "{t}"
+    );
+    assert_eq!(t["attachments"][0]["status"], "ATTACHED", "{t}");
+    for c in ["web", "probe"] {
+        assert_eq!(
+            container(&t, c)["networkInterfaces"][0]["privateIpv4Address"],
+            ip.as_str(),
+            "{t}"
+        );
+    }
+    let logs = estiba_task(cp, &["logs", &arn, "--container", "probe"]);
+    let line = logs
+        .lines()
+        .find(|l| l.starts_with("page="))
+        .unwrap_or_else(|| panic!("{logs}"));
+    let (page, host) = line
+        .trim_start_matches("page=")
+        .split_once(" host=")
+        .unwrap();
+    assert_eq!(page, host, "one UTS namespace: {logs}");
+    assert!(logs.contains(&format!("inet {ip}/")), "{ip} in {logs}");
+    cp.ecs(&["stop-task", "--task", &arn]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(cp, &arn);
+    assert_eq!(t["attachments"][0]["status"], "DELETED", "{t}");
+}
+
+#[test]
+fn an_awsvpc_task_has_one_address_for_all_its_containers() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    awsvpc_pair_shares_one_address(&cp, "127.0.0.1:51670/busybox:latest");
+}
+
+#[test]
+fn a_rootless_agent_runs_an_awsvpc_task() {
+    if !ready() {
+        return;
+    }
+    let cp = ControlPlane::start(&[]);
+    let e = Estiba::rootless();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    e.ok(&["import", &tar, "127.0.0.1:51670/busybox:latest"]);
+    let _agent = Agent::start(e, &cp, &[]);
+    awsvpc_pair_shares_one_address(&cp, "127.0.0.1:51670/busybox:latest");
+}
+
+/// The shared FARGATE task definition, run as written on the control
+/// plane's own capacity: an "nginx" (busybox httpd on port 80) answers at
+/// the task's address, and no container instance is there to manage.
+#[test]
+fn the_fargate_nginx_answers_at_its_task_address() {
+    if !ready() {
+        return;
+    }
+    let capacity = Estiba::root();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    capacity.ok(&["import", &tar, "busybox"]);
+    let ctx = capacity.scratch("nginx-context");
+    std::fs::write(ctx.join("index.html"), "estiba-fargate\n").unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM busybox\nCOPY index.html /www/index.html\nENTRYPOINT [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    capacity.ok(&["build", "-t", "nginx:latest", ctx.to_str().unwrap()]);
+    let cp = ControlPlane::start_fargate(&capacity);
+    cp.ecs(&["create-cluster", "--cluster-name", "default"]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--cli-input-json",
+        &taskdef("acstd-nginx_fargate"),
+    ]);
+    let v = cp.ecs(&[
+        "run-task",
+        "--task-definition",
+        "nginx",
+        "--launch-type",
+        "FARGATE",
+        "--network-configuration",
+        "awsvpcConfiguration={subnets=[subnet-12345678],assignPublicIp=DISABLED}",
+    ]);
+    assert_eq!(v["failures"], serde_json::json!([]), "{v}");
+    let arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(t["launchType"], "FARGATE", "{t}");
+    assert!(t.get("containerInstanceArn").is_none(), "{t}");
+    let ip = container(&t, "nginx")["networkInterfaces"][0]["privateIpv4Address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address: {t}\n{}", cp.log()))
+        .to_string();
+    let body = common::poll(
+        Duration::from_secs(10),
+        || {
+            reqwest::blocking::get(format!("http://{ip}/"))
+                .and_then(|r| r.text())
+                .unwrap_or_default()
+        },
+        |b| b.contains("estiba-fargate"),
+    );
+    assert_eq!(body.trim(), "estiba-fargate");
+    let instances = cp.ecs(&["list-container-instances"]);
+    assert_eq!(
+        instances["containerInstanceArns"],
+        serde_json::json!([]),
+        "{instances}"
+    );
+    // Fargate's rules: a task definition not made for it is refused.
+    let defs = serde_json::json!([{"name": "x", "image": "busybox", "memory": 16}]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "ec2-only",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let refused = cp
+        .aws(
+            &cp.admin,
+            &[
+                "run-task",
+                "--task-definition",
+                "ec2-only",
+                "--launch-type",
+                "FARGATE",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        common::stderr(&refused).contains("does not support launch_type FARGATE"),
+        "{}",
+        common::stderr(&refused)
+    );
+    cp.ecs(&["stop-task", "--task", &arn]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+}

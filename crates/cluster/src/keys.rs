@@ -11,6 +11,8 @@
 //! join-tokens/<id>                      a join token's hash, on a lease (its TTL)
 //! nodes/<instance>                      a joined node's credential hash and lease
 //! instances/<cluster>/<instance>        a container instance
+//! instances/~fargate/<instance>         the built-in FARGATE capacity: a cluster
+//!                                       name ECS forbids, so no cluster lists it
 //! connected/<instance>                  present while its agent heartbeats (a lease)
 //! tasks/<cluster>/<task>                a task
 //! assigned/<instance>/<task>            a task placed on an instance: what its agent
@@ -31,6 +33,10 @@ pub const INSTANCES: &str = "instances/";
 pub const CONNECTED: &str = "connected/";
 pub const TASKS: &str = "tasks/";
 pub const ASSIGNED: &str = "assigned/";
+
+/// The pool of the control plane's built-in FARGATE capacity, kept where
+/// a cluster's instances are but under a name no cluster can have.
+pub const FARGATE_POOL: &str = "~fargate";
 
 pub fn join_token(id: &str) -> String {
     format!("{JOIN_TOKENS}{id}")

@@ -128,6 +128,9 @@ pub struct AccessKeyRecord {
 pub struct JoinTokenRecord {
     pub secret_sha256: String,
     pub expires_at: u64,
+    /// Joins the built-in FARGATE capacity, and nothing else.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fargate: bool,
 }
 
 /// A joined node's own credential (its hash) and its heartbeat lease.

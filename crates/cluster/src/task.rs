@@ -95,6 +95,16 @@ pub struct NetworkBinding {
     pub protocol: String,
 }
 
+/// An awsvpc task's network interface: the address of the namespace its
+/// containers share (ECS's ENI attachment).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// ECS's attachment id, fixed when the address is first reported.
+    pub id: String,
+    pub private_ipv4: std::net::Ipv4Addr,
+}
+
 /// One container of a task, as the agent last reported it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -288,10 +298,24 @@ pub struct TaskRecord {
     pub stop_code: Option<StopCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_reason: Option<String>,
+    /// awsvpc: the task's own address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Attachment>,
     /// Bumped on every change, as ECS's `version`.
     pub version: u64,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+}
+
+impl TaskRecord {
+    /// Where the task's instance is kept: its cluster's instances, or the
+    /// built-in FARGATE capacity.
+    pub fn pool(&self) -> &str {
+        match self.launch_type {
+            LaunchType::Ec2 => &self.cluster,
+            LaunchType::Fargate => crate::keys::FARGATE_POOL,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -123,6 +123,9 @@ pub struct Report {
     pub pull_started_at: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_stopped_at: Option<f64>,
+    /// awsvpc: the address of the task's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ipv4: Option<std::net::Ipv4Addr>,
 }
 
 /// An agent API refusal.

@@ -254,8 +254,25 @@ impl Engine {
             );
         }
         pod.infra_pid = 0;
+        // The address goes back with the namespace: `pod start` takes one
+        // again, as a container's start does.
+        if pod.networked() {
+            self.detach_member(&pod.member());
+        }
         self.save_pod(&pod)?;
         Ok(pod)
+    }
+
+    /// The pod's address on its network, while it holds one.
+    pub fn pod_address(&self, pod: &PodRecord) -> Option<std::net::Ipv4Addr> {
+        let name = pod.network.network.name()?;
+        self.networks()
+            .ok()?
+            .leases(name)
+            .all()
+            .ok()?
+            .into_iter()
+            .find_map(|(ip, owner)| (owner == pod.id).then_some(ip))
     }
 
     /// Removes the pod and its containers (running ones only with `force`).

@@ -47,9 +47,17 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                 lost_grace: duration("--lost-grace", &a.lost_grace)?,
             };
             let tls = a.tls_cert.zip(a.tls_key);
+            if a.fargate && tls.is_some() {
+                // The built-in agent has no way yet to trust the certificate.
+                anyhow::bail!("--fargate with --tls-cert is not served yet: run the control plane on HTTP, or without --fargate");
+            }
             runtime()?.block_on(async {
                 let server = open::server(&data, &spec, settings).await?;
-                estiba_cluster::api::serve(Arc::clone(&server), Listen { addr, tls }).await
+                if a.fargate {
+                    fargate_capacity(ctx, &server, addr).await?;
+                }
+                estiba_cluster::api::serve(Arc::clone(&server), Listen { addr, tls }).await?;
+                anyhow::Ok(())
             })?;
             Ok(0)
         }
@@ -82,6 +90,57 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// FARGATE's built-in capacity: an agent inside the control plane's own
+/// process, on the estiba root the process was given (`--root`,
+/// `--runroot`), joined to the hidden FARGATE pool. It dies with the
+/// control plane and its containers do not, as any agent's; on a restart
+/// it re-adopts them.
+async fn fargate_capacity(
+    ctx: &Context,
+    server: &estiba_cluster::api::Server,
+    addr: std::net::SocketAddr,
+) -> Result<()> {
+    let token = estiba_cluster::api::agent::create_fargate_token(
+        server,
+        std::time::Duration::from_secs(600),
+    )
+    .await?;
+    let local = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let opts = estiba_agent::Options {
+        servers: vec![format!(
+            "http://{}",
+            std::net::SocketAddr::new(local, addr.port())
+        )],
+        token: Some(token),
+        cluster: estiba_cluster::keys::FARGATE_POOL.into(),
+        attributes: Vec::new(),
+        state: ctx.paths.data.join("agent"),
+        pull: std::env::var("ECS_IMAGE_PULL_BEHAVIOR")
+            .unwrap_or_else(|_| "default".into())
+            .parse()?,
+        rootless: ctx.host.rootless,
+        warnings: Vec::new(),
+        listen: std::net::SocketAddr::new(local, 0),
+        offer: estiba_agent::node::Offer::default(),
+    };
+    let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
+    let store = ctx.store()?;
+    tokio::spawn(async move {
+        // The server may not listen yet: the agent tries again until it does.
+        loop {
+            match estiba_agent::run(engine.clone(), store.clone(), opts.clone()).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!("the FARGATE capacity's agent: {e}; starting it again"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    });
+    Ok(())
 }
 
 /// `estiba agent`: runs inside the user's namespace when rootless, like

@@ -22,6 +22,7 @@ use estiba_os::ProcessId;
 use super::cluster::runtime;
 use super::Context;
 use crate::cli::ClusterUpArgs;
+use crate::paths::Paths;
 
 /// The address the agent's API takes on this machine (ECS's agent port).
 const AGENT_LISTEN: &str = "127.0.0.1:51678";
@@ -37,7 +38,7 @@ fn running(pidfile: &Path) -> Option<ProcessId> {
 
 /// Starts `args` of this binary in the background, in a session of its
 /// own, logging to `log`; records it in `pidfile`.
-fn spawn(ctx: &Context, args: &[String], log: &Path, pidfile: &Path) -> Result<ProcessId> {
+fn spawn(paths: &Paths, args: &[String], log: &Path, pidfile: &Path) -> Result<ProcessId> {
     let exe = std::env::current_exe().context("finding the estiba binary")?;
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -46,9 +47,9 @@ fn spawn(ctx: &Context, args: &[String], log: &Path, pidfile: &Path) -> Result<P
         .with_context(|| format!("opening {}", log.display()))?;
     let child = Command::new(exe)
         .arg("--root")
-        .arg(&ctx.paths.data)
+        .arg(&paths.data)
         .arg("--runroot")
-        .arg(&ctx.paths.run)
+        .arg(&paths.run)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -127,8 +128,23 @@ pub fn up(ctx: &Context, a: &ClusterUpArgs) -> Result<u8> {
     } else {
         let (_, token) = prepare(&data)?;
         let d = data.display().to_string();
-        let serve = ["cluster", "serve", "--addr", &a.addr, "--data", &d].map(str::to_string);
-        spawn(ctx, &serve, &serve_log, &serve_pid)?;
+        // FARGATE tasks run on this machine too, beside the node's.
+        let serve = [
+            "cluster",
+            "serve",
+            "--addr",
+            &a.addr,
+            "--data",
+            &d,
+            "--fargate",
+        ]
+        .map(str::to_string);
+        // The FARGATE capacity's estiba root, apart from the node's.
+        let fargate = Paths {
+            data: data.join("fargate"),
+            run: ctx.paths.run.join("fargate"),
+        };
+        spawn(&fargate, &serve, &serve_log, &serve_pid)?;
         let health = format!("{endpoint}/health");
         wait_for(
             "the control plane",
@@ -149,7 +165,7 @@ pub fn up(ctx: &Context, a: &ClusterUpArgs) -> Result<u8> {
             .map(str::to_string);
             let joined = ctx.paths.data.join("agent/node.json");
             let before = std::fs::metadata(&joined).and_then(|m| m.modified()).ok();
-            spawn(ctx, &agent, &agent_log, &agent_pid)?;
+            spawn(&ctx.paths, &agent, &agent_log, &agent_pid)?;
             // Joined (or back with its saved credential) and polling.
             wait_for("the agent", &agent_log, Duration::from_secs(30), || {
                 let now = std::fs::metadata(&joined).and_then(|m| m.modified()).ok();
@@ -164,7 +180,7 @@ pub fn up(ctx: &Context, a: &ClusterUpArgs) -> Result<u8> {
         &std::fs::read(&key_file).with_context(|| format!("reading {}", key_file.display()))?,
     )?;
     let k = &key.access_key;
-    println!("estiba cluster is up: the control plane on SQLite, and this machine as a node.");
+    println!("estiba cluster is up: the control plane on SQLite, and this machine as a node and as FARGATE capacity.");
     println!();
     println!("  endpoint   {endpoint}");
     println!("  cluster    default");

@@ -21,6 +21,8 @@ pub struct ControlPlane {
     child: Option<Child>,
     store: String,
     extra: Vec<String>,
+    /// Environment for `cluster serve` (the FARGATE capacity's estiba root).
+    env: Vec<(String, String)>,
     pub admin: Key,
     pub readonly: Key,
 }
@@ -42,7 +44,28 @@ impl ControlPlane {
         Self::start_on("sqlite", "127.0.0.1", extra)
     }
 
+    /// With `--fargate`: FARGATE tasks run in `capacity`'s estiba root,
+    /// whose images are used as cached (they cannot be pulled here).
+    pub fn start_fargate(capacity: &Estiba) -> ControlPlane {
+        let d = capacity.path();
+        let env = vec![
+            ("ESTIBA_ROOT".into(), d.join("data").display().to_string()),
+            ("ESTIBA_RUNROOT".into(), d.join("run").display().to_string()),
+            ("ECS_IMAGE_PULL_BEHAVIOR".into(), "prefer-cached".into()),
+        ];
+        Self::start_with("sqlite", "127.0.0.1", &["--fargate"], env)
+    }
+
     pub fn start_on(store: &str, host: &str, extra: &[&str]) -> ControlPlane {
+        Self::start_with(store, host, extra, Vec::new())
+    }
+
+    fn start_with(
+        store: &str,
+        host: &str,
+        extra: &[&str],
+        env: Vec<(String, String)>,
+    ) -> ControlPlane {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cp = ControlPlane {
             addr: format!("{host}:{}", free_port()),
@@ -50,6 +73,7 @@ impl ControlPlane {
             child: None,
             store: store.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env,
             admin: Key {
                 id: String::new(),
                 secret: String::new(),
@@ -124,6 +148,7 @@ impl ControlPlane {
             .arg(self.data())
             .args(["--store", &self.store, "--heartbeat", "1s"])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

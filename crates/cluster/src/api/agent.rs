@@ -72,12 +72,22 @@ fn split_secret(s: &str) -> Option<(&str, &str)> {
 
 /// Creates a join token valid for `ttl`: `<id>.<secret>`.
 pub async fn create_token(server: &Server, ttl: Duration) -> Result<String> {
+    new_token(server, ttl, false).await
+}
+
+/// A join token for the built-in FARGATE capacity only.
+pub async fn create_fargate_token(server: &Server, ttl: Duration) -> Result<String> {
+    new_token(server, ttl, true).await
+}
+
+async fn new_token(server: &Server, ttl: Duration, fargate: bool) -> Result<String> {
     let id = estiba_os::random_hex(8);
     let secret = estiba_os::random_hex(24);
     let lease = server.db.store.grant(ttl).await?;
     let record = JoinTokenRecord {
         secret_sha256: sha256_hex(&secret),
         expires_at: (time::now() as u64) + ttl.as_secs(),
+        fargate,
     };
     let put = Op::Put {
         key: keys::join_token(&id).into_bytes(),
@@ -135,10 +145,25 @@ async fn register(
         .db
         .get::<JoinTokenRecord>(&keys::join_token(token_id))
         .await?;
-    if !token.is_some_and(|t| matches_digest(secret, &t.value.secret_sha256)) {
+    let Some(token) = token.filter(|t| matches_digest(secret, &t.value.secret_sha256)) else {
         return Err(unauthorized("unknown or expired join token"));
+    };
+    // The built-in capacity and the clusters' nodes never join each other.
+    let fargate = req.cluster == keys::FARGATE_POOL;
+    match (fargate, token.value.fargate) {
+        (false, false) => join_cluster(&server, &req.cluster).await?,
+        (true, true) => {}
+        (true, false) => {
+            return Err(unauthorized(
+                "only the control plane's own FARGATE capacity joins that pool",
+            ))
+        }
+        (false, true) => {
+            return Err(unauthorized(
+                "this join token is for the built-in FARGATE capacity only",
+            ))
+        }
     }
-    join_cluster(&server, &req.cluster).await?;
     let id = estiba_os::random_hex(16);
     let credential_secret = estiba_os::random_hex(24);
     let lease = server.db.store.grant(server.settings.heartbeat * 3).await?;
@@ -351,7 +376,9 @@ async fn report(
     Json(report): Json<Report>,
 ) -> Result<StatusCode, Refusal> {
     let (id, node) = node_of(&server, &headers).await?;
-    if node.cluster != report.cluster {
+    // The built-in FARGATE capacity runs tasks of every cluster; either
+    // way the task must be placed on this very node (apply_report checks).
+    if node.cluster != keys::FARGATE_POOL && node.cluster != report.cluster {
         return Err(Refusal(
             StatusCode::FORBIDDEN,
             "the task is not in this node's cluster".into(),

@@ -22,7 +22,7 @@ use crate::model::{
 use crate::page::Page;
 use crate::placement::{self, Candidate, ConstraintSpec, StrategySpec};
 use crate::task::{
-    ContainerState, InstanceRecord, LaunchType, Overrides, Status, StopCode, TaskRecord,
+    Attachment, ContainerState, InstanceRecord, LaunchType, Overrides, Status, StopCode, TaskRecord,
 };
 use crate::wire::Report;
 use crate::{keys, time, Result};
@@ -107,7 +107,10 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
                 "image": c.image,
                 "lastStatus": c.last_status.unwrap_or(t.last_status).as_str(),
                 "networkBindings": c.network_bindings,
-                "networkInterfaces": [],
+                "networkInterfaces": t.attachment.iter().map(|a| json!({
+                    "attachmentId": a.id,
+                    "privateIpv4Address": a.private_ipv4.to_string(),
+                })).collect::<Vec<_>>(),
                 "healthStatus": c.health_status,
                 "cpu": def.and_then(|d| d.cpu).unwrap_or(0).to_string(),
             });
@@ -151,7 +154,7 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
         "createdAt": t.created_at,
         "launchType": t.launch_type.as_str(),
         "healthStatus": health,
-        "attachments": [],
+        "attachments": t.attachment.iter().map(|a| attachment_view(t, a)).collect::<Vec<_>>(),
         "tags": t.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
     });
     let optional = [
@@ -159,6 +162,7 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
             "containerInstanceArn",
             t.instance
                 .as_ref()
+                .filter(|_| t.launch_type == LaunchType::Ec2)
                 .map(|i| json!(instance_arn(server, &t.cluster, i))),
         ),
         ("startedBy", t.started_by.as_ref().map(|s| json!(s))),
@@ -181,6 +185,38 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
         }
     }
     v
+}
+
+/// An awsvpc task's interface, in the shape of ECS's ENI attachment.
+fn attachment_view(t: &TaskRecord, a: &Attachment) -> Value {
+    let status = if t.last_status == Status::Stopped {
+        "DELETED"
+    } else {
+        "ATTACHED"
+    };
+    let detail = |name: &str, value: String| json!({"name": name, "value": value});
+    json!({
+        "id": a.id,
+        "type": "ElasticNetworkInterface",
+        "status": status,
+        "details": [
+            detail("networkInterfaceId", format!("eni-{}", &t.id[..17.min(t.id.len())])),
+            detail("privateIPv4Address", a.private_ipv4.to_string()),
+        ],
+    })
+}
+
+/// A random id in the 8-4-4-4-12 shape of ECS's attachment ids.
+fn uuid_like() -> String {
+    let h = estiba_os::random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A task's health, from its essential containers: UNHEALTHY if one is,
@@ -321,9 +357,9 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
             td.definition.family, td.revision
         )));
     }
-    if launch == LaunchType::Fargate {
+    if launch == LaunchType::Fargate && !td.definition.fargate() {
         return Err(ApiError::client(
-            "The FARGATE launch type is not served yet: the control plane has no built-in capacity. Run it with launchType EC2 on a registered instance.",
+            "Task definition does not support launch_type FARGATE.",
         ));
     }
     let definition = apply_overrides(td.definition.clone(), &req.overrides)?;
@@ -370,6 +406,7 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
         execution_stopped_at: None,
         stop_code: None,
         stopped_reason: None,
+        attachment: None,
         version: 1,
         tags: req
             .tags
@@ -405,6 +442,11 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
             }
         }
     }
+    if placed.is_empty() && failures.is_empty() && launch == LaunchType::Fargate {
+        return Err(ApiError::client(
+            "No FARGATE capacity: the control plane runs FARGATE tasks on its own machine when started with --fargate.",
+        ));
+    }
     if placed.is_empty() && failures.is_empty() {
         return Err(ApiError::invalid(
             "No Container Instances were found in your cluster.",
@@ -428,8 +470,9 @@ async fn place_one(
     placed: &[TaskRecord],
 ) -> Result<std::result::Result<TaskRecord, Vec<Value>>> {
     let cluster = &template.cluster;
+    let capacity = template.pool();
     loop {
-        let (instances, connected) = candidates(server, cluster).await?;
+        let (instances, connected) = candidates(server, capacity).await?;
         let chosen_before: HashSet<&str> = placed
             .iter()
             .filter_map(|t| t.instance.as_deref())
@@ -478,7 +521,7 @@ async fn place_one(
         task.id = estiba_os::random_hex(16);
         task.instance = Some(instance.id.clone());
         task.created_at = time::now();
-        let instance_key = keys::instance(cluster, &instance.id);
+        let instance_key = keys::instance(capacity, &instance.id);
         let assignment = AssignmentRecord {
             cluster: cluster.clone(),
             desired_status: Status::Running,
@@ -613,7 +656,7 @@ async fn commit_stopped(server: &Server, task: &TaskRecord, task_rev: i64) -> Re
     let mut compares = vec![unchanged(&task_key, task_rev)];
     let mut ops = vec![Op::put(task_key.as_str(), encode(task))];
     if let Some(instance_id) = &task.instance {
-        let instance_key = keys::instance(&task.cluster, instance_id);
+        let instance_key = keys::instance(task.pool(), instance_id);
         if let Some(inst) = server.db.get::<InstanceRecord>(&instance_key).await? {
             let mut back = inst.value;
             back.remaining = back.remaining.plus(&task.reserved);
@@ -647,6 +690,14 @@ pub async fn apply_report(server: &Server, node: &str, report: &Report) -> Resul
         t.containers = report.containers.clone();
         t.pull_started_at = t.pull_started_at.or(report.pull_started_at);
         t.pull_stopped_at = t.pull_stopped_at.or(report.pull_stopped_at);
+        if let Some(ip) = report.private_ipv4 {
+            if t.attachment.as_ref().is_none_or(|a| a.private_ipv4 != ip) {
+                t.attachment = Some(Attachment {
+                    id: uuid_like(),
+                    private_ipv4: ip,
+                });
+            }
+        }
         if t.last_status >= Status::Running && t.started_at.is_none() {
             t.started_at = Some(now);
         }
