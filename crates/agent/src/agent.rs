@@ -292,6 +292,14 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let mut events = engine.events(filter, Start::End)?;
     ensure_bridge(&engine).await?;
+    let metadata = Arc::new(crate::metadata::Registry::new(
+        &saved.api_secret,
+        &saved.instance_arn,
+    ));
+    if let Err(e) = crate::metadata::start(Arc::clone(&metadata), engine.clone()).await {
+        // Tasks still run; they get no ECS_CONTAINER_METADATA_URI_V4.
+        tracing::warn!("the task metadata endpoint is not served: {e}");
+    }
     tokio::spawn(crate::api::serve(
         listener,
         engine.clone(),
@@ -306,6 +314,7 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
             store,
             client,
             pull: opts.pull,
+            metadata,
         }),
         runners: HashMap::new(),
     };

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use estiba_cluster::task::TaskRecord;
-use estiba_ecs::taskdef::{ContainerDefinition, NetworkMode, Volume};
+use estiba_ecs::taskdef::{ContainerDefinition, MountPoint, NetworkMode, Volume};
 use estiba_engine::health::HealthConfig;
 use estiba_engine::options;
 use estiba_engine::CreateRequest;
@@ -125,6 +125,12 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
         .and_then(|l| l.get("capabilities"));
     o.cap_add = strings(caps.and_then(|c| c.get("add")));
     o.cap_drop = strings(caps.and_then(|c| c.get("drop")));
+    o.init = def
+        .linux_parameters
+        .as_ref()
+        .and_then(|l| l.get("initProcessEnabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     o.dns = def
         .dns_servers
         .iter()
@@ -156,21 +162,17 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
             .collect();
         o.publish = options::parse_publish(&specs).map_err(engine_error)?;
     }
-    let volumes = task.definition.volumes.as_deref().unwrap_or_default();
-    for m in def.mount_points.iter().flatten() {
+    for (m, read_only) in mount_points(task, def, false, 0)? {
         let (Some(source), Some(path)) = (&m.source_volume, &m.container_path) else {
             continue;
         };
+        let volumes = task.definition.volumes.as_deref().unwrap_or_default();
         let Some(v) = volumes.iter().find(|v| v.name.as_ref() == Some(source)) else {
             return Err(Error::Invalid(format!(
                 "mountPoints: no volume {source} in the task"
             )));
         };
-        let mode = if m.read_only.unwrap_or(false) {
-            "ro"
-        } else {
-            "rw"
-        };
+        let mode = if read_only { "ro" } else { "rw" };
         let spec = format!("{}:{path}:{mode}", volume_source(task, v));
         o.mounts
             .push(options::parse_volume(&spec).map_err(engine_error)?);
@@ -179,6 +181,46 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
     o.ulimits = ulimits(def)?;
     o.add_hosts = extra_hosts(def)?;
     Ok(req)
+}
+
+/// A container's mount points with their read-only flag: its own, then
+/// (`volumesFrom`) those of each source container, read-only when the
+/// reference says so, following the sources' own volumesFrom as docker
+/// does.
+fn mount_points<'a>(
+    task: &'a TaskRecord,
+    def: &'a ContainerDefinition,
+    read_only: bool,
+    depth: usize,
+) -> Result<Vec<(&'a MountPoint, bool)>> {
+    let defs = &task.definition.container_definitions;
+    if depth > defs.len() {
+        return Err(Error::Invalid(format!(
+            "volumesFrom: {} leads back to itself",
+            def.name
+        )));
+    }
+    let mut out: Vec<(&MountPoint, bool)> = def
+        .mount_points
+        .iter()
+        .flatten()
+        .map(|m| (m, read_only || m.read_only.unwrap_or(false)))
+        .collect();
+    for from in def.volumes_from.iter().flatten() {
+        let name = from.source_container.as_deref().unwrap_or_default();
+        let Some(source) = defs.iter().find(|d| d.name == name) else {
+            return Err(Error::Invalid(format!(
+                "volumesFrom: no container {name} in the task"
+            )));
+        };
+        let ro = read_only || from.read_only.unwrap_or(false);
+        out.extend(mount_points(task, source, ro, depth + 1)?);
+    }
+    // A path mounted twice keeps the first: the container's own mount
+    // over an inherited one.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(m, _)| seen.insert(m.container_path.clone()));
+    Ok(out)
 }
 
 /// `ulimits`: `[{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}]`.
@@ -237,5 +279,75 @@ mod tests {
         assert_eq!(parse_name(&n), Some((id, "web-1")));
         assert_eq!(parse_name("ecs-short-web"), None);
         assert_eq!(parse_name("web"), None);
+    }
+
+    fn task(network: &str, containers: serde_json::Value) -> TaskRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": "0123456789abcdef0123456789abcdef", "cluster": "default",
+            "definition": {
+                "family": "t", "networkMode": network, "containerDefinitions": containers,
+                "volumes": [{"name": "shared"}, {"name": "own"}],
+            },
+            "revision": 1, "overrides": {}, "launchType": "EC2", "lastStatus": "PENDING",
+            "desiredStatus": "RUNNING", "containers": [],
+            "reserved": {"cpu": 0, "memory": 0, "ports": [], "portsUdp": []},
+            "createdAt": 0.0, "version": 1,
+        }))
+        .unwrap()
+    }
+
+    fn destinations(req: &CreateRequest) -> Vec<String> {
+        req.options
+            .mounts
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect()
+    }
+
+    #[test]
+    fn volumes_from_brings_the_sources_mounts_read_only_when_asked() {
+        let t = task(
+            "bridge",
+            serde_json::json!([
+                {"name": "a", "image": "x", "mountPoints": [{"sourceVolume": "shared", "containerPath": "/data"}]},
+                {"name": "b", "image": "x", "volumesFrom": [{"sourceContainer": "a", "readOnly": true}],
+                 "mountPoints": [{"sourceVolume": "own", "containerPath": "/own"}]},
+                {"name": "c", "image": "x", "volumesFrom": [{"sourceContainer": "b"}]},
+            ]),
+        );
+        let defs = &t.definition.container_definitions;
+        let b = request(&t, &defs[1]).unwrap();
+        let seen = destinations(&b);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen[1].contains("/data") && seen[1].contains("read_only: true"),
+            "{seen:?}"
+        );
+        // Followed through b to a, and read-only as b has it.
+        let c = request(&t, &defs[2]).unwrap();
+        let seen = destinations(&c);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen
+            .iter()
+            .any(|m| m.contains("/data") && m.contains("read_only: true")));
+    }
+
+    #[test]
+    fn awsvpc_containers_join_the_tasks_pod_and_init_is_asked_for() {
+        let t = task(
+            "awsvpc",
+            serde_json::json!([
+                {"name": "a", "image": "x", "hostname": "ignored",
+                 "linuxParameters": {"initProcessEnabled": true}},
+            ]),
+        );
+        let r = request(&t, &t.definition.container_definitions[0]).unwrap();
+        assert_eq!(
+            r.options.pod.as_deref(),
+            Some("ecs-0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(r.options.network, estiba_engine::NetworkMode::None);
+        assert_eq!(r.options.hostname, None);
+        assert!(r.options.init);
     }
 }

@@ -8,6 +8,7 @@
 //!   its saved credential;
 //! - `containers.rs`: a container definition as an engine `CreateRequest`;
 //! - `images.rs`: ECS's image pull behaviours;
+//! - `metadata.rs`: the task metadata endpoint v4 at 169.254.170.2;
 //! - `pod.rs`: awsvpc, a task's own network namespace as an engine pod;
 //! - `runner.rs`: one task's life: start in dependency order, watch,
 //!   stop in reverse order under each container's stopTimeout;
@@ -20,6 +21,7 @@ pub mod api;
 pub mod client;
 pub mod containers;
 pub mod images;
+pub mod metadata;
 pub mod node;
 pub mod pod;
 pub mod runner;
@@ -34,6 +36,8 @@ pub enum Error {
     Engine(#[from] estiba_engine::Error),
     #[error(transparent)]
     Store(#[from] estiba_store::Error),
+    #[error(transparent)]
+    Net(#[from] estiba_net::Error),
     #[error(transparent)]
     Registry(#[from] estiba_registry::Error),
     #[error("the control plane at {url}: {why}")]

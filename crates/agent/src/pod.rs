@@ -18,7 +18,12 @@ pub fn name(task_id: &str) -> String {
 
 /// Creates the task's pod, or finds it again after an agent restart, and
 /// returns its address.
-pub async fn ensure(engine: &AsyncEngine, task: &TaskRecord) -> Result<Ipv4Addr> {
+/// `redirect` is the metadata endpoint's, for the pod's namespace.
+pub async fn ensure(
+    engine: &AsyncEngine,
+    task: &TaskRecord,
+    redirect: Option<estiba_net::redirect::Redirect>,
+) -> Result<Ipv4Addr> {
     let pod = name(&task.id);
     let share_pid = task.definition.pid_mode.as_deref() == Some("task");
     run(engine, move |e| {
@@ -28,6 +33,7 @@ pub async fn ensure(engine: &AsyncEngine, task: &TaskRecord) -> Result<Ipv4Addr>
             Err(_) => {
                 let network = CreateOptions {
                     network: NetworkMode::Named(BRIDGE_NETWORK.to_string()),
+                    redirects: redirect.into_iter().collect(),
                     ..CreateOptions::default()
                 };
                 e.pod_create(Some(&pod), None, share_pid, network)?

@@ -39,6 +39,8 @@ pub struct Shared {
     pub store: estiba_store::Store,
     pub client: Client,
     pub pull: PullBehavior,
+    /// The task metadata endpoint's view of the node's tasks.
+    pub metadata: Arc<crate::metadata::Registry>,
 }
 
 /// What reaches a task's runner.
@@ -227,7 +229,8 @@ impl Runner {
         }
         self.pull_stopped_at = Some(now());
         if awsvpc {
-            match pod::ensure(&self.shared.engine, &self.task).await {
+            let redirect = self.shared.metadata.pod_redirect();
+            match pod::ensure(&self.shared.engine, &self.task, redirect).await {
                 Ok(ip) => self.address = Some(ip),
                 Err(e) => {
                     return Err(Cause::new(
@@ -237,34 +240,81 @@ impl Runner {
                 }
             }
         }
+        // Known to the metadata endpoint before any container can ask it.
+        let now = self.snapshot(Status::Pending, None);
+        self.shared.metadata.update(&self.task, &now);
         for i in 0..self.slots.len() {
-            let request = containers::request(&self.task, &self.slots[i].def).map_err(|e| {
-                Cause::new(
-                    StopCode::TaskFailedToStart,
-                    format!(
-                        "CannotCreateContainerError: {}: {e}",
-                        self.slots[i].def.name
-                    ),
-                )
-            })?;
-            match self.shared.engine.create(request).await {
-                Ok(r) => {
-                    self.slots[i].id = Some(r.id);
-                    self.slots[i].state.runtime_id = self.slots[i].id.clone();
-                    self.slots[i].state.last_status = Some(Status::Pending);
-                }
-                Err(e) => {
-                    return Err(Cause::new(
-                        StopCode::TaskFailedToStart,
-                        format!(
-                            "CannotCreateContainerError: {}: {e}",
-                            self.slots[i].def.name
-                        ),
-                    ))
-                }
+            // A container with links is made when it starts, once the
+            // containers it links to have addresses (docker's links
+            // need theirs running, too).
+            if !has_links(&self.slots[i].def) {
+                self.create(i).await?;
             }
         }
         Ok(())
+    }
+
+    /// Creates container `i`, wired to the metadata endpoint, with its
+    /// links' names in /etc/hosts.
+    async fn create(&mut self, i: usize) -> Result<(), Cause> {
+        let def = &self.slots[i].def;
+        let failed = |e: &dyn std::fmt::Display| {
+            Cause::new(
+                StopCode::TaskFailedToStart,
+                format!("CannotCreateContainerError: {}: {e}", def.name),
+            )
+        };
+        let mut request = containers::request(&self.task, def).map_err(|e| failed(&e))?;
+        if let Some((env, redirect)) = self.shared.metadata.wiring(&self.task, &def.name) {
+            request.options.env.extend(env);
+            // awsvpc: the pod's namespace has the redirect already.
+            if self.task.definition.network() != NetworkMode::Awsvpc {
+                request.options.redirects.extend(redirect);
+            }
+        }
+        request.options.add_hosts.extend(self.link_hosts(def).await);
+        match self.shared.engine.create(request).await {
+            Ok(r) => {
+                let s = &mut self.slots[i];
+                s.id = Some(r.id);
+                s.state.runtime_id = s.id.clone();
+                s.state.last_status = Some(Status::Pending);
+                Ok(())
+            }
+            Err(e) => Err(failed(&e)),
+        }
+    }
+
+    /// `links: ["web", "db:database"]`: each target's address under its
+    /// name and its alias.
+    async fn link_hosts(
+        &self,
+        def: &ContainerDefinition,
+    ) -> Vec<estiba_engine::options::HostEntry> {
+        if !has_links(def) {
+            return Vec::new();
+        }
+        let addresses = crate::metadata::addresses(&self.shared.engine).await;
+        let mut hosts = Vec::new();
+        for link in def.links.iter().flatten() {
+            let (target, alias) = link.split_once(':').unwrap_or((link, link));
+            let id = self.slot(target).and_then(|s| s.id.as_deref());
+            let Some(ip) = addresses
+                .iter()
+                .find_map(|(ip, owner)| (Some(owner.as_str()) == id).then_some(*ip))
+            else {
+                tracing::warn!(container = %def.name, %target, "a link's target has no address");
+                continue;
+            };
+            for name in [target, alias] {
+                hosts.push(estiba_engine::options::HostEntry {
+                    name: name.to_string(),
+                    ip,
+                });
+            }
+        }
+        hosts.dedup();
+        hosts
     }
 
     /// Starts every container once its dependencies allow. None: all
@@ -389,6 +439,9 @@ impl Runner {
     }
 
     async fn start(&mut self, i: usize) -> Result<(), Cause> {
+        if self.slots[i].id.is_none() {
+            self.create(i).await?;
+        }
         let Some(id) = self.slots[i].id.clone() else {
             return Err(Cause::new(
                 StopCode::TaskFailedToStart,
@@ -403,6 +456,10 @@ impl Runner {
                 s.state.last_status = Some(Status::Running);
                 s.state.network_bindings = bindings;
                 tracing::info!(container = %s.def.name, "started");
+                // Seen at once by the metadata endpoint: the container may
+                // ask before the task is reported RUNNING.
+                let now = self.snapshot(Status::Pending, None);
+                self.shared.metadata.update(&self.task, &now);
                 Ok(())
             }
             Err(e) => Err(Cause::new(
@@ -555,17 +612,12 @@ impl Runner {
     /// control plane that is down loses no report. A refusal (the task is
     /// no longer this node's) ends the tries.
     async fn report(&self, status: Status, cause: Option<&Cause>) {
-        let report = Report {
-            cluster: self.task.cluster.clone(),
-            task: self.task.id.clone(),
-            last_status: status,
-            containers: self.slots.iter().map(|s| s.state.clone()).collect(),
-            stop_code: cause.and_then(|c| c.code),
-            stopped_reason: cause.map(|c| c.reason.clone()),
-            pull_started_at: self.pull_started_at,
-            pull_stopped_at: self.pull_stopped_at,
-            private_ipv4: self.address,
-        };
+        let report = self.snapshot(status, cause);
+        if status == Status::Stopped {
+            self.shared.metadata.forget(&self.task.id);
+        } else {
+            self.shared.metadata.update(&self.task, &report);
+        }
         let mut delay = Duration::from_millis(200);
         loop {
             match self.shared.client.report(&report).await {
@@ -580,6 +632,21 @@ impl Runner {
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+    }
+
+    /// The task as the node sees it now.
+    fn snapshot(&self, status: Status, cause: Option<&Cause>) -> Report {
+        Report {
+            cluster: self.task.cluster.clone(),
+            task: self.task.id.clone(),
+            last_status: status,
+            containers: self.slots.iter().map(|s| s.state.clone()).collect(),
+            stop_code: cause.and_then(|c| c.code),
+            stopped_reason: cause.map(|c| c.reason.clone()),
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+            private_ipv4: self.address,
         }
     }
 }
@@ -606,6 +673,10 @@ async fn bindings(engine: &AsyncEngine, id: &str) -> Vec<NetworkBinding> {
         }
         Err(_) => Vec::new(),
     }
+}
+
+fn has_links(def: &ContainerDefinition) -> bool {
+    def.links.as_ref().is_some_and(|l| !l.is_empty())
 }
 
 enum Readiness {

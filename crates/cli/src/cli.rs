@@ -550,6 +550,9 @@ pub struct RunArgs {
     /// All capabilities, no seccomp, no masked paths.
     #[arg(long)]
     pub privileged: bool,
+    /// Run an init as pid 1 that passes signals on and reaps orphans.
+    #[arg(long)]
+    pub init: bool,
     /// Memory limit (e.g. 64m, 1g).
     #[arg(short, long)]
     pub memory: Option<String>,

@@ -489,7 +489,7 @@ fn awsvpc_pair_shares_one_address(cp: &ControlPlane, image: &str) {
         {
             "name": "probe", "image": image, "memory": 16, "essential": false,
             "dependsOn": [{"containerName": "web", "condition": "START"}],
-            "command": ["sh", "-c", "until wget -qO /tmp/page http://127.0.0.1:8080/; do sleep 0.2; done; echo page=$(cat /tmp/page) host=$(hostname); ip -4 -o addr"],
+            "command": ["sh", "-c", "until wget -qO /tmp/page http://127.0.0.1:8080/; do sleep 0.2; done; echo page=$(cat /tmp/page) host=$(hostname); ip -4 -o addr; wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task; echo"],
         },
     ]);
     cp.ecs(&[
@@ -540,6 +540,11 @@ fn awsvpc_pair_shares_one_address(cp: &ControlPlane, image: &str) {
         .unwrap();
     assert_eq!(page, host, "one UTS namespace: {logs}");
     assert!(logs.contains(&format!("inet {ip}/")), "{ip} in {logs}");
+    // The metadata endpoint answers inside the task's own namespace.
+    assert!(
+        logs.contains(&format!("\"TaskARN\":\"{arn}\"")),
+        "{arn} in {logs}"
+    );
     cp.ecs(&["stop-task", "--task", &arn]);
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let t = task_of(cp, &arn);
@@ -659,4 +664,159 @@ fn the_fargate_nginx_answers_at_its_task_address() {
     );
     cp.ecs(&["stop-task", "--task", &arn]);
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+}
+
+/// The lines of a task's logs, once one starts with `marker`.
+fn logs_with(cp: &ControlPlane, arn: &str, marker: &str) -> String {
+    common::poll(
+        Duration::from_secs(20),
+        || estiba_task(cp, &["logs", arn]),
+        |l| l.lines().any(|line| line.starts_with(marker)),
+    )
+}
+
+#[test]
+fn the_metadata_endpoint_v4_answers_a_container_about_its_own_task_only() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    let image = "127.0.0.1:51670/busybox:latest";
+    let reader = serde_json::json!([{
+        "name": "reader", "image": image, "memory": 16,
+        "command": ["sh", "-c", "wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task; echo; wget -qO- $ECS_CONTAINER_METADATA_URI_V4; echo; echo uri=$ECS_CONTAINER_METADATA_URI_V4; exec sleep 600"],
+    }]);
+    let snoop = serde_json::json!([{
+        "name": "snoop", "image": image, "memory": 16,
+        "command": ["sh", "-c", "wget -qO- $TARGET/task; echo snooped=$?"],
+    }]);
+    for (family, defs) in [("reader", reader), ("snoop", snoop)] {
+        cp.ecs(&[
+            "register-task-definition",
+            "--family",
+            family,
+            "--container-definitions",
+            &defs.to_string(),
+        ]);
+    }
+    let arn = run_task(&cp, "reader");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let logs = logs_with(&cp, &arn, "uri=");
+    let mut lines = logs.lines().filter(|l| l.starts_with('{'));
+    let task: Value = serde_json::from_str(lines.next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {logs}"));
+    assert_eq!(task["TaskARN"], arn.as_str(), "{task}");
+    assert_eq!(task["Family"], "reader", "{task}");
+    assert_eq!(task["Revision"], "1", "{task}");
+    assert_eq!(task["Cluster"], "default", "{task}");
+    assert_eq!(task["DesiredStatus"], "RUNNING", "{task}");
+    assert_eq!(task["Containers"][0]["Name"], "reader", "{task}");
+    let own: Value = serde_json::from_str(lines.next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {logs}"));
+    assert_eq!(own["Name"], "reader", "{own}");
+    assert_eq!(
+        own["Labels"]["com.amazonaws.ecs.task-arn"],
+        arn.as_str(),
+        "{own}"
+    );
+    assert!(
+        !own["DockerId"].as_str().unwrap_or_default().is_empty(),
+        "{own}"
+    );
+    let ip = own["Networks"][0]["IPv4Addresses"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{own}");
+    // Another task that learns the reader's URI is refused.
+    let uri = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("uri="))
+        .unwrap()
+        .to_string();
+    assert!(uri.starts_with("http://169.254.170.2/v4/"), "{uri}");
+    let overrides = serde_json::json!({"containerOverrides": [{
+        "name": "snoop", "environment": [{"name": "TARGET", "value": uri}],
+    }]});
+    let v = cp.ecs(&[
+        "run-task",
+        "--task-definition",
+        "snoop",
+        "--overrides",
+        &overrides.to_string(),
+    ]);
+    let snoop_arn = v["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &snoop_arn]);
+    let snooped = logs_with(&cp, &snoop_arn, "snooped=");
+    assert!(snooped.contains("snooped=1"), "{snooped}");
+    assert!(!snooped.contains("TaskARN"), "{snooped}");
+    cp.ecs(&["stop-task", "--task", &arn]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+}
+
+/// Bridge mode as the ECS agent runs it: `links` resolve by name and
+/// alias, `volumesFrom` brings another container's volumes (read-only
+/// here), `initProcessEnabled` puts an init at pid 1 that passes SIGTERM
+/// on, and a dynamic host port answers.
+#[test]
+fn links_volumes_from_and_an_init_are_seen_inside_the_containers() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    let image = "127.0.0.1:51670/busybox:latest";
+    let defs = serde_json::json!([
+        {
+            "name": "web", "image": image, "memory": 32, "stopTimeout": 2,
+            "portMappings": [{"containerPort": 80, "hostPort": 0}],
+            "mountPoints": [{"sourceVolume": "shared", "containerPath": "/data"}],
+            "command": ["sh", "-c", "mkdir -p /www && echo linked-web > /www/index.html && echo volume-token > /data/token && exec httpd -f -p 80 -h /www"],
+        },
+        {
+            "name": "client", "image": image, "memory": 16,
+            "links": ["web:frontend"],
+            "volumesFrom": [{"sourceContainer": "web", "readOnly": true}],
+            "linuxParameters": {"initProcessEnabled": true},
+            "command": ["sh", "-c", "until wget -qO /tmp/page http://frontend/; do sleep 0.2; done; echo page=$(cat /tmp/page); echo token=$(cat /data/token); echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); touch /data/x 2>/dev/null && echo mode=rw || echo mode=ro; grep -w web /etc/hosts; exec sleep 600"],
+        },
+    ]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "linked",
+        "--volumes",
+        r#"[{"name": "shared"}]"#,
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "linked");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let logs = logs_with(&cp, &arn, "mode=");
+    assert!(logs.contains("page=linked-web"), "{logs}");
+    assert!(logs.contains("token=volume-token"), "{logs}");
+    assert!(
+        logs.contains("pid1=/sbin/estiba-init --init sh -c"),
+        "{logs}"
+    );
+    assert!(logs.contains("mode=ro"), "{logs}");
+    assert!(logs.contains("frontend"), "{logs}");
+    let t = task_of(&cp, &arn);
+    let port = container(&t, "web")["networkBindings"][0]["hostPort"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no host port: {t}"));
+    let body = common::poll(
+        Duration::from_secs(10),
+        || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
+                .and_then(|r| r.text())
+                .unwrap_or_default()
+        },
+        |b| b.contains("linked-web"),
+    );
+    assert_eq!(body.trim(), "linked-web");
+    cp.ecs(&["stop-task", "--task", &arn]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    // The init passed SIGTERM on to sleep (143), rather than being killed
+    // after the stop timeout (137).
+    assert_eq!(container(&t, "client")["exitCode"], 143, "{t}");
 }

@@ -699,6 +699,38 @@ fn pods_share_network_and_hostname(e: &Estiba) {
 
 root_and_rootless!(pods_share_network_and_hostname);
 
+/// `--init`: estiba's init is pid 1, passes SIGTERM on to a command that
+/// would ignore it as pid 1, and exits as the command did.
+fn an_init_passes_signals_on_and_keeps_the_exit_code(e: &Estiba) {
+    let who = e.label();
+    let pid1 = e.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline",
+    ]);
+    assert!(
+        pid1.starts_with("/sbin/estiba-init --init sh -c"),
+        "[{who}] pid 1: {pid1}"
+    );
+    let out = e.run(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "[{who}]");
+    e.ok(&[
+        "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "600",
+    ]);
+    // With no init, sleep as pid 1 ignores SIGTERM and is killed after
+    // the timeout (137); through the init it ends on SIGTERM (143).
+    e.ok(&["stop", "-t", "20", "sleeper"]);
+    let code = inspect(e, "sleeper")["State"]["ExitCode"].clone();
+    assert_eq!(code, 143, "[{who}] exit code after stop");
+    e.ok(&["rm", "sleeper"]);
+}
+
+root_and_rootless!(an_init_passes_signals_on_and_keeps_the_exit_code);
+
 fn stats_top_and_stop_signal(e: &Estiba) {
     let who = e.label();
     e.ok(&[

@@ -353,7 +353,7 @@ pub struct Resume {
 
 /// The small static monitor next to the estiba binary (`ESTIBA_MONITOR`
 /// overrides; `none` keeps monitoring in estiba itself).
-fn small_monitor() -> Option<std::path::PathBuf> {
+pub(crate) fn small_monitor() -> Option<std::path::PathBuf> {
     match std::env::var_os("ESTIBA_MONITOR") {
         Some(v) if v == "none" => None,
         Some(v) => Some(v.into()),

@@ -150,6 +150,7 @@ impl Engine {
             own.push(self.attach_extra(networks, record, extra, policy.is_open())?);
         }
         estiba_net::egress::apply(&netns, policy, &own)?;
+        estiba_net::redirect::apply(&netns, &record.options.redirects)?;
         let ports = networks
             .ports()
             .publish(record.id, &maps, ip, &net.bridge)?;

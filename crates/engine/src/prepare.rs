@@ -183,7 +183,9 @@ pub fn write_bundle(
         cfg.uid,
         cfg.gid,
     )?);
-    rootfs::check_command(&cfg.rootfs, &cfg.args[0], &cfg.env)?;
+    // The command itself, not the init bind-mounted in front of it.
+    let program = &cfg.args[if record.options.init { 2 } else { 0 }];
+    rootfs::check_command(&cfg.rootfs, program, &cfg.env)?;
     let (spec, warnings) = spec::build(&cfg, host, estiba_store::host_arch())?;
     let data =
         serde_json::to_vec(&spec).map_err(|e| Error::Record(bundle.join("config.json"), e))?;
@@ -261,6 +263,26 @@ fn resolve_mounts(
     Ok((binds, tmpfs))
 }
 
+/// Where `--init` puts estiba's init in the container (docker puts tini
+/// at /sbin/docker-init).
+pub const INIT_PATH: &str = "/sbin/estiba-init";
+
+/// The init: the static estiba-monitor, bind-mounted read-only, so it
+/// runs whatever libc the image has or lacks.
+fn init_mount() -> Result<BindMount> {
+    let source = crate::monitor::small_monitor().ok_or_else(|| Error::Invalid {
+        what: "--init",
+        value: String::new(),
+        why: "estiba-monitor is not beside the estiba binary (scripts/build-monitor.sh builds it)"
+            .into(),
+    })?;
+    Ok(BindMount {
+        source,
+        destination: INIT_PATH.to_string(),
+        read_only: true,
+    })
+}
+
 fn resolve(
     record: &ContainerRecord,
     image: &ImageDefaults,
@@ -318,7 +340,16 @@ fn resolve(
         env.set(format!("HOME={}", user.home));
     }
     env.extend(o.env.iter().cloned());
-    let (mounts, tmpfs) = resolve_mounts(o, root, volumes)?;
+    let (mut mounts, tmpfs) = resolve_mounts(o, root, volumes)?;
+    let command = if o.init {
+        mounts.push(init_mount()?);
+        [INIT_PATH.to_string(), "--init".to_string()]
+            .into_iter()
+            .chain(command)
+            .collect()
+    } else {
+        command
+    };
     let mut join = match &o.pod {
         Some(pod) => pod_namespaces(pod, root)?,
         None => Vec::new(),

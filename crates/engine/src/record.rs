@@ -171,6 +171,10 @@ pub struct CreateOptions {
     /// `--add-host HOST:IP` lines for /etc/hosts.
     #[serde(default)]
     pub add_hosts: Vec<HostEntry>,
+    /// Connections from inside to one address go to another (a library
+    /// caller's: the node agent's metadata endpoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<estiba_net::redirect::Redirect>,
     /// `--dns` resolvers.
     #[serde(default)]
     pub dns: Vec<Ipv4Addr>,
@@ -183,6 +187,9 @@ pub struct CreateOptions {
     /// The pod (its id) whose namespaces the container joins.
     #[serde(default)]
     pub pod: Option<String>,
+    /// `--init`: estiba's init runs as pid 1, the command as its child.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// `--secret`: which secrets, and where in the container.
     #[serde(default)]
     pub secrets: Vec<SecretRef>,

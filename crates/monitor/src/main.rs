@@ -10,6 +10,10 @@
 //!
 //! Usage (by estiba only):
 //! `estiba-monitor PID OUT_FD ERR_FD LOG MAX_BYTES HEALTH_MS BACKOFF_MS ESTIBA ID [GLOBAL_ARGS...]`
+//!
+//! The same binary is a container's init when it asks for one
+//! (`estiba-monitor --init CMD…`, bind-mounted as /sbin/estiba-init; see
+//! `init.rs`): it is static, so it runs in any image.
 #![forbid(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
@@ -155,7 +159,13 @@ fn exit_code(status: rustix::process::WaitStatus) -> u8 {
         .map_or(255, |s| u8::try_from(128 + s).unwrap_or(255))
 }
 
+mod init;
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "--init") {
+        return init::main(&argv[1..]);
+    }
     let Some(args) = parse_args() else {
         eprintln!("estiba-monitor is started by estiba, not by hand");
         return ExitCode::from(2);

@@ -5,7 +5,8 @@
 //!
 //! Each network has a DNS responder of its own (`dns`), published ports
 //! are kernel NAT (`ports`), and egress is filtered inside the container's
-//! namespace (`egress`).
+//! namespace (`egress`), as are redirects of fixed addresses
+//! (`redirect`, for ECS's metadata endpoint).
 #![forbid(unsafe_code)]
 
 pub mod attach;
@@ -20,6 +21,7 @@ pub mod netns;
 pub mod network;
 pub mod pidfile;
 pub mod ports;
+pub mod redirect;
 mod state;
 
 pub use network::{NetworkRecord, Networks};

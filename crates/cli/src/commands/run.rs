@@ -61,6 +61,9 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
             .iter()
             .map(|h| h.parse())
             .collect::<Result<_, _>>()?,
+        init: args.init,
+        // Only library callers (the node agent) redirect addresses.
+        redirects: Vec::new(),
         dns: opts::parse_dns(&args.dns)?,
         mounts: opts::parse_mounts(&args.volume, &args.tmpfs, &args.mount)?,
         secrets: args
