@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use estiba_cluster::wire::{
     AgentError, Assignments, Heartbeat, HeartbeatReply, RegisterRequest, Registered, Report,
+    TaskSecrets,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -140,6 +141,19 @@ impl Client {
             )
             .await?;
         Self::expect(v, "assignments")
+    }
+
+    /// The secrets of a task placed on this node.
+    pub async fn secrets(&self, cluster: &str, task: &str) -> Result<TaskSecrets> {
+        let v = self
+            .call::<(), _>(
+                Method::GET,
+                &format!("secrets?cluster={cluster}&task={task}"),
+                None,
+                Duration::from_secs(10),
+            )
+            .await?;
+        Self::expect(v, "secrets")
     }
 
     pub async fn report(&self, report: &Report) -> Result<()> {

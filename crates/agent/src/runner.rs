@@ -102,6 +102,9 @@ pub struct Runner {
     pull_stopped_at: Option<f64>,
     /// awsvpc: the address of the task's pod.
     address: Option<std::net::Ipv4Addr>,
+    /// The task's secrets, asked for when the first container that has
+    /// some is created; held in memory only.
+    secrets: Option<estiba_cluster::wire::TaskSecrets>,
 }
 
 fn now() -> f64 {
@@ -149,6 +152,7 @@ impl Runner {
             pull_started_at: None,
             pull_stopped_at: None,
             address: None,
+            secrets: None,
         }
     }
 
@@ -257,6 +261,17 @@ impl Runner {
     /// Creates container `i`, wired to the metadata endpoint, with its
     /// links' names in /etc/hosts.
     async fn create(&mut self, i: usize) -> Result<(), Cause> {
+        let secret_env = if self.slots[i]
+            .def
+            .secrets
+            .as_ref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            let name = self.slots[i].def.name.clone();
+            self.secret_env(&name).await?
+        } else {
+            Vec::new()
+        };
         let def = &self.slots[i].def;
         let failed = |e: &dyn std::fmt::Display| {
             Cause::new(
@@ -273,6 +288,7 @@ impl Runner {
             }
         }
         request.options.add_hosts.extend(self.link_hosts(def).await);
+        request.options.env.extend(secret_env);
         match self.shared.engine.create(request).await {
             Ok(r) => {
                 let s = &mut self.slots[i];
@@ -283,6 +299,30 @@ impl Runner {
             }
             Err(e) => Err(failed(&e)),
         }
+    }
+
+    /// Container `name`'s secrets as environment entries, asked of the
+    /// control plane once per task.
+    async fn secret_env(&mut self, name: &str) -> Result<Vec<String>, Cause> {
+        if self.secrets.is_none() {
+            let got = self
+                .shared
+                .client
+                .secrets(&self.task.cluster, &self.task.id)
+                .await
+                .map_err(|e| {
+                    Cause::new(
+                        StopCode::TaskFailedToStart,
+                        format!("ResourceInitializationError: unable to pull secrets: {e}"),
+                    )
+                })?;
+            self.secrets = Some(got);
+        }
+        Ok(self
+            .secrets
+            .as_ref()
+            .and_then(|s| s.containers.get(name).cloned())
+            .unwrap_or_default())
     }
 
     /// `links: ["web", "db:database"]`: each target's address under its

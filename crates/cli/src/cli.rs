@@ -652,6 +652,9 @@ pub enum ClusterCommand {
     /// Manage join tokens for nodes.
     #[command(subcommand)]
     Token(ClusterTokenCommand),
+    /// Manage the secrets containers name in `secrets[].valueFrom`.
+    #[command(subcommand)]
+    Secret(ClusterSecretCommand),
     /// Start a control plane on SQLite and an agent on this machine; print the endpoint and
     /// an admin key.
     Up(ClusterUpArgs),
@@ -714,6 +717,31 @@ pub struct ClusterServeArgs {
     /// capacity, in the estiba root it is started with (--root, --runroot).
     #[arg(long)]
     pub fargate: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterSecretCommand {
+    /// Create a secret from standard input (or --from-file); the value is sealed at rest.
+    Create {
+        /// Its name; a task's valueFrom names it, or an ARN ending in it.
+        name: String,
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
+    /// List the secrets' names (never their values).
+    #[command(alias = "list")]
+    Ls {
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
+    /// Remove a secret.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

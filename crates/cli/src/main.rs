@@ -49,6 +49,7 @@ fn main() -> ExitCode {
                 cli::ClusterCommand::Serve(cli::ClusterServeArgs { fargate: false, .. })
                     | cli::ClusterCommand::User(_)
                     | cli::ClusterCommand::Token(_)
+                    | cli::ClusterCommand::Secret(_)
                     | cli::ClusterCommand::Up(_)
             )
             | cli::Command::Taskdef(_)

@@ -820,3 +820,107 @@ fn links_volumes_from_and_an_init_are_seen_inside_the_containers() {
     // after the stop timeout (137).
     assert_eq!(container(&t, "client")["exitCode"], 143, "{t}");
 }
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
+/// `secrets` as ECS injects them: environment variables, from cluster
+/// secrets that `valueFrom` names directly or as the end of an ARN; never
+/// in DescribeTasks, the store or the logs of the control plane and agent.
+#[test]
+fn secrets_reach_the_container_as_environment_and_nowhere_else() {
+    if !ready() {
+        return;
+    }
+    let (cp, agent) = single_node(&[]);
+    let (password, token) = ("pw-4f9a2c71e0", "tok-88d1b3a6c2");
+    for (name, value) in [("db-password", password), ("api-token", token)] {
+        let file = cp.dir.path().join(name);
+        std::fs::write(&file, value).unwrap();
+        let out = cp.admin_cmd(&[
+            "secret",
+            "create",
+            name,
+            "--from-file",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        std::fs::remove_file(&file).unwrap();
+    }
+    let listed = common::stdout(&cp.admin_cmd(&["secret", "ls"]));
+    assert!(
+        listed.contains("db-password") && !listed.contains(password),
+        "{listed}"
+    );
+    let defs = serde_json::json!([{
+        "name": "app", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
+        "secrets": [
+            {"name": "DB_PASSWORD", "valueFrom": "arn:aws:secretsmanager:us-east-1:000000000000:secret:db-password-AbCdEf"},
+            {"name": "API_TOKEN", "valueFrom": "arn:aws:ssm:us-east-1:000000000000:parameter/prod/api-token"},
+        ],
+        "command": ["sh", "-c", "echo seen=$DB_PASSWORD/$API_TOKEN"],
+    }]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "secretive",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "secretive");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let logs = logs_with(&cp, &arn, "seen=");
+    assert!(logs.contains(&format!("seen={password}/{token}")), "{logs}");
+    let described = cp.ecs(&["describe-tasks", "--tasks", &arn]).to_string();
+    for value in [password, token] {
+        assert!(!described.contains(value), "DescribeTasks shows a secret");
+        assert!(
+            !cp.log().contains(value),
+            "the control plane logged a secret"
+        );
+        assert!(!agent.log().contains(value), "the agent logged a secret");
+        let hits = files_containing(&cp.data(), value);
+        assert!(
+            hits.is_empty(),
+            "in clear in the control plane's data: {hits:?}"
+        );
+    }
+    // A valueFrom that names no secret: the task fails to start, saying which.
+    let defs = serde_json::json!([{
+        "name": "app", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
+        "secrets": [{"name": "X", "valueFrom": "no-such-secret"}],
+        "command": ["true"],
+    }]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "missing",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "missing");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let reason = t["stoppedReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("ResourceInitializationError") && reason.contains("no-such-secret"),
+        "{reason}"
+    );
+}

@@ -8,6 +8,7 @@
 //! tags/<arn>                            a resource's tags
 //! users/<name>                          a user and their policies
 //! access-keys/<id>                      an access key, its secret sealed
+//! secrets/<name>                        a cluster secret, its value sealed
 //! join-tokens/<id>                      a join token's hash, on a lease (its TTL)
 //! nodes/<instance>                      a joined node's credential hash and lease
 //! instances/<cluster>/<instance>        a container instance
@@ -27,6 +28,7 @@ pub const TASKDEFS: &str = "taskdefs/";
 pub const TAGS: &str = "tags/";
 pub const USERS: &str = "users/";
 pub const ACCESS_KEYS: &str = "access-keys/";
+pub const SECRETS: &str = "secrets/";
 pub const JOIN_TOKENS: &str = "join-tokens/";
 pub const NODES: &str = "nodes/";
 pub const INSTANCES: &str = "instances/";
@@ -97,6 +99,10 @@ pub fn tags(arn: &str) -> String {
 
 pub fn user(name: &str) -> String {
     format!("{USERS}{name}")
+}
+
+pub fn secret(name: &str) -> String {
+    format!("{SECRETS}{name}")
 }
 
 pub fn access_key(id: &str) -> String {

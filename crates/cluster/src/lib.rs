@@ -13,6 +13,8 @@
 //!   `--store` names;
 //! - `users.rs`: users, their policies and their access keys, whose secrets
 //!   are sealed (`seal.rs`) before they reach the store;
+//! - `secrets.rs`: cluster secrets for the containers' `secrets`, sealed
+//!   too, handed only to the agent of the node a task runs on;
 //! - `audit.rs`: one JSON line per mutating call.
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod open;
 pub mod page;
 pub mod placement;
 pub mod seal;
+pub mod secrets;
 pub mod task;
 pub mod time;
 pub mod users;

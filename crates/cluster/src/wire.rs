@@ -91,6 +91,35 @@ pub struct HeartbeatReply {
     pub heartbeat_seconds: u64,
 }
 
+/// A task's secrets, for its agent only: each container's `NAME=value`
+/// environment entries.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSecrets {
+    pub containers: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl std::fmt::Debug for TaskSecrets {
+    /// Names only: a value never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<(&String, Vec<&str>)> = self
+            .containers
+            .iter()
+            .map(|(c, env)| {
+                (
+                    c,
+                    env.iter()
+                        .map(|e| e.split('=').next().unwrap_or(""))
+                        .collect(),
+                )
+            })
+            .collect();
+        f.debug_struct("TaskSecrets")
+            .field("containers", &names)
+            .finish()
+    }
+}
+
 /// The node's tasks that changed.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,7 +9,8 @@ use estiba_cluster::open::{self, StoreSpec};
 
 use super::Context;
 use crate::cli::{
-    AgentArgs, ClusterCommand, ClusterStateArgs, ClusterTokenCommand, ClusterUserCommand,
+    AgentArgs, ClusterCommand, ClusterSecretCommand, ClusterStateArgs, ClusterTokenCommand,
+    ClusterUserCommand,
 };
 
 fn duration(flag: &str, value: &str) -> Result<std::time::Duration> {
@@ -76,6 +77,7 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(0)
         }
+        ClusterCommand::Secret(cmd) => secret(ctx, cmd),
         ClusterCommand::Up(a) => super::cluster_up::up(ctx, &a),
         ClusterCommand::Down { data } => super::cluster_up::down(ctx, data.as_deref()),
         ClusterCommand::Token(ClusterTokenCommand::Create { ttl, state }) => {
@@ -90,6 +92,55 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// `cluster secret create|ls|rm`, on the store directly, as `user add`.
+fn secret(ctx: &Context, cmd: ClusterSecretCommand) -> Result<u8> {
+    let state = match &cmd {
+        ClusterSecretCommand::Create { state, .. }
+        | ClusterSecretCommand::Ls { state }
+        | ClusterSecretCommand::Rm { state, .. } => state,
+    };
+    let data = data_dir(ctx, state);
+    let spec: StoreSpec = state.store.parse()?;
+    runtime()?.block_on(async {
+        let server = open::server(&data, &spec, Settings::default()).await?;
+        match &cmd {
+            ClusterSecretCommand::Create {
+                name, from_file, ..
+            } => {
+                let value = match from_file {
+                    Some(f) => {
+                        std::fs::read(f).with_context(|| format!("reading {}", f.display()))?
+                    }
+                    None => {
+                        let mut v = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                            .context("reading the secret from standard input")?;
+                        v
+                    }
+                };
+                estiba_cluster::secrets::create(&server.db, &server.sealer, name, &value).await?;
+                println!("{name}");
+            }
+            ClusterSecretCommand::Ls { .. } => {
+                println!("{:<40} CREATED", "NAME");
+                for (name, created) in estiba_cluster::secrets::list(&server.db).await? {
+                    let when = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_secs(created.max(0.0) as u64);
+                    println!("{name:<40} {}", humantime::format_rfc3339_seconds(when));
+                }
+            }
+            ClusterSecretCommand::Rm { name, .. } => {
+                if !estiba_cluster::secrets::remove(&server.db, name).await? {
+                    anyhow::bail!("no secret {name}");
+                }
+                println!("{name}");
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(0)
 }
 
 /// FARGATE's built-in capacity: an agent inside the control plane's own

@@ -20,10 +20,10 @@ use crate::model::{
     encode, matches_digest, sha256_hex, AssignmentRecord, ClusterRecord, ClusterStatus,
     JoinTokenRecord, NodeRecord,
 };
-use crate::task::{InstanceRecord, InstanceStatus, TaskRecord};
+use crate::task::{InstanceRecord, InstanceStatus, Status, TaskRecord};
 use crate::wire::{
     AgentError, Assignments, Heartbeat, HeartbeatReply, RegisterRequest as Register, Registered,
-    Report,
+    Report, TaskSecrets,
 };
 use crate::{keys, time, Error, Result};
 
@@ -36,6 +36,7 @@ pub fn router() -> axum::Router<Arc<Server>> {
         .route("/heartbeat", axum::routing::post(heartbeat))
         .route("/assignments", axum::routing::get(assignments))
         .route("/report", axum::routing::post(report))
+        .route("/secrets", axum::routing::get(secrets))
 }
 
 /// A refusal of the agent API.
@@ -368,6 +369,41 @@ async fn assignments(
         removed,
         full: false,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+struct SecretsOf {
+    cluster: String,
+    task: String,
+}
+
+/// A task's secrets, for the agent of the node it is placed on, while it
+/// is not stopped.
+async fn secrets(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(of): Query<SecretsOf>,
+) -> Result<Json<TaskSecrets>, Refusal> {
+    let (id, _) = node_of(&server, &headers).await?;
+    let task = server
+        .db
+        .get::<TaskRecord>(&keys::task(&of.cluster, &of.task))
+        .await?
+        .map(|t| t.value)
+        .filter(|t| t.instance.as_deref() == Some(id.as_str()) && t.last_status != Status::Stopped)
+        .ok_or_else(|| {
+            Refusal(
+                StatusCode::FORBIDDEN,
+                "the task is not running on this node".into(),
+            )
+        })?;
+    match crate::secrets::for_task(&server.db, &server.sealer, &task).await? {
+        Ok(containers) => {
+            tracing::info!(task = %task.id, instance = %id, "secrets handed to the task's agent");
+            Ok(Json(TaskSecrets { containers }))
+        }
+        Err(missing) => Err(Refusal(StatusCode::NOT_FOUND, missing)),
+    }
 }
 
 async fn report(
