@@ -93,18 +93,16 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
         }
         _ => o.command = def.command.clone().unwrap_or_default(),
     }
-    o.env = def
-        .environment
-        .iter()
-        .flatten()
-        .filter_map(|kv| {
+    // Files first: `environment` wins over them, as on ECS.
+    o.env = env_files(def)?;
+    o.env
+        .extend(def.environment.iter().flatten().filter_map(|kv| {
             Some(format!(
                 "{}={}",
                 kv.name.as_ref()?,
                 kv.value.clone().unwrap_or_default()
             ))
-        })
-        .collect();
+        }));
     o.user = def.user.clone();
     o.workdir = def.working_directory.clone();
     o.read_only = def.readonly_root_filesystem.unwrap_or(false);
@@ -181,6 +179,39 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
     o.ulimits = ulimits(def)?;
     o.add_hosts = extra_hosts(def)?;
     Ok(req)
+}
+
+/// `environmentFiles`: `[{"value": "/etc/app.env", "type": "s3"}]`, files
+/// of `KEY=VALUE` lines (blank lines and `#` comments skipped) on the
+/// node, as a path or a `file://` URL. ECS fetches them from S3, which
+/// estiba does not: an S3 ARN is refused with that said.
+fn env_files(def: &ContainerDefinition) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in def.environment_files.iter().flatten() {
+        let value = f.get("value").and_then(Value::as_str).unwrap_or_default();
+        let path = value.strip_prefix("file://").unwrap_or(value);
+        if !path.starts_with('/') {
+            return Err(Error::Invalid(format!(
+                "environmentFiles: {value}: estiba reads files on the node (an absolute path or file:// URL), not S3"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Invalid(format!("environmentFiles: {path}: {e}")))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once('=') {
+                Some((key, _)) if !key.is_empty() => out.push(line.to_string()),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "environmentFiles: {path}: {line:?} is not KEY=VALUE"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A container's mount points with their read-only flag: its own, then
@@ -330,6 +361,32 @@ mod tests {
         assert!(seen
             .iter()
             .any(|m| m.contains("/data") && m.contains("read_only: true")));
+    }
+
+    #[test]
+    fn environment_files_are_read_and_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.env");
+        std::fs::write(&file, "# a comment\n\nMODE=file\nONLY_FILE=1\n").unwrap();
+        let t = task(
+            "bridge",
+            serde_json::json!([{
+                "name": "a", "image": "x",
+                "environmentFiles": [{"value": format!("file://{}", file.display()), "type": "s3"}],
+                "environment": [{"name": "MODE", "value": "env"}],
+            }]),
+        );
+        let r = request(&t, &t.definition.container_definitions[0]).unwrap();
+        assert_eq!(r.options.env, ["MODE=file", "ONLY_FILE=1", "MODE=env"]);
+        std::fs::write(&file, "not a pair\n").unwrap();
+        assert!(request(&t, &t.definition.container_definitions[0]).is_err());
+        let s3 = task(
+            "bridge",
+            serde_json::json!([{"name": "a", "image": "x",
+                "environmentFiles": [{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}]}]),
+        );
+        let e = request(&s3, &s3.definition.container_definitions[0]).unwrap_err();
+        assert!(e.to_string().contains("not S3"), "{e}");
     }
 
     #[test]

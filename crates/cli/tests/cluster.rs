@@ -450,11 +450,15 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
         return;
     }
     let (cp, _agent) = single_node(&[]);
+    let env_file = cp.dir.path().join("probe.env");
+    std::fs::write(&env_file, "# read on the node\nFROM_FILE=yes\nBOTH=file\n").unwrap();
     let defs = serde_json::json!([{
         "name": "probe", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
         "ulimits": [{"name": "nofile", "softLimit": 321, "hardLimit": 654}],
         "extraHosts": [{"hostname": "db.internal", "ipAddress": "10.1.2.3"}],
-        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo to-stderr >&2"],
+        "environmentFiles": [{"value": format!("file://{}", env_file.display()), "type": "s3"}],
+        "environment": [{"name": "BOTH", "value": "environment"}],
+        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo file=$FROM_FILE both=$BOTH; echo to-stderr >&2"],
     }]);
     cp.ecs(&[
         "register-task-definition",
@@ -469,6 +473,7 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
     assert_eq!(container(&t, "probe")["exitCode"], 0, "{t}");
     let logs = estiba_task(&cp, &["logs", &arn]);
     assert!(logs.contains("soft=321 hard=654"), "{logs}");
+    assert!(logs.contains("file=yes both=environment"), "{logs}");
     assert!(
         logs.contains("10.1.2.3") && logs.contains("db.internal"),
         "{logs}"

@@ -122,10 +122,12 @@ pub async fn for_task(
         for s in def.secrets.iter().flatten() {
             match resolve(db, sealer, &s.value_from).await? {
                 Some(value) => env.push(format!("{}={value}", s.name)),
-                None => return Ok(Err(format!(
+                None => {
+                    return Ok(Err(format!(
                     "{}: secret {}: no cluster secret by that name (estiba cluster secret create)",
                     def.name, s.value_from
-                ))),
+                )))
+                }
             }
         }
         if !env.is_empty() {
