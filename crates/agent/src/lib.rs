@@ -10,6 +10,7 @@
 //! - `images.rs`: ECS's image pull behaviours;
 //! - `metadata.rs`: the task metadata endpoint v4 at 169.254.170.2;
 //! - `pod.rs`: awsvpc, a task's own network namespace as an engine pod;
+//! - `restart.rs`: a container's `restartPolicy`;
 //! - `runner.rs`: one task's life: start in dependency order, watch,
 //!   stop in reverse order under each container's stopTimeout;
 //! - `agent.rs`: the loop that ties them together, and re-adoption of the
@@ -24,6 +25,7 @@ pub mod images;
 pub mod metadata;
 pub mod node;
 pub mod pod;
+pub mod restart;
 pub mod runner;
 
 pub use agent::{run, Options};

@@ -79,6 +79,8 @@ struct Slot {
     def: ContainerDefinition,
     id: Option<String>,
     state: ContainerState,
+    /// Epoch seconds of the last restart under its restartPolicy.
+    restarted_at: Option<f64>,
 }
 
 impl Slot {
@@ -141,6 +143,7 @@ impl Runner {
                     def: def.clone(),
                     id: record.map(|r| r.id.clone()),
                     state: adopted_state(def, record),
+                    restarted_at: None,
                 }
             })
             .collect();
@@ -521,10 +524,14 @@ impl Runner {
                 container,
                 exit_code,
             } => {
-                let slot = self.slots.iter_mut().find(|s| s.def.name == container)?;
-                if slot.exited() {
+                let i = self.slots.iter().position(|s| s.def.name == container)?;
+                if self.slots[i].exited() {
                     return None;
                 }
+                if self.restart(i, exit_code).await {
+                    return None;
+                }
+                let slot = &mut self.slots[i];
                 slot.state.last_status = Some(Status::Stopped);
                 slot.state.exit_code = Some(exit_code);
                 slot.state.stopped_at = Some(now());
@@ -545,6 +552,32 @@ impl Runner {
                     self.report_current().await;
                 }
                 None
+            }
+        }
+    }
+
+    /// Starts container `i` again in place if its restartPolicy says so
+    /// for this exit; true if it runs again.
+    async fn restart(&mut self, i: usize, exit_code: i32) -> bool {
+        let s = &self.slots[i];
+        let Some(policy) = crate::restart::RestartPolicy::of(&s.def) else {
+            return false;
+        };
+        let since = s.restarted_at.or(s.state.started_at).unwrap_or_else(now);
+        let (Some(id), true) = (s.id.clone(), policy.restarts(exit_code, now() - since)) else {
+            return false;
+        };
+        let name = s.def.name.clone();
+        match self.shared.engine.start(&id).await {
+            Ok(_) => {
+                tracing::info!(container = %name, exit_code, "restarted under its restartPolicy");
+                self.slots[i].restarted_at = Some(now());
+                self.report_current().await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(container = %name, "restarting it failed: {e}");
+                false
             }
         }
     }

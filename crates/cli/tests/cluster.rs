@@ -425,6 +425,13 @@ fn a_rootless_agent_runs_a_bridge_task_with_a_dynamic_port() {
 
 /// `estiba task …` (the native CLI) against this control plane as the admin.
 fn estiba_task(cp: &ControlPlane, args: &[&str]) -> String {
+    let mut all = vec!["task"];
+    all.extend_from_slice(args);
+    estiba_as_admin(cp, &all)
+}
+
+/// The native CLI (`estiba taskdef|task|node …`) as the admin.
+fn estiba_as_admin(cp: &ControlPlane, args: &[&str]) -> String {
     let out = std::process::Command::new(common::bin())
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -432,13 +439,12 @@ fn estiba_task(cp: &ControlPlane, args: &[&str]) -> String {
         .env("AWS_ACCESS_KEY_ID", &cp.admin.id)
         .env("AWS_SECRET_ACCESS_KEY", &cp.admin.secret)
         .env("AWS_ENDPOINT_URL_ECS", cp.url())
-        .arg("task")
         .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "estiba task {args:?}: {}",
+        "estiba {args:?}: {}",
         common::stderr(&out)
     );
     common::stdout(&out)
@@ -928,4 +934,35 @@ fn secrets_reach_the_container_as_environment_and_nowhere_else() {
         reason.contains("ResourceInitializationError") && reason.contains("no-such-secret"),
         "{reason}"
     );
+}
+
+/// `restartPolicy`: a container that fails after running the attempt
+/// period is started again in place (its writable layer kept); an ignored
+/// exit code then ends the task as an essential exit.
+#[test]
+fn a_restart_policy_restarts_a_container_in_place() {
+    if !ready() {
+        return;
+    }
+    let (cp, _agent) = single_node(&[]);
+    // Debian's AWS CLI (2.9) predates restartPolicy: the native CLI sends it.
+    let td = serde_json::json!({"family": "flaky", "containerDefinitions": [{
+        "name": "flaky", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
+        "restartPolicy": {"enabled": true, "ignoredExitCodes": [0], "restartAttemptPeriod": 60},
+        "command": ["sh", "-c", "n=$(( $(cat /tmp/n 2>/dev/null || echo 0) + 1 )); echo $n > /tmp/n; echo run=$n; [ $n -ge 2 ] && exit 0; sleep 61; exit 3"],
+    }]});
+    let file = cp.dir.path().join("flaky.json");
+    std::fs::write(&file, td.to_string()).unwrap();
+    estiba_as_admin(&cp, &["taskdef", "register", "-f", file.to_str().unwrap()]);
+    let arn = run_task(&cp, "flaky");
+    let t = common::poll(
+        Duration::from_secs(120),
+        || task_of(&cp, &arn),
+        |t| t["lastStatus"] == "STOPPED",
+    );
+    assert_eq!(t["lastStatus"], "STOPPED", "{t}");
+    assert_eq!(t["stopCode"], "EssentialContainerExited", "{t}");
+    assert_eq!(container(&t, "flaky")["exitCode"], 0, "{t}");
+    let logs = estiba_task(&cp, &["logs", &arn]);
+    assert!(logs.contains("run=1") && logs.contains("run=2"), "{logs}");
 }
