@@ -175,10 +175,42 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
         o.mounts
             .push(options::parse_volume(&spec).map_err(engine_error)?);
     }
+    o.mounts.extend(tmpfs(def)?);
+    if def.disable_networking == Some(true) {
+        // Loopback only, as docker's --network none.
+        o.network = estiba_engine::NetworkMode::None;
+        o.publish.clear();
+    }
     o.health = def.health_check.as_ref().map(health);
     o.ulimits = ulimits(def)?;
     o.add_hosts = extra_hosts(def)?;
     Ok(req)
+}
+
+/// `linuxParameters.tmpfs`: `[{"containerPath": "/run", "size": 64,
+/// "mountOptions": ["noexec"]}]`, the size in MiB.
+fn tmpfs(def: &ContainerDefinition) -> Result<Vec<options::MountSpec>> {
+    let entries = def
+        .linux_parameters
+        .as_ref()
+        .and_then(|l| l.get("tmpfs"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    entries
+        .iter()
+        .map(|t| {
+            let path = t["containerPath"].as_str().unwrap_or_default();
+            let size = t["size"].as_i64().filter(|s| *s > 0).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "linuxParameters.tmpfs {path}: a size in MiB is required"
+                ))
+            })?;
+            let mut opts = vec![format!("size={size}m")];
+            opts.extend(strings(t.get("mountOptions")));
+            options::parse_tmpfs(&format!("{path}:{}", opts.join(","))).map_err(engine_error)
+        })
+        .collect()
 }
 
 /// `environmentFiles`: `[{"value": "/etc/app.env", "type": "s3"}]`, files
@@ -387,6 +419,30 @@ mod tests {
         );
         let e = request(&s3, &s3.definition.container_definitions[0]).unwrap_err();
         assert!(e.to_string().contains("not S3"), "{e}");
+    }
+
+    #[test]
+    fn tmpfs_takes_its_size_and_disabled_networking_is_loopback_only() {
+        let t = task(
+            "bridge",
+            serde_json::json!([{"name": "a", "image": "x", "disableNetworking": true,
+                "portMappings": [{"containerPort": 80}],
+                "linuxParameters": {"tmpfs": [{"containerPath": "/run", "size": 64, "mountOptions": ["noexec"]}]}}]),
+        );
+        let r = request(&t, &t.definition.container_definitions[0]).unwrap();
+        assert_eq!(r.options.network, estiba_engine::NetworkMode::None);
+        assert!(r.options.publish.is_empty());
+        let m = format!("{:?}", r.options.mounts);
+        assert!(
+            m.contains("/run") && m.contains("size=64m") && m.contains("noexec"),
+            "{m}"
+        );
+        let unsized_ = task(
+            "bridge",
+            serde_json::json!([{"name": "a", "image": "x",
+                "linuxParameters": {"tmpfs": [{"containerPath": "/run"}]}}]),
+        );
+        assert!(request(&unsized_, &unsized_.definition.container_definitions[0]).is_err());
     }
 
     #[test]

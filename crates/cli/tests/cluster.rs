@@ -464,7 +464,8 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
         "extraHosts": [{"hostname": "db.internal", "ipAddress": "10.1.2.3"}],
         "environmentFiles": [{"value": format!("file://{}", env_file.display()), "type": "s3"}],
         "environment": [{"name": "BOTH", "value": "environment"}],
-        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo file=$FROM_FILE both=$BOTH; echo to-stderr >&2"],
+        "linuxParameters": {"tmpfs": [{"containerPath": "/scratch", "size": 8, "mountOptions": ["noexec"]}]},
+        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo file=$FROM_FILE both=$BOTH; grep ' /scratch ' /proc/mounts; echo to-stderr >&2"],
     }]);
     cp.ecs(&[
         "register-task-definition",
@@ -480,6 +481,16 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
     let logs = estiba_task(&cp, &["logs", &arn]);
     assert!(logs.contains("soft=321 hard=654"), "{logs}");
     assert!(logs.contains("file=yes both=environment"), "{logs}");
+    let scratch = logs
+        .lines()
+        .find(|l| l.contains(" /scratch "))
+        .unwrap_or_else(|| panic!("no tmpfs: {logs}"));
+    assert!(
+        scratch.starts_with("tmpfs")
+            && scratch.contains("size=8192k")
+            && scratch.contains("noexec"),
+        "{scratch}"
+    );
     assert!(
         logs.contains("10.1.2.3") && logs.contains("db.internal"),
         "{logs}"
