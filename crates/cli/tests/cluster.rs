@@ -64,6 +64,17 @@ fn single_node(extra: &[&str]) -> (ControlPlane, Agent) {
     (cp, agent)
 }
 
+/// A control plane and a rootless agent (a fresh unprivileged user's),
+/// with busybox under the name the task definitions use.
+fn rootless_node() -> (ControlPlane, Agent) {
+    let cp = ControlPlane::start(&[]);
+    let e = Estiba::rootless();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    e.ok(&["import", &tar, "127.0.0.1:51670/busybox:latest"]);
+    let agent = Agent::start(e, &cp, &[]);
+    (cp, agent)
+}
+
 fn task_of(cp: &ControlPlane, arn: &str) -> Value {
     let v = cp.ecs(&["describe-tasks", "--tasks", arn]);
     v["tasks"][0].clone()
@@ -371,11 +382,7 @@ fn a_rootless_agent_runs_a_bridge_task_with_a_dynamic_port() {
     if !ready() {
         return;
     }
-    let cp = ControlPlane::start(&[]);
-    let e = Estiba::rootless();
-    let tar = common::busybox_tar().to_str().unwrap().to_string();
-    e.ok(&["import", &tar, "127.0.0.1:51670/busybox:latest"]);
-    let agent = Agent::start(e, &cp, &[]);
+    let (cp, agent) = rootless_node();
     let defs = serde_json::json!([{
         "name": "web", "image": "127.0.0.1:51670/busybox:latest", "memory": 32,
         "portMappings": [{"containerPort": 80, "hostPort": 0}],
@@ -587,11 +594,7 @@ fn a_rootless_agent_runs_an_awsvpc_task() {
     if !ready() {
         return;
     }
-    let cp = ControlPlane::start(&[]);
-    let e = Estiba::rootless();
-    let tar = common::busybox_tar().to_str().unwrap().to_string();
-    e.ok(&["import", &tar, "127.0.0.1:51670/busybox:latest"]);
-    let _agent = Agent::start(e, &cp, &[]);
+    let (cp, _agent) = rootless_node();
     awsvpc_pair_shares_one_address(&cp, "127.0.0.1:51670/busybox:latest");
 }
 
