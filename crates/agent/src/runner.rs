@@ -107,6 +107,10 @@ pub struct Runner {
     /// The task's secrets, asked for when the first container that has
     /// some is created; held in memory only.
     secrets: Option<estiba_cluster::wire::TaskSecrets>,
+    /// When the runner began, and when its containers were all created:
+    /// the start-up timeline logged at RUNNING.
+    began: Instant,
+    created: Option<Instant>,
 }
 
 fn now() -> f64 {
@@ -156,6 +160,8 @@ impl Runner {
             pull_stopped_at: None,
             address: None,
             secrets: None,
+            began: Instant::now(),
+            created: None,
         }
     }
 
@@ -182,7 +188,9 @@ impl Runner {
             Ok(()) => match self.start_in_order().await? {
                 Some(cause) => cause,
                 None => {
+                    let started = Instant::now();
                     self.report(Status::Running, None).await;
+                    self.log_timeline(started);
                     self.watch().await?
                 }
             },
@@ -258,6 +266,7 @@ impl Runner {
                 self.create(i).await?;
             }
         }
+        self.created = Some(Instant::now());
         Ok(())
     }
 
@@ -358,6 +367,25 @@ impl Runner {
         }
         hosts.dedup();
         hosts
+    }
+
+    /// Where a start-up's time went, from the runner's beginning: pull
+    /// (images), create, start (in dependency order), report RUNNING.
+    fn log_timeline(&self, started: Instant) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let pulled = self
+            .pull_started_at
+            .zip(self.pull_stopped_at)
+            .map_or(0.0, |(a, b)| (b - a) * 1000.0);
+        let created = self.created.unwrap_or(self.began);
+        tracing::info!(
+            pull_ms = pulled,
+            until_created_ms = ms(created - self.began),
+            start_ms = ms(started.saturating_duration_since(created)),
+            report_ms = ms(started.elapsed()),
+            total_ms = ms(self.began.elapsed()),
+            "running"
+        );
     }
 
     /// Starts every container once its dependencies allow. None: all

@@ -368,6 +368,14 @@ impl Records {
 
     /// A container by full id, unique id prefix or name.
     pub fn find(&self, wanted: &str) -> Result<ContainerRecord> {
+        // A full id is one file: the wait loops of `stop` ask by id every
+        // few milliseconds, and reading every record each time made a
+        // node's stops together cost O(containers²).
+        if wanted.len() == 64 && wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Ok(r) = self.load(wanted) {
+                return Ok(r);
+            }
+        }
         let all = self.list()?;
         if let Some(r) = all.iter().find(|r| r.name == wanted || r.id == wanted) {
             return Ok(r.clone());
