@@ -39,6 +39,10 @@ cleanup() {
   for n in 0 1 2; do
     export ESTIBA_ROOT=$work/node$n/data ESTIBA_RUNROOT=$work/node$n/run
     "$estiba" rm -f $("$estiba" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+    # The agent's metadata pod holds an address on ecs-bridge.
+    for pod in $("$estiba" pod ls 2>/dev/null | awk 'NR > 1 {print $1}'); do
+      "$estiba" pod rm -f "$pod" >/dev/null 2>&1 || true
+    done
     "$estiba" network rm ecs-bridge >/dev/null 2>&1 || true
   done
   sleep 1

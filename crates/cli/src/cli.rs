@@ -662,6 +662,10 @@ pub enum ClusterCommand {
     Down {
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Only remove the tasks in this estiba root (how `down` clears the
+        /// FARGATE capacity's root, in that root's own user namespace).
+        #[arg(long, hide = true)]
+        tasks_only: bool,
     },
 }
 

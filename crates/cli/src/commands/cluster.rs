@@ -79,7 +79,13 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
         }
         ClusterCommand::Secret(cmd) => secret(ctx, cmd),
         ClusterCommand::Up(a) => super::cluster_up::up(ctx, &a),
-        ClusterCommand::Down { data } => super::cluster_up::down(ctx, data.as_deref()),
+        ClusterCommand::Down { data, tasks_only } => {
+            if tasks_only {
+                super::cluster_up::remove_tasks(ctx)?;
+                return Ok(0);
+            }
+            super::cluster_up::down(ctx, data.as_deref())
+        }
         ClusterCommand::Token(ClusterTokenCommand::Create { ttl, state }) => {
             let data = data_dir(ctx, &state);
             let spec: StoreSpec = state.store.parse()?;

@@ -140,11 +140,7 @@ pub fn up(ctx: &Context, a: &ClusterUpArgs) -> Result<u8> {
         ]
         .map(str::to_string);
         // The FARGATE capacity's estiba root, apart from the node's.
-        let fargate = Paths {
-            data: data.join("fargate"),
-            run: ctx.paths.run.join("fargate"),
-        };
-        spawn(&fargate, &serve, &serve_log, &serve_pid)?;
+        spawn(&fargate_paths(ctx, &data), &serve, &serve_log, &serve_pid)?;
         let health = format!("{endpoint}/health");
         wait_for(
             "the control plane",
@@ -226,6 +222,39 @@ pub fn down(ctx: &Context, data: Option<&Path>) -> Result<u8> {
     stop(&data.join("agent.pid"), "agent");
     // The agent leaves its tasks running when it stops, as ECS's does;
     // `down` means all of it.
+    remove_tasks(ctx)?;
+    stop(&data.join("serve.pid"), "control plane");
+    // The FARGATE capacity's tasks, in its own root (and, rootless, its
+    // own user namespace): by this binary started on that root.
+    let fargate = fargate_paths(ctx, &data);
+    if fargate.data.exists() {
+        let exe = std::env::current_exe().context("finding the estiba binary")?;
+        let status = Command::new(exe)
+            .arg("--root")
+            .arg(&fargate.data)
+            .arg("--runroot")
+            .arg(&fargate.run)
+            .args(["cluster", "down", "--tasks-only"])
+            .status()
+            .context("clearing the FARGATE capacity's tasks")?;
+        if !status.success() {
+            eprintln!("the FARGATE capacity's tasks may not all be removed ({status})");
+        }
+    }
+    Ok(0)
+}
+
+/// Where `cluster up` keeps the FARGATE capacity's estiba root.
+fn fargate_paths(ctx: &Context, data: &Path) -> Paths {
+    Paths {
+        data: data.join("fargate"),
+        run: ctx.paths.run.join("fargate"),
+    }
+}
+
+/// Stops and removes the task containers and pods of this estiba root
+/// (the agent's metadata pod too).
+pub fn remove_tasks(ctx: &Context) -> Result<()> {
     let engine = ctx.engine()?;
     let mut tasks = 0;
     for r in engine.list()? {
@@ -235,9 +264,13 @@ pub fn down(ctx: &Context, data: Option<&Path>) -> Result<u8> {
             tasks += 1;
         }
     }
+    for pod in engine.pods() {
+        if pod.name.starts_with("ecs-") {
+            engine.pod_remove(&pod.id, true)?;
+        }
+    }
     if tasks > 0 {
         eprintln!("stopped and removed {tasks} task containers");
     }
-    stop(&data.join("serve.pid"), "control plane");
-    Ok(0)
+    Ok(())
 }
