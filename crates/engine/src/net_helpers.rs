@@ -74,8 +74,12 @@ impl Engine {
         }
         let log_path = helpers.log(key);
         let log = std::fs::File::create(&log_path).ctx("creating", &log_path)?;
+        // The store by environment: it reaches the helper its intermediate
+        // starts, too (this process may have been given --root instead).
         let mut child = Command::new(&self.exe)
             .args([command, key])
+            .env("ESTIBA_ROOT", &self.data)
+            .env("ESTIBA_RUNROOT", &self.run)
             .env_remove(estiba_runtime::userns::JOIN_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

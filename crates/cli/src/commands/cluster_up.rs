@@ -58,7 +58,8 @@ fn spawn(paths: &Paths, args: &[String], log: &Path, pidfile: &Path) -> Result<P
         .spawn()
         .with_context(|| format!("starting estiba {}", args.join(" ")))?;
     let pid = i32::try_from(child.id()).unwrap_or(0);
-    let id = ProcessId::of(pid).with_context(|| format!("estiba {} exited at once", args[0]))?;
+    let id =
+        ProcessId::of(pid).with_context(|| format!("estiba {} exited at once", args.join(" ")))?;
     estiba_os::write_atomic(pidfile, id.to_line().as_bytes())?;
     Ok(id)
 }
@@ -149,7 +150,10 @@ pub fn up(ctx: &Context, a: &ClusterUpArgs) -> Result<u8> {
             || reqwest::blocking::get(&health).is_ok_and(|r| r.status().is_success()),
         )?;
         if running(&agent_pid).is_none() {
+            // At info level, for its "joined" line.
             let agent = [
+                "--log-level",
+                "info",
                 "agent",
                 "--server",
                 &endpoint,
@@ -159,15 +163,15 @@ pub fn up(ctx: &Context, a: &ClusterUpArgs) -> Result<u8> {
                 AGENT_LISTEN,
             ]
             .map(str::to_string);
-            let joined = ctx.paths.data.join("agent/node.json");
-            let before = std::fs::metadata(&joined).and_then(|m| m.modified()).ok();
+            let logged = std::fs::metadata(&agent_log).map_or(0, |m| m.len() as usize);
             spawn(&ctx.paths, &agent, &agent_log, &agent_pid)?;
-            // Joined (or back with its saved credential) and polling.
+            // Joined, or back with its saved credential: said in what this
+            // start added to the log (the log keeps earlier starts').
             wait_for("the agent", &agent_log, Duration::from_secs(30), || {
-                let now = std::fs::metadata(&joined).and_then(|m| m.modified()).ok();
-                (now.is_some() && now != before)
-                    || (before.is_some()
-                        && std::fs::read_to_string(&agent_log).is_ok_and(|l| l.contains("joined")))
+                std::fs::read(&agent_log).is_ok_and(|l| {
+                    l.get(logged..)
+                        .is_some_and(|new| String::from_utf8_lossy(new).contains(" joined"))
+                })
             })?;
         }
     }
