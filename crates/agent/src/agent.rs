@@ -37,6 +37,8 @@ pub struct Options {
     pub listen: std::net::SocketAddr,
     /// How much of the node tasks get.
     pub offer: node::Offer,
+    /// Registry mirrors (`--registries-conf`).
+    pub registries: crate::registries::Registries,
 }
 
 /// Where this agent's API is reached: the `--listen` address, or the
@@ -314,6 +316,7 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
             store,
             client,
             pull: opts.pull,
+            registries: opts.registries.clone(),
             metadata,
         }),
         runners: HashMap::new(),

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use estiba_registry::client::{self, Client, ClientOptions, PullOptions, RemoteRef};
 use estiba_store::Store;
 
+use crate::registries::Registries;
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,13 +51,34 @@ fn loopback(registry: &str) -> bool {
 /// Pulls on a blocking thread of its own: the registry client's future is
 /// not `Send` (a closure over borrowed layers), so it is driven there
 /// rather than on a task of the runtime.
-async fn pull(store: &Store, image: &str) -> Result<()> {
+async fn pull(store: &Store, image: &str, registries: &Registries) -> Result<()> {
     let store = store.clone();
     let image = image.to_string();
+    let registries = registries.clone();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(pull_here(&store, &image)))
+    tokio::task::spawn_blocking(move || handle.block_on(pull_through(&store, &image, &registries)))
         .await
         .map_err(|e| Error::Invalid(format!("pulling: {e}")))?
+}
+
+/// Tries the image's mirrors, then its registry; an image got from a
+/// mirror is also named as the task asked for it.
+async fn pull_through(store: &Store, image: &str, registries: &Registries) -> Result<()> {
+    let name = RemoteRef::parse(image)?.to_string();
+    let mut failures = Vec::new();
+    for source in registries.sources(&name) {
+        match pull_here(store, &source).await {
+            Ok(()) => {
+                if source != name {
+                    store.tag(&source, image)?;
+                    tracing::info!(%image, mirror = %source, "pulled through a mirror");
+                }
+                return Ok(());
+            }
+            Err(e) => failures.push(format!("{source}: {e}")),
+        }
+    }
+    Err(Error::Invalid(failures.join("; ")))
 }
 
 async fn pull_here(store: &Store, image: &str) -> Result<()> {
@@ -75,18 +97,23 @@ async fn pull_here(store: &Store, image: &str) -> Result<()> {
 
 /// Makes sure `image` is in the store. Returns a warning when a failed
 /// pull fell back to the cache.
-pub async fn ensure(store: &Store, image: &str, behavior: PullBehavior) -> Result<Option<String>> {
+pub async fn ensure(
+    store: &Store,
+    image: &str,
+    behavior: PullBehavior,
+    registries: &Registries,
+) -> Result<Option<String>> {
     let cached = store.find_image(image).is_ok();
     match behavior {
         PullBehavior::PreferCached | PullBehavior::Once if cached => Ok(None),
-        PullBehavior::Default => match pull(store, image).await {
+        PullBehavior::Default => match pull(store, image, registries).await {
             Ok(()) => Ok(None),
             Err(e) if cached => Ok(Some(format!(
                 "pulling {image} failed ({e}); the cached image is used"
             ))),
             Err(e) => Err(e),
         },
-        _ => pull(store, image).await.map(|()| None),
+        _ => pull(store, image, registries).await.map(|()| None),
     }
 }
 

@@ -7,7 +7,8 @@
 //! - `node.rs`: what the node offers (CPU, memory, ports, attributes) and
 //!   its saved credential;
 //! - `containers.rs`: a container definition as an engine `CreateRequest`;
-//! - `images.rs`: ECS's image pull behaviours;
+//! - `images.rs`: ECS's image pull behaviours, through the mirrors of a
+//!   registries.conf (`registries.rs`);
 //! - `metadata.rs`: the task metadata endpoint v4 at 169.254.170.2;
 //! - `pod.rs`: awsvpc, a task's own network namespace as an engine pod;
 //! - `restart.rs`: a container's `restartPolicy`;
@@ -25,6 +26,7 @@ pub mod images;
 pub mod metadata;
 pub mod node;
 pub mod pod;
+pub mod registries;
 pub mod restart;
 pub mod runner;
 

@@ -39,6 +39,8 @@ pub struct Shared {
     pub store: estiba_store::Store,
     pub client: Client,
     pub pull: PullBehavior,
+    /// Mirrors to pull through (`--registries-conf`).
+    pub registries: crate::registries::Registries,
     /// The task metadata endpoint's view of the node's tasks.
     pub metadata: Arc<crate::metadata::Registry>,
 }
@@ -231,7 +233,8 @@ impl Runner {
         self.pull_started_at = Some(now());
         for i in 0..self.slots.len() {
             let image = self.slots[i].def.image.clone();
-            match images::ensure(&self.shared.store, &image, self.shared.pull).await {
+            let shared = &self.shared;
+            match images::ensure(&shared.store, &image, shared.pull, &shared.registries).await {
                 Ok(Some(warning)) => tracing::warn!("{warning}"),
                 Ok(None) => {}
                 Err(e) => {

@@ -790,6 +790,9 @@ pub struct AgentArgs {
     /// Memory (MiB) kept back from tasks, as ECS_RESERVED_MEMORY.
     #[arg(long, env = "ECS_RESERVED_MEMORY", default_value_t = 0)]
     pub reserved_memory: i64,
+    /// Registry mirrors, in podman's containers-registries.conf(5) format.
+    #[arg(long)]
+    pub registries_conf: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -980,3 +980,57 @@ fn a_restart_policy_restarts_a_container_in_place() {
     let logs = estiba_task(&cp, &["logs", &arn]);
     assert!(logs.contains("run=1") && logs.contains("run=2"), "{logs}");
 }
+
+/// `--registries-conf`: an image the task names on Docker Hub, which
+/// cannot be reached here, comes through the mirror podman's format names
+/// (an estiba registry on loopback), and is kept under the task's name.
+#[test]
+fn images_come_through_a_registries_conf_mirror() {
+    if !ready() {
+        return;
+    }
+    let registry = common::registry::Registry::start(common::registry::OPEN);
+    let pusher = Estiba::root().with_busybox();
+    let mirrored = format!("{}/hub/library/nginx:latest", registry.addr);
+    pusher.ok(&["push", "--tls-verify=false", "busybox", &mirrored]);
+    let cp = ControlPlane::start(&[]);
+    let conf = cp.dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{}/hub\"\n",
+            registry.addr
+        ),
+    )
+    .unwrap();
+    // A node with nothing cached.
+    let agent = Agent::start(
+        Estiba::root(),
+        &cp,
+        &["--registries-conf", conf.to_str().unwrap()],
+    );
+    let defs = serde_json::json!([{
+        "name": "web", "image": "nginx:latest", "memory": 16,
+        "command": ["sh", "-c", "echo mirrored-image"],
+    }]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "mirrored",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "mirrored");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(container(&t, "web")["exitCode"], 0, "{t}\n{}", agent.log());
+    let logs = logs_with(&cp, &arn, "mirrored-image");
+    assert!(logs.contains("mirrored-image"), "{logs}");
+    assert!(
+        agent.log().contains("pulled through a mirror"),
+        "{}",
+        agent.log()
+    );
+    let images = agent.e.ok(&["images"]);
+    assert!(images.contains("nginx"), "{images}");
+}

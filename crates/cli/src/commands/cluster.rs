@@ -184,6 +184,7 @@ async fn fargate_capacity(
         warnings: Vec::new(),
         listen: std::net::SocketAddr::new(local, 0),
         offer: estiba_agent::node::Offer::default(),
+        registries: estiba_agent::registries::Registries::default(),
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
     let store = ctx.store()?;
@@ -232,6 +233,10 @@ pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
             memory: a.memory,
             cpu: a.cpu,
             reserved_memory: a.reserved_memory,
+        },
+        registries: match &a.registries_conf {
+            Some(path) => estiba_agent::registries::Registries::load(path)?,
+            None => estiba_agent::registries::Registries::default(),
         },
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
