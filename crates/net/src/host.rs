@@ -226,6 +226,11 @@ fn start_slirp(dir: &Path, hub: &Path) -> Result<Option<String>> {
             command: "slirp4netns".into(),
             stderr: e.to_string(),
         })?;
+    // Recorded before the wait for readiness: a `kill -9` of this process
+    // in between must not leave a slirp4netns that `remove_hub` cannot find.
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    let pidfile = dir.join("slirp4netns.pid");
+    crate::pidfile::record(&pidfile, pid)?;
     let mut ready = [0u8; 1];
     let said = child
         .stdout
@@ -234,12 +239,11 @@ fn start_slirp(dir: &Path, hub: &Path) -> Result<Option<String>> {
     if !said {
         let _ = child.kill();
         let _ = child.wait();
+        let _ = std::fs::remove_file(&pidfile);
         return Err(Error::Command {
             command: "slirp4netns".into(),
             stderr: "it exited before the network was configured".into(),
         });
     }
-    let pid = i32::try_from(child.id()).unwrap_or(0);
-    crate::pidfile::record(&dir.join("slirp4netns.pid"), pid)?;
     Ok(None)
 }
