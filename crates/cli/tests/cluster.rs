@@ -388,13 +388,7 @@ fn a_rootless_agent_runs_a_bridge_task_with_a_dynamic_port() {
         "portMappings": [{"containerPort": 80, "hostPort": 0}],
         "command": ["sh", "-c", "mkdir /www && echo rootless-web > /www/index.html && exec httpd -f -p 80 -h /www"],
     }]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        "web",
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register("web", &defs);
     let arn = run_task(&cp, "web");
     cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
     let t = task_of(&cp, &arn);
@@ -474,13 +468,7 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
         "linuxParameters": {"tmpfs": [{"containerPath": "/scratch", "size": 8, "mountOptions": ["noexec"]}]},
         "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo file=$FROM_FILE both=$BOTH; grep ' /scratch ' /proc/mounts; echo to-stderr >&2"],
     }]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        "probe",
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register("probe", &defs);
     let arn = run_task(&cp, "probe");
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let t = task_of(&cp, &arn);
@@ -661,13 +649,7 @@ fn the_fargate_nginx_answers_at_its_task_address() {
     );
     // Fargate's rules: a task definition not made for it is refused.
     let defs = serde_json::json!([{"name": "x", "image": "busybox", "memory": 16}]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        "ec2-only",
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register("ec2-only", &defs);
     let refused = cp
         .aws(
             &cp.admin,
@@ -716,13 +698,7 @@ fn the_metadata_endpoint_v4_answers_a_container_about_its_own_task_only() {
         "command": ["sh", "-c", "wget -qO- $TARGET/task; echo snooped=$?"],
     }]);
     for (family, defs) in [("reader", reader), ("snoop", snoop)] {
-        cp.ecs(&[
-            "register-task-definition",
-            "--family",
-            family,
-            "--container-definitions",
-            &defs.to_string(),
-        ]);
+        cp.register(family, &defs);
     }
     let arn = run_task(&cp, "reader");
     cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
@@ -901,13 +877,7 @@ fn secrets_reach_the_container_as_environment_and_nowhere_else() {
         ],
         "command": ["sh", "-c", "echo seen=$DB_PASSWORD/$API_TOKEN"],
     }]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        "secretive",
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register("secretive", &defs);
     let arn = run_task(&cp, "secretive");
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let logs = logs_with(&cp, &arn, "seen=");
@@ -932,13 +902,7 @@ fn secrets_reach_the_container_as_environment_and_nowhere_else() {
         "secrets": [{"name": "X", "valueFrom": "no-such-secret"}],
         "command": ["true"],
     }]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        "missing",
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register("missing", &defs);
     let arn = run_task(&cp, "missing");
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let t = task_of(&cp, &arn);
@@ -1013,13 +977,7 @@ fn images_come_through_a_registries_conf_mirror() {
         "name": "web", "image": "nginx:latest", "memory": 16,
         "command": ["sh", "-c", "echo mirrored-image"],
     }]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        "mirrored",
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register("mirrored", &defs);
     let arn = run_task(&cp, "mirrored");
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let t = task_of(&cp, &arn);

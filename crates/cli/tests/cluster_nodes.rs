@@ -83,13 +83,7 @@ fn register(cp: &ControlPlane, family: &str, memory: u32, command: &str) {
         "name": "main", "image": BUSYBOX, "memory": memory,
         "command": ["sh", "-c", command],
     }]);
-    cp.ecs(&[
-        "register-task-definition",
-        "--family",
-        family,
-        "--container-definitions",
-        &defs.to_string(),
-    ]);
+    cp.register(family, &defs);
 }
 
 fn run(cp: &ControlPlane, family: &str, count: u32) -> Value {

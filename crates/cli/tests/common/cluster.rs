@@ -211,6 +211,18 @@ impl ControlPlane {
         c
     }
 
+    /// `register-task-definition --family FAMILY --container-definitions DEFS`
+    /// through the AWS CLI, as the admin.
+    pub fn register(&self, family: &str, defs: &serde_json::Value) -> serde_json::Value {
+        self.ecs(&[
+            "register-task-definition",
+            "--family",
+            family,
+            "--container-definitions",
+            &defs.to_string(),
+        ])
+    }
+
     /// Runs the AWS CLI as the admin, asserts success, parses the JSON.
     pub fn ecs(&self, args: &[&str]) -> serde_json::Value {
         let out = check(
