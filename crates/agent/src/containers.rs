@@ -8,6 +8,7 @@ use estiba_cluster::task::TaskRecord;
 use estiba_ecs::taskdef::{ContainerDefinition, MountPoint, NetworkMode, Volume};
 use estiba_engine::health::HealthConfig;
 use estiba_engine::options;
+use estiba_engine::tuning::{DeviceSpec, NamespaceMode, Tuning};
 use estiba_engine::CreateRequest;
 use serde_json::Value;
 
@@ -184,7 +185,109 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
     o.health = def.health_check.as_ref().map(health);
     o.ulimits = ulimits(def)?;
     o.add_hosts = extra_hosts(def)?;
+    o.labels = def.docker_labels.clone().unwrap_or_default();
+    o.dns_search = def.dns_search_domains.clone().unwrap_or_default();
+    o.tuning = tuning(task, def)?;
     Ok(req)
+}
+
+fn mib(v: i64) -> i64 {
+    v * 1024 * 1024
+}
+
+/// A task's `pidMode` or `ipcMode`: `host` shares the node's namespace.
+/// `task` is the pod's under awsvpc (`pod.rs`); under bridge and host
+/// each container keeps its own, which the agent logs.
+fn namespace_mode(task: &TaskRecord, field: &str, value: Option<&str>) -> NamespaceMode {
+    match value {
+        Some("host") => NamespaceMode::Host,
+        Some("task") if task.definition.network() != NetworkMode::Awsvpc => {
+            tracing::warn!(
+                "{field} task: containers share namespaces only under awsvpc here; each keeps its own"
+            );
+            NamespaceMode::Private
+        }
+        _ => NamespaceMode::Private,
+    }
+}
+
+/// The container's weight and soft limits, swap, /dev/shm, sysctls,
+/// devices, and the task's pid and IPC modes. Sizes in a task definition
+/// are MiB.
+fn tuning(task: &TaskRecord, def: &ContainerDefinition) -> Result<Tuning> {
+    let lp = def.linux_parameters.as_ref();
+    let lp_int = |k: &str| lp.and_then(|l| l.get(k)).and_then(Value::as_i64);
+    let memory_swap = match (lp_int("maxSwap"), def.memory) {
+        (None, _) => None,
+        (Some(swap), _) if swap < 0 => {
+            return Err(Error::Invalid(format!(
+                "linuxParameters.maxSwap {swap}: must be 0 or more"
+            )))
+        }
+        // Docker's memory-swap is memory plus swap.
+        (Some(swap), Some(memory)) => Some(mib(memory + swap)),
+        (Some(_), None) => {
+            return Err(Error::Invalid(
+                "linuxParameters.maxSwap needs the container's memory (its hard limit)".into(),
+            ))
+        }
+    };
+    let devices = lp
+        .and_then(|l| l.get("devices"))
+        .and_then(Value::as_array)
+        .map(|list| list.iter().map(device).collect::<Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+    let sysctls = def
+        .system_controls
+        .iter()
+        .flatten()
+        .map(|c| {
+            let key = c
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let value = c.get("value").and_then(Value::as_str).unwrap_or_default();
+            (key.to_string(), value.to_string())
+        })
+        .collect();
+    Ok(Tuning {
+        // ECS's cpu units are docker's shares; the kernel's floor is 2.
+        cpu_shares: def.cpu.filter(|c| *c > 0).map(|c| c.max(2) as u64),
+        memory_reservation: def.memory_reservation.map(mib),
+        memory_swap,
+        memory_swappiness: lp_int("swappiness")
+            .filter(|_| memory_swap.is_some())
+            .map(|s| s as u64),
+        shm_size: lp_int("sharedMemorySize").map(mib),
+        sysctls,
+        devices,
+        pid: namespace_mode(task, "pidMode", task.definition.pid_mode.as_deref()),
+        ipc: namespace_mode(task, "ipcMode", task.definition.ipc_mode.as_deref()),
+    })
+}
+
+/// `linuxParameters.devices`: `{"hostPath": "/dev/fuse", "containerPath":
+/// "/dev/fuse", "permissions": ["read", "write", "mknod"]}`.
+fn device(d: &Value) -> Result<DeviceSpec> {
+    let host = d
+        .get("hostPath")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let container = d
+        .get("containerPath")
+        .and_then(Value::as_str)
+        .unwrap_or(host);
+    let perms = strings(d.get("permissions"));
+    let mut access = String::new();
+    for (name, letter) in [("read", 'r'), ("write", 'w'), ("mknod", 'm')] {
+        if perms.is_empty() || perms.iter().any(|p| p == name) {
+            access.push(letter);
+        }
+    }
+    format!("{host}:{container}:{access}")
+        .parse()
+        .map_err(|e: estiba_engine::Error| Error::Invalid(format!("linuxParameters.devices: {e}")))
 }
 
 /// `linuxParameters.tmpfs`: `[{"containerPath": "/run", "size": 64,
@@ -419,6 +522,47 @@ mod tests {
         );
         let e = request(&s3, &s3.definition.container_definitions[0]).unwrap_err();
         assert!(e.to_string().contains("not S3"), "{e}");
+    }
+
+    #[test]
+    fn tuning_fields_become_the_engines_limits_in_bytes() {
+        let t = task(
+            "host",
+            serde_json::json!([{"name": "a", "image": "x", "cpu": 256, "memory": 128,
+                "memoryReservation": 64, "dockerLabels": {"team": "web"},
+                "dnsSearchDomains": ["corp.example"],
+                "systemControls": [{"namespace": "kernel.shmmax", "value": "4096"}],
+                "linuxParameters": {"maxSwap": 32, "swappiness": 10, "sharedMemorySize": 16,
+                    "devices": [{"hostPath": "/dev/null", "containerPath": "/dev/n2",
+                        "permissions": ["read"]}]}}]),
+        );
+        let mut def = t.definition.clone();
+        def.pid_mode = Some("host".into());
+        let t = TaskRecord {
+            definition: def,
+            ..t
+        };
+        let o = request(&t, &t.definition.container_definitions[0])
+            .unwrap()
+            .options;
+        assert_eq!(o.labels["team"], "web");
+        assert_eq!(o.dns_search, ["corp.example"]);
+        let tu = &o.tuning;
+        assert_eq!(tu.cpu_shares, Some(256));
+        assert_eq!(tu.memory_reservation, Some(64 << 20));
+        assert_eq!(tu.memory_swap, Some(160 << 20), "memory plus maxSwap");
+        assert_eq!(tu.memory_swappiness, Some(10));
+        assert_eq!(tu.shm_size, Some(16 << 20));
+        assert_eq!(tu.sysctls["kernel.shmmax"], "4096");
+        assert_eq!(tu.devices[0].container, "/dev/n2");
+        assert_eq!(tu.devices[0].access, "r");
+        assert_eq!(tu.pid, NamespaceMode::Host);
+        assert_eq!(tu.ipc, NamespaceMode::Private);
+        let no_memory = task(
+            "host",
+            serde_json::json!([{"name": "a", "image": "x", "linuxParameters": {"maxSwap": 32}}]),
+        );
+        assert!(request(&no_memory, &no_memory.definition.container_definitions[0]).is_err());
     }
 
     #[test]

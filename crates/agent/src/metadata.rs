@@ -478,6 +478,14 @@ fn container_view(
             "IPv4Addresses": address.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         }],
     });
+    // The container's own dockerLabels sit beside the ones ECS adds.
+    for (k, val) in def
+        .and_then(|d| d.docker_labels.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        v["Labels"][k] = json!(val);
+    }
     if let Some(r) = record {
         v["CreatedAt"] = json!(r.created);
         if let Some(started) = &r.state.started_at {

@@ -295,6 +295,9 @@ impl Runner {
             )
         };
         let mut request = containers::request(&self.task, def).map_err(|e| failed(&e))?;
+        if let Some(warning) = estiba_ecs::taskdef::log_fallback(def) {
+            tracing::warn!("{warning}");
+        }
         if let Some((env, redirect)) = self.shared.metadata.wiring(&self.task, &def.name) {
             request.options.env.extend(env);
             // awsvpc: the pod's namespace has the redirect already.

@@ -565,6 +565,36 @@ pub struct RunArgs {
     /// A process limit, as docker's: nofile=1024[:4096] (soft[:hard]).
     #[arg(long = "ulimit")]
     pub ulimit: Vec<String>,
+    /// Relative CPU weight (1024 is one share).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// Soft memory limit (e.g. 32m).
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap (e.g. 1g), or -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// How readily the container's memory is swapped out (0-100).
+    #[arg(long = "memory-swappiness")]
+    pub memory_swappiness: Option<u64>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// A namespaced kernel parameter: KEY=VALUE (net.*, kernel.shm*, …).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// A host device: HOST[:CONTAINER][:PERMISSIONS] (r, w, m).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Pid namespace: private (the default) or host.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC namespace: private (the default) or host.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// A label on the container: KEY[=VALUE] (repeatable).
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
     #[arg(long)]
     pub hostname: Option<String>,
     /// none (the default, unless ports are published), host, or a
@@ -597,6 +627,9 @@ pub struct RunArgs {
     /// the network's DNS forwards to it; otherwise it goes in resolv.conf.
     #[arg(long)]
     pub dns: Vec<String>,
+    /// A search domain for short names (repeatable).
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
     /// Bind mount HOST:CONTAINER[:ro], or named volume NAME:CONTAINER[:ro].
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,

@@ -456,7 +456,7 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
     if !ready() {
         return;
     }
-    let (cp, _agent) = single_node(&[]);
+    let (cp, agent) = single_node(&[]);
     let env_file = cp.dir.path().join("probe.env");
     std::fs::write(&env_file, "# read on the node\nFROM_FILE=yes\nBOTH=file\n").unwrap();
     let defs = serde_json::json!([{
@@ -465,8 +465,19 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
         "extraHosts": [{"hostname": "db.internal", "ipAddress": "10.1.2.3"}],
         "environmentFiles": [{"value": format!("file://{}", env_file.display()), "type": "s3"}],
         "environment": [{"name": "BOTH", "value": "environment"}],
-        "linuxParameters": {"tmpfs": [{"containerPath": "/scratch", "size": 8, "mountOptions": ["noexec"]}]},
-        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo file=$FROM_FILE both=$BOTH; grep ' /scratch ' /proc/mounts; echo to-stderr >&2"],
+        "linuxParameters": {
+            "tmpfs": [{"containerPath": "/scratch", "size": 8, "mountOptions": ["noexec"]}],
+            "sharedMemorySize": 4, "maxSwap": 16, "swappiness": 5,
+            "devices": [{"hostPath": "/dev/null", "containerPath": "/dev/n2", "permissions": ["read", "write"]}],
+        },
+        "cpu": 256, "memoryReservation": 8,
+        "dockerLabels": {"team": "web"},
+        "dnsSearchDomains": ["corp.example"],
+        "systemControls": [{"namespace": "kernel.shmmax", "value": "4096"}],
+        "command": ["sh", "-c", "echo soft=$(ulimit -n) hard=$(ulimit -Hn); grep db.internal /etc/hosts; echo file=$FROM_FILE both=$BOTH; grep ' /scratch ' /proc/mounts; echo to-stderr >&2; \
+            echo shares=$(cat /sys/fs/cgroup/cpu/cpu.shares) soft=$(cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes) memsw=$(cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes) swappiness=$(cat /sys/fs/cgroup/memory/memory.swappiness); \
+            echo shm=$(df -k /dev/shm | tail -1 | awk '{print $2}') shmmax=$(cat /proc/sys/kernel/shmmax) $(grep ^search /etc/resolv.conf); \
+            echo x > /dev/n2 && echo device=written"],
     }]);
     cp.register("probe", &defs);
     let arn = run_task(&cp, "probe");
@@ -476,6 +487,23 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
     let logs = estiba_task(&cp, &["logs", &arn]);
     assert!(logs.contains("soft=321 hard=654"), "{logs}");
     assert!(logs.contains("file=yes both=environment"), "{logs}");
+    // cpu as shares, memoryReservation, memory plus maxSwap, swappiness.
+    assert!(
+        logs.contains(&format!(
+            "shares=256 soft={} memsw={} swappiness=5",
+            8 << 20,
+            32 << 20
+        )),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("shm=4096 shmmax=4096 search corp.example"),
+        "{logs}"
+    );
+    assert!(logs.contains("device=written"), "{logs}");
+    let name = format!("ecs-{}-probe", arn.rsplit('/').next().unwrap());
+    let inspect: Value = serde_json::from_str(&agent.e.ok(&["inspect", &name])).unwrap();
+    assert_eq!(inspect[0]["Config"]["Labels"]["team"], "web", "{inspect}");
     let scratch = logs
         .lines()
         .find(|l| l.contains(" /scratch "))

@@ -143,3 +143,132 @@ fn rootless_limits_warn_instead_of_vanishing() {
         );
     }
 }
+
+/// What the tuning flags set, read back from inside the container: the
+/// cgroup's files, /dev/shm's size, a sysctl, a device node and resolv.conf.
+const TUNING_PROBE: &str = "cat /sys/fs/cgroup/cpu/cpu.shares; \
+    cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes; \
+    cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes; \
+    cat /sys/fs/cgroup/memory/memory.swappiness; \
+    df -k /dev/shm | tail -1 | awk '{print \"shm=\" $2}'; \
+    echo shmmax=$(cat /proc/sys/kernel/shmmax); \
+    echo port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); \
+    ls -l /dev/n2 | awk '{print \"dev=\" $1 $5 $6}'; \
+    grep ^search /etc/resolv.conf";
+
+#[test]
+fn cpu_shares_soft_limits_swap_shm_sysctls_and_devices_are_seen_inside() {
+    if !common::require_root("tuning flags test") {
+        return;
+    }
+    if !std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        panic!("this test reads cgroup v1's memory.memsw files, which this host lacks");
+    }
+    for e in [Estiba::root(), Estiba::root_with("runc")] {
+        let e = e.with_busybox();
+        let out = e.ok(&[
+            "run",
+            "--rm",
+            "--cpu-shares",
+            "512",
+            "--memory",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--memory-swap",
+            "96m",
+            "--memory-swappiness",
+            "10",
+            "--shm-size",
+            "8m",
+            "--sysctl",
+            "kernel.shmmax=4096",
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=0",
+            "--device",
+            "/dev/null:/dev/n2:rw",
+            "--dns-search",
+            "corp.example",
+            "busybox",
+            "sh",
+            "-c",
+            TUNING_PROBE,
+        ]);
+        let lines: Vec<&str> = out.lines().map(str::trim).collect();
+        assert_eq!(
+            lines,
+            [
+                "512",
+                &(32u64 << 20).to_string(),
+                &(96u64 << 20).to_string(),
+                "10",
+                "shm=8192",
+                "shmmax=4096",
+                "port_start=0",
+                "dev=crw-rw-rw-1,3",
+                "search corp.example",
+            ],
+            "{}: {out}",
+            e.label()
+        );
+    }
+}
+
+#[test]
+fn the_hosts_pid_and_ipc_namespaces_are_shared_when_asked() {
+    if !common::require_root("host namespaces test") {
+        return;
+    }
+    host_namespaces_are_shared(Estiba::root().with_busybox());
+}
+
+#[test]
+fn a_rootless_container_shares_the_hosts_pid_and_ipc_namespaces_when_asked() {
+    if !common::require_root("rootless host namespaces test") {
+        return;
+    }
+    host_namespaces_are_shared(Estiba::rootless().with_busybox());
+}
+
+/// `--pid host --ipc host`: the container's namespaces are the host's, and
+/// without the flags they are not.
+fn host_namespaces_are_shared(e: Estiba) {
+    let ns = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+    let host = format!("{}\n{}", ns("pid").display(), ns("ipc").display());
+    let probe = "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc";
+    let shared = e.ok(&[
+        "run", "--rm", "--pid", "host", "--ipc", "host", "busybox", "sh", "-c", probe,
+    ]);
+    assert_eq!(shared.trim(), host, "{}", e.label());
+    let own = e.ok(&["run", "--rm", "busybox", "sh", "-c", probe]);
+    for (inside, outside) in own.lines().zip(host.lines()) {
+        assert_ne!(inside.trim(), outside, "{}: a private namespace", e.label());
+    }
+}
+
+#[test]
+fn a_rootless_container_gets_its_shm_size_sysctls_and_devices() {
+    if !common::require_root("rootless tuning test") {
+        return;
+    }
+    let e = Estiba::rootless().with_busybox();
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "8m",
+        "--sysctl",
+        "kernel.shmmax=4096",
+        "--device",
+        "/dev/null:/dev/n2",
+        "--label",
+        "team=web",
+        "busybox",
+        "sh",
+        "-c",
+        "df -k /dev/shm | tail -1 | awk '{print $2}'; cat /proc/sys/kernel/shmmax; \
+         echo x > /dev/n2 && echo written",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["8192", "4096", "written"], "{out}");
+}

@@ -945,17 +945,21 @@ fn aws_only(d: &TaskDefinition) -> Vec<String> {
         note("firelensConfiguration", c.firelens_configuration.is_some());
         note("credentialSpecs", c.credential_specs.is_some());
     }
-    for c in &d.container_definitions {
-        if let Some(log) = &c.log_configuration {
-            if !matches!(log.log_driver.as_str(), "json-file" | "local" | "none") {
-                out.push(format!(
-                    "container '{}': log driver '{}' is not available here; its logs go to local json-file logs",
-                    c.name, log.log_driver
-                ));
-            }
-        }
-    }
+    out.extend(d.container_definitions.iter().filter_map(log_fallback));
     out
+}
+
+/// The warning for a container whose log driver estiba lacks: its logs go
+/// to local json-file logs instead. Shown at registration and again by the
+/// agent when the container is created.
+pub fn log_fallback(c: &ContainerDefinition) -> Option<String> {
+    let log = c.log_configuration.as_ref()?;
+    (!matches!(log.log_driver.as_str(), "json-file" | "local" | "none")).then(|| {
+        format!(
+            "container '{}': log driver '{}' is not available here; its logs go to local json-file logs",
+            c.name, log.log_driver
+        )
+    })
 }
 
 #[cfg(test)]

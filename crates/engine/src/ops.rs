@@ -434,6 +434,18 @@ impl Engine {
                 "Memory": o.memory.unwrap_or(0),
                 "NanoCpus": o.cpus.map_or(0, |c| (c * 1e9) as i64),
                 "PidsLimit": o.pids_limit,
+                "CpuShares": o.tuning.cpu_shares.unwrap_or(0),
+                "MemoryReservation": o.tuning.memory_reservation.unwrap_or(0),
+                "MemorySwap": o.tuning.memory_swap.unwrap_or(0),
+                "MemorySwappiness": o.tuning.memory_swappiness,
+                "ShmSize": o.tuning.shm_size.unwrap_or(estiba_runtime::spec::DEFAULT_SHM_SIZE),
+                "Sysctls": o.tuning.sysctls,
+                "Devices": o.tuning.devices.iter().map(|d| json!({
+                    "PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.access,
+                })).collect::<Vec<_>>(),
+                "PidMode": if o.tuning.pid == crate::tuning::NamespaceMode::Host { "host" } else { "" },
+                "IpcMode": if o.tuning.ipc == crate::tuning::NamespaceMode::Host { "host" } else { "private" },
+                "DnsSearch": o.dns_search,
                 "Privileged": o.privileged,
                 "ReadonlyRootfs": o.read_only,
                 "CapAdd": o.cap_add,
@@ -457,6 +469,7 @@ impl Engine {
                 "Entrypoint": o.entrypoint,
                 "Image": r.image,
                 "WorkingDir": o.workdir.clone().unwrap_or_default(),
+                "Labels": o.labels,
             },
             "Mounts": o.mounts.iter().map(|m| match m {
                 crate::options::MountSpec::Bind { source, destination, read_only } => json!({

@@ -459,6 +459,7 @@ fn validate_network_flags(options: &CreateOptions, builtin: bool) -> Result<()> 
 /// Each value was parsed where it arrived (the CLI's flags, later the
 /// agent's task definitions and the Docker API's JSON).
 pub fn validate(options: &CreateOptions) -> Result<()> {
+    crate::tuning::validate(options)?;
     validate_network_options(options)?;
     validate_limits(options)
 }

@@ -6,13 +6,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use estiba_runtime::rootfs;
-use estiba_runtime::spec::{self, BindMount, Limits, Network, RunConfig, TmpfsMount};
+use estiba_runtime::spec::{
+    self, BindMount, HostNamespaces, Limits, Network, RunConfig, TmpfsMount,
+};
 use estiba_store::{ImageRecord, Store};
 use oci_spec::image::ImageConfiguration;
 
 use crate::error::IoContext;
 use crate::options::{spec_network, MountSpec};
 use crate::record::{ContainerRecord, CreateOptions};
+use crate::tuning::NamespaceMode;
 use crate::volumes::Volumes;
 use crate::{Error, Result};
 
@@ -383,11 +386,22 @@ fn resolve(
             cpus: o.cpus,
             pids: o.pids_limit,
             rlimits: o.ulimits.clone(),
+            cpu_shares: o.tuning.cpu_shares,
+            memory_reservation: o.tuning.memory_reservation,
+            memory_swap: o.tuning.memory_swap,
+            swappiness: o.tuning.memory_swappiness,
         },
         network,
         mounts,
         tmpfs,
         join,
+        shm_size: o.tuning.shm_size,
+        sysctls: o.tuning.sysctls.clone(),
+        devices: crate::tuning::resolve_devices(&o.tuning)?,
+        host_namespaces: HostNamespaces {
+            pid: o.tuning.pid == NamespaceMode::Host,
+            ipc: o.tuning.ipc == NamespaceMode::Host,
+        },
     })
 }
 
@@ -484,6 +498,24 @@ impl Env {
     }
 }
 
+/// resolv.conf with `--dns-search`'s domains in place of its own search
+/// line, when any are given.
+fn with_search_domains(resolv: &str, domains: &[String]) -> String {
+    if domains.is_empty() {
+        return resolv.to_string();
+    }
+    let mut out: String = resolv
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !(l.starts_with("search") || l.starts_with("domain"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("search {}\n", domains.join(" ")));
+    out
+}
+
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf, generated per container.
 /// On a network, /etc/hosts lists who was there at start and resolv.conf
 /// names the network's DNS responder, which also knows who came later.
@@ -516,6 +548,7 @@ fn etc_files(
         None if !o.dns.is_empty() => o.dns.iter().map(|d| format!("nameserver {d}\n")).collect(),
         None => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
+    let resolv = with_search_domains(&resolv, &o.dns_search);
     let mut out = Vec::new();
     for (name, content) in [
         ("hostname", format!("{hostname}\n")),

@@ -178,6 +178,16 @@ pub struct CreateOptions {
     /// `--dns` resolvers.
     #[serde(default)]
     pub dns: Vec<Ipv4Addr>,
+    /// `--dns-search`: the domains tried for a short name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// `--label KEY=VALUE`: the container's labels.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// CPU weight, soft memory limits, swap, /dev/shm, sysctls, devices
+    /// and the host's pid or IPC namespace.
+    #[serde(default)]
+    pub tuning: crate::tuning::Tuning,
     /// `-v`, `--tmpfs` and `--mount`, in that order.
     #[serde(default)]
     pub mounts: Vec<MountSpec>,

@@ -83,6 +83,8 @@ pub const ALL_CAPS: [&str; 41] = [
 
 /// The pids limit a container gets unless told otherwise (podman's).
 pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+/// docker's and podman's /dev/shm: 64 MiB.
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 
 const MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
@@ -147,6 +149,57 @@ pub struct Limits {
     pub pids: Option<i64>,
     /// Process limits over the defaults (`--ulimit`, ECS `ulimits`).
     pub rlimits: Vec<Rlimit>,
+    /// A relative CPU weight (`--cpu-shares`; 1024 is one share).
+    pub cpu_shares: Option<u64>,
+    /// A soft memory limit, reclaimed towards under pressure.
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap (`--memory-swap`); -1 for unlimited swap. Without
+    /// it a memory limit allows no swap.
+    pub memory_swap: Option<i64>,
+    /// How eagerly the kernel swaps the container's pages out (0–100).
+    pub swappiness: Option<u64>,
+}
+
+impl Limits {
+    /// The flags asked for, by name, for a warning when none can apply.
+    fn asked(&self) -> Vec<&'static str> {
+        [
+            self.memory.map(|_| "--memory"),
+            self.cpus.map(|_| "--cpus"),
+            self.pids.map(|_| "--pids-limit"),
+            self.cpu_shares.map(|_| "--cpu-shares"),
+            self.memory_reservation.map(|_| "--memory-reservation"),
+            self.memory_swap.map(|_| "--memory-swap"),
+            self.swappiness.map(|_| "--memory-swappiness"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// A host device made available inside (`--device`, ECS `devices`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// `c` or `b`, with the host node's numbers.
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    /// The node on the host, bound in where no node can be made (rootless).
+    pub host_path: PathBuf,
+    /// Where it appears inside.
+    pub path: String,
+    /// What the cgroup allows: some of `r`, `w` and `m`.
+    pub access: String,
+    pub file_mode: u32,
+}
+
+/// Which of the host's own namespaces the container shares instead of
+/// getting a new one (`--pid host`, `--ipc host`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostNamespaces {
+    pub pid: bool,
+    pub ipc: bool,
 }
 
 /// One process limit: `RLIMIT_NOFILE` and its soft and hard values.
@@ -230,6 +283,12 @@ pub struct RunConfig {
     pub tmpfs: Vec<TmpfsMount>,
     /// Generated /etc/hostname, /etc/hosts and /etc/resolv.conf.
     pub etc_files: Vec<BindMount>,
+    /// The size of /dev/shm in bytes (`--shm-size`; 64 MiB when unset).
+    pub shm_size: Option<i64>,
+    /// Namespaced kernel parameters (`--sysctl`), checked by the caller.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    pub devices: Vec<Device>,
+    pub host_namespaces: HostNamespaces,
 }
 
 /// Normalises `net_admin` / `NET_ADMIN` / `CAP_NET_ADMIN` to `CAP_NET_ADMIN`.
@@ -286,8 +345,20 @@ fn mount(dest: &str, kind: &str, source: &str, options: &[&str]) -> Value {
 
 fn mounts(cfg: &RunConfig, host: &Host) -> Vec<Value> {
     let sys_ro = if cfg.privileged { "rw" } else { "ro" };
+    // procfs is mounted by the owner of the pid namespace only: rootless
+    // with the host's, the host's /proc is bound instead.
+    let proc = if host.rootless && cfg.host_namespaces.pid {
+        mount(
+            "/proc",
+            "bind",
+            "/proc",
+            &["rbind", "nosuid", "noexec", "nodev"],
+        )
+    } else {
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])
+    };
     let mut m = vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        proc,
         mount(
             "/dev",
             "tmpfs",
@@ -307,18 +378,33 @@ fn mounts(cfg: &RunConfig, host: &Host) -> Vec<Value> {
         pts.push("gid=5");
     }
     m.push(mount("/dev/pts", "devpts", "devpts", &pts));
-    m.push(mount(
-        "/dev/shm",
-        "tmpfs",
-        "shm",
-        &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-    ));
-    m.push(mount(
-        "/dev/mqueue",
-        "mqueue",
-        "mqueue",
-        &["nosuid", "noexec", "nodev"],
-    ));
+    if cfg.host_namespaces.ipc {
+        // The host's IPC namespace comes with the host's shared memory, as
+        // docker's --ipc host.
+        m.push(mount(
+            "/dev/shm",
+            "bind",
+            "/dev/shm",
+            &["rbind", "nosuid", "noexec", "nodev"],
+        ));
+    } else {
+        let size = format!("size={}", cfg.shm_size.unwrap_or(DEFAULT_SHM_SIZE));
+        m.push(mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &size],
+        ));
+    }
+    // mqueue is mounted by the owner of the IPC namespace only.
+    if !(host.rootless && cfg.host_namespaces.ipc) {
+        m.push(mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ));
+    }
     // sysfs can be mounted only by the owner of the network namespace: with
     // the host network, a rootless container gets a read-only bind instead.
     if host.rootless && cfg.network == Network::Host {
@@ -356,6 +442,18 @@ fn mounts(cfg: &RunConfig, host: &Host) -> Vec<Value> {
             "options": opts,
         }));
     }
+    // A user namespace cannot make device nodes: the host's are bound in,
+    // as podman does (runc would bind the container's path from the host).
+    if host.rootless {
+        for d in &cfg.devices {
+            m.push(json!({
+                "destination": d.path,
+                "type": "bind",
+                "source": d.host_path,
+                "options": ["rbind", "rprivate", "nosuid", "noexec"],
+            }));
+        }
+    }
     for t in &cfg.tmpfs {
         let mut opts: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
         opts.extend(t.options.iter().cloned());
@@ -370,14 +468,7 @@ fn resources(cfg: &RunConfig, host: &Host, warnings: &mut Vec<String>) -> Value 
     let limits = &cfg.limits;
     let pids = limits.pids.unwrap_or(DEFAULT_PIDS_LIMIT);
     if !host.can_limit_resources() {
-        let asked: Vec<&str> = [
-            limits.memory.map(|_| "--memory"),
-            limits.cpus.map(|_| "--cpus"),
-            limits.pids.map(|_| "--pids-limit"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let asked = limits.asked();
         if !asked.is_empty() {
             warnings.push(format!(
                 "{} ignored: this host does not delegate cgroup controllers to rootless users ({:?} cgroups)",
@@ -388,27 +479,50 @@ fn resources(cfg: &RunConfig, host: &Host, warnings: &mut Vec<String>) -> Value 
         return Value::Null;
     }
     let mut r = json!({
-        "devices": device_rules(cfg.privileged),
+        "devices": device_rules(cfg.privileged, &cfg.devices),
     });
     if pids > 0 {
         r["pids"] = json!({ "limit": pids });
     }
+    let mut memory = serde_json::Map::new();
     if let Some(mem) = limits.memory {
-        r["memory"] = json!({ "limit": mem });
-        if host.has_memsw() {
-            r["memory"]["swap"] = json!(mem);
-        }
+        memory.insert("limit".into(), json!(mem));
     }
+    if host.has_memsw() {
+        // A limit alone allows no swap; --memory-swap sets the total.
+        if let Some(total) = limits.memory_swap.or(limits.memory) {
+            memory.insert("swap".into(), json!(total));
+        }
+    } else if limits.memory_swap.is_some() {
+        warnings.push("--memory-swap ignored: this kernel does not account swap".into());
+    }
+    if let Some(soft) = limits.memory_reservation {
+        memory.insert("reservation".into(), json!(soft));
+    }
+    if let Some(s) = limits.swappiness {
+        memory.insert("swappiness".into(), json!(s));
+    }
+    if !memory.is_empty() {
+        r["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
     if let Some(cpus) = limits.cpus {
         let period: u64 = 100_000;
         // Rounded to whole microseconds; 1 ms is the kernel's minimum quota.
         let quota = ((cpus * period as f64).round() as i64).max(1000);
-        r["cpu"] = json!({ "quota": quota, "period": period });
+        cpu.insert("quota".into(), json!(quota));
+        cpu.insert("period".into(), json!(period));
+    }
+    if let Some(shares) = limits.cpu_shares {
+        cpu.insert("shares".into(), json!(shares));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
     }
     r
 }
 
-fn device_rules(privileged: bool) -> Value {
+fn device_rules(privileged: bool, devices: &[Device]) -> Value {
     if privileged {
         return json!([{ "allow": true, "access": "rwm" }]);
     }
@@ -430,6 +544,15 @@ fn device_rules(privileged: bool) -> Value {
     rules.push(json!({ "allow": true, "type": "c", "major": 136, "access": "rwm" }));
     rules.push(json!({ "allow": true, "type": "c", "access": "m" }));
     rules.push(json!({ "allow": true, "type": "b", "access": "m" }));
+    for d in devices {
+        rules.push(json!({
+            "allow": true,
+            "type": d.kind.to_string(),
+            "major": d.major,
+            "minor": d.minor,
+            "access": d.access,
+        }));
+    }
     Value::Array(rules)
 }
 
@@ -461,7 +584,13 @@ pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<Stri
             .find(|(kind, _)| kind == t)
             .map(|(_, p)| p.clone())
     };
-    let mut kinds = vec!["pid", "ipc", "uts", "mount", "cgroup"];
+    let mut kinds = vec!["uts", "mount", "cgroup"];
+    if !cfg.host_namespaces.pid {
+        kinds.push("pid");
+    }
+    if !cfg.host_namespaces.ipc {
+        kinds.push("ipc");
+    }
     if cfg.network == Network::None || joined("network").is_some() {
         kinds.push("network");
     }
@@ -481,6 +610,26 @@ pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<Stri
     let mut linux = json!({
         "namespaces": namespaces,
     });
+    if !cfg.sysctls.is_empty() {
+        linux["sysctl"] = json!(cfg.sysctls);
+    }
+    if !cfg.devices.is_empty() && !host.rootless {
+        linux["devices"] = cfg
+            .devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "path": d.path,
+                    "type": d.kind.to_string(),
+                    "major": d.major,
+                    "minor": d.minor,
+                    "fileMode": d.file_mode,
+                    "uid": 0,
+                    "gid": 0,
+                })
+            })
+            .collect();
+    }
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -568,6 +717,10 @@ mod tests {
             tmpfs: vec![],
             join: vec![],
             etc_files: vec![],
+            shm_size: None,
+            sysctls: Default::default(),
+            devices: vec![],
+            host_namespaces: HostNamespaces::default(),
         }
     }
 
@@ -631,6 +784,7 @@ mod tests {
                 soft: 100,
                 hard: 200,
             }],
+            ..Limits::default()
         };
         let v = to_json(&build(&c, &host(false), "amd64").unwrap().0);
         assert!(
@@ -654,6 +808,79 @@ mod tests {
             .iter()
             .any(|n| n["type"] == "network"));
         assert!(cap_name("CAP_BOGUS").is_err());
+    }
+
+    #[test]
+    fn tuning_flags_reach_the_spec() {
+        let mut c = cfg();
+        c.limits = Limits {
+            memory: Some(64 << 20),
+            cpu_shares: Some(512),
+            memory_reservation: Some(32 << 20),
+            memory_swap: Some(96 << 20),
+            swappiness: Some(10),
+            ..Limits::default()
+        };
+        c.shm_size = Some(8 << 20);
+        c.sysctls
+            .insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
+        c.devices.push(Device {
+            kind: 'c',
+            major: 1,
+            minor: 3,
+            host_path: "/dev/null".into(),
+            path: "/dev/other-null".into(),
+            access: "rw".into(),
+            file_mode: 0o666,
+        });
+        c.host_namespaces = HostNamespaces {
+            pid: true,
+            ipc: true,
+        };
+        let mut root = host(false);
+        root.cgroup = crate::host::CgroupMode::V2;
+        let v = to_json(&build(&c, &root, "amd64").unwrap().0);
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["cpu"]["shares"], 512);
+        assert_eq!(r["memory"]["reservation"], 32 << 20);
+        assert_eq!(r["memory"]["swap"], 96 << 20);
+        assert_eq!(r["memory"]["swappiness"], 10);
+        assert_eq!(
+            v["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"],
+            "0"
+        );
+        assert_eq!(v["linux"]["devices"][0]["path"], "/dev/other-null");
+        assert!(r["devices"].as_array().unwrap().contains(
+            &json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"})
+        ));
+        let kinds: Vec<&Value> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| &n["type"])
+            .collect();
+        assert!(!kinds.contains(&&json!("pid")) && !kinds.contains(&&json!("ipc")));
+        let shm = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap()
+            .clone();
+        assert_eq!(shm["type"], "bind", "the host's /dev/shm with its IPC");
+        c.host_namespaces = HostNamespaces::default();
+        let v = to_json(&build(&c, &root, "amd64").unwrap().0);
+        let shm = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap()
+            .clone();
+        assert!(shm["options"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("size={}", 8 << 20))));
     }
 
     #[test]

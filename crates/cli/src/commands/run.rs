@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use estiba_engine::health::HealthFlags;
 use estiba_engine::options::{self as opts, collect_env, parse_bytes};
 use estiba_engine::parse_signal;
+use estiba_engine::tuning::{self, NamespaceMode, Tuning};
 use estiba_engine::{CreateOptions, CreateRequest, NetworkMode, RestartPolicy};
 
 use super::Context;
@@ -65,6 +66,13 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         // Only library callers (the node agent) redirect addresses.
         redirects: Vec::new(),
         dns: opts::parse_dns(&args.dns)?,
+        dns_search: args.dns_search.clone(),
+        labels: args
+            .label
+            .iter()
+            .map(|l| tuning::parse_label(l))
+            .collect::<Result<_, _>>()?,
+        tuning: tuning_options(args)?,
         mounts: opts::parse_mounts(&args.volume, &args.tmpfs, &args.mount)?,
         secrets: args
             .secret
@@ -78,6 +86,38 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         auto_remove: args.rm,
         detached: args.detach || create,
         health: None,
+    })
+}
+
+/// The tuning flags: CPU weight, soft limits, swap, shm, sysctls, devices,
+/// and the host's pid or IPC namespace.
+fn tuning_options(args: &RunArgs) -> Result<Tuning> {
+    let swap = match args.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        other => other.map(parse_bytes).transpose()?,
+    };
+    Ok(Tuning {
+        cpu_shares: args.cpu_shares,
+        memory_reservation: args
+            .memory_reservation
+            .as_deref()
+            .map(parse_bytes)
+            .transpose()?,
+        memory_swap: swap,
+        memory_swappiness: args.memory_swappiness,
+        shm_size: args.shm_size.as_deref().map(parse_bytes).transpose()?,
+        sysctls: args
+            .sysctl
+            .iter()
+            .map(|s| tuning::parse_sysctl(s))
+            .collect::<Result<_, _>>()?,
+        devices: args
+            .device
+            .iter()
+            .map(|d| d.parse())
+            .collect::<Result<_, _>>()?,
+        pid: NamespaceMode::parse("--pid", args.pid.as_deref().unwrap_or_default())?,
+        ipc: NamespaceMode::parse("--ipc", args.ipc.as_deref().unwrap_or_default())?,
     })
 }
 

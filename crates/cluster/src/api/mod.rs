@@ -8,7 +8,11 @@
 //! module; each operation takes its typed request and answers JSON.
 
 pub mod agent;
+#[cfg(test)]
+mod bad_input;
 mod clusters;
+#[doc(hidden)]
+pub mod fuzzing;
 mod instances;
 mod logs;
 mod tags;
@@ -223,15 +227,23 @@ impl Server {
     }
 }
 
-/// A request body as its operation's input. An empty body is `{}`.
+/// A request body as its operation's input. An empty body is `{}`. A
+/// value of the wrong type is named by its path (`overrides.cpu: …`).
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> std::result::Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::new("SerializationException", 400, format!("{e}")))
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = match path.as_str() {
+            "." | "" => e.inner().to_string(),
+            _ => format!("{path}: {}", e.inner()),
+        };
+        ApiError::new("SerializationException", 400, message)
+    })
 }
 
 /// A cluster named by name or ARN; `default` when none is given.

@@ -348,7 +348,7 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
     }
     let launch = launch_type(req.launch_type.as_deref())?;
     let Some(found) = taskdefs::find(server, &req.task_definition).await? else {
-        return Err(ApiError::client("Unable to find task definition."));
+        return Err(ApiError::client("TaskDefinition not found."));
     };
     let td = found.value;
     if td.status != TaskDefStatus::Active {
