@@ -51,23 +51,36 @@ fn loopback(registry: &str) -> bool {
 /// Pulls on a blocking thread of its own: the registry client's future is
 /// not `Send` (a closure over borrowed layers), so it is driven there
 /// rather than on a task of the runtime.
-async fn pull(store: &Store, image: &str, registries: &Registries) -> Result<()> {
+async fn pull(store: &Store, image: &str, registries: &Registries, login: Login) -> Result<()> {
     let store = store.clone();
     let image = image.to_string();
     let registries = registries.clone();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(pull_through(&store, &image, &registries)))
-        .await
-        .map_err(|e| Error::Invalid(format!("pulling: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(pull_through(&store, &image, &registries, login))
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("pulling: {e}")))?
 }
+
+/// A task's own login for its image's registry (`repositoryCredentials`);
+/// without one, the agent's logins (docker's config.json) are used.
+pub type Login = Option<(String, String)>;
 
 /// Tries the image's mirrors, then its registry; an image got from a
 /// mirror is also named as the task asked for it.
-async fn pull_through(store: &Store, image: &str, registries: &Registries) -> Result<()> {
+async fn pull_through(
+    store: &Store,
+    image: &str,
+    registries: &Registries,
+    login: Login,
+) -> Result<()> {
     let name = RemoteRef::parse(image)?.to_string();
     let mut failures = Vec::new();
     for source in registries.sources(&name) {
-        match pull_here(store, &source).await {
+        // The task's login is for its image's registry, not a mirror's.
+        let creds = login.clone().filter(|_| source == name);
+        match pull_here(store, &source, creds).await {
             Ok(()) => {
                 if source != name {
                     store.tag(&source, image)?;
@@ -81,10 +94,11 @@ async fn pull_through(store: &Store, image: &str, registries: &Registries) -> Re
     Err(Error::Invalid(failures.join("; ")))
 }
 
-async fn pull_here(store: &Store, image: &str) -> Result<()> {
+async fn pull_here(store: &Store, image: &str, creds: Login) -> Result<()> {
     let src = RemoteRef::parse(image)?;
     let options = ClientOptions {
         tls_verify: !loopback(&src.registry),
+        creds,
         ..ClientOptions::default()
     };
     let c = Client::connect(&src.registry, &options).await?;
@@ -102,18 +116,19 @@ pub async fn ensure(
     image: &str,
     behavior: PullBehavior,
     registries: &Registries,
+    login: Login,
 ) -> Result<Option<String>> {
     let cached = store.find_image(image).is_ok();
     match behavior {
         PullBehavior::PreferCached | PullBehavior::Once if cached => Ok(None),
-        PullBehavior::Default => match pull(store, image, registries).await {
+        PullBehavior::Default => match pull(store, image, registries, login).await {
             Ok(()) => Ok(None),
             Err(e) if cached => Ok(Some(format!(
                 "pulling {image} failed ({e}); the cached image is used"
             ))),
             Err(e) => Err(e),
         },
-        _ => pull(store, image, registries).await.map(|()| None),
+        _ => pull(store, image, registries, login).await.map(|()| None),
     }
 }
 

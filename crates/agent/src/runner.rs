@@ -233,8 +233,26 @@ impl Runner {
         self.pull_started_at = Some(now());
         for i in 0..self.slots.len() {
             let image = self.slots[i].def.image.clone();
+            let login = if self.slots[i].def.repository_credentials.is_some() {
+                let name = self.slots[i].def.name.clone();
+                self.task_secrets()
+                    .await?
+                    .registry_logins
+                    .get(&name)
+                    .map(|l| (l.username.clone(), l.password.clone()))
+            } else {
+                None
+            };
             let shared = &self.shared;
-            match images::ensure(&shared.store, &image, shared.pull, &shared.registries).await {
+            match images::ensure(
+                &shared.store,
+                &image,
+                shared.pull,
+                &shared.registries,
+                login,
+            )
+            .await
+            {
                 Ok(Some(warning)) => tracing::warn!("{warning}"),
                 Ok(None) => {}
                 Err(e) => {
@@ -319,9 +337,20 @@ impl Runner {
         }
     }
 
-    /// Container `name`'s secrets as environment entries, asked of the
-    /// control plane once per task.
+    /// Container `name`'s secrets as environment entries.
     async fn secret_env(&mut self, name: &str) -> Result<Vec<String>, Cause> {
+        Ok(self
+            .task_secrets()
+            .await?
+            .containers
+            .get(name)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The task's secrets and registry logins, asked of the control plane
+    /// once per task.
+    async fn task_secrets(&mut self) -> Result<&estiba_cluster::wire::TaskSecrets, Cause> {
         if self.secrets.is_none() {
             let got = self
                 .shared
@@ -336,11 +365,7 @@ impl Runner {
                 })?;
             self.secrets = Some(got);
         }
-        Ok(self
-            .secrets
-            .as_ref()
-            .and_then(|s| s.containers.get(name).cloned())
-            .unwrap_or_default())
+        Ok(self.secrets.get_or_insert_with(Default::default))
     }
 
     /// `links: ["web", "db:database"]`: each target's address under its

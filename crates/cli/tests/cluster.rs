@@ -395,16 +395,23 @@ fn a_rootless_agent_runs_a_bridge_task_with_a_dynamic_port() {
     let port = container(&t, "web")["networkBindings"][0]["hostPort"]
         .as_u64()
         .unwrap_or_else(|| panic!("no host port: {t}\n{}", agent.log()));
+    // The last error is kept: a miss says what the client saw.
     let body = common::poll(
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || {
             reqwest::blocking::get(format!("http://127.0.0.1:{port}/"))
                 .and_then(|r| r.text())
-                .unwrap_or_default()
+                .unwrap_or_else(|e| format!("error: {e:?}"))
         },
         |b| b.contains("rootless-web"),
     );
-    assert_eq!(body.trim(), "rootless-web");
+    assert_eq!(
+        body.trim(),
+        "rootless-web",
+        "port {port}\n{}\n{}",
+        common::stdout(&agent.e.run(&["ps", "-a"])),
+        agent.log()
+    );
     // The node says what it cannot do, and lacks the attribute for it.
     let id = agent.instance_id();
     let i = cp.ecs(&["describe-container-instances", "--container-instances", &id]);
@@ -1019,4 +1026,89 @@ fn images_come_through_a_registries_conf_mirror() {
     );
     let images = agent.e.ok(&["images"]);
     assert!(images.contains("nginx"), "{images}");
+}
+
+/// A registry where only `ci` may pull or push `private/*`.
+const PRIVATE_REGISTRY: &str = r#"
+[[policy]]
+repositories = "private/*"
+users = ["ci"]
+actions = ["pull", "push"]
+"#;
+
+/// `repositoryCredentials`: the image's registry wants a login, which a
+/// cluster secret holds in Secrets Manager's shape (`{"username",
+/// "password"}`). Without it the pull is refused, and the task says so.
+#[test]
+fn repository_credentials_log_in_to_a_private_registry() {
+    if !ready() {
+        return;
+    }
+    let registry = common::registry::Registry::start(PRIVATE_REGISTRY);
+    registry.add_user("ci", "ci-secret-7d1e", &[]);
+    let pusher = Estiba::root().with_busybox();
+    let auth = pusher.scratch("auth").join("auth.json");
+    let env = [("REGISTRY_AUTH_FILE", auth.to_str().unwrap())];
+    let image = format!("{}/private/app:1", registry.addr);
+    for args in [
+        vec![
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "ci",
+            "-p",
+            "ci-secret-7d1e",
+            registry.addr.as_str(),
+        ],
+        vec!["push", "--tls-verify=false", "busybox", &image],
+    ] {
+        let out = pusher.cmd_env(&env, &args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+    }
+    let cp = ControlPlane::start(&[]);
+    let login = cp.dir.path().join("login.json");
+    std::fs::write(
+        &login,
+        r#"{"username": "ci", "password": "ci-secret-7d1e"}"#,
+    )
+    .unwrap();
+    let out = cp.admin_cmd(&[
+        "secret",
+        "create",
+        "registry-login",
+        "--from-file",
+        login.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // A node with nothing cached and no logins of its own.
+    let _agent = Agent::start(Estiba::root(), &cp, &[]);
+    let container_def = |creds: bool| {
+        let mut d = serde_json::json!({
+            "name": "app", "image": image, "memory": 16,
+            "command": ["sh", "-c", "echo private-pull"],
+        });
+        if creds {
+            d["repositoryCredentials"] = serde_json::json!({
+                "credentialsParameter": "arn:aws:secretsmanager:us-east-1:000000000000:secret:registry-login-Ab12Cd"
+            });
+        }
+        serde_json::json!([d])
+    };
+    cp.register("anonymous", &container_def(false));
+    let arn = run_task(&cp, "anonymous");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(t["stopCode"], "TaskFailedToStart", "{t}");
+    let reason = t["stoppedReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("CannotPullContainerError"), "{t}");
+    cp.register("private", &container_def(true));
+    let arn = run_task(&cp, "private");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(container(&t, "app")["exitCode"], 0, "{t}");
+    assert!(logs_with(&cp, &arn, "private-pull").contains("private-pull"));
+    assert!(
+        !t.to_string().contains("ci-secret-7d1e"),
+        "the password is never shown: {t}"
+    );
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Db;
 use crate::seal::{Sealed, Sealer};
 use crate::task::TaskRecord;
+use crate::wire::{RegistryLogin, TaskSecrets};
 use crate::{keys, time, Error, Result};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -109,13 +110,43 @@ pub async fn resolve(db: &Db, sealer: &Sealer, value_from: &str) -> Result<Optio
     Ok(None)
 }
 
-/// Each container's secrets as `NAME=value` environment entries. Err names
-/// the first `valueFrom` that matches no cluster secret.
+/// Each container's secrets as `NAME=value` environment entries, and the
+/// registry logins of its `repositoryCredentials`. Err names the first
+/// `valueFrom` or `credentialsParameter` that matches no cluster secret,
+/// or a login that is not `{"username", "password"}`.
 pub async fn for_task(
     db: &Db,
     sealer: &Sealer,
     task: &TaskRecord,
-) -> Result<std::result::Result<BTreeMap<String, Vec<String>>, String>> {
+) -> Result<std::result::Result<TaskSecrets, String>> {
+    let mut logins = BTreeMap::new();
+    for def in &task.definition.container_definitions {
+        let Some(param) = def
+            .repository_credentials
+            .as_ref()
+            .and_then(|r| r.get("credentialsParameter"))
+            .and_then(serde_json::Value::as_str)
+        else {
+            continue;
+        };
+        let Some(value) = resolve(db, sealer, param).await? else {
+            return Ok(Err(format!(
+                "{}: repositoryCredentials {param}: no cluster secret by that name (estiba cluster secret create)",
+                def.name
+            )));
+        };
+        match serde_json::from_str::<RegistryLogin>(&value) {
+            Ok(login) => {
+                logins.insert(def.name.clone(), login);
+            }
+            Err(_) => {
+                return Ok(Err(format!(
+                    "{}: repositoryCredentials {param}: the secret is not {{\"username\": …, \"password\": …}}",
+                    def.name
+                )))
+            }
+        }
+    }
     let mut out = BTreeMap::new();
     for def in &task.definition.container_definitions {
         let mut env = Vec::new();
@@ -134,7 +165,10 @@ pub async fn for_task(
             out.insert(def.name.clone(), env);
         }
     }
-    Ok(Ok(out))
+    Ok(Ok(TaskSecrets {
+        containers: out,
+        registry_logins: logins,
+    }))
 }
 
 #[cfg(test)]

@@ -92,11 +92,31 @@ pub struct HeartbeatReply {
 }
 
 /// A task's secrets, for its agent only: each container's `NAME=value`
-/// environment entries.
+/// environment entries, and the registry login its `repositoryCredentials`
+/// name.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSecrets {
     pub containers: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub registry_logins: std::collections::BTreeMap<String, RegistryLogin>,
+}
+
+/// A private registry's login, as ECS keeps one in Secrets Manager:
+/// `{"username": "…", "password": "…"}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLogin {
+    /// The user only: a password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryLogin")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for TaskSecrets {
@@ -116,6 +136,7 @@ impl std::fmt::Debug for TaskSecrets {
             .collect();
         f.debug_struct("TaskSecrets")
             .field("containers", &names)
+            .field("registry_logins", &self.registry_logins)
             .finish()
     }
 }

@@ -398,9 +398,9 @@ async fn secrets(
             )
         })?;
     match crate::secrets::for_task(&server.db, &server.sealer, &task).await? {
-        Ok(containers) => {
+        Ok(secrets) => {
             tracing::info!(task = %task.id, instance = %id, "secrets handed to the task's agent");
-            Ok(Json(TaskSecrets { containers }))
+            Ok(Json(secrets))
         }
         Err(missing) => Err(Refusal(StatusCode::NOT_FOUND, missing)),
     }
