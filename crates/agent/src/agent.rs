@@ -39,6 +39,8 @@ pub struct Options {
     pub offer: node::Offer,
     /// Registry mirrors (`--registries-conf`).
     pub registries: crate::registries::Registries,
+    /// The CA an `https://` control plane's certificate chains to.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Where this agent's API is reached: the `--listen` address, or the
@@ -275,7 +277,7 @@ impl Node {
 
 /// Runs the agent until the process is stopped.
 pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options) -> Result<()> {
-    let client = Client::new(opts.servers.clone())?;
+    let client = Client::new(opts.servers.clone(), opts.ca_cert.as_deref())?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::Invalid(format!("--listen {}: {e}", opts.listen)))?;

@@ -25,12 +25,27 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(servers: Vec<String>) -> Result<Client> {
+    /// A client of the control plane at `servers`. `ca_cert` is a PEM
+    /// file of the certificate authority an `https://` control plane's
+    /// certificate must chain to, when it is not a public one.
+    pub fn new(servers: Vec<String>, ca_cert: Option<&std::path::Path>) -> Result<Client> {
         if servers.is_empty() {
             return Err(Error::Invalid("--server names no control plane".into()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(3));
+        if let Some(path) = ca_cert {
+            let bad = |why: String| Error::Invalid(format!("--ca-cert {}: {why}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("holds no PEM certificate".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Invalid(format!("an HTTP client: {e}")))?;
         let servers = servers
@@ -71,7 +86,7 @@ impl Client {
                 Err(e) => {
                     last = Some(Error::ControlPlane {
                         url: url.clone(),
-                        why: e.to_string(),
+                        why: with_causes(&e),
                     });
                     continue;
                 }
@@ -82,7 +97,7 @@ impl Client {
             }
             let bytes = resp.bytes().await.map_err(|e| Error::ControlPlane {
                 url: url.clone(),
-                why: e.to_string(),
+                why: with_causes(&e),
             })?;
             if status.is_client_error() {
                 let message = serde_json::from_slice::<AgentError>(&bytes)
@@ -166,4 +181,17 @@ impl Client {
         .await?;
         Ok(())
     }
+}
+
+/// An error with its causes, which reqwest's own message leaves out (a
+/// certificate the agent does not trust is only in the chain).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }

@@ -195,17 +195,14 @@ fn mib(v: i64) -> i64 {
     v * 1024 * 1024
 }
 
-/// A task's `pidMode` or `ipcMode`: `host` shares the node's namespace.
-/// `task` is the pod's under awsvpc (`pod.rs`); under bridge and host
-/// each container keeps its own, which the agent logs.
-fn namespace_mode(task: &TaskRecord, field: &str, value: Option<&str>) -> NamespaceMode {
+/// A task's `pidMode` or `ipcMode`: `host` shares the node's namespace;
+/// `task` the task's pod's (`pod.rs`), which awsvpc containers join whole
+/// and bridge or host ones for this namespace only.
+fn namespace_mode(task: &TaskRecord, value: Option<&str>) -> NamespaceMode {
     match value {
         Some("host") => NamespaceMode::Host,
         Some("task") if task.definition.network() != NetworkMode::Awsvpc => {
-            tracing::warn!(
-                "{field} task: containers share namespaces only under awsvpc here; each keeps its own"
-            );
-            NamespaceMode::Private
+            NamespaceMode::Pod(crate::pod::name(&task.id))
         }
         _ => NamespaceMode::Private,
     }
@@ -262,8 +259,8 @@ fn tuning(task: &TaskRecord, def: &ContainerDefinition) -> Result<Tuning> {
         shm_size: lp_int("sharedMemorySize").map(mib),
         sysctls,
         devices,
-        pid: namespace_mode(task, "pidMode", task.definition.pid_mode.as_deref()),
-        ipc: namespace_mode(task, "ipcMode", task.definition.ipc_mode.as_deref()),
+        pid: namespace_mode(task, task.definition.pid_mode.as_deref()),
+        ipc: namespace_mode(task, task.definition.ipc_mode.as_deref()),
     })
 }
 
@@ -538,6 +535,7 @@ mod tests {
         );
         let mut def = t.definition.clone();
         def.pid_mode = Some("host".into());
+        def.ipc_mode = Some("task".into());
         let t = TaskRecord {
             definition: def,
             ..t
@@ -557,7 +555,11 @@ mod tests {
         assert_eq!(tu.devices[0].container, "/dev/n2");
         assert_eq!(tu.devices[0].access, "r");
         assert_eq!(tu.pid, NamespaceMode::Host);
-        assert_eq!(tu.ipc, NamespaceMode::Private);
+        assert_eq!(
+            tu.ipc,
+            NamespaceMode::Pod(crate::pod::name(&t.id)),
+            "the task's namespace pod"
+        );
         let no_memory = task(
             "host",
             serde_json::json!([{"name": "a", "image": "x", "linuxParameters": {"maxSwap": 32}}]),

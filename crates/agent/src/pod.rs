@@ -2,6 +2,10 @@
 //! by all its containers. ECS's agent builds this from a pause container
 //! and an ENI; here it is an engine pod on the node's task network, whose
 //! infra holds the namespaces (network, IPC, UTS; pid with `pidMode: task`).
+//!
+//! Under bridge and host, `pidMode: task` or `ipcMode: task` also get a
+//! pod, with no network: its infra holds only the pid or IPC namespace the
+//! task's containers join, as ECS's namespace pause container does.
 
 use std::net::Ipv4Addr;
 
@@ -43,6 +47,34 @@ pub async fn ensure(
     })
     .await?
     .ok_or_else(|| Error::Invalid(format!("pod {} has no address", name(&task.id))))
+}
+
+/// True when the task's containers share namespaces through a pod.
+pub fn needed(task: &TaskRecord) -> bool {
+    let d = &task.definition;
+    d.network() == estiba_ecs::taskdef::NetworkMode::Awsvpc
+        || d.pid_mode.as_deref() == Some("task")
+        || d.ipc_mode.as_deref() == Some("task")
+}
+
+/// Under bridge or host: the pod that holds the task's shared pid or IPC
+/// namespace, made or started again.
+pub async fn ensure_namespaces(engine: &AsyncEngine, task: &TaskRecord) -> Result<()> {
+    let pod = name(&task.id);
+    let share_pid = task.definition.pid_mode.as_deref() == Some("task");
+    run(engine, move |e| {
+        match e.find_pod(&pod) {
+            Ok(found) if found.running() => {}
+            Ok(_) => {
+                e.pod_start(&pod)?;
+            }
+            Err(_) => {
+                e.pod_create(Some(&pod), None, share_pid, CreateOptions::default())?;
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// The address of a task's pod, if it has one (for a re-adopted task).

@@ -229,6 +229,27 @@ impl Runner {
             }
             return Ok(());
         }
+        // PROVISIONING (as the control plane placed it): an awsvpc task's
+        // namespace and address first, as ECS attaches its ENI.
+        if awsvpc {
+            let redirect = self.shared.metadata.pod_redirect();
+            match pod::ensure(&self.shared.engine, &self.task, redirect).await {
+                Ok(ip) => self.address = Some(ip),
+                Err(e) => {
+                    return Err(Cause::new(
+                        StopCode::TaskFailedToStart,
+                        format!("ResourceInitializationError: the task's network namespace: {e}"),
+                    ))
+                }
+            }
+        } else if pod::needed(&self.task) {
+            if let Err(e) = pod::ensure_namespaces(&self.shared.engine, &self.task).await {
+                return Err(Cause::new(
+                    StopCode::TaskFailedToStart,
+                    format!("ResourceInitializationError: the task's shared namespaces: {e}"),
+                ));
+            }
+        }
         self.report(Status::Pending, None).await;
         self.pull_started_at = Some(now());
         for i in 0..self.slots.len() {
@@ -264,18 +285,6 @@ impl Runner {
             }
         }
         self.pull_stopped_at = Some(now());
-        if awsvpc {
-            let redirect = self.shared.metadata.pod_redirect();
-            match pod::ensure(&self.shared.engine, &self.task, redirect).await {
-                Ok(ip) => self.address = Some(ip),
-                Err(e) => {
-                    return Err(Cause::new(
-                        StopCode::TaskFailedToStart,
-                        format!("ResourceInitializationError: the task's network namespace: {e}"),
-                    ))
-                }
-            }
-        }
         // Known to the metadata endpoint before any container can ask it.
         let now = self.snapshot(Status::Pending, None);
         self.shared.metadata.update(&self.task, &now);
@@ -726,6 +735,11 @@ impl Runner {
             }
         }
         if self.task.definition.network() == NetworkMode::Awsvpc {
+            // DEPROVISIONING: the namespace and its address go back, as
+            // ECS detaches the ENI.
+            self.report(Status::Deprovisioning, Some(&cause)).await;
+            pod::stop(&self.shared.engine, &self.task.id).await;
+        } else if pod::needed(&self.task) {
             pod::stop(&self.shared.engine, &self.task.id).await;
         }
         self.report(Status::Stopped, Some(&cause)).await;
@@ -745,6 +759,7 @@ impl Runner {
     /// no longer this node's) ends the tries.
     async fn report(&self, status: Status, cause: Option<&Cause>) {
         let report = self.snapshot(status, cause);
+        tracing::info!(status = status.as_str(), "reporting");
         if status == Status::Stopped {
             self.shared.metadata.forget(&self.task.id);
         } else {

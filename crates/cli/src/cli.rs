@@ -798,6 +798,9 @@ pub struct AgentArgs {
     /// The control plane's URL(s), comma-separated: each call goes to the first that answers.
     #[arg(long, value_delimiter = ',', required = true)]
     pub server: Vec<String>,
+    /// PEM file of the CA that an https:// control plane's certificate chains to.
+    #[arg(long = "ca-cert", env = "ESTIBA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// A join token from `estiba cluster token create`; needed only the first time.
     #[arg(long, env = "ESTIBA_JOIN_TOKEN")]
     pub token: Option<String>,

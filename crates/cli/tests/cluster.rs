@@ -447,6 +447,7 @@ fn estiba_as_admin(cp: &ControlPlane, args: &[&str]) -> String {
         .env("AWS_ACCESS_KEY_ID", &cp.admin.id)
         .env("AWS_SECRET_ACCESS_KEY", &cp.admin.secret)
         .env("AWS_ENDPOINT_URL_ECS", cp.url())
+        .envs(cp.ca.iter().map(|ca| ("AWS_CA_BUNDLE", ca)))
         .args(args)
         .output()
         .unwrap();
@@ -531,7 +532,7 @@ fn ulimits_and_extra_hosts_are_seen_inside_and_the_logs_come_back() {
 
 /// An awsvpc task of two containers: `probe` reaches `web` on 127.0.0.1,
 /// sees the same hostname, and has the address DescribeTasks reports.
-fn awsvpc_pair_shares_one_address(cp: &ControlPlane, image: &str) {
+fn awsvpc_pair_shares_one_address(cp: &ControlPlane, agent: &Agent, image: &str) {
     let defs = serde_json::json!([
         {
             "name": "web", "image": image, "memory": 32,
@@ -601,6 +602,33 @@ fn awsvpc_pair_shares_one_address(cp: &ControlPlane, image: &str) {
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let t = task_of(cp, &arn);
     assert_eq!(t["attachments"][0]["status"], "DELETED", "{t}");
+    // ECS's order: the namespace (the ENI) before PENDING, and given back
+    // in DEPROVISIONING after the containers stopped.
+    let id = arn.rsplit('/').next().unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    for line in agent
+        .log()
+        .lines()
+        .filter(|l| l.contains(id) && l.contains("reporting"))
+    {
+        let status = line.rsplit("status=").next().unwrap_or_default();
+        let status = status.trim_matches('"').to_string();
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "PENDING",
+            "RUNNING",
+            "STOPPING",
+            "DEPROVISIONING",
+            "STOPPED"
+        ],
+        "{}",
+        agent.log()
+    );
 }
 
 #[test]
@@ -608,8 +636,8 @@ fn an_awsvpc_task_has_one_address_for_all_its_containers() {
     if !ready() {
         return;
     }
-    let (cp, _agent) = single_node(&[]);
-    awsvpc_pair_shares_one_address(&cp, "127.0.0.1:51670/busybox:latest");
+    let (cp, agent) = single_node(&[]);
+    awsvpc_pair_shares_one_address(&cp, &agent, "127.0.0.1:51670/busybox:latest");
 }
 
 #[test]
@@ -617,8 +645,8 @@ fn a_rootless_agent_runs_an_awsvpc_task() {
     if !ready() {
         return;
     }
-    let (cp, _agent) = rootless_node();
-    awsvpc_pair_shares_one_address(&cp, "127.0.0.1:51670/busybox:latest");
+    let (cp, agent) = rootless_node();
+    awsvpc_pair_shares_one_address(&cp, &agent, "127.0.0.1:51670/busybox:latest");
 }
 
 /// The shared FARGATE task definition, run as written on the control
@@ -1111,4 +1139,93 @@ fn repository_credentials_log_in_to_a_private_registry() {
         !t.to_string().contains("ci-secret-7d1e"),
         "the password is never shown: {t}"
     );
+}
+
+/// A control plane over HTTPS with a private CA: an agent joins only when
+/// told to trust that CA (`--ca-cert`), and the AWS CLI and the native CLI
+/// use it through `AWS_CA_BUNDLE`.
+#[test]
+fn an_agent_joins_a_tls_control_plane_only_through_its_ca() {
+    if !ready() || !require_tool("openssl") {
+        return;
+    }
+    let cp = ControlPlane::start_tls();
+    let ca = cp.ca.clone().unwrap();
+    // Without the CA, the join is refused for the certificate, and the
+    // agent says so and exits.
+    let untrusting = Estiba::root();
+    let out = untrusting
+        .cmd(&["agent", "--server", &cp.url(), "--token", &cp.token()])
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", common::stderr(&out));
+    let err = common::stderr(&out).to_lowercase();
+    assert!(err.contains("certificate"), "{err}");
+    assert!(!untrusting.path().join("data/agent/node.json").exists());
+    let trusting = Estiba::root();
+    let busybox = common::busybox_tar().to_str().unwrap().to_string();
+    trusting.ok(&["import", &busybox, "127.0.0.1:51670/busybox:latest"]);
+    let _agent = Agent::start(trusting, &cp, &["--ca-cert", ca.to_str().unwrap()]);
+    let defs = serde_json::json!([{
+        "name": "app", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
+        "command": ["sh", "-c", "echo over-tls"],
+    }]);
+    cp.register("tls", &defs);
+    let arn = run_task(&cp, "tls");
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(container(&t, "app")["exitCode"], 0, "{t}");
+    // The native CLI speaks HTTP/2 over TLS (ALPN), where no Host header
+    // exists: its signature covers `:authority` as `host`.
+    assert!(logs_with(&cp, &arn, "over-tls").contains("over-tls"));
+}
+
+/// `pidMode: task` and `ipcMode: task` under bridge: the task's containers
+/// share one pid and one IPC namespace (a pod's, without its network),
+/// each keeping its own network.
+#[test]
+fn bridge_containers_share_the_tasks_pid_and_ipc_namespaces() {
+    if !ready() {
+        return;
+    }
+    let (cp, agent) = single_node(&[]);
+    let image = "127.0.0.1:51670/busybox:latest";
+    let defs = serde_json::json!([
+        {
+            "name": "holder", "image": image, "memory": 16,
+            "command": ["sh", "-c", "echo holder-ipc=$(readlink /proc/self/ns/ipc) holder-net=$(readlink /proc/self/ns/net); exec sleep 3602"],
+        },
+        {
+            "name": "peer", "image": image, "memory": 16, "essential": false,
+            "dependsOn": [{"containerName": "holder", "condition": "START"}],
+            "command": ["sh", "-c", "until ps -o args | grep -q '^sleep 3602'; do sleep 0.2; done; echo peer-ipc=$(readlink /proc/self/ns/ipc) peer-net=$(readlink /proc/self/ns/net) saw=holder"],
+        },
+    ]);
+    cp.ecs(&[
+        "register-task-definition",
+        "--family",
+        "shared-ns",
+        "--pid-mode",
+        "task",
+        "--ipc-mode",
+        "task",
+        "--container-definitions",
+        &defs.to_string(),
+    ]);
+    let arn = run_task(&cp, "shared-ns");
+    cp.ecs(&["wait", "tasks-running", "--tasks", &arn]);
+    let logs = logs_with(&cp, &arn, "saw=holder");
+    let field = |key: &str| {
+        logs.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {logs}\n{}", agent.log()))
+            .to_string()
+    };
+    assert_eq!(field("holder-ipc="), field("peer-ipc="), "{logs}");
+    assert_ne!(field("holder-net="), field("peer-net="), "{logs}");
+    cp.ecs(&["stop-task", "--task", &arn]);
+    cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
+    let t = task_of(&cp, &arn);
+    assert_eq!(t["stopCode"], "UserInitiated", "{t}");
 }

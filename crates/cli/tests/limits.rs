@@ -272,3 +272,64 @@ fn a_rootless_container_gets_its_shm_size_sysctls_and_devices() {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(lines, ["8192", "4096", "written"], "{out}");
 }
+
+#[test]
+fn a_container_joins_another_containers_pid_and_ipc_namespaces() {
+    if !common::require_root("container namespaces test") {
+        return;
+    }
+    joins_another_containers_namespaces(Estiba::root().with_busybox());
+}
+
+#[test]
+fn a_rootless_container_joins_another_containers_pid_and_ipc_namespaces() {
+    if !common::require_root("rootless container namespaces test") {
+        return;
+    }
+    joins_another_containers_namespaces(Estiba::rootless().with_busybox());
+}
+
+/// `--pid container:NAME --ipc container:NAME`: the joiner is in the
+/// holder's namespaces and sees its processes.
+fn joins_another_containers_namespaces(e: Estiba) {
+    e.ok(&["run", "-d", "--name", "holder", "busybox", "sleep", "3601"]);
+    let inspect: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "holder"])).unwrap();
+    let pid = inspect[0]["State"]["Pid"].as_i64().unwrap();
+    let ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:holder",
+        "--ipc",
+        "container:holder",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; ps -o args | grep -c '^sleep 3601'",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        [ns("pid").as_str(), ns("ipc").as_str(), "1"],
+        "{}",
+        e.label()
+    );
+    let joined: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "holder"])).unwrap();
+    assert_eq!(joined[0]["HostConfig"]["IpcMode"], "private");
+    let refused = e.run(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:nobody",
+        "busybox",
+        "true",
+    ]);
+    assert!(!refused.status.success());
+    e.ok(&["rm", "-f", "holder"]);
+}

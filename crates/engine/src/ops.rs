@@ -86,12 +86,21 @@ impl Engine {
             options.hostname = Some(pod.hostname.clone());
             options.pod = Some(pod.id);
         }
+        // A namespace joined by name is recorded by id: the name may go
+        // to another container later.
+        for mode in [&mut options.tuning.pid, &mut options.tuning.ipc] {
+            match mode {
+                crate::tuning::NamespaceMode::Container(c) => *c = self.find(c)?.id,
+                crate::tuning::NamespaceMode::Pod(p) => *p = self.find_pod(p)?.id,
+                _ => {}
+            }
+        }
         // libcontainer 0.7 runs `exec` without the container's seccomp
         // profile and fails to join a shared pid namespace: detached
         // containers (which get execs and health checks) and pod members
         // default to runc.
         if options.runtime.is_none()
-            && (options.detached || options.pod.is_some())
+            && (options.detached || options.pod.is_some() || options.tuning.joins_namespaces())
             && estiba_os::which("runc").is_some()
         {
             options.runtime = Some("runc".into());
@@ -443,8 +452,8 @@ impl Engine {
                 "Devices": o.tuning.devices.iter().map(|d| json!({
                     "PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.access,
                 })).collect::<Vec<_>>(),
-                "PidMode": if o.tuning.pid == crate::tuning::NamespaceMode::Host { "host" } else { "" },
-                "IpcMode": if o.tuning.ipc == crate::tuning::NamespaceMode::Host { "host" } else { "private" },
+                "PidMode": o.tuning.pid.docker_name(""),
+                "IpcMode": o.tuning.ipc.docker_name("private"),
                 "DnsSearch": o.dns_search,
                 "Privileged": o.privileged,
                 "ReadonlyRootfs": o.read_only,

@@ -360,6 +360,7 @@ fn resolve(
     if let (Some(a), None) = (attached, &o.pod) {
         join.push(("network".to_string(), a.netns.clone()));
     }
+    join.extend(joined_namespaces(o, root)?);
     Ok(RunConfig {
         id: record.id.clone(),
         rootfs: root.to_path_buf(),
@@ -407,9 +408,16 @@ fn resolve(
 
 /// The running pod's namespaces, found from its record next to `containers/`.
 fn pod_namespaces(pod_id: &str, rootfs: &Path) -> Result<Vec<(String, PathBuf)>> {
-    // rootfs is <data>/containers/<id>/rootfs.
-    let data = rootfs.ancestors().nth(3).unwrap_or(Path::new("/"));
-    let path = data.join("pods").join(format!("{pod_id}.json"));
+    Ok(running_pod(pod_id, rootfs)?.namespaces())
+}
+
+/// `<data>` from a container's rootfs, `<data>/containers/<id>/rootfs`.
+fn data_dir(rootfs: &Path) -> &Path {
+    rootfs.ancestors().nth(3).unwrap_or(Path::new("/"))
+}
+
+fn running_pod(pod_id: &str, rootfs: &Path) -> Result<crate::pods::PodRecord> {
+    let path = data_dir(rootfs).join("pods").join(format!("{pod_id}.json"));
     let pod: crate::pods::PodRecord = fs::read(&path)
         .ctx("reading", &path)
         .and_then(|d| serde_json::from_slice(&d).map_err(|e| Error::Record(path.clone(), e)))?;
@@ -420,7 +428,54 @@ fn pod_namespaces(pod_id: &str, rootfs: &Path) -> Result<Vec<(String, PathBuf)>>
             why: "is not running: `estiba pod start` it".into(),
         });
     }
-    Ok(pod.namespaces())
+    Ok(pod)
+}
+
+/// `--pid`/`--ipc` `container:ID`, or a pod's: the namespace by path,
+/// from the running container's (or the pod infra's) process.
+fn joined_namespaces(o: &CreateOptions, rootfs: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for (kind, file, mode) in [("pid", "pid", &o.tuning.pid), ("ipc", "ipc", &o.tuning.ipc)] {
+        let pid = match mode {
+            NamespaceMode::Container(id) => {
+                let path = data_dir(rootfs)
+                    .join("containers")
+                    .join(id)
+                    .join("container.json");
+                let record: ContainerRecord =
+                    fs::read(&path).ctx("reading", &path).and_then(|d| {
+                        serde_json::from_slice(&d).map_err(|e| Error::Record(path.clone(), e))
+                    })?;
+                match record.state.pid {
+                    pid if pid > 0 && record.state.status == crate::Status::Running => pid,
+                    _ => {
+                        return Err(Error::Invalid {
+                            what: "--pid/--ipc container",
+                            value: record.name,
+                            why: "is not running".into(),
+                        })
+                    }
+                }
+            }
+            NamespaceMode::Pod(id) => {
+                let pod = running_pod(id, rootfs)?;
+                if kind == "pid" && !pod.share_pid {
+                    return Err(Error::Invalid {
+                        what: "pod",
+                        value: pod.name,
+                        why: "shares no pid namespace (--share pid)".into(),
+                    });
+                }
+                pod.infra_pid
+            }
+            _ => continue,
+        };
+        out.push((
+            kind.to_string(),
+            PathBuf::from(format!("/proc/{pid}/ns/{file}")),
+        ));
+    }
+    Ok(out)
 }
 
 /// Writes the container's secrets to a tmpfs that exists only in this

@@ -45,13 +45,19 @@ pub struct Tuning {
     pub ipc: NamespaceMode,
 }
 
-/// Whether a container gets a namespace of its own or shares the host's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether a container gets a namespace of its own, shares the host's, or
+/// joins another container's or a pod's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NamespaceMode {
     #[default]
     Private,
     Host,
+    /// `container:NAME`: a running container's (its id once created).
+    Container(String),
+    /// A pod's infra's, without the pod's network: how the node agent
+    /// gives a bridge task's containers one pid or IPC namespace.
+    Pod(String),
 }
 
 impl NamespaceMode {
@@ -64,12 +70,37 @@ impl NamespaceMode {
         match value {
             "" | "private" | "shareable" => Ok(NamespaceMode::Private),
             "host" => Ok(NamespaceMode::Host),
-            _ => Err(Error::Invalid {
-                what,
-                value: value.into(),
-                why: "must be private or host".into(),
-            }),
+            _ => match value.strip_prefix("container:") {
+                Some(name) if !name.is_empty() => Ok(NamespaceMode::Container(name.into())),
+                _ => Err(Error::Invalid {
+                    what,
+                    value: value.into(),
+                    why: "must be private, host or container:NAME".into(),
+                }),
+            },
         }
+    }
+}
+
+impl NamespaceMode {
+    /// As docker's inspect shows it; `private` is docker's word for the
+    /// default, which differs between pid ("") and IPC ("private").
+    pub fn docker_name(&self, private: &str) -> String {
+        match self {
+            NamespaceMode::Private => private.to_string(),
+            NamespaceMode::Host => "host".to_string(),
+            NamespaceMode::Container(id) => format!("container:{id}"),
+            NamespaceMode::Pod(id) => format!("pod:{id}"),
+        }
+    }
+}
+
+impl Tuning {
+    /// True when the container joins another's pid or IPC namespace.
+    pub fn joins_namespaces(&self) -> bool {
+        [&self.pid, &self.ipc]
+            .iter()
+            .any(|m| matches!(m, NamespaceMode::Container(_) | NamespaceMode::Pod(_)))
     }
 }
 
@@ -273,7 +304,8 @@ pub fn validate(o: &CreateOptions) -> Result<()> {
                 )
             }
             Some("network") => o.network == crate::record::NetworkMode::Host,
-            Some("ipc") => t.ipc == NamespaceMode::Host,
+            // Set in a namespace of its own only: a shared one is another's.
+            Some("ipc") => t.ipc != NamespaceMode::Private,
             Some(_) => false,
         };
         if shared {
@@ -409,6 +441,12 @@ mod tests {
             NamespaceMode::parse("--pid", "host").unwrap(),
             NamespaceMode::Host
         );
-        assert!(NamespaceMode::parse("--pid", "container:x").is_err());
+        assert_eq!(
+            NamespaceMode::parse("--ipc", "container:db").unwrap(),
+            NamespaceMode::Container("db".into())
+        );
+        for bad in ["container:", "pod:x", "shared"] {
+            assert!(NamespaceMode::parse("--pid", bad).is_err(), "{bad}");
+        }
     }
 }

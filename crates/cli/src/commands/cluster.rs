@@ -185,6 +185,7 @@ async fn fargate_capacity(
         listen: std::net::SocketAddr::new(local, 0),
         offer: estiba_agent::node::Offer::default(),
         registries: estiba_agent::registries::Registries::default(),
+        ca_cert: None,
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
     let store = ctx.store()?;
@@ -221,6 +222,7 @@ pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
     }
     let opts = estiba_agent::Options {
         servers: a.server,
+        ca_cert: a.ca_cert,
         token: a.token,
         cluster: a.cluster,
         attributes,

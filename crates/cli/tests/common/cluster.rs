@@ -25,6 +25,8 @@ pub struct ControlPlane {
     env: Vec<(String, String)>,
     pub admin: Key,
     pub readonly: Key,
+    /// With TLS: the self-signed certificate, its own CA.
+    pub ca: Option<PathBuf>,
 }
 
 fn check(out: Output, what: &str) -> String {
@@ -60,7 +62,90 @@ impl ControlPlane {
         Self::start_with(store, host, extra, Vec::new())
     }
 
+    /// Over HTTPS, with a certificate for 127.0.0.1 from a private CA
+    /// (both made by openssl) that clients must be told to trust.
+    pub fn start_tls() -> ControlPlane {
+        let certs = tempfile::tempdir().expect("tempdir");
+        let at = |name: &str| certs.path().join(name).display().to_string();
+        let (ca, ca_key, csr, cert, key, ext) = (
+            at("ca.pem"),
+            at("ca.key"),
+            at("leaf.csr"),
+            at("cert.pem"),
+            at("key.pem"),
+            at("leaf.ext"),
+        );
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extensions");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        for args in [
+            vec![
+                "-x509",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=estiba test CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+            vec!["-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr],
+        ] {
+            let out = Command::new("openssl")
+                .arg("req")
+                .args(ec)
+                .args(args)
+                .output()
+                .expect("openssl");
+            check(out, "openssl req");
+        }
+        let out = Command::new("openssl")
+            .args(["x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key])
+            .args([
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ])
+            .output()
+            .expect("openssl");
+        check(out, "openssl x509");
+        let extra = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+        let mut cp = Self::prepare("sqlite", "127.0.0.1", &extra, Vec::new());
+        let kept = cp.dir.path().join("ca.pem");
+        std::fs::copy(&ca, &kept).expect("the CA");
+        cp.ca = Some(kept);
+        // The key and certificate are read once, at start.
+        cp.spawn();
+        cp
+    }
+
     fn start_with(
+        store: &str,
+        host: &str,
+        extra: &[&str],
+        env: Vec<(String, String)>,
+    ) -> ControlPlane {
+        let mut cp = Self::prepare(store, host, extra, env);
+        cp.spawn();
+        cp
+    }
+
+    /// The data directory, an admin and a readonly user; not started.
+    fn prepare(
         store: &str,
         host: &str,
         extra: &[&str],
@@ -82,11 +167,21 @@ impl ControlPlane {
                 id: String::new(),
                 secret: String::new(),
             },
+            ca: None,
         };
         cp.admin = cp.add_user("admin", "admin");
         cp.readonly = cp.add_user("viewer", "readonly");
-        cp.spawn();
         cp
+    }
+
+    /// An HTTP client that trusts this control plane's certificate.
+    fn http(&self) -> reqwest::blocking::Client {
+        let mut b = reqwest::blocking::Client::builder();
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).expect("the CA");
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM"));
+        }
+        b.build().expect("an HTTP client")
     }
 
     pub fn data(&self) -> PathBuf {
@@ -156,7 +251,10 @@ impl ControlPlane {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if reqwest::blocking::get(format!("{}/health", self.url()))
+            if self
+                .http()
+                .get(format!("{}/health", self.url()))
+                .send()
                 .is_ok_and(|r| r.status().is_success())
             {
                 return;
@@ -167,7 +265,8 @@ impl ControlPlane {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn log(&self) -> String {
@@ -208,6 +307,9 @@ impl ControlPlane {
             .env("AWS_PAGER", "")
             .args(["--endpoint-url", &self.url(), "--output", "json", "ecs"])
             .args(args);
+        if let Some(ca) = &self.ca {
+            c.env("AWS_CA_BUNDLE", ca);
+        }
         c
     }
 

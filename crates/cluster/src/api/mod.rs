@@ -289,7 +289,7 @@ async fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> std::result::Result<Caller, ApiError> {
-    let pairs: Vec<(String, String)> = headers
+    let mut pairs: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
             (
@@ -298,6 +298,12 @@ async fn authenticate(
             )
         })
         .collect();
+    // HTTP/2 has no Host header: the client signed `:authority` as `host`.
+    if !headers.contains_key(header::HOST) {
+        if let Some(authority) = uri.authority() {
+            pairs.push(("host".to_string(), authority.to_string()));
+        }
+    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request = sigv4::Request {
         method: method.as_str(),

@@ -57,13 +57,23 @@ impl Client {
         if !matches!(url.scheme(), "http" | "https") {
             bail!("endpoint {endpoint}: not an http:// or https:// URL");
         }
-        let http = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder()
             .user_agent(concat!("estiba/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             // Longer than the longest long poll (GetTaskLogs waits 20 s).
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("setting up the HTTP client")?;
+            .timeout(Duration::from_secs(60));
+        // The AWS CLI's and SDKs' way to trust a private CA.
+        if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|b| !b.is_empty()) {
+            let path = std::path::PathBuf::from(bundle);
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("AWS_CA_BUNDLE {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("AWS_CA_BUNDLE {}", path.display()))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("setting up the HTTP client")?;
         Ok(Client {
             http,
             url,
