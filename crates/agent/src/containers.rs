@@ -186,6 +186,8 @@ pub fn request(task: &TaskRecord, def: &ContainerDefinition) -> Result<CreateReq
     o.ulimits = ulimits(def)?;
     o.add_hosts = extra_hosts(def)?;
     o.labels = def.docker_labels.clone().unwrap_or_default();
+    o.tty = def.pseudo_terminal.unwrap_or(false);
+    o.interactive = def.interactive.unwrap_or(false);
     o.dns_search = def.dns_search_domains.clone().unwrap_or_default();
     o.tuning = tuning(task, def)?;
     Ok(req)
@@ -526,6 +528,7 @@ mod tests {
         let t = task(
             "host",
             serde_json::json!([{"name": "a", "image": "x", "cpu": 256, "memory": 128,
+                "pseudoTerminal": true, "interactive": true,
                 "memoryReservation": 64, "dockerLabels": {"team": "web"},
                 "dnsSearchDomains": ["corp.example"],
                 "systemControls": [{"namespace": "kernel.shmmax", "value": "4096"}],
@@ -544,6 +547,7 @@ mod tests {
             .unwrap()
             .options;
         assert_eq!(o.labels["team"], "web");
+        assert!(o.tty && o.interactive);
         assert_eq!(o.dns_search, ["corp.example"]);
         let tu = &o.tuning;
         assert_eq!(tu.cpu_shares, Some(256));

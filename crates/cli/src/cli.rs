@@ -514,6 +514,12 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short, long)]
     pub detach: bool,
+    /// Give the container a pseudo-terminal (its output is logged from it).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Keep the container's stdin open.
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Restart policy: no, on-failure[:N], always, unless-stopped.
     #[arg(long, default_value = "no")]
     pub restart: String,

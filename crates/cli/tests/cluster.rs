@@ -1199,7 +1199,8 @@ fn bridge_containers_share_the_tasks_pid_and_ipc_namespaces() {
         {
             "name": "peer", "image": image, "memory": 16, "essential": false,
             "dependsOn": [{"containerName": "holder", "condition": "START"}],
-            "command": ["sh", "-c", "until ps -o args | grep -q '^sleep 3602'; do sleep 0.2; done; echo peer-ipc=$(readlink /proc/self/ns/ipc) peer-net=$(readlink /proc/self/ns/net) saw=holder"],
+            "pseudoTerminal": true, "interactive": true,
+            "command": ["sh", "-c", "until ps -o args | grep -q '^sleep 3602'; do sleep 0.2; done; echo peer-ipc=$(readlink /proc/self/ns/ipc) peer-net=$(readlink /proc/self/ns/net) peer-tty=$(tty) saw=holder"],
         },
     ]);
     cp.ecs(&[
@@ -1224,6 +1225,8 @@ fn bridge_containers_share_the_tasks_pid_and_ipc_namespaces() {
     };
     assert_eq!(field("holder-ipc="), field("peer-ipc="), "{logs}");
     assert_ne!(field("holder-net="), field("peer-net="), "{logs}");
+    // pseudoTerminal: the peer's output came through a terminal.
+    assert_eq!(field("peer-tty="), "/dev/pts/0", "{logs}");
     cp.ecs(&["stop-task", "--task", &arn]);
     cp.ecs(&["wait", "tasks-stopped", "--tasks", &arn]);
     let t = task_of(&cp, &arn);

@@ -731,6 +731,43 @@ fn an_init_passes_signals_on_and_keeps_the_exit_code(e: &Estiba) {
 
 root_and_rootless!(an_init_passes_signals_on_and_keeps_the_exit_code);
 
+/// `-t`: the container's output goes through a terminal (checked from
+/// inside), and is still logged. `-i`: stdin stays open, so a reader
+/// blocks instead of reading an end at once.
+fn a_terminal_and_an_open_stdin_are_given_when_asked(e: &Estiba) {
+    let who = e.label();
+    let tty = e.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; test -t 0 && test -t 1 && echo both-ttys; echo TERM=$TERM",
+    ]);
+    let tty = tty.trim();
+    e.ok(&["wait", tty]);
+    let logs = e.ok(&["logs", tty]);
+    assert!(logs.contains("/dev/pts/0"), "[{who}] {logs:?}");
+    assert!(logs.contains("both-ttys"), "[{who}] {logs:?}");
+    assert!(logs.contains("TERM=xterm"), "[{who}] {logs:?}");
+    assert_eq!(inspect(e, tty)["Config"]["Tty"], true, "[{who}]");
+    let probe = "timeout 2 cat; echo status=$?";
+    let open = e.ok(&["run", "-d", "-i", "busybox", "sh", "-c", probe]);
+    let closed = e.ok(&["run", "-d", "busybox", "sh", "-c", probe]);
+    for id in [&open, &closed] {
+        e.ok(&["wait", id.trim()]);
+    }
+    let status = |id: &str| e.ok(&["logs", id.trim()]).trim().to_string();
+    // busybox's timeout ends cat with SIGTERM: 143.
+    assert_eq!(status(&open), "status=143", "[{who}] an open stdin blocks");
+    assert_eq!(status(&closed), "status=0", "[{who}] an empty stdin ends");
+    let refused = e.run(&["run", "-t", "busybox", "true"]);
+    assert!(!refused.status.success(), "[{who}] -t in the foreground");
+}
+
+root_and_rootless!(a_terminal_and_an_open_stdin_are_given_when_asked);
+
 fn stats_top_and_stop_signal(e: &Estiba) {
     let who = e.label();
     e.ok(&[

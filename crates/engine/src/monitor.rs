@@ -198,22 +198,11 @@ impl Engine {
         backoff: Duration,
     ) -> Result<(u8, Duration)> {
         let id = record.id.as_str();
-        let pipe = || pipe_with(PipeFlags::CLOEXEC).ctx("creating a pipe for", id);
         let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).ctx("opening", dirs.log())?;
         for w in crate::prepare::write_bundle(self, image, record, dirs)? {
             let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
         }
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let _ = runtime.delete(id, true);
-        let pid = runtime.create(
-            id,
-            &dirs.bundle(),
-            ContainerIo {
-                stdout: Stdio::from(out_w),
-                stderr: Stdio::from(err_w),
-            },
-        )?;
+        let (out_r, err_r, pid) = create_with_io(record, dirs, runtime)?;
         let started = Instant::now();
         runtime.start(id)?;
         let estiba_os::ProcessId {
@@ -268,11 +257,15 @@ impl Engine {
     ) -> std::io::Error {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
-        for fd in [out, err] {
-            if let Err(e) = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()) {
-                return e.into();
-            }
+        if let Err(e) = rustix::io::fcntl_setfd(err, rustix::io::FdFlags::empty()) {
+            return e.into();
         }
+        // Output comes in as the small monitor's stdin (a terminal's
+        // master cannot be reopened through /proc as a pipe can).
+        let out = match out.try_clone() {
+            Ok(fd) => fd,
+            Err(e) => return e,
+        };
         let exe = match std::env::current_exe() {
             Ok(e) => e,
             Err(e) => return e,
@@ -284,8 +277,9 @@ impl Engine {
             .filter(|h| h.command().is_some())
             .map_or(0, |h| h.interval_ms);
         Command::new(small)
+            .stdin(Stdio::from(out))
             .arg(pid.to_string())
-            .arg(out.as_raw_fd().to_string())
+            .arg("0")
             .arg(err.as_raw_fd().to_string())
             .arg(self.dirs(&record.id).log())
             .arg(MAX_LOG_BYTES.to_string())
@@ -378,6 +372,53 @@ fn should_restart(policy: RestartPolicy, code: u8, stop_requested: bool, restart
 
 /// Copies the container's stdout and stderr into the log until both close,
 /// which happens when the container (its whole pid namespace) is gone.
+/// Creates the container with its streams: pipes for stdout and stderr,
+/// or (`-t`) the terminal's master for both; with `-i`, a stdin whose
+/// writing end this process keeps open (across the small monitor's exec)
+/// so the container never reads an end. Returns what to read its output
+/// from and its pid.
+fn create_with_io(
+    record: &ContainerRecord,
+    dirs: &ContainerDirs,
+    runtime: &dyn Runtime,
+) -> Result<(OwnedFd, OwnedFd, i32)> {
+    let id = record.id.as_str();
+    let o = &record.options;
+    let pipe = || pipe_with(PipeFlags::CLOEXEC).ctx("creating a pipe for", id);
+    let _ = runtime.delete(id, true);
+    let mut io = ContainerIo::new(Stdio::null(), Stdio::null());
+    if o.interactive && !o.tty {
+        let (stdin_r, stdin_w) = pipe()?;
+        rustix::io::fcntl_setfd(&stdin_w, rustix::io::FdFlags::empty())
+            .ctx("keeping stdin open for", id)?;
+        // Held for the container's life: this process (or the small
+        // monitor it becomes) ends with it.
+        std::mem::forget(stdin_w);
+        io.stdin = Stdio::from(stdin_r);
+    }
+    if o.tty {
+        let console = crate::terminal::ConsoleSocket::listen(&dirs.bundle())?;
+        io.console_socket = Some(console.name.clone());
+        let pid = match runtime.create(id, &dirs.bundle(), io) {
+            Ok(pid) => pid,
+            Err(e) => {
+                console.abandon();
+                return Err(e.into());
+            }
+        };
+        let master = console.master()?;
+        // Nothing comes on stderr: the terminal carries both streams.
+        let (err_r, _) = pipe()?;
+        return Ok((master, err_r, pid));
+    }
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    io.stdout = Stdio::from(out_w);
+    io.stderr = Stdio::from(err_w);
+    let pid = runtime.create(id, &dirs.bundle(), io)?;
+    Ok((out_r, err_r, pid))
+}
+
 fn pump(log: &mut LogWriter, out: OwnedFd, err: OwnedFd) {
     let mut streams = [Some(File::from(out)), Some(File::from(err))];
     let mut buf = vec![0u8; 32 * 1024];

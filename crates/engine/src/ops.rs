@@ -479,6 +479,8 @@ impl Engine {
                 "Image": r.image,
                 "WorkingDir": o.workdir.clone().unwrap_or_default(),
                 "Labels": o.labels,
+                "Tty": o.tty,
+                "OpenStdin": o.interactive,
             },
             "Mounts": o.mounts.iter().map(|m| match m {
                 crate::options::MountSpec::Bind { source, destination, read_only } => json!({

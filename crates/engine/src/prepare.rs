@@ -339,6 +339,10 @@ fn resolve(
         env.set(DEFAULT_PATH.to_string());
     }
     env.set(format!("HOSTNAME={hostname}"));
+    if o.tty && !env.has("TERM") {
+        // As docker and podman set it for -t.
+        env.set("TERM=xterm".to_string());
+    }
     if !env.has("HOME") {
         env.set(format!("HOME={}", user.home));
     }
@@ -403,6 +407,7 @@ fn resolve(
             pid: o.tuning.pid == NamespaceMode::Host,
             ipc: o.tuning.ipc == NamespaceMode::Host,
         },
+        terminal: o.tty,
     })
 }
 

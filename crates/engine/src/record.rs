@@ -197,6 +197,12 @@ pub struct CreateOptions {
     /// The pod (its id) whose namespaces the container joins.
     #[serde(default)]
     pub pod: Option<String>,
+    /// `-t`: a pseudo-terminal for the process (detached containers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// `-i`: stdin stays open (nothing writes to it: there is no attach).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interactive: bool,
     /// `--init`: estiba's init runs as pid 1, the command as its child.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,

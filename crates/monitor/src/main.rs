@@ -18,6 +18,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -180,12 +181,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // The pipes arrive as inherited descriptors; reopening them through /proc
+    // The streams arrive as inherited descriptors. Stdout's is our stdin,
+    // taken as it is: a terminal's master, reopened through /proc, would
+    // be a new terminal. A pipe reopens through /proc as itself, which
     // needs no unsafe code.
-    let mut streams: [Option<File>; 2] = args
-        .streams
-        .clone()
-        .map(|fd| File::open(format!("/proc/self/fd/{fd}")).ok());
+    let mut streams: [Option<File>; 2] = args.streams.clone().map(|fd| match fd.as_str() {
+        "0" => std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(File::from),
+        _ => File::open(format!("/proc/self/fd/{fd}")).ok(),
+    });
     let mut buf = vec![0u8; 16 * 1024];
     let mut next_check = args.health.map(|d| Instant::now() + d);
     let mut exited = None;
@@ -253,6 +260,8 @@ fn main() -> ExitCode {
             "--backoff-ms",
             &args.backoff_ms,
         ])
+        // Not the container's output (or its terminal) as stdin.
+        .stdin(Stdio::null())
         .exec();
     eprintln!("estiba-monitor: returning to {}: {err}", args.estiba);
     ExitCode::from(1)

@@ -289,6 +289,9 @@ pub struct RunConfig {
     pub sysctls: std::collections::BTreeMap<String, String>,
     pub devices: Vec<Device>,
     pub host_namespaces: HostNamespaces,
+    /// A pseudo-terminal for the process (`-t`): the runtime hands its
+    /// master to the caller's console socket.
+    pub terminal: bool,
 }
 
 /// Normalises `net_admin` / `NET_ADMIN` / `CAP_NET_ADMIN` to `CAP_NET_ADMIN`.
@@ -661,7 +664,7 @@ pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<Stri
     let spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": cfg.terminal,
             "user": { "uid": cfg.uid, "gid": cfg.gid, "additionalGids": cfg.additional_gids },
             "args": cfg.args,
             "env": cfg.env,
@@ -721,6 +724,7 @@ mod tests {
             sysctls: Default::default(),
             devices: vec![],
             host_namespaces: HostNamespaces::default(),
+            terminal: false,
         }
     }
 

@@ -16,6 +16,9 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
     if args.rm && restart != RestartPolicy::No {
         bail!("conflicting options: --restart and --rm");
     }
+    if (args.tty || args.interactive) && !(args.detach || create) {
+        bail!("-t and -i need -d (or create): estiba has no attach yet, so a foreground container's terminal would be no one's");
+    }
     // `--network a,b`: the first network and more.
     let networks: Vec<String> = args
         .network
@@ -63,6 +66,8 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
             .map(|h| h.parse())
             .collect::<Result<_, _>>()?,
         init: args.init,
+        tty: args.tty,
+        interactive: args.interactive,
         // Only library callers (the node agent) redirect addresses.
         redirects: Vec::new(),
         dns: opts::parse_dns(&args.dns)?,

@@ -151,6 +151,7 @@ impl Engine {
             sysctls: Default::default(),
             devices: Vec::new(),
             host_namespaces: Default::default(),
+            terminal: false,
             network: crate::options::parse_builtin_network(network)?,
             join: vec![],
             mounts: vec![],

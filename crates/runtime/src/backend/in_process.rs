@@ -55,6 +55,12 @@ impl InProcess {
 
     /// Runs the helper for `op` and returns its exit status, or the error it recorded.
     fn helper(&self, op: &str, id: &str, bundle: &Path, io: ContainerIo) -> Result<u8> {
+        if io.console_socket.is_some() {
+            return Err(Self::err(
+                "give the container a terminal",
+                "the in-process backend has none: use --runtime runc",
+            ));
+        }
         let error_file = error_file(bundle);
         let _ = fs::remove_file(&error_file);
         let caught = crate::process::catch_signals();
@@ -97,10 +103,7 @@ fn inherit_writable() -> ContainerIo {
             .map_or_else(|_| std::process::Stdio::inherit(), Into::into),
         false => std::process::Stdio::inherit(),
     };
-    ContainerIo {
-        stdout: stream(1),
-        stderr: stream(2),
-    }
+    ContainerIo::new(stream(1), stream(2))
 }
 
 /// The same fix for a container run in this process: our own stdout and

@@ -52,19 +52,37 @@ pub(crate) fn watch_pid_file<T>(
     })
 }
 
-/// Where a created container's stdout and stderr go (stdin is always empty).
+/// Where a created container's stdin, stdout and stderr come from and go.
+/// With a terminal (`process.terminal` in the spec), the runtime instead
+/// sends the terminal's master to `console_socket`, and the container's
+/// three streams are its other end.
 #[derive(Debug)]
 pub struct ContainerIo {
+    /// Empty unless the container keeps stdin open (`-i`).
+    pub stdin: std::process::Stdio,
     pub stdout: std::process::Stdio,
     pub stderr: std::process::Stdio,
+    /// The socket's path relative to the bundle, where the runtime is
+    /// started (a unix socket's path is at most 107 bytes).
+    pub console_socket: Option<PathBuf>,
 }
 
 impl ContainerIo {
     /// The caller's own stdout and stderr.
     pub fn inherit() -> Self {
+        ContainerIo::new(
+            std::process::Stdio::inherit(),
+            std::process::Stdio::inherit(),
+        )
+    }
+
+    /// Output to `stdout` and `stderr`, an empty stdin, no terminal.
+    pub fn new(stdout: std::process::Stdio, stderr: std::process::Stdio) -> Self {
         ContainerIo {
-            stdout: std::process::Stdio::inherit(),
-            stderr: std::process::Stdio::inherit(),
+            stdin: std::process::Stdio::null(),
+            stdout,
+            stderr,
+            console_socket: None,
         }
     }
 }

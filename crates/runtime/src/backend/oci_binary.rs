@@ -115,15 +115,16 @@ impl Runtime for OciBinary {
     fn create(&self, id: &str, bundle: &Path, io: ContainerIo) -> Result<i32> {
         let log = bundle.join("runtime.log");
         let pid_file = bundle.join(super::PID_FILE);
-        let status = self
-            .command(Some(&log))
-            .arg("create")
-            .arg("--bundle")
-            .arg(bundle)
+        let mut cmd = self.command(Some(&log));
+        cmd.arg("create").arg("--bundle").arg(bundle);
+        if let Some(socket) = &io.console_socket {
+            cmd.current_dir(bundle).arg("--console-socket").arg(socket);
+        }
+        let status = cmd
             .arg("--pid-file")
             .arg(&pid_file)
             .arg(id)
-            .stdin(Stdio::null())
+            .stdin(io.stdin)
             .stdout(io.stdout)
             .stderr(io.stderr)
             .status()
