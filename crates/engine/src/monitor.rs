@@ -370,8 +370,6 @@ fn should_restart(policy: RestartPolicy, code: u8, stop_requested: bool, restart
     }
 }
 
-/// Copies the container's stdout and stderr into the log until both close,
-/// which happens when the container (its whole pid namespace) is gone.
 /// Creates the container with its streams: pipes for stdout and stderr,
 /// or (`-t`) the terminal's master for both; with `-i`, a stdin whose
 /// writing end this process keeps open (across the small monitor's exec)
@@ -419,6 +417,8 @@ fn create_with_io(
     Ok((out_r, err_r, pid))
 }
 
+/// Copies the container's stdout and stderr into the log until both close,
+/// which happens when the container (its whole pid namespace) is gone.
 fn pump(log: &mut LogWriter, out: OwnedFd, err: OwnedFd) {
     let mut streams = [Some(File::from(out)), Some(File::from(err))];
     let mut buf = vec![0u8; 32 * 1024];
