@@ -443,14 +443,7 @@ fn joined_namespaces(o: &CreateOptions, rootfs: &Path) -> Result<Vec<(String, Pa
     for (kind, file, mode) in [("pid", "pid", &o.tuning.pid), ("ipc", "ipc", &o.tuning.ipc)] {
         let pid = match mode {
             NamespaceMode::Container(id) => {
-                let path = data_dir(rootfs)
-                    .join("containers")
-                    .join(id)
-                    .join("container.json");
-                let record: ContainerRecord =
-                    fs::read(&path).ctx("reading", &path).and_then(|d| {
-                        serde_json::from_slice(&d).map_err(|e| Error::Record(path.clone(), e))
-                    })?;
+                let record = crate::record::Records::new(data_dir(rootfs)).load(id)?;
                 match record.state.pid {
                     pid if pid > 0 && record.state.status == crate::Status::Running => pid,
                     _ => {

@@ -864,23 +864,22 @@ mod tests {
             .map(|n| &n["type"])
             .collect();
         assert!(!kinds.contains(&&json!("pid")) && !kinds.contains(&&json!("ipc")));
-        let shm = v["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["destination"] == "/dev/shm")
-            .unwrap()
-            .clone();
-        assert_eq!(shm["type"], "bind", "the host's /dev/shm with its IPC");
+        let shm_of = |v: &Value| {
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == "/dev/shm")
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            shm_of(&v)["type"],
+            "bind",
+            "the host's /dev/shm with its IPC"
+        );
         c.host_namespaces = HostNamespaces::default();
-        let v = to_json(&build(&c, &root, "amd64").unwrap().0);
-        let shm = v["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["destination"] == "/dev/shm")
-            .unwrap()
-            .clone();
+        let shm = shm_of(&to_json(&build(&c, &root, "amd64").unwrap().0));
         assert!(shm["options"]
             .as_array()
             .unwrap()

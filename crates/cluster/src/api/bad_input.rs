@@ -3,9 +3,8 @@
 //! says what is wrong, and changes nothing in the store.
 
 use estiba_state::Store;
-use serde_json::json;
 
-use super::{Caller, Server, Settings};
+use super::{Caller, Server};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -15,41 +14,11 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let server = crate::open::server(
-        dir.path(),
-        &crate::open::StoreSpec::Sqlite,
-        Settings::default(),
-    )
-    .await
-    .unwrap();
-    let caller = Caller {
-        user: "admin".into(),
-        access_key: "AKIDTEST".into(),
-        policies: Vec::new(),
-    };
-    let f = Fixture {
+    let (server, caller) = super::fuzzing::seeded(dir.path()).await;
+    Fixture {
         _dir: dir,
         server,
         caller,
-    };
-    f.ok("CreateCluster", json!({"clusterName": "default"}))
-        .await;
-    f.ok(
-        "RegisterTaskDefinition",
-        json!({"family": "web", "containerDefinitions": [
-            {"name": "app", "image": "busybox", "memory": 16, "essential": true}
-        ]}),
-    )
-    .await;
-    f
-}
-
-impl Fixture {
-    async fn ok(&self, op: &str, body: serde_json::Value) -> serde_json::Value {
-        self.server
-            .call(&self.caller, op, body.to_string().as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{op} {body}: {e:?}"))
     }
 }
 

@@ -55,36 +55,39 @@ fn private() -> &'static Private {
             .build()
             .expect("a tokio runtime");
         let dir = std::env::temp_dir().join(format!("estiba-fuzz-{}", estiba_os::random_hex(8)));
-        let caller = Caller {
-            user: "fuzz".into(),
-            access_key: "AKIDFUZZ".into(),
-            policies: Vec::new(),
-        };
-        let server = runtime.block_on(async {
-            let server =
-                crate::open::server(&dir, &crate::open::StoreSpec::Sqlite, Settings::default())
-                    .await
-                    .expect("a private control plane");
-            for (op, body) in [
-                ("CreateCluster", r#"{"clusterName": "default"}"#),
-                (
-                    "RegisterTaskDefinition",
-                    r#"{"family": "web", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 16}]}"#,
-                ),
-            ] {
-                server
-                    .call(&caller, op, body.as_bytes())
-                    .await
-                    .expect("the fixture");
-            }
-            server
-        });
+        let (server, caller) = runtime.block_on(seeded(&dir));
         Private {
             runtime,
             server,
             caller,
         }
     })
+}
+
+/// A control plane on SQLite in `dir` with the `default` cluster and the
+/// task definition `web`, and a caller that is past authentication.
+pub(crate) async fn seeded(dir: &std::path::Path) -> (std::sync::Arc<Server>, Caller) {
+    let server = crate::open::server(dir, &crate::open::StoreSpec::Sqlite, Settings::default())
+        .await
+        .expect("a private control plane");
+    let caller = Caller {
+        user: "admin".into(),
+        access_key: "AKIDADMIN".into(),
+        policies: Vec::new(),
+    };
+    for (op, body) in [
+        ("CreateCluster", r#"{"clusterName": "default"}"#),
+        (
+            "RegisterTaskDefinition",
+            r#"{"family": "web", "containerDefinitions": [{"name": "app", "image": "busybox", "memory": 16}]}"#,
+        ),
+    ] {
+        server
+            .call(&caller, op, body.as_bytes())
+            .await
+            .expect("the fixture");
+    }
+    (server, caller)
 }
 
 /// Sends `body` to `operation`, as after authentication, and returns the
