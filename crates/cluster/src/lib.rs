@@ -30,6 +30,7 @@ pub mod secrets;
 pub mod task;
 pub mod time;
 pub mod users;
+pub mod view;
 pub mod wire;
 
 use std::path::PathBuf;

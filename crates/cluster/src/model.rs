@@ -274,6 +274,13 @@ impl Db {
         Ok(self.store.txn(txn).await?.succeeded)
     }
 
+    /// Runs `txn`: the store's revision after it, or None if its compares
+    /// did not hold.
+    pub async fn commit_at(&self, txn: Txn) -> Result<Option<i64>> {
+        let r = self.store.txn(txn).await?;
+        Ok(r.succeeded.then_some(r.revision))
+    }
+
     pub async fn delete(&self, key: &str) -> Result<()> {
         self.store.delete(key.as_bytes()).await?;
         Ok(())

@@ -65,6 +65,7 @@ pub async fn server(data: &Path, spec: &StoreSpec, settings: Settings) -> Result
         sealer: Sealer::open(data)?,
         audit: Audit::open(&data.join("audit.log"))?,
         settings,
+        view: crate::view::View::default(),
     }))
 }
 

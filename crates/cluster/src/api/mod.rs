@@ -85,6 +85,8 @@ pub struct Server {
     pub sealer: Sealer,
     pub audit: Audit,
     pub settings: Settings,
+    /// Live tasks, from a watch (`view::follow`, started by `serve`).
+    pub view: crate::view::View,
 }
 
 /// An answer the client sees as an ECS error.
@@ -475,6 +477,7 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
         why,
     };
     tokio::spawn(agent::watch_lost(Arc::clone(&server)));
+    tokio::spawn(crate::view::follow(Arc::clone(&server)));
     tokio::spawn(compact_on_schedule(Arc::clone(&server)));
     let service = router(server).into_make_service_with_connect_info::<SocketAddr>();
     match listen.tls {

@@ -8,7 +8,7 @@
 //! never half placed. Its resources come back in the transaction that
 //! marks it STOPPED.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use estiba_ecs::taskdef::TaskDefinition;
 use estiba_state::{Op, Txn};
@@ -20,9 +20,9 @@ use crate::model::{
     encode, unchanged, AssignmentRecord, ClusterRecord, ClusterStatus, Tag, TaskDefStatus,
 };
 use crate::page::Page;
-use crate::placement::{self, Candidate, ConstraintSpec, StrategySpec};
+use crate::placement::{self, ConstraintSpec, Live, StrategySpec};
 use crate::task::{
-    Attachment, ContainerState, InstanceRecord, LaunchType, Overrides, Status, StopCode, TaskRecord,
+    Attachment, InstanceRecord, LaunchType, Overrides, Status, StopCode, TaskRecord,
 };
 use crate::wire::Report;
 use crate::{keys, time, Result};
@@ -136,7 +136,7 @@ pub fn view(server: &Server, t: &TaskRecord) -> Value {
             v
         })
         .collect();
-    let health = task_health(t);
+    let health = crate::task::health_of(t);
     let mut v = json!({
         "taskArn": arn,
         "clusterArn": server.cluster_arn(&t.cluster),
@@ -217,33 +217,6 @@ fn uuid_like() -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-/// A task's health, from its essential containers: UNHEALTHY if one is,
-/// HEALTHY if all are, else UNKNOWN (ECS's rule).
-fn task_health(t: &TaskRecord) -> &'static str {
-    use crate::task::Health;
-    let essential: Vec<&ContainerState> = t
-        .containers
-        .iter()
-        .filter(|c| {
-            t.definition
-                .container_definitions
-                .iter()
-                .any(|d| d.name == c.name && d.is_essential() && d.health_check.is_some())
-        })
-        .collect();
-    if essential
-        .iter()
-        .any(|c| c.health_status == Health::Unhealthy)
-    {
-        "UNHEALTHY"
-    } else if !essential.is_empty() && essential.iter().all(|c| c.health_status == Health::Healthy)
-    {
-        "HEALTHY"
-    } else {
-        "UNKNOWN"
-    }
 }
 
 /// The definition with a RunTask's overrides applied.
@@ -363,15 +336,10 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
         ));
     }
     let definition = apply_overrides(td.definition.clone(), &req.overrides)?;
-    let mut specs = req.placement_constraints.clone();
-    for c in definition.placement_constraints.iter().flatten() {
-        specs.push(ConstraintSpec {
-            kind: c.kind.clone(),
-            expression: c.expression.clone(),
-        });
-    }
-    let constraints = placement::constraints(&specs).map_err(ApiError::invalid)?;
-    placement::strategies(&req.placement_strategy).map_err(ApiError::invalid)?;
+    let constraints = placement::constraints_of(&req.placement_constraints, &definition)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let strategies = placement::strategies_of(&req.placement_strategy)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let named: Vec<&str> = req.container_instances.iter().map(|i| id_of(i)).collect();
     if start && !(1..=10).contains(&named.len()) {
         return Err(ApiError::invalid(
@@ -423,19 +391,24 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
     let mut placed: Vec<TaskRecord> = Vec::new();
     let mut failures: Vec<Value> = Vec::new();
     for only in rounds {
-        match place_one(
-            server,
-            &template,
+        let ask = Placement {
+            template: &template,
             only,
-            &constraints,
-            &req.placement_strategy,
-            &placed,
-        )
-        .await?
-        {
+            constraints: &constraints,
+            strategies: &strategies,
+            seed: placed.len() as u64 + u64::from(td.revision),
+        };
+        match place_one(server, &ask).await? {
             Ok(task) => placed.push(task),
-            Err(mut f) => {
-                failures.append(&mut f);
+            Err(misses) => {
+                failures.extend(misses.iter().map(|(instance, m)| match m {
+                    None => json!({"arn": instance_arn(server, &cluster, instance), "reason": "MISSING"}),
+                    Some(m) => json!({
+                        "arn": instance_arn(server, &cluster, instance),
+                        "reason": m.reason(),
+                        "detail": m.to_string(),
+                    }),
+                }));
                 if !start {
                     break;
                 }
@@ -458,55 +431,94 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
     }))
 }
 
-/// Places one task: filter, choose, and reserve in one transaction,
-/// trying again if another request changed the chosen instance first.
-/// The failures say, per candidate, what it missed.
-async fn place_one(
+/// One task to place: a template of its record, where it may go, and how
+/// to choose.
+pub(crate) struct Placement<'a> {
+    pub template: &'a TaskRecord,
+    /// StartTask: only this instance.
+    pub only: Option<&'a str>,
+    pub constraints: &'a [placement::Constraint],
+    pub strategies: &'a [placement::Strategy],
+    pub seed: u64,
+}
+
+/// Live tasks by group on each instance of a pool: from the view, or, if
+/// it has not loaded yet, from the store.
+async fn groups_on(
     server: &Server,
-    template: &TaskRecord,
-    only: Option<&str>,
-    constraints: &[placement::Constraint],
-    strategies: &[StrategySpec],
-    placed: &[TaskRecord],
-) -> Result<std::result::Result<TaskRecord, Vec<Value>>> {
+    cluster: &str,
+    instances: &[crate::model::Versioned<InstanceRecord>],
+) -> Result<HashMap<String, BTreeMap<String, u32>>> {
+    if server.view.loaded() {
+        return Ok(server
+            .view
+            .on_nodes(instances.iter().map(|v| v.value.id.as_str())));
+    }
+    let mut out: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    for (_, t) in server
+        .db
+        .list::<TaskRecord>(&keys::tasks_of(cluster))
+        .await?
+    {
+        if let (Some(i), Some(g), false) = (&t.instance, &t.group, t.last_status == Status::Stopped)
+        {
+            *out.entry(i.clone())
+                .or_default()
+                .entry(g.clone())
+                .or_default() += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// What each instance passed over missed (None: the named instance does
+/// not exist).
+pub(crate) type Misses = Vec<(String, Option<placement::Miss>)>;
+
+/// Places one task: filter, score, and reserve in one transaction, trying
+/// again if another request changed the chosen instance first. The task
+/// is in the view once placed.
+pub(crate) async fn place_one(
+    server: &Server,
+    ask: &Placement<'_>,
+) -> Result<std::result::Result<TaskRecord, Misses>> {
+    let template = ask.template;
     let cluster = &template.cluster;
     let capacity = template.pool();
+    let group = template.group.as_deref().unwrap_or_default();
     loop {
         let (instances, connected) = candidates(server, capacity).await?;
-        let chosen_before: HashSet<&str> = placed
+        let mut groups = groups_on(server, cluster, &instances).await?;
+        let pool: Vec<Live<'_>> = instances
             .iter()
-            .filter_map(|t| t.instance.as_deref())
-            .collect();
-        let pool: Vec<Candidate<'_>> = instances
-            .iter()
-            .filter(|v| only.is_none_or(|o| o == v.value.id))
-            .map(|v| Candidate {
-                instance: &v.value,
+            .filter(|v| ask.only.is_none_or(|o| o == v.value.id))
+            .map(|v| Live {
+                record: &v.value,
                 connected: connected.contains(&v.value.id),
-                used_by_request: chosen_before.contains(v.value.id.as_str()),
+                groups: groups.remove(&v.value.id).unwrap_or_default(),
             })
             .collect();
         if pool.is_empty() {
-            return Ok(Err(match only {
-                Some(o) => {
-                    vec![json!({"arn": instance_arn(server, cluster, o), "reason": "MISSING"})]
-                }
-                None => Vec::new(),
-            }));
+            return Ok(Err(ask
+                .only
+                .map(|o| vec![(o.to_string(), None)])
+                .unwrap_or_default()));
         }
-        let (fits, misses) = placement::filter(&pool, &template.reserved, constraints);
-        let seed = placed.len() as u64 + u64::from(template.revision);
-        let Some(winner) = placement::choose(fits, strategies, seed) else {
-            return Ok(Err(misses
-                .iter()
-                .map(|(i, m)| {
-                    json!({
-                        "arn": instance_arn(server, cluster, &i.id),
-                        "reason": m.reason(),
-                        "detail": m.to_string(),
-                    })
-                })
-                .collect()));
+        let request = placement::Request {
+            need: &template.reserved,
+            group,
+            constraints: ask.constraints,
+            strategies: ask.strategies,
+            seed: ask.seed,
+        };
+        let winner = match estiba_placement::place(&pool, &request) {
+            Ok(w) => w.record,
+            Err(misses) => {
+                return Ok(Err(misses
+                    .into_iter()
+                    .map(|(n, m)| (n.record.id.clone(), Some(m)))
+                    .collect()))
+            }
         };
         let Some(current) = instances.iter().find(|v| v.value.id == winner.id) else {
             continue;
@@ -531,8 +543,9 @@ async fn place_one(
             Op::put(keys::task(cluster, &task.id), encode(&task)),
             Op::put(keys::assigned(&instance.id, &task.id), encode(&assignment)),
         ]);
-        if server.db.commit(txn).await? {
+        if let Some(revision) = server.db.commit_at(txn).await? {
             tracing::info!(task = %task.id, instance = %instance.id, "placed");
+            server.view.placed(&task, revision);
             return Ok(Ok(task));
         }
     }

@@ -1,0 +1,372 @@
+//! The control plane's view of its live tasks, kept in memory from a
+//! watch of `tasks/`: what placement counts on each node (tasks by group)
+//! and what the service scheduler counts for each service, without a scan
+//! of every task.
+//!
+//! A task is in the view from its placement until it is STOPPED; the move
+//! to STOPPED is handed to the scheduler as a [`Change`] (it counts
+//! failures from it). Whoever places a task puts it in the view at once
+//! ([`View::placed`]), so the next decision sees it before the watch
+//! delivers it; an update older than what the view holds is ignored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use estiba_state::{EventKind, Store};
+use tokio::sync::Notify;
+
+use crate::api::Server;
+use crate::task::{Health, Status, StopCode, TaskRecord};
+use crate::{keys, Result};
+
+/// What the scheduler and placement need of a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSummary {
+    pub cluster: String,
+    pub id: String,
+    /// The instance it is on, and the pool that instance is in (the
+    /// cluster, or the FARGATE capacity).
+    pub instance: Option<String>,
+    pub group: Option<String>,
+    /// A service's tasks: the deployment that started them.
+    pub started_by: Option<String>,
+    pub family: String,
+    pub revision: u32,
+    pub last_status: Status,
+    pub desired_status: Status,
+    /// Whether an essential container has a health check: then healthy
+    /// means HEALTHY, else running long enough.
+    pub checked: bool,
+    pub health: Health,
+    pub created_at: f64,
+    pub started_at: Option<f64>,
+    pub stop_code: Option<StopCode>,
+    pub stopped_reason: Option<String>,
+    pub mod_revision: i64,
+}
+
+impl TaskSummary {
+    pub fn of(t: &TaskRecord, mod_revision: i64) -> TaskSummary {
+        TaskSummary {
+            cluster: t.cluster.clone(),
+            id: t.id.clone(),
+            instance: t.instance.clone(),
+            group: t.group.clone(),
+            started_by: t.started_by.clone(),
+            family: t.definition.family.clone(),
+            revision: t.revision,
+            last_status: t.last_status,
+            desired_status: t.desired_status,
+            checked: t
+                .definition
+                .container_definitions
+                .iter()
+                .any(|d| d.is_essential() && d.health_check.is_some()),
+            health: crate::task::health_of(t),
+            created_at: t.created_at,
+            started_at: t.started_at,
+            stop_code: t.stop_code,
+            stopped_reason: t.stopped_reason.clone(),
+            mod_revision,
+        }
+    }
+
+    fn key(&self) -> String {
+        keys::task(&self.cluster, &self.id)
+    }
+}
+
+/// A task of a group changed; `stopped` is set when it has just STOPPED.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub cluster: String,
+    pub group: String,
+    pub stopped: Option<TaskSummary>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    loaded: bool,
+    /// The last revision the watch applied.
+    revision: i64,
+    tasks: HashMap<String, TaskSummary>,
+    by_group: HashMap<(String, String), BTreeSet<String>>,
+    on_node: HashMap<String, BTreeMap<String, u32>>,
+    /// Kept only while a scheduler takes them.
+    subscribed: bool,
+    changes: Vec<Change>,
+}
+
+#[derive(Debug, Default)]
+pub struct View {
+    inner: Mutex<Inner>,
+    /// Woken when changes are waiting.
+    pub notify: Notify,
+}
+
+impl Inner {
+    fn remove(&mut self, key: &str) -> Option<TaskSummary> {
+        let old = self.tasks.remove(key)?;
+        if let Some(g) = &old.group {
+            let k = (old.cluster.clone(), g.clone());
+            if let Some(set) = self.by_group.get_mut(&k) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_group.remove(&k);
+                }
+            }
+            if let Some(node) = old.instance.as_ref().and_then(|i| self.on_node.get_mut(i)) {
+                if let Some(n) = node.get_mut(g) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        node.remove(g);
+                    }
+                }
+            }
+        }
+        Some(old)
+    }
+
+    fn insert(&mut self, t: TaskSummary) {
+        let key = t.key();
+        if let Some(g) = &t.group {
+            self.by_group
+                .entry((t.cluster.clone(), g.clone()))
+                .or_default()
+                .insert(key.clone());
+            if let Some(i) = &t.instance {
+                *self
+                    .on_node
+                    .entry(i.clone())
+                    .or_default()
+                    .entry(g.clone())
+                    .or_default() += 1;
+            }
+        }
+        self.tasks.insert(key, t);
+    }
+
+    /// Applies a task's new state (None: deleted). Older than what is
+    /// held: ignored.
+    fn apply(&mut self, key: &str, new: Option<TaskSummary>, mod_revision: i64) {
+        if self
+            .tasks
+            .get(key)
+            .is_some_and(|old| old.mod_revision >= mod_revision)
+        {
+            return;
+        }
+        let old = self.remove(key);
+        let Some(new) = new else { return };
+        let group = new.group.clone();
+        let just_stopped = new.last_status == Status::Stopped
+            && old
+                .as_ref()
+                .is_none_or(|o| o.last_status != Status::Stopped);
+        if new.last_status != Status::Stopped {
+            self.insert(new.clone());
+        }
+        if let (true, Some(group)) = (self.subscribed, group) {
+            self.changes.push(Change {
+                cluster: new.cluster.clone(),
+                group,
+                stopped: just_stopped.then_some(new),
+            });
+        }
+    }
+}
+
+impl View {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data: still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn loaded(&self) -> bool {
+        self.lock().loaded
+    }
+
+    /// Changes from now on are kept for [`View::take_changes`].
+    pub fn subscribe(&self) {
+        self.lock().subscribed = true;
+    }
+
+    pub fn take_changes(&self) -> Vec<Change> {
+        std::mem::take(&mut self.lock().changes)
+    }
+
+    /// A task its placer just committed at `revision`: in the view now,
+    /// unless the watch has already gone past it.
+    pub fn placed(&self, t: &TaskRecord, revision: i64) {
+        let mut inner = self.lock();
+        if inner.loaded && revision > inner.revision {
+            let key = keys::task(&t.cluster, &t.id);
+            inner.apply(&key, Some(TaskSummary::of(t, revision)), revision);
+        }
+    }
+
+    /// The live tasks of a group.
+    pub fn group(&self, cluster: &str, group: &str) -> Vec<TaskSummary> {
+        let inner = self.lock();
+        inner
+            .by_group
+            .get(&(cluster.to_string(), group.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| inner.tasks.get(k).cloned())
+            .collect()
+    }
+
+    /// Live tasks by group on each of the given instances.
+    pub fn on_nodes<'a>(
+        &self,
+        instances: impl Iterator<Item = &'a str>,
+    ) -> HashMap<String, BTreeMap<String, u32>> {
+        let inner = self.lock();
+        instances
+            .filter_map(|i| inner.on_node.get(i).map(|g| (i.to_string(), g.clone())))
+            .collect()
+    }
+
+    fn reset(&self, tasks: Vec<(String, TaskSummary)>, revision: i64) {
+        let mut inner = self.lock();
+        let subscribed = inner.subscribed;
+        *inner = Inner {
+            subscribed,
+            ..Inner::default()
+        };
+        for (key, t) in tasks {
+            let rev = t.mod_revision;
+            // Stopped tasks of deployments are handed over once, so a
+            // restarted scheduler still counts its deployments' failures.
+            let historic = t.last_status == Status::Stopped
+                && t.started_by
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("ecs-svc/"));
+            if historic && subscribed {
+                if let Some(g) = &t.group {
+                    inner.changes.push(Change {
+                        cluster: t.cluster.clone(),
+                        group: g.clone(),
+                        stopped: Some(t.clone()),
+                    });
+                }
+            }
+            inner.apply(&key, Some(t), rev);
+        }
+        inner.revision = revision;
+        inner.loaded = true;
+    }
+}
+
+/// Keeps the server's view from the store for the life of the server: a
+/// full read, then a watch from the revision read; a failed watch reads
+/// again.
+pub async fn follow(server: Arc<Server>) {
+    loop {
+        if let Err(e) = follow_once(&server).await {
+            tracing::warn!("following the tasks: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn summary_of(key: &[u8], value: &[u8], mod_revision: i64) -> Option<TaskSummary> {
+    match serde_json::from_slice::<TaskRecord>(value) {
+        Ok(t) => Some(TaskSummary::of(&t, mod_revision)),
+        Err(e) => {
+            tracing::error!(key = %String::from_utf8_lossy(key), "a task record does not parse: {e}");
+            None
+        }
+    }
+}
+
+async fn follow_once(server: &Arc<Server>) -> Result<()> {
+    let (kvs, revision) = server.db.store.range(keys::TASKS.as_bytes(), None).await?;
+    let tasks = kvs
+        .iter()
+        .filter_map(|kv| {
+            let t = summary_of(&kv.key, &kv.value, kv.mod_revision)?;
+            Some((String::from_utf8_lossy(&kv.key).into_owned(), t))
+        })
+        .collect();
+    server.view.reset(tasks, revision);
+    server.view.notify.notify_one();
+    let mut watch = server
+        .db
+        .store
+        .watch(keys::TASKS.as_bytes(), revision + 1)
+        .await?;
+    while let Some(event) = watch.next().await {
+        let event = event?;
+        let key = String::from_utf8_lossy(&event.kv.key).into_owned();
+        let rev = event.kv.mod_revision;
+        let new = match event.kind {
+            EventKind::Put => summary_of(&event.kv.key, &event.kv.value, rev),
+            EventKind::Delete => None,
+        };
+        let mut inner = server.view.lock();
+        inner.apply(&key, new, rev);
+        inner.revision = inner.revision.max(rev);
+        let waiting = !inner.changes.is_empty();
+        drop(inner);
+        if waiting {
+            server.view.notify.notify_one();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(id: &str, status: Status, rev: i64) -> TaskSummary {
+        TaskSummary {
+            cluster: "c".into(),
+            id: id.into(),
+            instance: Some("n1".into()),
+            group: Some("service:web".into()),
+            started_by: Some("ecs-svc/1".into()),
+            family: "web".into(),
+            revision: 1,
+            last_status: status,
+            desired_status: Status::Running,
+            checked: false,
+            health: Health::Unknown,
+            created_at: 0.0,
+            started_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            mod_revision: rev,
+        }
+    }
+
+    #[test]
+    fn a_task_counts_until_it_stops_and_its_stop_is_handed_over_once() {
+        let view = View::default();
+        view.subscribe();
+        view.reset(vec![], 1);
+        let mut inner = view.lock();
+        let key = keys::task("c", "t1");
+        inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2);
+        inner.apply(&key, Some(summary("t1", Status::Running, 3)), 3);
+        // An older update (a placer late with its own copy) changes nothing.
+        inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2);
+        assert_eq!(inner.tasks[&key].last_status, Status::Running);
+        assert_eq!(inner.on_node["n1"]["service:web"], 1);
+        inner.apply(&key, Some(summary("t1", Status::Stopped, 4)), 4);
+        assert!(inner.tasks.is_empty() && inner.by_group.is_empty());
+        assert!(inner.on_node["n1"].is_empty());
+        drop(inner);
+        let changes = view.take_changes();
+        assert_eq!(changes.len(), 3);
+        assert!(changes[..2].iter().all(|c| c.stopped.is_none()));
+        assert_eq!(
+            changes[2].stopped.as_ref().map(|t| t.id.as_str()),
+            Some("t1")
+        );
+        assert!(view.take_changes().is_empty());
+    }
+}
