@@ -27,6 +27,7 @@ pub mod page;
 pub mod placement;
 pub mod seal;
 pub mod secrets;
+pub mod service;
 pub mod task;
 pub mod time;
 pub mod users;
