@@ -756,6 +756,14 @@ pub struct ClusterServeArgs {
     /// How long a disconnected node's tasks wait before they are STOPPED.
     #[arg(long, default_value = "60s")]
     pub lost_grace: String,
+    /// How long a service's task without health checks must run before it
+    /// counts as healthy (ECS's fixed 40 s).
+    #[arg(long, default_value = "40s")]
+    pub task_healthy_after: String,
+    /// Seed placement: the same seed and requests give the same layout
+    /// (default: a new one at each start).
+    #[arg(long)]
+    pub placement_seed: Option<u64>,
     /// Run FARGATE tasks on this machine, as the control plane's own
     /// capacity, in the estiba root it is started with (--root, --runroot).
     #[arg(long)]

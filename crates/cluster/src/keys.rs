@@ -18,6 +18,7 @@
 //! tasks/<cluster>/<task>                a task
 //! assigned/<instance>/<task>            a task placed on an instance: what its agent
 //!                                       watches; touched whenever what it must do changes
+//! services/<cluster>/<name>            a service: its deployments and events
 //! ```
 //!
 //! Revisions are zero-padded so that key order is revision order.
@@ -35,6 +36,7 @@ pub const INSTANCES: &str = "instances/";
 pub const CONNECTED: &str = "connected/";
 pub const TASKS: &str = "tasks/";
 pub const ASSIGNED: &str = "assigned/";
+pub const SERVICES: &str = "services/";
 
 /// The pool of the control plane's built-in FARGATE capacity, kept where
 /// a cluster's instances are but under a name no cluster can have.
@@ -74,6 +76,14 @@ pub fn assigned_to(instance: &str) -> String {
 
 pub fn assigned(instance: &str, task: &str) -> String {
     format!("{ASSIGNED}{instance}/{task}")
+}
+
+pub fn services_of(cluster: &str) -> String {
+    format!("{SERVICES}{cluster}/")
+}
+
+pub fn service(cluster: &str, name: &str) -> String {
+    format!("{SERVICES}{cluster}/{name}")
 }
 
 pub fn cluster(name: &str) -> String {

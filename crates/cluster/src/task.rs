@@ -211,6 +211,45 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// A task about to be placed: PROVISIONING, wanted RUNNING, its
+    /// resources those the definition needs. Placement gives it its id,
+    /// instance and creation time.
+    pub fn template(
+        cluster: &str,
+        revision: u32,
+        definition: TaskDefinition,
+        launch_type: LaunchType,
+        group: String,
+    ) -> TaskRecord {
+        TaskRecord {
+            id: String::new(),
+            cluster: cluster.to_string(),
+            revision,
+            reserved: crate::placement::need_of(&definition),
+            definition,
+            overrides: Overrides::default(),
+            instance: None,
+            launch_type,
+            last_status: Status::Provisioning,
+            desired_status: Status::Running,
+            containers: Vec::new(),
+            started_by: None,
+            group: Some(group),
+            created_at: 0.0,
+            pull_started_at: None,
+            pull_stopped_at: None,
+            started_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            execution_stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            attachment: None,
+            version: 1,
+            tags: BTreeMap::new(),
+        }
+    }
+
     /// Where the task's instance is kept: its cluster's instances, or the
     /// built-in FARGATE capacity.
     pub fn pool(&self) -> &str {

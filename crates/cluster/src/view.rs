@@ -6,7 +6,7 @@
 //! A task is in the view from its placement until it is STOPPED; the move
 //! to STOPPED is handed to the scheduler as a [`Change`] (it counts
 //! failures from it). Whoever places a task puts it in the view at once
-//! ([`View::placed`]), so the next decision sees it before the watch
+//! ([`View::committed`]), so the next decision sees it before the watch
 //! delivers it; an update older than what the view holds is ignored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -196,9 +196,10 @@ impl View {
         std::mem::take(&mut self.lock().changes)
     }
 
-    /// A task its placer just committed at `revision`: in the view now,
-    /// unless the watch has already gone past it.
-    pub fn placed(&self, t: &TaskRecord, revision: i64) {
+    /// A task its writer (placement, a stop) just committed at
+    /// `revision`: in the view now, unless the watch has already gone past
+    /// it.
+    pub fn committed(&self, t: &TaskRecord, revision: i64) {
         let mut inner = self.lock();
         if inner.loaded && revision > inner.revision {
             let key = keys::task(&t.cluster, &t.id);

@@ -46,6 +46,10 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                 account: a.account,
                 heartbeat: duration("--heartbeat", &a.heartbeat)?,
                 lost_grace: duration("--lost-grace", &a.lost_grace)?,
+                healthy_after: duration("--task-healthy-after", &a.task_healthy_after)?,
+                placement_seed: a.placement_seed.unwrap_or_else(|| {
+                    u64::from_str_radix(&estiba_os::random_hex(8), 16).unwrap_or(0)
+                }),
             };
             let tls = a.tls_cert.zip(a.tls_key);
             if a.fargate && tls.is_some() {

@@ -215,14 +215,222 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "InvalidParameterException",
         "attributes",
     ),
-    // Operations estiba does not serve are named.
+    // Services.
     (
         "CreateService",
+        r#"{"serviceName": "s"}"#,
+        "InvalidParameterException",
+        "desiredCount is required",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 5001}"#,
+        "InvalidParameterException",
+        "between 0 and 5000",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": -1}"#,
+        "InvalidParameterException",
+        "desiredCount",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": "2"}"#,
+        "SerializationException",
+        "desiredCount",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "has space", "taskDefinition": "web", "desiredCount": 1}"#,
+        "InvalidParameterException",
+        "serviceName",
+    ),
+    (
+        "CreateService",
+        r#"{"cluster": "nowhere", "serviceName": "s", "taskDefinition": "web", "desiredCount": 1}"#,
+        "ClusterNotFoundException",
+        "Cluster not found",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "ghost", "desiredCount": 1}"#,
+        "ClientException",
+        "TaskDefinition not found",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 2, "deploymentConfiguration": {"minimumHealthyPercent": 75, "maximumPercent": 100}}"#,
+        "InvalidParameterException",
+        "cannot make progress",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 3, "deploymentConfiguration": {"minimumHealthyPercent": 100, "maximumPercent": 125}}"#,
+        "InvalidParameterException",
+        "cannot make progress",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "deploymentConfiguration": {"minimumHealthyPercent": 150}}"#,
+        "InvalidParameterException",
+        "minimumHealthyPercent",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true}}}"#,
+        "SerializationException",
+        "rollback",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "placementConstraints": [{"type": "memberOf", "expression": "attribute:zone == a &&"}]}"#,
+        "InvalidParameterException",
+        "at character 23",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "placementConstraints": [{"type": "memberOf", "expression": "(attribute:zone == a"}]}"#,
+        "InvalidParameterException",
+        "expected ')'",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "placementConstraints": [{"type": "memberOf", "expression": "nodeName == a"}]}"#,
+        "InvalidParameterException",
+        "unknown subject",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "placementConstraints": [{"type": "memberOf", "expression": "attribute:a =~ '('"}]}"#,
+        "InvalidParameterException",
+        "regular expression",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "placementStrategy": [{"type": "spread", "field": "attribute:"}]}"#,
+        "InvalidParameterException",
+        "spread",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "schedulingStrategy": "DAEMON", "placementStrategy": [{"type": "random"}]}"#,
+        "InvalidParameterException",
+        "DAEMON",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "schedulingStrategy": "SOMETIMES"}"#,
+        "InvalidParameterException",
+        "schedulingStrategy",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "loadBalancers": [{"targetGroupArn": "x"}]}"#,
+        "InvalidParameterException",
+        "loadBalancers",
+    ),
+    (
+        "CreateService",
+        r#"{"serviceName": "s", "taskDefinition": "web", "desiredCount": 1, "deploymentController": {"type": "CODE_DEPLOY"}}"#,
+        "InvalidParameterException",
+        "CODE_DEPLOY",
+    ),
+    (
+        "UpdateService",
+        r#"{"service": "ghost", "desiredCount": 1}"#,
+        "ServiceNotFoundException",
+        "Service not found",
+    ),
+    (
+        "UpdateService",
+        r#"{"cluster": "nowhere", "service": "ghost"}"#,
+        "ClusterNotFoundException",
+        "",
+    ),
+    (
+        "DeleteService",
+        r#"{"service": "ghost"}"#,
+        "ServiceNotFoundException",
+        "",
+    ),
+    (
+        "DescribeServices",
+        r#"{"services": []}"#,
+        "InvalidParameterException",
+        "1 to 10",
+    ),
+    (
+        "ListServices",
+        r#"{"schedulingStrategy": "SOMETIMES"}"#,
+        "InvalidParameterException",
+        "schedulingStrategy",
+    ),
+    // Operations estiba does not serve are named.
+    (
+        "CreateTaskSet",
         "{}",
         "UnknownOperationException",
-        "CreateService",
+        "CreateTaskSet",
     ),
 ];
+
+/// Refused updates of an existing service change nothing either.
+#[tokio::test]
+async fn bad_updates_of_a_service_change_nothing() {
+    let f = fixture().await;
+    let create = r#"{"serviceName": "api", "taskDefinition": "web", "desiredCount": 2}"#;
+    f.server
+        .call(&f.caller, "CreateService", create.as_bytes())
+        .await
+        .expect("a service");
+    let before = f.server.db.store.revision().await.unwrap();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "UpdateService",
+            r#"{"service": "api", "desiredCount": 5001}"#,
+            "InvalidParameterException",
+            "desiredCount",
+        ),
+        (
+            "UpdateService",
+            r#"{"service": "api", "deploymentConfiguration": {"minimumHealthyPercent": 75, "maximumPercent": 100}}"#,
+            "InvalidParameterException",
+            "cannot make progress",
+        ),
+        (
+            "UpdateService",
+            r#"{"service": "api", "taskDefinition": "web:99"}"#,
+            "ClientException",
+            "TaskDefinition not found",
+        ),
+        (
+            "UpdateService",
+            r#"{"service": "api", "placementConstraints": [{"type": "memberOf", "expression": "attribute:zone in [a"}]}"#,
+            "InvalidParameterException",
+            "expected ',' or ']'",
+        ),
+        (
+            "DeleteService",
+            r#"{"service": "api"}"#,
+            "InvalidParameterException",
+            "scaled above 0",
+        ),
+        (
+            "CreateService",
+            r#"{"serviceName": "api", "taskDefinition": "web", "desiredCount": 1}"#,
+            "InvalidParameterException",
+            "not idempotent",
+        ),
+    ];
+    for (op, body, exception, words) in cases {
+        match f.server.call(&f.caller, op, body.as_bytes()).await {
+            Err(e) if e.0.exception == *exception && e.0.message.contains(words) => {}
+            other => panic!("{op} {body}: wanted {exception} ({words}), got {other:?}"),
+        }
+    }
+    assert_eq!(f.server.db.store.revision().await.unwrap(), before);
+}
 
 #[tokio::test]
 async fn each_bad_request_gets_ecs_exception_and_changes_nothing() {

@@ -61,6 +61,13 @@ async fn view(server: &Server, c: &ClusterRecord, with_tags: bool) -> Reply {
             _ => {}
         }
     }
+    let services = server
+        .db
+        .list::<crate::service::ServiceRecord>(&keys::services_of(&c.name))
+        .await?
+        .iter()
+        .filter(|(_, s)| s.status == crate::service::ServiceStatus::Active)
+        .count();
     let mut v = json!({
         "clusterArn": arn,
         "clusterName": c.name,
@@ -68,7 +75,7 @@ async fn view(server: &Server, c: &ClusterRecord, with_tags: bool) -> Reply {
         "registeredContainerInstancesCount": instances,
         "runningTasksCount": running,
         "pendingTasksCount": pending,
-        "activeServicesCount": 0,
+        "activeServicesCount": services,
         "statistics": [],
         "settings": [{"name": "containerInsights", "value": "disabled"}],
         "capacityProviders": [],

@@ -15,6 +15,7 @@ mod clusters;
 pub mod fuzzing;
 mod instances;
 mod logs;
+mod services;
 mod tags;
 mod taskdefs;
 pub mod tasks;
@@ -61,17 +62,25 @@ pub struct Settings {
     pub heartbeat: std::time::Duration,
     /// How long a disconnected node's tasks wait before they are STOPPED.
     pub lost_grace: std::time::Duration,
+    /// How long a service's task without health checks must run to count
+    /// as healthy (ECS fixes it at 40 s).
+    pub healthy_after: std::time::Duration,
+    /// Mixed into every placement's seed: the same seed, the same layout.
+    pub placement_seed: u64,
 }
 
 impl Default for Settings {
     /// us-east-1 and the all-zero account, as local AWS stand-ins use; a
-    /// heartbeat every 10 s, and a minute's grace for a lost node.
+    /// heartbeat every 10 s, a minute's grace for a lost node, ECS's 40 s
+    /// before a task without checks counts as healthy, and seed 0.
     fn default() -> Settings {
         Settings {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             heartbeat: std::time::Duration::from_secs(10),
             lost_grace: std::time::Duration::from_secs(60),
+            healthy_after: std::time::Duration::from_secs(40),
+            placement_seed: 0,
         }
     }
 }
@@ -188,6 +197,11 @@ impl Server {
             "StopTask" => tasks::stop(self, parse(body)?).await,
             "DescribeTasks" => tasks::describe(self, parse(body)?).await,
             "ListTasks" => tasks::list(self, parse(body)?).await,
+            "CreateService" => services::create(self, caller, parse(body)?).await,
+            "UpdateService" => services::update(self, parse(body)?).await,
+            "DeleteService" => services::delete(self, parse(body)?).await,
+            "DescribeServices" => services::describe(self, parse(body)?).await,
+            "ListServices" => services::list(self, parse(body)?).await,
             "ListContainerInstances" => instances::list(self, parse(body)?).await,
             "DescribeContainerInstances" => instances::describe(self, parse(body)?).await,
             "DeregisterContainerInstance" => instances::deregister(self, parse(body)?).await,
@@ -213,6 +227,17 @@ impl Server {
         let field = |name: &str| body.get(name).and_then(Value::as_str);
         if let Some(arn) = field("resourceArn") {
             return arn.to_string();
+        }
+        let cluster = match field("cluster") {
+            Some(c) => cluster_name(Some(c)).unwrap_or_else(|_| c.to_string()),
+            None => "default".to_string(),
+        };
+        if let Some(service) = field("service").or(field("serviceName")) {
+            return if service.starts_with("arn:") {
+                service.to_string()
+            } else {
+                services::service_arn(self, &cluster, service)
+            };
         }
         if let Some(td) = field("taskDefinition") {
             return if td.starts_with("arn:") {
@@ -478,6 +503,7 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
     };
     tokio::spawn(agent::watch_lost(Arc::clone(&server)));
     tokio::spawn(crate::view::follow(Arc::clone(&server)));
+    tokio::spawn(crate::service::scheduler::run(Arc::clone(&server)));
     tokio::spawn(compact_on_schedule(Arc::clone(&server)));
     let service = router(server).into_make_service_with_connect_info::<SocketAddr>();
     match listen.tls {

@@ -347,41 +347,19 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
         ));
     }
     let need = placement::need_of(&definition);
-    let template = TaskRecord {
-        id: String::new(),
-        cluster: cluster.clone(),
-        revision: td.revision,
-        definition,
-        overrides: req.overrides.clone(),
-        instance: None,
-        launch_type: launch,
-        last_status: Status::Provisioning,
-        desired_status: Status::Running,
-        containers: Vec::new(),
-        reserved: need.clone(),
-        started_by: req.started_by.clone(),
-        group: Some(
-            req.group
-                .clone()
-                .unwrap_or_else(|| format!("family:{}", td.definition.family)),
-        ),
-        created_at: 0.0,
-        pull_started_at: None,
-        pull_stopped_at: None,
-        started_at: None,
-        stopping_at: None,
-        stopped_at: None,
-        execution_stopped_at: None,
-        stop_code: None,
-        stopped_reason: None,
-        attachment: None,
-        version: 1,
-        tags: req
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect(),
-    };
+    let group = req
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("family:{}", td.definition.family));
+    let mut template = TaskRecord::template(&cluster, td.revision, definition, launch, group);
+    template.reserved = need;
+    template.overrides = req.overrides.clone();
+    template.started_by = req.started_by.clone();
+    template.tags = req
+        .tags
+        .iter()
+        .map(|t| (t.key.clone(), t.value.clone()))
+        .collect();
     // RunTask: `count` rounds on any instance; StartTask: one per instance named.
     let rounds: Vec<Option<&str>> = if start {
         named.iter().map(|n| Some(*n)).collect()
@@ -545,7 +523,7 @@ pub(crate) async fn place_one(
         ]);
         if let Some(revision) = server.db.commit_at(txn).await? {
             tracing::info!(task = %task.id, instance = %instance.id, "placed");
-            server.view.placed(&task, revision);
+            server.view.committed(&task, revision);
             return Ok(Ok(task));
         }
     }
@@ -553,37 +531,61 @@ pub(crate) async fn place_one(
 
 pub async fn stop(server: &Server, req: StopRequest) -> Reply {
     let cluster = cluster_name(req.cluster.as_deref())?;
-    let id = id_of(&req.task).to_string();
-    let key = keys::task(&cluster, &id);
+    let reason = req
+        .reason
+        .clone()
+        .unwrap_or_else(|| "Task stopped by user".into());
+    match request_stop(
+        server,
+        &cluster,
+        id_of(&req.task),
+        StopCode::UserInitiated,
+        reason,
+    )
+    .await?
+    {
+        Some(t) => Ok(json!({"task": view(server, &t)})),
+        None => Err(ApiError::invalid("The referenced task was not found.")),
+    }
+}
+
+/// Asks a task to stop: its desired status, stop code and reason (the
+/// first asker's stay), and its assignment touched so its agent hears of
+/// it. None if there is no such task.
+pub(crate) async fn request_stop(
+    server: &Server,
+    cluster: &str,
+    id: &str,
+    code: StopCode,
+    reason: String,
+) -> Result<Option<TaskRecord>> {
+    let key = keys::task(cluster, id);
     loop {
         let Some(found) = server.db.get::<TaskRecord>(&key).await? else {
-            return Err(ApiError::invalid("The referenced task was not found."));
+            return Ok(None);
         };
         let mut t = found.value;
         if t.desired_status == Status::Stopped {
-            return Ok(json!({"task": view(server, &t)}));
+            return Ok(Some(t));
         }
         t.desired_status = Status::Stopped;
-        t.stop_code.get_or_insert(StopCode::UserInitiated);
-        t.stopped_reason.get_or_insert_with(|| {
-            req.reason
-                .clone()
-                .unwrap_or_else(|| "Task stopped by user".into())
-        });
+        t.stop_code.get_or_insert(code);
+        t.stopped_reason.get_or_insert_with(|| reason.clone());
         t.stopping_at = Some(time::now());
         t.version += 1;
         let mut ops = vec![Op::put(key.as_str(), encode(&t))];
         if let Some(instance) = &t.instance {
             let a = AssignmentRecord {
-                cluster: cluster.clone(),
+                cluster: cluster.to_string(),
                 desired_status: Status::Stopped,
             };
-            ops.push(Op::put(keys::assigned(instance, &id), encode(&a)));
+            ops.push(Op::put(keys::assigned(instance, id), encode(&a)));
         }
         let txn = Txn::when(vec![unchanged(&key, found.mod_revision)]).and_then(ops);
-        if server.db.commit(txn).await? {
+        if let Some(revision) = server.db.commit_at(txn).await? {
             tracing::info!(task = %id, "stop requested");
-            return Ok(json!({"task": view(server, &t)}));
+            server.view.committed(&t, revision);
+            return Ok(Some(t));
         }
     }
 }

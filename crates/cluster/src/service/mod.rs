@@ -243,7 +243,12 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    pub fn new(task_definition: Revision, desired: u32, launch: LaunchType, now: f64) -> Deployment {
+    pub fn new(
+        task_definition: Revision,
+        desired: u32,
+        launch: LaunchType,
+        now: f64,
+    ) -> Deployment {
         Deployment {
             id: new_deployment_id(),
             status: DeploymentStatus::Primary,
@@ -264,7 +269,10 @@ impl Deployment {
 pub fn new_deployment_id() -> String {
     let hex = estiba_os::random_hex(16);
     let n = u64::from_str_radix(&hex, 16).unwrap_or(0);
-    format!("ecs-svc/{}", 1_000_000_000_000_000_000 + n % 8_000_000_000_000_000_000)
+    format!(
+        "ecs-svc/{}",
+        1_000_000_000_000_000_000 + n % 8_000_000_000_000_000_000
+    )
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -378,7 +386,10 @@ mod tests {
         assert_eq!(config(50, 200).bounds(r, 4), Bounds { floor: 2, cap: 8 });
         assert_eq!(config(50, 200).bounds(r, 6), Bounds { floor: 3, cap: 12 });
         assert_eq!(config(75, 100).bounds(r, 2), Bounds { floor: 2, cap: 2 });
-        assert!(config(75, 100).check(r, 2).unwrap_err().contains("cannot make progress"));
+        assert!(config(75, 100)
+            .check(r, 2)
+            .unwrap_err()
+            .contains("cannot make progress"));
         assert!(config(100, 125).check(r, 3).is_err());
         assert!(config(100, 125).check(r, 4).is_ok(), "floor 4, cap 5");
         assert!(config(0, 100).check(r, 4).is_ok());
@@ -386,7 +397,10 @@ mod tests {
         assert!(config(101, 200).check(r, 1).is_err());
         assert!(config(60, 50).check(r, 10).is_err());
         let defaults = DeploymentConfiguration::default();
-        assert_eq!(defaults.bounds(Scheduling::Daemon, 3), Bounds { floor: 0, cap: 3 });
+        assert_eq!(
+            defaults.bounds(Scheduling::Daemon, 3),
+            Bounds { floor: 0, cap: 3 }
+        );
         assert!(defaults.check(r, 1).is_ok());
     }
 

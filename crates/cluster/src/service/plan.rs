@@ -53,7 +53,10 @@ pub enum Start {
     /// REPLICA: `count` tasks of the deployment, wherever placement says.
     Any { deployment: String, count: u32 },
     /// DAEMON: one task of the deployment on this instance.
-    On { deployment: String, instance: String },
+    On {
+        deployment: String,
+        instance: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,7 +164,10 @@ fn account_stopped(svc: &mut ServiceRecord, now: f64, t: &TaskSummary) {
         let why = t.stopped_reason.as_deref().unwrap_or("it stopped");
         svc.event(
             now,
-            format!("(service {name}) task {} stopped: {why}. It is replaced.", t.id),
+            format!(
+                "(service {name}) task {} stopped: {why}. It is replaced.",
+                t.id
+            ),
         );
     }
 }
@@ -224,7 +230,11 @@ fn victims<'a>(
             (
                 t.last_status == Status::Running,
                 rules.healthy(t),
-                std::cmp::Reverse(density.get(t.instance.as_deref().unwrap_or_default()).copied()),
+                std::cmp::Reverse(
+                    density
+                        .get(t.instance.as_deref().unwrap_or_default())
+                        .copied(),
+                ),
             )
         };
         key(a)
@@ -355,7 +365,15 @@ pub fn plan(svc: &mut ServiceRecord, s: &Situation<'_>) -> Plan {
             }
         }
     }
-    replace_old(svc, s, &rules, bounds.floor, launching, &mut plan, &mut chosen);
+    replace_old(
+        svc,
+        s,
+        &rules,
+        bounds.floor,
+        launching,
+        &mut plan,
+        &mut chosen,
+    );
     settle(svc, s, &rules, desired, &plan, &chosen);
     for t in s.tasks {
         plan.wake_in = earliest(plan.wake_in, rules.wake(t));
@@ -521,7 +539,10 @@ fn settle(
     });
     let steady = all_there && plan.stop.is_empty() && svc.deployments.len() == 1;
     if steady && !svc.steady {
-        svc.event(s.now, format!("(service {name}) has reached a steady state."));
+        svc.event(
+            s.now,
+            format!("(service {name}) has reached a steady state."),
+        );
     }
     svc.steady = steady;
 }
@@ -572,7 +593,13 @@ mod tests {
         }
     }
 
-    fn task(id: &str, deployment: &str, node: &str, status: Status, started: Option<f64>) -> TaskSummary {
+    fn task(
+        id: &str,
+        deployment: &str,
+        node: &str,
+        status: Status,
+        started: Option<f64>,
+    ) -> TaskSummary {
         TaskSummary {
             cluster: "default".into(),
             id: id.into(),
@@ -593,7 +620,11 @@ mod tests {
         }
     }
 
-    fn situation<'a>(now: f64, tasks: &'a [TaskSummary], stopped: &'a [TaskSummary]) -> Situation<'a> {
+    fn situation<'a>(
+        now: f64,
+        tasks: &'a [TaskSummary],
+        stopped: &'a [TaskSummary],
+    ) -> Situation<'a> {
         Situation {
             now,
             healthy_after: 40.0,
@@ -618,7 +649,15 @@ mod tests {
         svc.deployments.insert(0, new);
         svc.task_definition = rev;
         let tasks = (0..n)
-            .map(|i| task(&format!("old{i}"), "ecs-svc/1", &format!("n{}", i % 3), Status::Running, Some(0.0)))
+            .map(|i| {
+                task(
+                    &format!("old{i}"),
+                    "ecs-svc/1",
+                    &format!("n{}", i % 3),
+                    Status::Running,
+                    Some(0.0),
+                )
+            })
             .collect();
         (svc, tasks)
     }
@@ -635,7 +674,15 @@ mod tests {
             }]
         );
         let tasks: Vec<TaskSummary> = (0..3)
-            .map(|i| task(&format!("t{i}"), "ecs-svc/1", "n1", Status::Running, Some(10.0)))
+            .map(|i| {
+                task(
+                    &format!("t{i}"),
+                    "ecs-svc/1",
+                    "n1",
+                    Status::Running,
+                    Some(10.0),
+                )
+            })
             .collect();
         // Running, but not yet healthy: it waits for the 40 s.
         let p = plan(&mut svc, &situation(20.0, &tasks, &[]));
@@ -665,10 +712,15 @@ mod tests {
         assert_eq!(p.stop.len(), 3, "down to the floor of 3 healthy");
         // With 6 new tasks pending and 3 old stopping, 3 old stay.
         let mut tasks = old.clone();
-        for t in tasks.iter_mut().filter(|t| p.stop.iter().any(|s| s.task == t.id)) {
+        for t in tasks
+            .iter_mut()
+            .filter(|t| p.stop.iter().any(|s| s.task == t.id))
+        {
             t.desired_status = Status::Stopped;
         }
-        tasks.extend((0..6).map(|i| task(&format!("new{i}"), "ecs-svc/2", "n1", Status::Pending, None)));
+        tasks.extend(
+            (0..6).map(|i| task(&format!("new{i}"), "ecs-svc/2", "n1", Status::Pending, None)),
+        );
         let p = plan(&mut svc, &situation(201.0, &tasks, &[]));
         assert!(p.start.is_empty(), "12 tasks exist: the cap");
         assert!(p.stop.is_empty(), "3 healthy: the floor");
@@ -692,7 +744,10 @@ mod tests {
         let (mut svc, old) = deploying(4, 100, 200);
         let p = plan(&mut svc, &situation(200.0, &old, &[]));
         assert!(matches!(p.start[..], [Start::Any { count: 4, .. }]));
-        assert!(p.stop.is_empty(), "min 100: nothing goes before a new one is healthy");
+        assert!(
+            p.stop.is_empty(),
+            "min 100: nothing goes before a new one is healthy"
+        );
         let (mut svc, old) = deploying(4, 0, 100);
         let p = plan(&mut svc, &situation(200.0, &old, &[]));
         assert!(p.start.is_empty(), "cap 4, all taken");
@@ -710,20 +765,33 @@ mod tests {
         });
         // Threshold: max(3, ⌈1⌉) = 3 tasks that exited.
         for i in 0..3 {
-            let mut t = task(&format!("bad{i}"), "ecs-svc/2", "n1", Status::Stopped, Some(200.0));
+            let mut t = task(
+                &format!("bad{i}"),
+                "ecs-svc/2",
+                "n1",
+                Status::Stopped,
+                Some(200.0),
+            );
             t.stop_code = Some(StopCode::EssentialContainerExited);
             t.stopped_reason = Some("Essential container in task exited".into());
             let stopped = [t.clone(), t];
             plan(&mut svc, &situation(200.0 + f64::from(i), &old, &stopped));
         }
-        assert_eq!(svc.deployments.len(), 3, "the rollback, the failed one, the old one");
+        assert_eq!(
+            svc.deployments.len(),
+            3,
+            "the rollback, the failed one, the old one"
+        );
         let failed = &svc.deployments[1];
         assert_eq!(failed.id, "ecs-svc/2");
         assert_eq!(failed.rollout_state, RolloutState::Failed);
         assert_eq!(failed.failed_tasks, 3, "a task counts once");
         assert_eq!(svc.deployments[0].task_definition.revision, 1);
         assert_eq!(svc.task_definition.revision, 1);
-        assert!(svc.events.iter().any(|e| e.message.contains("rolling back")));
+        assert!(svc
+            .events
+            .iter()
+            .any(|e| e.message.contains("rolling back")));
         // The rollback deploys revision 1 again over the old tasks.
         let p = plan(&mut svc, &situation(210.0, &old, &[]));
         assert!(matches!(p.start[..], [Start::Any { count: 2, .. }]));

@@ -1,1 +1,501 @@
-pub async fn run() {}
+//! The service scheduler: for each service that something happened to, a
+//! plan (`plan.rs`), carried out, and the service record written back by
+//! compare-and-swap.
+//!
+//! It never scans all tasks. What wakes a service:
+//! - a change of one of its tasks, from the view (`view.rs`), with the
+//!   tasks that STOPPED handed over for the breaker;
+//! - a write to its record (`services/<cluster>/<name>`, from the API);
+//! - a change of its cluster's instances, or of any node's connection
+//!   (capacity came or went; a DAEMON has a node more or less);
+//! - the time a plan said something changes by itself (a task turns
+//!   healthy, a grace period or a deadline ends), or a retry after a
+//!   placement found no room.
+//!
+//! What a plan started or stopped is in the view before the next plan, so
+//! no task is started twice; a record that changed under a write is read
+//! and planned again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use estiba_state::Store;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::plan::{self, DaemonNode, Situation, Start};
+use super::{Scheduling, ServiceRecord, ServiceStatus};
+use crate::api::{tasks, Server};
+use crate::model::{TaskDefRecord, Versioned};
+use crate::placement::{self, Constraint, Live, Node};
+use crate::task::{InstanceRecord, StopCode, TaskRecord};
+use crate::view::TaskSummary;
+use crate::{keys, time, Result};
+
+/// A service: its cluster and name.
+type Key = (String, String);
+
+/// How soon a service whose tasks found no room tries again (a change of
+/// instances wakes it sooner).
+const RETRY: Duration = Duration::from_secs(10);
+
+/// Something a watch saw.
+#[derive(Debug)]
+enum Trigger {
+    Service(Key),
+    /// Instances of a cluster, or connections of any node, changed.
+    Capacity(Option<String>),
+}
+
+/// Runs the scheduler for the life of the server; a failure starts it
+/// again from a fresh read.
+pub async fn run(server: Arc<Server>) {
+    server.view.subscribe();
+    loop {
+        if let Err(e) = run_once(&server).await {
+            tracing::warn!("the service scheduler: {e}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Feeds `tx` from a watch of `prefix`: each key through `to`.
+async fn watch_into(
+    server: Arc<Server>,
+    prefix: &'static str,
+    from: i64,
+    tx: mpsc::UnboundedSender<Trigger>,
+    to: fn(&str) -> Option<Trigger>,
+) -> Result<()> {
+    let mut watch = server.db.store.watch(prefix.as_bytes(), from).await?;
+    while let Some(event) = watch.next().await {
+        let key = String::from_utf8_lossy(&event?.kv.key).into_owned();
+        if let Some(t) = to(&key) {
+            if tx.send(t).is_err() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `services/<cluster>/<name>` → the service.
+fn service_of(key: &str) -> Option<Trigger> {
+    let rest = key.strip_prefix(keys::SERVICES)?;
+    let (cluster, name) = rest.split_once('/')?;
+    Some(Trigger::Service((cluster.to_string(), name.to_string())))
+}
+
+fn cluster_of_instance(key: &str) -> Option<Trigger> {
+    let rest = key.strip_prefix(keys::INSTANCES)?;
+    let (cluster, _) = rest.split_once('/')?;
+    Some(Trigger::Capacity(Some(cluster.to_string())))
+}
+
+fn any_connection(_: &str) -> Option<Trigger> {
+    Some(Trigger::Capacity(None))
+}
+
+#[derive(Default)]
+struct State {
+    /// Every service known, by cluster (what a capacity change wakes).
+    services: BTreeMap<String, BTreeSet<String>>,
+    dirty: BTreeSet<Key>,
+    wake: HashMap<Key, Instant>,
+    /// Tasks that stopped, waiting for their service's next plan.
+    stopped: HashMap<Key, Vec<TaskSummary>>,
+}
+
+impl State {
+    fn capacity(&mut self, cluster: Option<&str>) {
+        for (c, names) in &self.services {
+            if cluster.is_none_or(|x| x == c) {
+                for n in names {
+                    self.dirty.insert((c.clone(), n.clone()));
+                }
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.wake.values().min().copied()
+    }
+}
+
+async fn run_once(server: &Arc<Server>) -> Result<()> {
+    while !server.view.loaded() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revision = server.db.store.revision().await?;
+    let mut state = State::default();
+    for (key, _) in server.db.list::<serde_json::Value>(keys::SERVICES).await? {
+        if let Some(Trigger::Service(k)) = service_of(&key) {
+            state
+                .services
+                .entry(k.0.clone())
+                .or_default()
+                .insert(k.1.clone());
+            state.dirty.insert(k);
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watches = [
+        tokio::spawn(watch_into(
+            Arc::clone(server),
+            keys::SERVICES,
+            revision + 1,
+            tx.clone(),
+            service_of,
+        )),
+        tokio::spawn(watch_into(
+            Arc::clone(server),
+            keys::INSTANCES,
+            revision + 1,
+            tx.clone(),
+            cluster_of_instance,
+        )),
+        tokio::spawn(watch_into(
+            Arc::clone(server),
+            keys::CONNECTED,
+            revision + 1,
+            tx,
+            any_connection,
+        )),
+    ];
+    let result = schedule(server, &mut state, &mut rx).await;
+    for w in watches {
+        w.abort();
+    }
+    result
+}
+
+async fn schedule(
+    server: &Arc<Server>,
+    state: &mut State,
+    rx: &mut mpsc::UnboundedReceiver<Trigger>,
+) -> Result<()> {
+    loop {
+        take_changes(server, state);
+        let now = Instant::now();
+        let due: Vec<Key> = state
+            .wake
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            state.wake.remove(&k);
+            state.dirty.insert(k);
+        }
+        while let Some(key) = state.dirty.pop_first() {
+            let stopped = state.stopped.remove(&key).unwrap_or_default();
+            match reconcile(server, &key, &stopped).await {
+                Ok(Some(wake)) => {
+                    let at = Instant::now() + wake;
+                    let slot = state.wake.entry(key).or_insert(at);
+                    *slot = (*slot).min(at);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(service = %key.1, cluster = %key.0, "scheduling: {e}");
+                    state
+                        .stopped
+                        .entry(key.clone())
+                        .or_default()
+                        .extend(stopped);
+                    state
+                        .wake
+                        .insert(key, Instant::now() + Duration::from_secs(1));
+                }
+            }
+            take_changes(server, state);
+        }
+        let sleep = state.next_wake().map_or(Duration::from_secs(3600), |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        tokio::select! {
+            _ = server.view.notify.notified() => {}
+            trigger = rx.recv() => match trigger {
+                Some(Trigger::Service(k)) => {
+                    state.services.entry(k.0.clone()).or_default().insert(k.1.clone());
+                    state.dirty.insert(k);
+                }
+                Some(Trigger::Capacity(c)) => state.capacity(c.as_deref()),
+                None => return Err(crate::Error::Invalid("a watch ended".into())),
+            },
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// Moves the view's changes into the dirty set.
+fn take_changes(server: &Server, state: &mut State) {
+    for change in server.view.take_changes() {
+        let Some(name) = change.group.strip_prefix("service:") else {
+            continue;
+        };
+        let key = (change.cluster, name.to_string());
+        if let Some(t) = change.stopped {
+            state.stopped.entry(key.clone()).or_default().push(t);
+        }
+        state.dirty.insert(key);
+    }
+}
+
+/// Plans one service and carries the plan out. Returns when it wants to
+/// be woken again.
+async fn reconcile(
+    server: &Server,
+    key: &Key,
+    stopped: &[TaskSummary],
+) -> Result<Option<Duration>> {
+    let record_key = keys::service(&key.0, &key.1);
+    let mut carried: Vec<String> = Vec::new();
+    for _ in 0..5 {
+        let Some(found) = server.db.get::<ServiceRecord>(&record_key).await? else {
+            return Ok(None);
+        };
+        let mut svc = found.value.clone();
+        let tasks = server.view.group(&svc.cluster, &svc.group());
+        let daemon_nodes = match svc.scheduling_strategy {
+            Scheduling::Daemon if svc.status == ServiceStatus::Active => {
+                daemon_nodes(server, &svc).await?
+            }
+            _ => Vec::new(),
+        };
+        let now = time::now();
+        let p = plan::plan(
+            &mut svc,
+            &Situation {
+                now,
+                healthy_after: server.settings.healthy_after.as_secs_f64(),
+                tasks: &tasks,
+                stopped,
+                daemon_nodes: &daemon_nodes,
+            },
+        );
+        let mut wake = p.wake_in.map(Duration::from_secs_f64);
+        carried.extend(stop_tasks(server, &svc, &p.stop).await?);
+        let (said, retry) = start_tasks(server, &svc, &p.start).await?;
+        carried.extend(said);
+        if retry {
+            wake = Some(wake.map_or(RETRY, |w| w.min(RETRY)));
+        }
+        for message in &carried {
+            svc.event(now, message.clone());
+        }
+        if svc == found.value {
+            return Ok(wake);
+        }
+        svc.version += 1;
+        if server
+            .db
+            .swap(&record_key, found.mod_revision, &svc)
+            .await?
+        {
+            return Ok(wake);
+        }
+        // The record changed under the plan: what was done is in the view;
+        // plan again on what is there now.
+    }
+    Ok(Some(Duration::from_millis(100)))
+}
+
+async fn stop_tasks(
+    server: &Server,
+    svc: &ServiceRecord,
+    stops: &[plan::Stop],
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for s in stops {
+        let stopped = tasks::request_stop(
+            server,
+            &svc.cluster,
+            &s.task,
+            StopCode::ServiceSchedulerInitiated,
+            s.reason.clone(),
+        )
+        .await?;
+        if stopped.is_some() {
+            done.push(format!("(task {})", s.task));
+        }
+    }
+    Ok(if done.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "(service {}) has stopped {} running tasks: {}.",
+            svc.name,
+            done.len(),
+            done.join(" ")
+        )]
+    })
+}
+
+/// The service's constraints (its own and its task definition's) and
+/// strategies, parsed; they were checked when the service was written.
+fn rules_of(
+    svc: &ServiceRecord,
+    td: &TaskDefRecord,
+) -> (Vec<Constraint>, Vec<placement::Strategy>) {
+    let constraints =
+        placement::constraints_of(&svc.placement_constraints, &td.definition).unwrap_or_default();
+    let strategies = placement::strategies_of(&svc.placement_strategy)
+        .unwrap_or_else(|_| placement::default_strategies());
+    (constraints, strategies)
+}
+
+/// Places the plan's new tasks. Returns the events to add and whether
+/// some found no room (then the service tries again later).
+async fn start_tasks(
+    server: &Server,
+    svc: &ServiceRecord,
+    starts: &[Start],
+) -> Result<(Vec<String>, bool)> {
+    let mut events = Vec::new();
+    let mut short = false;
+    for start in starts {
+        let (deployment, count, only) = match start {
+            Start::Any { deployment, count } => (deployment, *count, None),
+            Start::On {
+                deployment,
+                instance,
+            } => (deployment, 1, Some(instance.as_str())),
+        };
+        let Some(dep) = svc.deployments.iter().find(|d| &d.id == deployment) else {
+            continue;
+        };
+        let rev = &dep.task_definition;
+        let Some(td) = server
+            .db
+            .get::<TaskDefRecord>(&keys::taskdef(&rev.family, rev.revision))
+            .await?
+        else {
+            events.push(format!(
+                "(service {}) was unable to place a task because its task definition {rev} is gone.",
+                svc.name
+            ));
+            continue;
+        };
+        let td = td.value;
+        let (constraints, strategies) = rules_of(svc, &td);
+        let mut template = TaskRecord::template(
+            &svc.cluster,
+            td.revision,
+            td.definition.clone(),
+            dep.launch_type,
+            svc.group(),
+        );
+        template.started_by = Some(dep.id.clone());
+        if svc.propagate_tags.as_deref() == Some("SERVICE") {
+            template.tags = svc
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect();
+        }
+        let mut placed = Vec::new();
+        for i in 0..count {
+            let ask = tasks::Placement {
+                template: &template,
+                only,
+                constraints: &constraints,
+                strategies: &strategies,
+                seed: server.settings.placement_seed ^ u64::from(i) ^ svc.version.rotate_left(17),
+            };
+            match tasks::place_one(server, &ask).await? {
+                Ok(task) => placed.push(format!("(task {})", task.id)),
+                Err(misses) => {
+                    short = true;
+                    events.push(unplaced(svc, &misses));
+                    break;
+                }
+            }
+        }
+        if !placed.is_empty() {
+            events.push(format!(
+                "(service {}) has started {} tasks: {}.",
+                svc.name,
+                placed.len(),
+                placed.join(" ")
+            ));
+        }
+    }
+    // The same complaint again and again says nothing new.
+    events.retain(|e| {
+        !(e.contains("was unable to place")
+            && svc.events.iter().take(5).any(|old| &old.message == e))
+    });
+    Ok((events, short))
+}
+
+/// ECS's event for a task with nowhere to go, with what every candidate
+/// missed (ECS names only the closest one).
+fn unplaced(svc: &ServiceRecord, misses: &tasks::Misses) -> String {
+    if misses.is_empty() {
+        return format!(
+            "(service {}) was unable to place a task because no container instance met all of its requirements: the cluster has no container instances.",
+            svc.name
+        );
+    }
+    let each: Vec<String> = misses
+        .iter()
+        .map(|(id, m)| match m {
+            Some(m) => format!("(container-instance {id}) {m}"),
+            None => format!("(container-instance {id}) is not registered"),
+        })
+        .collect();
+    format!(
+        "(service {}) was unable to place a task because no container instance met all of its requirements. {}.",
+        svc.name,
+        each.join("; ")
+    )
+}
+
+/// A DAEMON's nodes: the cluster's ACTIVE instances that meet its
+/// constraints.
+async fn daemon_nodes(server: &Server, svc: &ServiceRecord) -> Result<Vec<DaemonNode>> {
+    let rev = &svc.task_definition;
+    let Some(td) = server
+        .db
+        .get::<TaskDefRecord>(&keys::taskdef(&rev.family, rev.revision))
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let (constraints, _) = rules_of(svc, &td.value);
+    let instances: Vec<(String, Versioned<InstanceRecord>)> = server
+        .db
+        .list_versioned(&keys::instances_of(&svc.cluster))
+        .await?;
+    let connected: BTreeSet<String> = server
+        .db
+        .keys(keys::CONNECTED)
+        .await?
+        .iter()
+        .map(|k| tasks::id_of(k).to_string())
+        .collect();
+    let mut groups = server
+        .view
+        .on_nodes(instances.iter().map(|(_, v)| v.value.id.as_str()));
+    Ok(instances
+        .iter()
+        .map(|(_, v)| Live {
+            record: &v.value,
+            connected: connected.contains(&v.value.id),
+            groups: groups.remove(&v.value.id).unwrap_or_default(),
+        })
+        .filter(|n| !n.draining())
+        .filter(|n| {
+            constraints.iter().all(|c| match c {
+                Constraint::MemberOf(q) => q.holds(n),
+                Constraint::DistinctInstance => true,
+            })
+        })
+        .map(|n| DaemonNode {
+            id: n.record.id.clone(),
+            connected: n.connected,
+        })
+        .collect())
+}
