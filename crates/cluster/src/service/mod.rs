@@ -267,7 +267,8 @@ impl Deployment {
 
 /// `ecs-svc/` and 19 random digits, the first not 0.
 pub fn new_deployment_id() -> String {
-    let hex = estiba_os::random_hex(16);
+    // 8 random bytes: 16 hex digits, all of a u64.
+    let hex = estiba_os::random_hex(8);
     let n = u64::from_str_radix(&hex, 16).unwrap_or(0);
     format!(
         "ecs-svc/{}",
@@ -439,5 +440,6 @@ mod tests {
         let digits = id.strip_prefix("ecs-svc/").unwrap();
         assert_eq!(digits.len(), 19);
         assert!(digits.chars().all(|c| c.is_ascii_digit()));
+        assert_ne!(new_deployment_id(), new_deployment_id());
     }
 }

@@ -1,0 +1,646 @@
+//! Services on a cluster on one machine: three agents (four for the
+//! DAEMON case) in network namespaces of their own, driven with the AWS
+//! CLI and boto3 from Debian.
+//!
+//! - placement: spread, binpack, memberOf, distinctInstance, DAEMON;
+//! - node loss: an agent and its containers killed, the count restored
+//!   elsewhere, the events saying why;
+//! - a rolling deploy sampled throughout (floor and cap), and a revision
+//!   that exits at once tripping the breaker and rolling back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Agent, ControlPlane, TestNet};
+use common::{poll, require_root, require_tool, Estiba};
+use serde_json::{json, Value};
+
+const BUSYBOX: &str = "127.0.0.1:51670/busybox:latest";
+
+fn ready() -> bool {
+    require_root("the service tests") && require_tool("/usr/bin/aws")
+}
+
+fn node_estiba() -> Estiba {
+    let e = Estiba::root();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    e.ok(&["import", &tar, BUSYBOX]);
+    e
+}
+
+/// A control plane whose tasks count as healthy after a second, and
+/// `nodes` agents of 1000 MiB, node i in zone `z<i>`.
+struct Cluster {
+    net: TestNet,
+    cp: ControlPlane,
+    agents: Vec<Agent>,
+}
+
+impl Cluster {
+    fn start(nodes: usize, running: usize, extra: &[&str]) -> Cluster {
+        let net = TestNet::new(nodes);
+        let mut flags = vec!["--task-healthy-after", "1s", "--placement-seed", "7"];
+        flags.extend_from_slice(extra);
+        let cp = ControlPlane::start_on("sqlite", &net.host_ip(), &flags);
+        cp.ecs(&["create-cluster", "--cluster-name", "default"]);
+        let mut c = Cluster {
+            net,
+            cp,
+            agents: Vec::new(),
+        };
+        for i in 0..running {
+            c.add_agent(i);
+        }
+        c
+    }
+
+    fn add_agent(&mut self, i: usize) {
+        let zone = format!("zone=z{i}");
+        let agent = Agent::start_in(
+            node_estiba(),
+            self.cp.url(),
+            self.cp.token(),
+            Some(self.net.namespaces[i].clone()),
+            &["--memory", "1000", "--attribute", &zone],
+        );
+        self.agents.push(agent);
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.agents.iter().map(Agent::instance_id).collect()
+    }
+
+    fn register(&self, family: &str, memory: u32, command: &str) -> Value {
+        let defs = json!([{
+            "name": "main", "image": BUSYBOX, "memory": memory,
+            "command": ["sh", "-c", command],
+        }]);
+        self.cp.register(family, &defs)
+    }
+
+    fn service(&self, name: &str) -> Value {
+        let v = self.cp.ecs(&["describe-services", "--services", name]);
+        v["services"][0].clone()
+    }
+
+    /// The service's tasks that are wanted RUNNING, described.
+    fn tasks(&self, name: &str) -> Vec<Value> {
+        let list = self.cp.ecs(&["list-tasks", "--service-name", name]);
+        let arns: Vec<&str> = list["taskArns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        let mut args = vec!["describe-tasks", "--tasks"];
+        args.extend(arns);
+        self.cp.ecs(&args)["tasks"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `n` of the service's tasks are RUNNING, and returns
+    /// how many run on each instance.
+    fn running_on(&self, name: &str, n: usize) -> BTreeMap<String, usize> {
+        let tasks = poll(
+            Duration::from_secs(90),
+            || self.tasks(name),
+            |ts| ts.len() == n && ts.iter().all(|t| t["lastStatus"] == "RUNNING"),
+        );
+        let states: Vec<&Value> = tasks.iter().map(|t| &t["lastStatus"]).collect();
+        assert!(
+            tasks.len() == n && tasks.iter().all(|t| t["lastStatus"] == "RUNNING"),
+            "{name}: wanted {n} RUNNING, got {states:?}; events: {}",
+            self.service(name)["events"]
+        );
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for t in &tasks {
+            let id = t["containerInstanceArn"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap();
+            *per.entry(id.to_string()).or_default() += 1;
+        }
+        per
+    }
+
+    /// Deletes a service and waits until its tasks have all stopped.
+    fn remove(&self, name: &str) {
+        self.cp
+            .ecs(&["delete-service", "--service", name, "--force"]);
+        let left = poll(
+            Duration::from_secs(60),
+            || {
+                let v = self.cp.ecs(&[
+                    "list-tasks",
+                    "--service-name",
+                    name,
+                    "--desired-status",
+                    "STOPPED",
+                ]);
+                let arns: Vec<String> = v["taskArns"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
+                let mut args = vec!["describe-tasks".to_string(), "--tasks".into()];
+                args.extend(arns);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                if args.len() == 2 {
+                    return 0;
+                }
+                self.cp.ecs(&args)["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|t| t["lastStatus"] != "STOPPED")
+                    .count()
+            },
+            |n| *n == 0,
+        );
+        assert_eq!(left, 0, "{name}'s tasks did not all stop");
+        let gone = poll(
+            Duration::from_secs(20),
+            || self.service(name),
+            |s| s["status"] == "INACTIVE",
+        );
+        assert_eq!(gone["status"], "INACTIVE", "{gone}");
+    }
+
+    fn events(&self, name: &str) -> Vec<String> {
+        self.service(name)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn create(c: &Cluster, name: &str, family: &str, count: u32, extra: &[&str]) -> Value {
+    let count = count.to_string();
+    let mut args = vec![
+        "create-service",
+        "--service-name",
+        name,
+        "--task-definition",
+        family,
+        "--desired-count",
+        &count,
+    ];
+    args.extend_from_slice(extra);
+    c.cp.ecs(&args)
+}
+
+#[test]
+fn placement_lays_services_out_as_their_strategies_and_constraints_say() {
+    if !ready() {
+        return;
+    }
+    let mut c = Cluster::start(4, 3, &[]);
+    let ids = c.ids();
+    c.register("web", 100, "sleep 600");
+
+    // spread(instanceId): 6 over 3 nodes, 2 each.
+    let v = create(
+        &c,
+        "spread",
+        "web",
+        6,
+        &["--placement-strategy", "type=spread,field=instanceId"],
+    );
+    assert_eq!(v["service"]["status"], "ACTIVE", "{v}");
+    assert_eq!(v["service"]["deployments"][0]["status"], "PRIMARY", "{v}");
+    let per = c.running_on("spread", 6);
+    let counts: Vec<usize> = per.values().copied().collect();
+    assert_eq!(per.len(), 3, "{per:?}");
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "{per:?}"
+    );
+    let stable =
+        c.cp.aws(
+            &c.cp.admin,
+            &["wait", "services-stable", "--services", "spread"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        stable.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stable.stderr)
+    );
+    assert!(
+        c.events("spread")
+            .iter()
+            .any(|e| e.contains("has reached a steady state")),
+        "{:?}",
+        c.events("spread")
+    );
+    c.remove("spread");
+
+    // binpack(memory): one node full (10 × 100 MiB) before the next.
+    create(
+        &c,
+        "pack",
+        "web",
+        12,
+        &["--placement-strategy", "type=binpack,field=memory"],
+    );
+    let per = c.running_on("pack", 12);
+    let mut counts: Vec<usize> = per.values().copied().collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [2, 10], "{per:?}");
+    c.remove("pack");
+
+    // memberOf: zone z0 only.
+    create(
+        &c,
+        "zoned",
+        "web",
+        3,
+        &[
+            "--placement-constraints",
+            r#"[{"type": "memberOf", "expression": "attribute:zone == z0"}]"#,
+        ],
+    );
+    let per = c.running_on("zoned", 3);
+    assert_eq!(per.keys().collect::<Vec<_>>(), [&ids[0]], "{per:?}");
+    c.remove("zoned");
+
+    // distinctInstance: 3 of 4 placed, one per node; the fourth has
+    // nowhere to go, and the events say why, node by node.
+    create(
+        &c,
+        "distinct",
+        "web",
+        4,
+        &["--placement-constraints", "type=distinctInstance"],
+    );
+    let per = c.running_on("distinct", 3);
+    assert_eq!(
+        per.values().copied().collect::<Vec<_>>(),
+        [1, 1, 1],
+        "{per:?}"
+    );
+    let said = poll(
+        Duration::from_secs(20),
+        || c.events("distinct"),
+        |e| e.iter().any(|m| m.contains("was unable to place a task")),
+    );
+    let unplaced = said
+        .iter()
+        .find(|m| m.contains("was unable to place a task"))
+        .unwrap();
+    for id in &ids {
+        assert!(unplaced.contains(id.as_str()), "{unplaced}");
+    }
+    assert!(unplaced.contains("distinctInstance"), "{unplaced}");
+    c.remove("distinct");
+
+    // DAEMON: one per node; a node that joins gets one, a drained one
+    // loses its own.
+    c.cp.ecs(&[
+        "create-service",
+        "--service-name",
+        "daemon",
+        "--task-definition",
+        "web",
+        "--scheduling-strategy",
+        "DAEMON",
+    ]);
+    let per = c.running_on("daemon", 3);
+    assert_eq!(per.len(), 3, "{per:?}");
+    c.add_agent(3);
+    let ids = c.ids();
+    let per = c.running_on("daemon", 4);
+    assert!(per.contains_key(&ids[3]), "{per:?}");
+    c.cp.ecs(&[
+        "update-container-instances-state",
+        "--container-instances",
+        &ids[1],
+        "--status",
+        "DRAINING",
+    ]);
+    let per = c.running_on("daemon", 3);
+    assert!(!per.contains_key(&ids[1]), "{per:?}");
+    assert_eq!(c.service("daemon")["desiredCount"], 3);
+}
+
+#[test]
+fn a_lost_node_s_tasks_come_back_on_the_others_and_the_events_say_why() {
+    if !ready() {
+        return;
+    }
+    let mut c = Cluster::start(3, 3, &["--lost-grace", "2s"]);
+    c.register("web", 100, "sleep 600");
+    create(
+        &c,
+        "web",
+        "web",
+        6,
+        &["--placement-strategy", "type=spread,field=instanceId"],
+    );
+    let per = c.running_on("web", 6);
+    assert_eq!(per.len(), 3, "{per:?}");
+    let lost = c.agents[0].instance_id();
+    // The agent and its containers, gone at once.
+    c.agents[0].kill9();
+    let held = c.agents[0].e.ok(&["ps", "-aq"]);
+    let ids: Vec<&str> = held.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        c.agents[0].e.ok(&args);
+    }
+    let killed = Instant::now();
+    let back = poll(
+        Duration::from_secs(30),
+        || c.tasks("web"),
+        |ts| {
+            ts.len() == 6
+                && ts.iter().all(|t| {
+                    t["lastStatus"] == "RUNNING"
+                        && !t["containerInstanceArn"].as_str().unwrap().ends_with(&lost)
+                })
+        },
+    );
+    let took = killed.elapsed();
+    let per = c.running_on("web", 6);
+    assert_eq!(back.len(), 6);
+    assert!(took < Duration::from_secs(20), "back at 6 after {took:?}");
+    assert!(!per.contains_key(&lost), "{per:?}");
+    let events = c.events("web");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("stopped: Host lost") && e.contains("It is replaced")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("has started 1 tasks")),
+        "{events:?}"
+    );
+}
+
+/// Samples a service with boto3 every 100 ms until its primary deployment
+/// is COMPLETED or FAILED: the fewest tasks RUNNING and wanted RUNNING,
+/// and the most tasks not yet STOPPED, seen at any time.
+const SAMPLER: &str = r#"
+import boto3, json, os, sys, time
+ecs = boto3.client("ecs", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+                   aws_access_key_id=os.environ["KEY_ID"], aws_secret_access_key=os.environ["SECRET"])
+name = sys.argv[1] if len(sys.argv) > 1 else os.environ["SERVICE"]
+fewest, most, samples, states = 10**9, 0, 0, set()
+deadline = time.time() + 150
+while time.time() < deadline:
+    arns = []
+    for status in ("RUNNING", "STOPPED"):
+        for page in ecs.get_paginator("list_tasks").paginate(serviceName=name, desiredStatus=status):
+            arns += page["taskArns"]
+    tasks = []
+    for i in range(0, len(arns), 100):
+        tasks += ecs.describe_tasks(tasks=arns[i:i + 100])["tasks"]
+    up = sum(1 for t in tasks if t["lastStatus"] == "RUNNING" and t["desiredStatus"] == "RUNNING")
+    alive = sum(1 for t in tasks if t["lastStatus"] != "STOPPED")
+    fewest, most, samples = min(fewest, up), max(most, alive), samples + 1
+    svc = ecs.describe_services(services=[name])["services"][0]
+    for d in svc["deployments"]:
+        states.add((d["id"], d["rolloutState"]))
+    primary = svc["deployments"][0]
+    if primary["rolloutState"] != "IN_PROGRESS" and len(svc["deployments"]) == 1:
+        break
+    time.sleep(0.1)
+print(json.dumps({"fewest": fewest, "most": most, "samples": samples,
+                  "states": sorted(states), "service": svc}, default=str))
+"#;
+
+fn sample(c: &Cluster, name: &str) -> Value {
+    let script = SAMPLER.replace("os.environ[\"SERVICE\"]", &format!("{name:?}"));
+    let out = c.cp.python(&c.cp.admin, &script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the sampler's JSON")
+}
+
+#[test]
+fn a_rolling_deploy_keeps_its_floor_and_cap_and_a_failing_revision_rolls_back() {
+    if !ready() {
+        return;
+    }
+    let c = Cluster::start(3, 3, &[]);
+    c.register("web", 50, "sleep 600");
+    create(
+        &c,
+        "web",
+        "web",
+        6,
+        &[
+            "--deployment-configuration",
+            "minimumHealthyPercent=50,maximumPercent=200",
+        ],
+    );
+    c.running_on("web", 6);
+    let stable = poll(
+        Duration::from_secs(30),
+        || c.service("web"),
+        |s| s["deployments"][0]["rolloutState"] == "COMPLETED",
+    );
+    assert_eq!(
+        stable["deployments"][0]["rolloutState"], "COMPLETED",
+        "{stable}"
+    );
+
+    // A new revision: sampled throughout, never under 3 up nor over 12.
+    c.register("web", 50, "sleep 601");
+    c.cp.ecs(&[
+        "update-service",
+        "--service",
+        "web",
+        "--task-definition",
+        "web:2",
+    ]);
+    let s = sample(&c, "web");
+    assert!(s["fewest"].as_u64().unwrap() >= 3, "{s}");
+    assert!(s["most"].as_u64().unwrap() <= 12, "{s}");
+    assert!(s["samples"].as_u64().unwrap() >= 5, "{s}");
+    let d = &s["service"]["deployments"][0];
+    assert_eq!(d["rolloutState"], "COMPLETED", "{s}");
+    assert!(
+        d["taskDefinition"].as_str().unwrap().ends_with("web:2"),
+        "{s}"
+    );
+    let tasks = c.tasks("web");
+    let seen: Vec<(&Value, &Value, &Value)> = tasks
+        .iter()
+        .map(|t| (&t["taskDefinitionArn"], &t["lastStatus"], &t["startedBy"]))
+        .collect();
+    assert_eq!(tasks.len(), 6, "{seen:?}");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["taskDefinitionArn"].as_str().unwrap().ends_with("web:2")),
+        "{seen:?} {s}"
+    );
+
+    // A revision whose container exits at once: the breaker trips after
+    // three failed tasks, the deployment FAILS, and web:2 comes back.
+    c.register("web", 50, "exit 3");
+    c.cp.ecs(&[
+        "update-service",
+        "--service",
+        "web",
+        "--task-definition",
+        "web:3",
+        "--deployment-configuration",
+        r#"{"minimumHealthyPercent": 100, "maximumPercent": 200, "deploymentCircuitBreaker": {"enable": true, "rollback": true}}"#,
+    ]);
+    let s = sample(&c, "web");
+    let states: Vec<String> = s["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_str().unwrap().to_string())
+        .collect();
+    assert!(states.contains(&"FAILED".to_string()), "{s}");
+    let d = &s["service"]["deployments"][0];
+    assert_eq!(d["rolloutState"], "COMPLETED", "{s}");
+    assert!(
+        d["taskDefinition"].as_str().unwrap().ends_with("web:2"),
+        "{s}"
+    );
+    assert!(
+        s["fewest"].as_u64().unwrap() >= 6,
+        "min 100: never below 6 up: {s}"
+    );
+    let events = c.events("web");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("deployment failed") && e.contains("circuit breaker")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("rolling back to task definition web:2")),
+        "{events:?}"
+    );
+    let tasks = c.tasks("web");
+    assert_eq!(tasks.len(), 6);
+    assert!(tasks.iter().all(|t| t["lastStatus"] == "RUNNING"));
+    assert!(tasks
+        .iter()
+        .all(|t| t["taskDefinitionArn"].as_str().unwrap().ends_with("web:2")));
+    let out =
+        c.cp.aws(
+            &c.cp.admin,
+            &["wait", "services-stable", "--services", "web"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_service_requests_get_ecs_exceptions_through_the_aws_cli() {
+    if !ready() {
+        return;
+    }
+    let c = Cluster::start(1, 0, &[]);
+    c.register("web", 50, "sleep 600");
+    let refused = |args: &[&str]| -> String {
+        let out = c.cp.aws(&c.cp.admin, args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = refused(&[
+        "create-service",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "2",
+        "--deployment-configuration",
+        "minimumHealthyPercent=75,maximumPercent=100",
+    ]);
+    assert!(
+        e.contains("InvalidParameterException") && e.contains("cannot make progress"),
+        "{e}"
+    );
+    let e = refused(&[
+        "create-service",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "1",
+        "--placement-constraints",
+        r#"[{"type": "memberOf", "expression": "attribute:zone == a ||"}]"#,
+    ]);
+    assert!(e.contains("at character 23"), "{e}");
+    let e = refused(&[
+        "create-service",
+        "--cluster",
+        "nowhere",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "1",
+    ]);
+    assert!(e.contains("ClusterNotFoundException"), "{e}");
+    let e = refused(&[
+        "create-service",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "ghost:1",
+        "--desired-count",
+        "1",
+    ]);
+    assert!(
+        e.contains("ClientException") && e.contains("TaskDefinition not found"),
+        "{e}"
+    );
+    let e = refused(&[
+        "create-service",
+        "--service-name",
+        "s",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "9999",
+    ]);
+    assert!(e.contains("desiredCount must be between 0 and 5000"), "{e}");
+    let e = refused(&[
+        "update-service",
+        "--service",
+        "ghost",
+        "--desired-count",
+        "1",
+    ]);
+    assert!(e.contains("ServiceNotFoundException"), "{e}");
+    let listed = c.cp.ecs(&["list-services"]);
+    assert_eq!(listed["serviceArns"], json!([]), "{listed}");
+    let described = c.cp.ecs(&["describe-services", "--services", "s"]);
+    assert_eq!(described["failures"][0]["reason"], "MISSING", "{described}");
+}
