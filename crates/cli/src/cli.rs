@@ -125,6 +125,8 @@ pub enum Command {
     Task(crate::ecs_cli::TaskArgs),
     /// List, show and drain a cluster's nodes.
     Node(crate::ecs_cli::NodeArgs),
+    /// Create, list, show, update, scale and delete a cluster's services.
+    Service(crate::ecs_cli::ServiceArgs),
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },

@@ -219,3 +219,109 @@ impl DesiredStatus {
         }
     }
 }
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+    #[command(subcommand)]
+    pub command: ServiceCommand,
+}
+
+/// How a service is deployed and where its tasks go: the flags `create`
+/// and `update` share.
+#[derive(Args, Debug, Default)]
+pub struct DeploymentFlags {
+    /// The least of the desired count kept healthy during a deployment, in percent
+    /// (default 100; 0 for DAEMON).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub min_healthy_percent: Option<u32>,
+    /// The most tasks during a deployment, in percent of the desired count (default 200; 100 for DAEMON).
+    #[arg(long)]
+    pub max_percent: Option<u32>,
+    /// Fail a deployment whose tasks keep failing (the deployment circuit breaker).
+    #[arg(long)]
+    pub circuit_breaker: bool,
+    /// With --circuit-breaker: go back to the last completed deployment when it trips.
+    #[arg(long, requires = "circuit_breaker")]
+    pub rollback: bool,
+    /// With --circuit-breaker: trip after this many failed tasks (default: half the desired
+    /// count, within 3 to 200).
+    #[arg(long, requires = "circuit_breaker")]
+    pub breaker_threshold: Option<u32>,
+    /// Fail a deployment that has not completed after this long (e.g. 10m).
+    #[arg(long)]
+    pub deadline: Option<String>,
+    /// A placement strategy, TYPE[:FIELD]: binpack:memory, binpack:cpu, spread:instanceId,
+    /// spread:attribute:NAME, random (repeatable, applied in order; at most 5).
+    #[arg(long = "placement-strategy")]
+    pub strategies: Vec<String>,
+    /// A placement constraint: distinctInstance, or a memberOf expression such as
+    /// "attribute:zone == a" (repeatable).
+    #[arg(long = "constraint")]
+    pub constraints: Vec<String>,
+    /// Seconds after a task starts during which failing health checks do not count.
+    #[arg(long)]
+    pub health_check_grace_period: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceCommand {
+    /// Create a service: keep --desired-count tasks of a task definition running (or one on
+    /// each node with --daemon).
+    Create {
+        name: String,
+        /// FAMILY (its latest ACTIVE revision), FAMILY:REVISION or an ARN.
+        #[arg(long)]
+        task_definition: String,
+        #[arg(long, required_unless_present = "daemon")]
+        desired_count: Option<u32>,
+        /// One task on each ACTIVE node that meets the constraints.
+        #[arg(long, conflicts_with = "desired_count")]
+        daemon: bool,
+        #[arg(long, value_enum, ignore_case = true)]
+        launch_type: Option<LaunchType>,
+        #[command(flatten)]
+        deployment: DeploymentFlags,
+    },
+    /// List the cluster's services.
+    #[command(alias = "list")]
+    Ls,
+    /// Show services: counts, deployments and their latest events.
+    #[command(alias = "inspect")]
+    Describe {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Change a service; a new task definition (or --force-new-deployment) starts a deployment.
+    Update {
+        name: String,
+        #[arg(long)]
+        task_definition: Option<String>,
+        #[arg(long)]
+        desired_count: Option<u32>,
+        /// Replace every task, even with the same task definition.
+        #[arg(long)]
+        force_new_deployment: bool,
+        #[command(flatten)]
+        deployment: DeploymentFlags,
+    },
+    /// Set a service's desired count.
+    Scale { name: String, count: u32 },
+    /// Delete a service; --force stops its tasks without scaling to 0 first.
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a service's events, newest first.
+    Events {
+        name: String,
+        /// How many (at most 100 are kept).
+        #[arg(short = 'n', long, default_value_t = 20)]
+        count: usize,
+    },
+}

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
             | cli::Command::Taskdef(_)
             | cli::Command::Task(_)
             | cli::Command::Node(_)
+            | cli::Command::Service(_)
     ) {
         return match commands::dispatch(cli) {
             Ok(code) => ExitCode::from(code),

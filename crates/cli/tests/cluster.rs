@@ -440,23 +440,7 @@ fn estiba_task(cp: &ControlPlane, args: &[&str]) -> String {
 
 /// The native CLI (`estiba taskdef|task|node …`) as the admin.
 fn estiba_as_admin(cp: &ControlPlane, args: &[&str]) -> String {
-    let out = std::process::Command::new(common::bin())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", cp.dir.path())
-        .env("AWS_ACCESS_KEY_ID", &cp.admin.id)
-        .env("AWS_SECRET_ACCESS_KEY", &cp.admin.secret)
-        .env("AWS_ENDPOINT_URL_ECS", cp.url())
-        .envs(cp.ca.iter().map(|ca| ("AWS_CA_BUNDLE", ca)))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "estiba {args:?}: {}",
-        common::stderr(&out)
-    );
-    common::stdout(&out)
+    cp.estiba(args)
 }
 
 #[test]

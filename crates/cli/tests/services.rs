@@ -644,3 +644,75 @@ fn bad_service_requests_get_ecs_exceptions_through_the_aws_cli() {
     let described = c.cp.ecs(&["describe-services", "--services", "s"]);
     assert_eq!(described["failures"][0]["reason"], "MISSING", "{described}");
 }
+
+#[test]
+fn estibas_own_cli_creates_scales_deploys_and_removes_a_service() {
+    if !ready() {
+        return;
+    }
+    let c = Cluster::start(1, 1, &[]);
+    c.register("web", 50, "sleep 600");
+    let cp = &c.cp;
+    let arn = cp.estiba(&[
+        "service",
+        "create",
+        "web",
+        "--task-definition",
+        "web",
+        "--desired-count",
+        "2",
+        "--min-healthy-percent",
+        "50",
+        "--circuit-breaker",
+        "--rollback",
+        "--placement-strategy",
+        "binpack:memory",
+        "--constraint",
+        "attribute:zone == z0",
+    ]);
+    assert!(arn.trim().ends_with(":service/default/web"), "{arn}");
+    c.running_on("web", 2);
+    let listed = cp.estiba(&["service", "ls"]);
+    assert!(
+        listed.contains("web") && listed.contains("web:1"),
+        "{listed}"
+    );
+    cp.estiba(&["service", "scale", "web", "3"]);
+    c.running_on("web", 3);
+    c.register("web", 50, "sleep 601");
+    cp.estiba(&["service", "update", "web", "--task-definition", "web:2"]);
+    let done = poll(
+        Duration::from_secs(60),
+        || c.service("web"),
+        |s| {
+            s["deployments"].as_array().unwrap().len() == 1
+                && s["deployments"][0]["rolloutState"] == "COMPLETED"
+        },
+    );
+    assert!(
+        done["taskDefinition"].as_str().unwrap().ends_with("web:2"),
+        "{done}"
+    );
+    let shown = cp.estiba(&["service", "describe", "web"]);
+    assert!(
+        shown.contains("COMPLETED") && shown.contains("circuit breaker on"),
+        "{shown}"
+    );
+    let events = cp.estiba(&["service", "events", "web", "-n", "50"]);
+    assert!(events.contains("deployment completed"), "{events}");
+    let json: Value =
+        serde_json::from_str(&cp.estiba(&["service", "describe", "web", "--format", "json"]))
+            .unwrap();
+    assert_eq!(
+        json["services"][0]["placementStrategy"][0]["type"], "binpack",
+        "{json}"
+    );
+    cp.estiba(&["service", "rm", "web", "--force"]);
+    let gone = poll(
+        Duration::from_secs(60),
+        || c.service("web"),
+        |s| s["status"] == "INACTIVE",
+    );
+    assert_eq!(gone["status"], "INACTIVE", "{gone}");
+    assert!(c.tasks("web").is_empty());
+}

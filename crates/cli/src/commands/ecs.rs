@@ -1,4 +1,4 @@
-//! `estiba taskdef …`, `estiba task …` and `estiba node …`: clients of the
+//! `estiba taskdef …`, `estiba task …`, `estiba node …` and `estiba service …`: clients of the
 //! ECS API a control plane serves (`estiba cluster serve`), signed and
 //! configured as the AWS CLI is. They touch no local store.
 //!
@@ -9,6 +9,7 @@
 
 mod client;
 mod node;
+mod service;
 mod show;
 mod task;
 mod taskdef;
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 pub use client::ApiError;
 use client::Client;
 
-use crate::ecs_cli::{Format, NodeArgs, TaskArgs, TaskdefArgs};
+use crate::ecs_cli::{Format, NodeArgs, ServiceArgs, TaskArgs, TaskdefArgs};
 
 pub fn taskdef(args: TaskdefArgs) -> Result<u8> {
     taskdef::run(&args.api, args.command)
@@ -42,6 +43,16 @@ pub fn task(args: TaskArgs) -> Result<u8> {
 pub fn node(args: NodeArgs) -> Result<u8> {
     let client = Client::new(&args.api)?;
     node::run(
+        &client,
+        args.api.format,
+        &args.cluster.cluster,
+        args.command,
+    )
+}
+
+pub fn service(args: ServiceArgs) -> Result<u8> {
+    let client = Client::new(&args.api)?;
+    service::run(
         &client,
         args.api.format,
         &args.cluster.cluster,

@@ -161,6 +161,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Taskdef(a) => ecs::taskdef(a),
         Command::Task(a) => ecs::task(a),
         Command::Node(a) => ecs::node(a),
+        Command::Service(a) => ecs::service(a),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(

@@ -337,6 +337,28 @@ impl ControlPlane {
         serde_json::from_str(&out).expect("the AWS CLI's JSON")
     }
 
+    /// estiba's own ECS client (`estiba task …`, `estiba service …`) as the
+    /// admin; asserts success and returns its output.
+    pub fn estiba(&self, args: &[&str]) -> String {
+        let out = Command::new(super::bin())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.dir.path())
+            .env("AWS_ACCESS_KEY_ID", &self.admin.id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.admin.secret)
+            .env("AWS_ENDPOINT_URL_ECS", self.url())
+            .envs(self.ca.iter().map(|ca| ("AWS_CA_BUNDLE", ca)))
+            .args(args)
+            .output()
+            .expect("estiba");
+        assert!(
+            out.status.success(),
+            "estiba {args:?}: {}",
+            super::stderr(&out)
+        );
+        super::stdout(&out)
+    }
+
     /// A Python script with boto3 (Debian's), given ENDPOINT, KEY_ID and
     /// SECRET in its environment.
     pub fn python(&self, key: &Key, script: &str) -> Output {
