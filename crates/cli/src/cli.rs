@@ -766,6 +766,10 @@ pub struct ClusterServeArgs {
     /// (default: a new one at each start).
     #[arg(long)]
     pub placement_seed: Option<u64>,
+    /// The leader's lease among replicas sharing one store: how soon
+    /// another leads after the leader dies.
+    #[arg(long, default_value = "2s")]
+    pub leader_ttl: String,
     /// Run FARGATE tasks on this machine, as the control plane's own
     /// capacity, in the estiba root it is started with (--root, --runroot).
     #[arg(long)]

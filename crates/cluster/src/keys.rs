@@ -19,6 +19,7 @@
 //! assigned/<instance>/<task>            a task placed on an instance: what its agent
 //!                                       watches; touched whenever what it must do changes
 //! services/<cluster>/<name>            a service: its deployments and events
+//! leader                                the leading replica's id, on its lease
 //! ```
 //!
 //! Revisions are zero-padded so that key order is revision order.
@@ -37,6 +38,7 @@ pub const CONNECTED: &str = "connected/";
 pub const TASKS: &str = "tasks/";
 pub const ASSIGNED: &str = "assigned/";
 pub const SERVICES: &str = "services/";
+pub const LEADER: &str = "leader";
 
 /// The pool of the control plane's built-in FARGATE capacity, kept where
 /// a cluster's instances are but under a name no cluster can have.

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod audit;
 pub mod keys;
+pub mod leader;
 pub mod model;
 pub mod open;
 pub mod page;
@@ -58,6 +59,8 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("this replica no longer leads")]
+    NotLeader,
     #[error("serving on {addr}: {why}")]
     Serve { addr: String, why: String },
 }

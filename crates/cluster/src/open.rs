@@ -66,6 +66,7 @@ pub async fn server(data: &Path, spec: &StoreSpec, settings: Settings) -> Result
         audit: Audit::open(&data.join("audit.log"))?,
         settings,
         view: crate::view::View::default(),
+        leader: crate::leader::Leadership::default(),
     }))
 }
 

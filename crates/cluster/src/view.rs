@@ -192,6 +192,13 @@ impl View {
         self.lock().subscribed = true;
     }
 
+    /// No scheduler takes changes any more: they are dropped.
+    pub fn unsubscribe(&self) {
+        let mut inner = self.lock();
+        inner.subscribed = false;
+        inner.changes.clear();
+    }
+
     pub fn take_changes(&self) -> Vec<Change> {
         std::mem::take(&mut self.lock().changes)
     }

@@ -47,6 +47,7 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                 heartbeat: duration("--heartbeat", &a.heartbeat)?,
                 lost_grace: duration("--lost-grace", &a.lost_grace)?,
                 healthy_after: duration("--task-healthy-after", &a.task_healthy_after)?,
+                leader_ttl: duration("--leader-ttl", &a.leader_ttl)?,
                 placement_seed: a.placement_seed.unwrap_or_else(|| {
                     u64::from_str_radix(&estiba_os::random_hex(8), 16).unwrap_or(0)
                 }),

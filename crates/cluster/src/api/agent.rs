@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{tasks, Server};
+use crate::leader::Fence;
 use crate::model::{
     encode, matches_digest, sha256_hex, AssignmentRecord, ClusterRecord, ClusterStatus,
     JoinTokenRecord, NodeRecord,
@@ -430,18 +431,18 @@ async fn report(
 }
 
 /// Watches for nodes whose connection lease ended, and once a node has
-/// stayed away for the grace period, stops its tasks. Runs for the life of
-/// the server; a failed watch is started again.
-pub async fn watch_lost(server: Arc<Server>) {
+/// stayed away for the grace period, stops its tasks. Runs while this
+/// replica leads; a failed watch is started again.
+pub async fn watch_lost(server: Arc<Server>, fence: Fence) {
     loop {
-        if let Err(e) = watch_lost_once(&server).await {
+        if let Err(e) = watch_lost_once(&server, fence).await {
             tracing::warn!("watching node connections: {e}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-async fn watch_lost_once(server: &Arc<Server>) -> Result<()> {
+async fn watch_lost_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
     let revision = server.db.store.revision().await?;
     let connected: std::collections::HashSet<String> = server
         .db
@@ -453,7 +454,7 @@ async fn watch_lost_once(server: &Arc<Server>) -> Result<()> {
     // Nodes already away when the watch begins (after a restart, say).
     for (_, i) in server.db.list::<InstanceRecord>(keys::INSTANCES).await? {
         if !connected.contains(&i.id) {
-            schedule_loss(Arc::clone(server), i.id);
+            schedule_loss(Arc::clone(server), i.id, fence);
         }
     }
     let mut watch = server
@@ -466,18 +467,18 @@ async fn watch_lost_once(server: &Arc<Server>) -> Result<()> {
         if event.kind == EventKind::Delete {
             let key = String::from_utf8_lossy(&event.kv.key).into_owned();
             tracing::warn!(instance = %tasks::id_of(&key), "a node disconnected");
-            schedule_loss(Arc::clone(server), tasks::id_of(&key).to_string());
+            schedule_loss(Arc::clone(server), tasks::id_of(&key).to_string(), fence);
         }
     }
     Ok(())
 }
 
-fn schedule_loss(server: Arc<Server>, instance: String) {
+fn schedule_loss(server: Arc<Server>, instance: String, fence: Fence) {
     tokio::spawn(async move {
         tokio::time::sleep(server.settings.lost_grace).await;
         let back = server.db.get::<Value>(&keys::connected(&instance)).await;
         if let Ok(None) = back {
-            match tasks::lose_node(&server, &instance).await {
+            match tasks::lose_node(&server, &instance, Some(fence)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(%instance, tasks = n, "node lost: its tasks are STOPPED"),
                 Err(e) => tracing::error!(%instance, "stopping a lost node's tasks: {e}"),

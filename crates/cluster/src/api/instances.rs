@@ -230,7 +230,7 @@ pub async fn deregister(server: &Server, req: DeregisterRequest) -> Reply {
         ));
     }
     if busy {
-        lose_node(server, &id).await?;
+        lose_node(server, &id, None).await?;
     }
     let mut shown = view(server, &i.value).await?;
     shown["status"] = json!("INACTIVE");

@@ -67,6 +67,8 @@ pub struct Settings {
     pub healthy_after: std::time::Duration,
     /// Mixed into every placement's seed: the same seed, the same layout.
     pub placement_seed: u64,
+    /// The leader's lease: how soon another replica leads after it dies.
+    pub leader_ttl: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -81,6 +83,7 @@ impl Default for Settings {
             lost_grace: std::time::Duration::from_secs(60),
             healthy_after: std::time::Duration::from_secs(40),
             placement_seed: 0,
+            leader_ttl: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct Server {
     pub settings: Settings,
     /// Live tasks, from a watch (`view::follow`, started by `serve`).
     pub view: crate::view::View,
+    /// Whether this replica leads (`leader::campaign`, started by `serve`).
+    pub leader: crate::leader::Leadership,
 }
 
 /// An answer the client sees as an ECS error.
@@ -454,10 +459,32 @@ async fn handle(
     .await
 }
 
+/// Which replica leads, as this one sees it: its id, and whether it is
+/// this one.
+async fn leader(State(server): State<Arc<Server>>) -> Response {
+    use estiba_state::Store;
+    let current = match server
+        .db
+        .store
+        .get(crate::keys::LEADER.as_bytes(), None)
+        .await
+    {
+        Ok(kv) => kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+        Err(e) => return error_response(&ApiError::from(e).0),
+    };
+    let body = serde_json::json!({
+        "replica": server.leader.id,
+        "leader": current,
+        "leading": server.leader.fence().is_some(),
+    });
+    respond(200, body.to_string())
+}
+
 pub fn router(server: Arc<Server>) -> axum::Router {
     axum::Router::new()
         .route("/", axum::routing::post(handle))
         .route("/health", axum::routing::get(|| async { "ok" }))
+        .route("/leader", axum::routing::get(leader))
         .nest("/agent/v1", agent::router())
         .with_state(server)
 }
@@ -501,9 +528,19 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
         addr: addr.to_string(),
         why,
     };
-    tokio::spawn(agent::watch_lost(Arc::clone(&server)));
+    use crate::leader::while_leading;
     tokio::spawn(crate::view::follow(Arc::clone(&server)));
-    tokio::spawn(crate::service::scheduler::run(Arc::clone(&server)));
+    tokio::spawn(crate::leader::campaign(Arc::clone(&server)));
+    tokio::spawn(while_leading(
+        Arc::clone(&server),
+        "the lost-node watcher",
+        agent::watch_lost,
+    ));
+    tokio::spawn(while_leading(
+        Arc::clone(&server),
+        "the service scheduler",
+        crate::service::scheduler::run,
+    ));
     tokio::spawn(compact_on_schedule(Arc::clone(&server)));
     let service = router(server).into_make_service_with_connect_info::<SocketAddr>();
     match listen.tls {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{cluster_name, taskdefs, ApiError, Reply, Server};
+use crate::leader::{fenced, still_leading, Fence};
 use crate::model::{
     encode, unchanged, AssignmentRecord, ClusterRecord, ClusterStatus, Tag, TaskDefStatus,
 };
@@ -375,6 +376,7 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
             constraints: &constraints,
             strategies: &strategies,
             seed: placed.len() as u64 + u64::from(td.revision),
+            fence: None,
         };
         match place_one(server, &ask).await? {
             Ok(task) => placed.push(task),
@@ -418,6 +420,8 @@ pub(crate) struct Placement<'a> {
     pub constraints: &'a [placement::Constraint],
     pub strategies: &'a [placement::Strategy],
     pub seed: u64,
+    /// The scheduler's writes hold only while it leads.
+    pub fence: Option<Fence>,
 }
 
 /// Live tasks by group on each instance of a pool: from the view, or, if
@@ -516,7 +520,11 @@ pub(crate) async fn place_one(
             cluster: cluster.clone(),
             desired_status: Status::Running,
         };
-        let txn = Txn::when(vec![unchanged(&instance_key, current.mod_revision)]).and_then(vec![
+        let compares = fenced(
+            vec![unchanged(&instance_key, current.mod_revision)],
+            ask.fence,
+        );
+        let txn = Txn::when(compares).and_then(vec![
             Op::put(instance_key.as_str(), encode(&instance)),
             Op::put(keys::task(cluster, &task.id), encode(&task)),
             Op::put(keys::assigned(&instance.id, &task.id), encode(&assignment)),
@@ -526,6 +534,7 @@ pub(crate) async fn place_one(
             server.view.committed(&task, revision);
             return Ok(Ok(task));
         }
+        still_leading(server, ask.fence).await?;
     }
 }
 
@@ -541,6 +550,7 @@ pub async fn stop(server: &Server, req: StopRequest) -> Reply {
         id_of(&req.task),
         StopCode::UserInitiated,
         reason,
+        None,
     )
     .await?
     {
@@ -558,6 +568,7 @@ pub(crate) async fn request_stop(
     id: &str,
     code: StopCode,
     reason: String,
+    fence: Option<Fence>,
 ) -> Result<Option<TaskRecord>> {
     let key = keys::task(cluster, id);
     loop {
@@ -581,12 +592,14 @@ pub(crate) async fn request_stop(
             };
             ops.push(Op::put(keys::assigned(instance, id), encode(&a)));
         }
-        let txn = Txn::when(vec![unchanged(&key, found.mod_revision)]).and_then(ops);
+        let compares = fenced(vec![unchanged(&key, found.mod_revision)], fence);
+        let txn = Txn::when(compares).and_then(ops);
         if let Some(revision) = server.db.commit_at(txn).await? {
             tracing::info!(task = %id, "stop requested");
             server.view.committed(&t, revision);
             return Ok(Some(t));
         }
+        still_leading(server, fence).await?;
     }
 }
 
@@ -666,9 +679,14 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
 /// Applies a STOPPED transition: resources back to the instance and the
 /// assignment gone, in the transaction that writes the task. False if
 /// something changed under it (the caller reads again).
-async fn commit_stopped(server: &Server, task: &TaskRecord, task_rev: i64) -> Result<bool> {
+async fn commit_stopped(
+    server: &Server,
+    task: &TaskRecord,
+    task_rev: i64,
+    fence: Option<Fence>,
+) -> Result<bool> {
     let task_key = keys::task(&task.cluster, &task.id);
-    let mut compares = vec![unchanged(&task_key, task_rev)];
+    let mut compares = fenced(vec![unchanged(&task_key, task_rev)], fence);
     let mut ops = vec![Op::put(task_key.as_str(), encode(task))];
     if let Some(instance_id) = &task.instance {
         let instance_key = keys::instance(task.pool(), instance_id);
@@ -681,7 +699,20 @@ async fn commit_stopped(server: &Server, task: &TaskRecord, task_rev: i64) -> Re
         }
         ops.push(Op::delete(keys::assigned(instance_id, &task.id)));
     }
-    server.db.commit(Txn::when(compares).and_then(ops)).await
+    match server
+        .db
+        .commit_at(Txn::when(compares).and_then(ops))
+        .await?
+    {
+        Some(revision) => {
+            server.view.committed(task, revision);
+            Ok(true)
+        }
+        None => {
+            still_leading(server, fence).await?;
+            Ok(false)
+        }
+    }
 }
 
 /// What an agent reported about a task on its node. False if the task is
@@ -728,7 +759,7 @@ pub async fn apply_report(server: &Server, node: &str, report: &Report) -> Resul
             if t.stopped_reason.is_none() {
                 t.stopped_reason = report.stopped_reason.clone();
             }
-            if commit_stopped(server, &t, found.mod_revision).await? {
+            if commit_stopped(server, &t, found.mod_revision, None).await? {
                 tracing::info!(task = %t.id, "stopped");
                 return Ok(true);
             }
@@ -740,7 +771,7 @@ pub async fn apply_report(server: &Server, node: &str, report: &Report) -> Resul
 
 /// Stops the tasks of a node whose agent stayed away past the grace
 /// period: STOPPED, with a "host lost" reason, resources freed.
-pub async fn lose_node(server: &Server, instance: &str) -> Result<usize> {
+pub async fn lose_node(server: &Server, instance: &str, fence: Option<Fence>) -> Result<usize> {
     let mut stopped = 0;
     let assigned = server
         .db
@@ -768,7 +799,7 @@ pub async fn lose_node(server: &Server, instance: &str) -> Result<usize> {
                 c.reason.get_or_insert_with(|| "host lost".into());
             }
             t.version += 1;
-            if commit_stopped(server, &t, found.mod_revision).await? {
+            if commit_stopped(server, &t, found.mod_revision, fence).await? {
                 stopped += 1;
                 break;
             }

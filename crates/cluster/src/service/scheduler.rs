@@ -20,14 +20,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use estiba_state::Store;
+use estiba_state::{Op, Store, Txn};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::plan::{self, DaemonNode, Situation, Start};
 use super::{Scheduling, ServiceRecord, ServiceStatus};
 use crate::api::{tasks, Server};
-use crate::model::{TaskDefRecord, Versioned};
+use crate::leader::{fenced, still_leading, Fence};
+use crate::model::{encode, unchanged, TaskDefRecord, Versioned};
 use crate::placement::{self, Constraint, Live, Node};
 use crate::task::{InstanceRecord, StopCode, TaskRecord};
 use crate::view::TaskSummary;
@@ -48,15 +49,45 @@ enum Trigger {
     Capacity(Option<String>),
 }
 
-/// Runs the scheduler for the life of the server; a failure starts it
-/// again from a fresh read.
-pub async fn run(server: Arc<Server>) {
-    server.view.subscribe();
+/// Runs the scheduler while this replica leads (`leader::while_leading`
+/// drops it when it no longer does); a failure starts it again from a
+/// fresh read.
+pub async fn run(server: Arc<Server>, fence: Fence) {
+    let _subscribed = Subscribed::new(&server);
     loop {
-        if let Err(e) = run_once(&server).await {
-            tracing::warn!("the service scheduler: {e}");
+        match run_once(&server, fence).await {
+            Err(crate::Error::NotLeader) => return,
+            Err(e) => tracing::warn!("the service scheduler: {e}"),
+            Ok(()) => {}
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The view keeps changes only while a scheduler takes them.
+struct Subscribed<'a>(&'a Server);
+
+impl<'a> Subscribed<'a> {
+    fn new(server: &'a Server) -> Subscribed<'a> {
+        server.view.subscribe();
+        Subscribed(server)
+    }
+}
+
+impl Drop for Subscribed<'_> {
+    fn drop(&mut self) {
+        self.0.view.unsubscribe();
+    }
+}
+
+/// Tasks that end with whoever holds them, even when that is cancelled.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<Result<()>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 
@@ -123,7 +154,7 @@ impl State {
     }
 }
 
-async fn run_once(server: &Arc<Server>) -> Result<()> {
+async fn run_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
     while !server.view.loaded() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -140,7 +171,7 @@ async fn run_once(server: &Arc<Server>) -> Result<()> {
         }
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let watches = [
+    let _watches = AbortOnDrop(vec![
         tokio::spawn(watch_into(
             Arc::clone(server),
             keys::SERVICES,
@@ -162,18 +193,15 @@ async fn run_once(server: &Arc<Server>) -> Result<()> {
             tx,
             any_connection,
         )),
-    ];
-    let result = schedule(server, &mut state, &mut rx).await;
-    for w in watches {
-        w.abort();
-    }
-    result
+    ]);
+    schedule(server, &mut state, &mut rx, fence).await
 }
 
 async fn schedule(
     server: &Arc<Server>,
     state: &mut State,
     rx: &mut mpsc::UnboundedReceiver<Trigger>,
+    fence: Fence,
 ) -> Result<()> {
     loop {
         take_changes(server, state);
@@ -190,13 +218,14 @@ async fn schedule(
         }
         while let Some(key) = state.dirty.pop_first() {
             let stopped = state.stopped.remove(&key).unwrap_or_default();
-            match reconcile(server, &key, &stopped).await {
+            match reconcile(server, &key, &stopped, fence).await {
                 Ok(Some(wake)) => {
                     let at = Instant::now() + wake;
                     let slot = state.wake.entry(key).or_insert(at);
                     *slot = (*slot).min(at);
                 }
                 Ok(None) => {}
+                Err(crate::Error::NotLeader) => return Err(crate::Error::NotLeader),
                 Err(e) => {
                     tracing::warn!(service = %key.1, cluster = %key.0, "scheduling: {e}");
                     state
@@ -249,6 +278,7 @@ async fn reconcile(
     server: &Server,
     key: &Key,
     stopped: &[TaskSummary],
+    fence: Fence,
 ) -> Result<Option<Duration>> {
     let record_key = keys::service(&key.0, &key.1);
     let mut carried: Vec<String> = Vec::new();
@@ -276,8 +306,8 @@ async fn reconcile(
             },
         );
         let mut wake = p.wake_in.map(Duration::from_secs_f64);
-        carried.extend(stop_tasks(server, &svc, &p.stop).await?);
-        let (said, retry) = start_tasks(server, &svc, &p.start).await?;
+        carried.extend(stop_tasks(server, &svc, &p.stop, fence).await?);
+        let (said, retry) = start_tasks(server, &svc, &p.start, fence).await?;
         carried.extend(said);
         if retry {
             wake = Some(wake.map_or(RETRY, |w| w.min(RETRY)));
@@ -289,13 +319,15 @@ async fn reconcile(
             return Ok(wake);
         }
         svc.version += 1;
-        if server
-            .db
-            .swap(&record_key, found.mod_revision, &svc)
-            .await?
-        {
+        let compares = fenced(
+            vec![unchanged(&record_key, found.mod_revision)],
+            Some(fence),
+        );
+        let txn = Txn::when(compares).and_then(vec![Op::put(record_key.as_str(), encode(&svc))]);
+        if server.db.commit(txn).await? {
             return Ok(wake);
         }
+        still_leading(server, Some(fence)).await?;
         // The record changed under the plan: what was done is in the view;
         // plan again on what is there now.
     }
@@ -306,6 +338,7 @@ async fn stop_tasks(
     server: &Server,
     svc: &ServiceRecord,
     stops: &[plan::Stop],
+    fence: Fence,
 ) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for s in stops {
@@ -315,6 +348,7 @@ async fn stop_tasks(
             &s.task,
             StopCode::ServiceSchedulerInitiated,
             s.reason.clone(),
+            Some(fence),
         )
         .await?;
         if stopped.is_some() {
@@ -352,6 +386,7 @@ async fn start_tasks(
     server: &Server,
     svc: &ServiceRecord,
     starts: &[Start],
+    fence: Fence,
 ) -> Result<(Vec<String>, bool)> {
     let mut events = Vec::new();
     let mut short = false;
@@ -403,6 +438,7 @@ async fn start_tasks(
                 constraints: &constraints,
                 strategies: &strategies,
                 seed: server.settings.placement_seed ^ u64::from(i) ^ svc.version.rotate_left(17),
+                fence: Some(fence),
             };
             match tasks::place_one(server, &ask).await? {
                 Ok(task) => placed.push(format!("(task {})", task.id)),
