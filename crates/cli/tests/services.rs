@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Agent, ControlPlane, TestNet};
+use common::etcd::Etcd;
 use common::{poll, require_root, require_tool, Estiba};
 use serde_json::{json, Value};
 
@@ -42,10 +43,24 @@ struct Cluster {
 
 impl Cluster {
     fn start(nodes: usize, running: usize, extra: &[&str]) -> Cluster {
+        Self::start_on("sqlite", 1, nodes, running, extra)
+    }
+
+    /// On `store`, with `replicas` replicas of the control plane.
+    fn start_on(
+        store: &str,
+        replicas: usize,
+        nodes: usize,
+        running: usize,
+        extra: &[&str],
+    ) -> Cluster {
         let net = TestNet::new(nodes);
         let mut flags = vec!["--task-healthy-after", "1s", "--placement-seed", "7"];
         flags.extend_from_slice(extra);
-        let cp = ControlPlane::start_on("sqlite", &net.host_ip(), &flags);
+        let mut cp = ControlPlane::start_on(store, &net.host_ip(), &flags);
+        for _ in 1..replicas {
+            cp.add_replica();
+        }
         cp.ecs(&["create-cluster", "--cluster-name", "default"]);
         let mut c = Cluster {
             net,
@@ -62,7 +77,7 @@ impl Cluster {
         let zone = format!("zone=z{i}");
         let agent = Agent::start_in(
             node_estiba(),
-            self.cp.url(),
+            self.cp.urls(),
             self.cp.token(),
             Some(self.net.namespaces[i].clone()),
             &["--memory", "1000", "--attribute", &zone],
@@ -715,4 +730,121 @@ fn estibas_own_cli_creates_scales_deploys_and_removes_a_service() {
     );
     assert_eq!(gone["status"], "INACTIVE", "{gone}");
     assert!(c.tasks("web").is_empty());
+}
+
+/// Every task the service ever ran of `family:revision`, STOPPED ones too.
+fn ever_started(c: &Cluster, name: &str, revision: &str) -> usize {
+    let mut arns = Vec::new();
+    for status in ["RUNNING", "STOPPED"] {
+        let v = c.cp.ecs(&[
+            "list-tasks",
+            "--service-name",
+            name,
+            "--desired-status",
+            status,
+        ]);
+        arns.extend(
+            v["taskArns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string()),
+        );
+    }
+    let mut n = 0;
+    for chunk in arns.chunks(100) {
+        let mut args = vec!["describe-tasks", "--tasks"];
+        args.extend(chunk.iter().map(String::as_str));
+        n += c.cp.ecs(&args)["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["taskDefinitionArn"].as_str().unwrap().ends_with(revision))
+            .count();
+    }
+    n
+}
+
+/// Waits for the service's deployment of `revision` to complete, and
+/// checks that it ran exactly `count` tasks of it: none lost, none twice.
+fn completes_once(c: &Cluster, name: &str, revision: &str, count: usize) {
+    let done = poll(
+        Duration::from_secs(90),
+        || c.service(name),
+        |s| {
+            s["deployments"].as_array().unwrap().len() == 1
+                && s["deployments"][0]["rolloutState"] == "COMPLETED"
+                && s["taskDefinition"].as_str().unwrap().ends_with(revision)
+        },
+    );
+    assert_eq!(
+        done["deployments"][0]["rolloutState"], "COMPLETED",
+        "{done}"
+    );
+    assert!(
+        done["taskDefinition"].as_str().unwrap().ends_with(revision),
+        "{done}"
+    );
+    let tasks = c.tasks(name);
+    assert_eq!(tasks.len(), count, "{tasks:?}");
+    assert!(tasks.iter().all(|t| t["lastStatus"] == "RUNNING"));
+    assert_eq!(
+        ever_started(c, name, revision),
+        count,
+        "a task of {revision} was started twice"
+    );
+}
+
+#[test]
+fn a_deployment_completes_through_a_leader_kill_and_an_etcd_member_kill() {
+    if !ready() || !common::etcd::installed() {
+        return;
+    }
+    let mut etcd = Etcd::start();
+    let mut c = Cluster::start_on(&etcd.store(), 3, 3, 3, &[]);
+    let leader =
+        poll(Duration::from_secs(10), || c.cp.leading(), Option::is_some).expect("a leader");
+    c.register("web", 50, "sleep 600");
+    create(
+        &c,
+        "web",
+        "web",
+        6,
+        &[
+            "--deployment-configuration",
+            "minimumHealthyPercent=50,maximumPercent=200",
+        ],
+    );
+    completes_once(&c, "web", "web:1", 6);
+
+    // The leader dies with -9 as the deployment begins: another leads
+    // within 5 s and finishes it.
+    c.register("web", 50, "sleep 601");
+    c.cp.ecs(&[
+        "update-service",
+        "--service",
+        "web",
+        "--task-definition",
+        "web:2",
+    ]);
+    c.cp.kill_replica(leader);
+    let killed = Instant::now();
+    let next =
+        poll(Duration::from_secs(10), || c.cp.leading(), Option::is_some).expect("a new leader");
+    let took = killed.elapsed();
+    assert_ne!(next, leader);
+    assert!(took < Duration::from_secs(5), "a new leader after {took:?}");
+    completes_once(&c, "web", "web:2", 6);
+
+    // One etcd member dies as the next deployment begins.
+    c.register("web", 50, "sleep 602");
+    c.cp.ecs(&[
+        "update-service",
+        "--service",
+        "web",
+        "--task-definition",
+        "web:3",
+    ]);
+    etcd.kill(0);
+    completes_once(&c, "web", "web:3", 6);
 }

@@ -27,6 +27,9 @@ pub struct ControlPlane {
     pub readonly: Key,
     /// With TLS: the self-signed certificate, its own CA.
     pub ca: Option<PathBuf>,
+    /// More replicas of `cluster serve` on the same store and data
+    /// directory, each on its own port (None once killed).
+    replicas: Vec<(String, Option<Child>)>,
 }
 
 fn check(out: Output, what: &str) -> String {
@@ -168,6 +171,7 @@ impl ControlPlane {
                 secret: String::new(),
             },
             ca: None,
+            replicas: Vec::new(),
         };
         cp.admin = cp.add_user("admin", "admin");
         cp.readonly = cp.add_user("viewer", "readonly");
@@ -225,10 +229,16 @@ impl ControlPlane {
     }
 
     fn spawn(&mut self) {
+        let child = self.serve_at(&self.addr.clone(), "serve.log");
+        self.child = Some(child);
+    }
+
+    /// `cluster serve` on `addr`, logging to `log`; once it answers.
+    fn serve_at(&self, addr: &str, log_name: &str) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("serve.log"))
+            .open(self.dir.path().join(log_name))
             .expect("log");
         let child = Command::new(super::bin())
             .args([
@@ -237,7 +247,7 @@ impl ControlPlane {
                 "cluster",
                 "serve",
                 "--addr",
-                &self.addr,
+                addr,
                 "--data",
             ])
             .arg(self.data())
@@ -248,25 +258,93 @@ impl ControlPlane {
             .stderr(log)
             .spawn()
             .expect("estiba cluster serve");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self
                 .http()
-                .get(format!("{}/health", self.url()))
+                .get(format!("{}/health", self.url_of(addr)))
                 .send()
                 .is_ok_and(|r| r.status().is_success())
             {
-                return;
+                return child;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the control plane did not start: {}", self.log());
     }
 
-    pub fn url(&self) -> String {
+    /// Another replica on the same store; its index for `kill_replica`
+    /// (0 is the first one).
+    pub fn add_replica(&mut self) -> usize {
+        let host = self
+            .addr
+            .rsplit_once(':')
+            .map_or("127.0.0.1", |(h, _)| h)
+            .to_string();
+        let addr = format!("{host}:{}", free_port());
+        let n = self.replicas.len() + 1;
+        let child = self.serve_at(&addr, &format!("serve-{n}.log"));
+        self.replicas.push((addr, Some(child)));
+        n
+    }
+
+    fn url_of(&self, addr: &str) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        format!("{scheme}://{addr}")
+    }
+
+    /// Every replica's address, the first one first.
+    fn addrs(&self) -> Vec<&str> {
+        std::iter::once(self.addr.as_str())
+            .chain(self.replicas.iter().map(|(a, _)| a.as_str()))
+            .collect()
+    }
+
+    /// Every replica's URL, comma-separated: what agents are given.
+    pub fn urls(&self) -> String {
+        self.addrs()
+            .iter()
+            .map(|a| self.url_of(a))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn alive(&self, i: usize) -> bool {
+        match i {
+            0 => self.child.is_some(),
+            i => self.replicas[i - 1].1.is_some(),
+        }
+    }
+
+    /// The URL of the first replica still running.
+    pub fn url(&self) -> String {
+        let addrs = self.addrs();
+        let i = (0..addrs.len()).find(|i| self.alive(*i)).unwrap_or(0);
+        self.url_of(addrs[i])
+    }
+
+    /// Which replica leads, as the replicas say (`/leader`).
+    pub fn leading(&self) -> Option<usize> {
+        let addrs = self.addrs();
+        (0..addrs.len()).filter(|i| self.alive(*i)).find(|i| {
+            self.http()
+                .get(format!("{}/leader", self.url_of(addrs[*i])))
+                .send()
+                .and_then(|r| r.json::<serde_json::Value>())
+                .is_ok_and(|v| v["leading"] == true)
+        })
+    }
+
+    /// SIGKILL of one replica (0: the first).
+    pub fn kill_replica(&mut self, i: usize) {
+        let child = match i {
+            0 => self.child.take(),
+            i => self.replicas[i - 1].1.take(),
+        };
+        if let Some(mut c) = child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn log(&self) -> String {
@@ -377,7 +455,9 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        self.kill9();
+        for i in 0..=self.replicas.len() {
+            self.kill_replica(i);
+        }
     }
 }
 
