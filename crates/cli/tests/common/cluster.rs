@@ -240,7 +240,7 @@ impl ControlPlane {
             .append(true)
             .open(self.dir.path().join(log_name))
             .expect("log");
-        let child = Command::new(super::bin())
+        let mut child = Command::new(super::bin())
             .args([
                 "--log-level",
                 "info",
@@ -270,6 +270,8 @@ impl ControlPlane {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the control plane did not start: {}", self.log());
     }
 
