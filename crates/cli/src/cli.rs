@@ -699,6 +699,16 @@ pub enum ClusterCommand {
     /// Start a control plane on SQLite and an agent on this machine; print the endpoint and
     /// an admin key.
     Up(ClusterUpArgs),
+    /// Copy a stopped control plane's whole state from SQLite into an empty etcd cluster,
+    /// and verify the copy with a checksum over every key.
+    Migrate {
+        /// sqlite:DIR, the control plane's directory (sqlite alone: the default one).
+        #[arg(long)]
+        from: String,
+        /// etcd://HOST:PORT[,HOST:PORT…].
+        #[arg(long)]
+        to: String,
+    },
     /// Stop what `cluster up` started, and the tasks its agent runs.
     Down {
         #[arg(long)]

@@ -848,3 +848,78 @@ fn a_deployment_completes_through_a_leader_kill_and_an_etcd_member_kill() {
     etcd.kill(0);
     completes_once(&c, "web", "web:3", 6);
 }
+
+#[test]
+fn a_sqlite_control_plane_migrates_to_etcd_and_its_service_carries_on() {
+    if !ready() || !common::etcd::installed() {
+        return;
+    }
+    let etcd = Etcd::start();
+    let mut c = Cluster::start(2, 2, &[]);
+    c.register("web", 50, "sleep 600");
+    create(&c, "web", "web", 4, &[]);
+    c.running_on("web", 4);
+    let data = c.cp.data();
+    let migrate = |to: &str| {
+        std::process::Command::new(common::bin())
+            .args(["cluster", "migrate", "--from"])
+            .arg(format!("sqlite:{}", data.display()))
+            .args(["--to", to])
+            .output()
+            .unwrap()
+    };
+    // Not while a control plane serves the store.
+    let refused = migrate(&etcd.store());
+    assert!(!refused.status.success());
+    assert!(
+        common::stderr(&refused).contains("another control plane serves"),
+        "{}",
+        common::stderr(&refused)
+    );
+
+    c.cp.kill9();
+    let out = migrate(&etcd.store());
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let said = common::stdout(&out);
+    assert!(
+        said.contains("checksum sha256:") && said.contains("matches"),
+        "{said}"
+    );
+    // Twice: the target is not empty any more.
+    let again = migrate(&etcd.store());
+    assert!(!again.status.success());
+    // SQLite is not served again by mistake.
+    let sqlite = std::process::Command::new(common::bin())
+        .args(["cluster", "serve", "--addr", "127.0.0.1:1", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        common::stderr(&sqlite).contains("was migrated to"),
+        "{}",
+        common::stderr(&sqlite)
+    );
+
+    // On etcd: the same service, its tasks still running, none started
+    // again; the agents carry on, and it scales.
+    c.cp.serve_on(&etcd.store());
+    let back = poll(
+        Duration::from_secs(30),
+        || c.service("web"),
+        |s| s["runningCount"] == 4,
+    );
+    assert_eq!(back["runningCount"], 4, "{back}");
+    c.cp.ecs(&["update-service", "--service", "web", "--desired-count", "6"]);
+    c.running_on("web", 6);
+    assert_eq!(
+        ever_started(&c, "web", "web:1"),
+        6,
+        "tasks were started again after the migration"
+    );
+    let nodes = c.cp.ecs(&["list-container-instances"]);
+    assert_eq!(
+        nodes["containerInstanceArns"].as_array().unwrap().len(),
+        2,
+        "{nodes}"
+    );
+}

@@ -22,6 +22,7 @@ pub mod api;
 pub mod audit;
 pub mod keys;
 pub mod leader;
+pub mod migrate;
 pub mod model;
 pub mod open;
 pub mod page;

@@ -26,6 +26,19 @@ impl LockFile {
         Self::take(path, FlockOperation::LockShared)
     }
 
+    /// The exclusive lock on `path` if nobody holds it, else None.
+    pub fn try_exclusive(path: &Path) -> Result<Option<LockFile>> {
+        match Self::take(path, FlockOperation::NonBlockingLockExclusive) {
+            Ok(l) => Ok(Some(l)),
+            Err(crate::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn take(path: &Path, op: FlockOperation) -> Result<LockFile> {
         // The directory is not created: a lock inside something removed
         // (a container's directory) must fail, not bring it back.
@@ -64,5 +77,8 @@ mod tests {
         assert!(try_exclusive());
         let _held = LockFile::exclusive(&p).unwrap();
         assert!(!try_exclusive());
+        assert!(LockFile::try_exclusive(&p).unwrap().is_none());
+        drop(_held);
+        assert!(LockFile::try_exclusive(&p).unwrap().is_some());
     }
 }

@@ -57,6 +57,12 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                 // The built-in agent has no way yet to trust the certificate.
                 anyhow::bail!("--fargate with --tls-cert is not served yet: run the control plane on HTTP, or without --fargate");
             }
+            // One control plane per SQLite store, and none on one whose
+            // state moved to etcd (serving both would split the cluster).
+            let _serving = match spec {
+                StoreSpec::Sqlite => Some(sqlite_lock(&data)?),
+                StoreSpec::Etcd(_) => None,
+            };
             runtime()?.block_on(async {
                 let server = open::server(&data, &spec, settings).await?;
                 if a.fargate {
@@ -84,6 +90,7 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
         }
         ClusterCommand::Secret(cmd) => secret(ctx, cmd),
         ClusterCommand::Up(a) => super::cluster_up::up(ctx, &a),
+        ClusterCommand::Migrate { from, to } => migrate(ctx, &from, &to),
         ClusterCommand::Down { data, tasks_only } => {
             if tasks_only {
                 super::cluster_up::remove_tasks(ctx)?;
@@ -249,5 +256,64 @@ pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
     let store = ctx.store()?;
     runtime()?.block_on(estiba_agent::run(engine, store, opts))?;
+    Ok(0)
+}
+
+/// Where `cluster migrate` leaves the store it moved the state to.
+const MIGRATED: &str = "migrated-to";
+
+/// The lock a control plane holds on its SQLite store while it serves.
+fn sqlite_lock(data: &std::path::Path) -> Result<estiba_os::LockFile> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    if let Ok(to) = std::fs::read_to_string(data.join(MIGRATED)) {
+        anyhow::bail!(
+            "this control plane's state was migrated to {}: serve with --store {} (remove {} to serve SQLite again)",
+            to.trim(),
+            to.trim(),
+            data.join(MIGRATED).display()
+        );
+    }
+    estiba_os::LockFile::try_exclusive(&data.join("serve.lock"))?.with_context(|| {
+        format!(
+            "another control plane serves the SQLite store in {}",
+            data.display()
+        )
+    })
+}
+
+fn migrate(ctx: &Context, from: &str, to: &str) -> Result<u8> {
+    let data = match from {
+        "sqlite" => open::default_data(&ctx.paths.data),
+        f => match f.strip_prefix("sqlite:") {
+            Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+            _ => anyhow::bail!("--from {f}: give sqlite:DIR, the control plane's directory"),
+        },
+    };
+    let target: StoreSpec = to.parse()?;
+    if !matches!(target, StoreSpec::Etcd(_)) {
+        anyhow::bail!("--to {to}: give etcd://HOST:PORT[,HOST:PORT…]");
+    }
+    if !data.join("state.db").exists() {
+        anyhow::bail!("{}: no SQLite store here", data.display());
+    }
+    // Held through the copy: no control plane starts on the source.
+    let _held = sqlite_lock(&data)?;
+    let report = runtime()?.block_on(async {
+        let source = open::store(&data, &StoreSpec::Sqlite).await?;
+        let dest = open::store(&data, &target).await?;
+        estiba_cluster::migrate::migrate(&source, &dest).await
+    })?;
+    estiba_os::write_atomic(&data.join(MIGRATED), format!("{to}\n").as_bytes())?;
+    for (key, why) in &report.skipped {
+        eprintln!("not copied: {key}: {why}");
+    }
+    println!(
+        "copied {} keys at revision {}; checksum {} matches in {to}",
+        report.copied, report.revision, report.checksum
+    );
+    println!(
+        "serve on etcd now: estiba cluster serve --data {} --store {to}",
+        data.display()
+    );
     Ok(0)
 }

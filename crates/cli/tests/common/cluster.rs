@@ -369,6 +369,13 @@ impl ControlPlane {
         }
     }
 
+    /// Stops the first replica and starts it again on another store.
+    pub fn serve_on(&mut self, store: &str) {
+        self.kill9();
+        self.store = store.to_string();
+        self.spawn();
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();

@@ -320,7 +320,10 @@ async fn assignments(
     Query(poll): Query<Poll>,
 ) -> Result<Json<Assignments>, Refusal> {
     let (id, _) = node_of(&server, &headers).await?;
-    if poll.after <= 0 {
+    // A revision past the store's own: the state moved to another store
+    // (`cluster migrate`), whose revisions start again; the agent gets the
+    // whole set and the new store's revision.
+    if poll.after <= 0 || poll.after > server.db.store.revision().await? {
         return Ok(Json(full(&server, &id).await?));
     }
     let prefix = keys::assigned_to(&id);
