@@ -3,6 +3,7 @@
 //! the runners of their tasks, and re-adopt the containers of tasks that
 //! ran on while the agent was away.
 
+use crate::usage::Latest;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct Options {
     pub registries: crate::registries::Registries,
     /// The CA an `https://` control plane's certificate chains to.
     pub ca_cert: Option<PathBuf>,
+    /// How often the tasks' CPU and memory use is sampled (for scaling).
+    pub usage_every: Duration,
 }
 
 /// Where this agent's API is reached: the `--listen` address, or the
@@ -129,11 +132,16 @@ async fn ensure_bridge(engine: &AsyncEngine) -> Result<()> {
     Ok(())
 }
 
-async fn heartbeats(client: Client, mut every: Duration, api: String) {
-    let beat = Heartbeat {
-        api_address: Some(api),
-    };
+async fn heartbeats(client: Client, mut every: Duration, api: String, usage: Latest) {
     loop {
+        let beat = Heartbeat {
+            api_address: Some(api.clone()),
+            usage: usage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default(),
+        };
         match client.heartbeat(&beat).await {
             Ok(reply) => every = Duration::from_secs(reply.heartbeat_seconds.max(1)),
             Err(e) => tracing::warn!("heartbeat: {e}"),
@@ -309,7 +317,19 @@ pub async fn run(engine: AsyncEngine, store: estiba_store::Store, opts: Options)
         engine.clone(),
         saved.api_secret.clone(),
     ));
-    tokio::spawn(heartbeats(client.clone(), Duration::from_secs(5), api));
+    let usage = Latest::default();
+    tokio::spawn(crate::usage::sampler(
+        engine.clone(),
+        saved.cluster.clone(),
+        opts.usage_every,
+        Arc::clone(&usage),
+    ));
+    tokio::spawn(heartbeats(
+        client.clone(),
+        Duration::from_secs(5),
+        api,
+        usage,
+    ));
     let (tx, mut assignments) = mpsc::channel(4);
     tokio::spawn(poll(client.clone(), tx));
     let mut node = Node {

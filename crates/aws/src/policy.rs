@@ -150,7 +150,12 @@ fn allow(actions: &[&str]) -> Policy {
 pub fn builtin(name: &str) -> Option<Policy> {
     match name {
         // logs:GetLogEvents: a task's logs, which estiba serves itself.
-        "admin" => Some(allow(&["ecs:*", "ecr:*", "logs:GetLogEvents"])),
+        "admin" => Some(allow(&[
+            "ecs:*",
+            "ecr:*",
+            "application-autoscaling:*",
+            "logs:GetLogEvents",
+        ])),
         "operator" => Some(allow(&[
             "ecs:Describe*",
             "ecs:List*",
@@ -164,9 +169,15 @@ pub fn builtin(name: &str) -> Option<Policy> {
             "ecs:DeleteService",
             "ecs:TagResource",
             "ecs:UntagResource",
+            "application-autoscaling:*",
             "logs:GetLogEvents",
         ])),
-        "readonly" => Some(allow(&["ecs:Describe*", "ecs:List*", "logs:GetLogEvents"])),
+        "readonly" => Some(allow(&[
+            "ecs:Describe*",
+            "ecs:List*",
+            "application-autoscaling:Describe*",
+            "logs:GetLogEvents",
+        ])),
         _ => None,
     }
 }

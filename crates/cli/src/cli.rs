@@ -686,7 +686,7 @@ pub struct RunArgs {
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
     /// Serve the ECS API (awsJson1.1, SigV4) on the state store.
-    Serve(ClusterServeArgs),
+    Serve(Box<ClusterServeArgs>),
     /// Manage the API's users and their access keys.
     #[command(subcommand)]
     User(ClusterUserCommand),
@@ -780,6 +780,9 @@ pub struct ClusterServeArgs {
     /// another leads after the leader dies.
     #[arg(long, default_value = "2s")]
     pub leader_ttl: String,
+    /// How often target-tracking scaling looks at the services' CPU and memory use.
+    #[arg(long, default_value = "15s")]
+    pub autoscale_every: String,
     /// Run FARGATE tasks on this machine, as the control plane's own
     /// capacity, in the estiba root it is started with (--root, --runroot).
     #[arg(long)]
@@ -840,6 +843,9 @@ pub struct AgentArgs {
     /// A custom attribute of this node, KEY=VALUE (repeatable).
     #[arg(long = "attribute")]
     pub attributes: Vec<String>,
+    /// How often the tasks' CPU and memory use is sampled for target-tracking scaling.
+    #[arg(long, default_value = "10s")]
+    pub usage_every: String,
     /// default, always, once or prefer-cached, as ECS's agent.
     #[arg(long, env = "ECS_IMAGE_PULL_BEHAVIOR", default_value = "default")]
     pub image_pull_behavior: String,

@@ -317,6 +317,30 @@ pub enum ServiceCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Scale a service on its tasks' CPU or memory use (target tracking, as Application Auto
+    /// Scaling does), between --min and --max tasks.
+    Autoscale {
+        name: String,
+        #[arg(long, required_unless_present = "off")]
+        min: Option<u32>,
+        #[arg(long, required_unless_present = "off")]
+        max: Option<u32>,
+        /// Keep the tasks' average CPU use near this, in percent of what they reserve.
+        #[arg(long, required_unless_present_any = ["target_memory", "off"])]
+        target_cpu: Option<f64>,
+        /// Keep the tasks' average memory use near this, in percent of what they reserve.
+        #[arg(long)]
+        target_memory: Option<f64>,
+        /// Seconds after a scale-out before the next one.
+        #[arg(long, default_value_t = 60)]
+        scale_out_cooldown: u32,
+        /// Seconds after any scaling before a scale-in.
+        #[arg(long, default_value_t = 300)]
+        scale_in_cooldown: u32,
+        /// Stop scaling the service (its count stays where it is).
+        #[arg(long, conflicts_with_all = ["min", "max", "target_cpu", "target_memory"])]
+        off: bool,
+    },
     /// Show a service's events, newest first.
     Events {
         name: String,

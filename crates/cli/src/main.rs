@@ -37,26 +37,29 @@ fn main() -> ExitCode {
 
     // The registry and the commands that only speak to one need no user
     // namespace: they touch no container or image store.
-    if matches!(
-        cli.command,
+    let no_store = match &cli.command {
         cli::Command::Registry(_)
-            | cli::Command::Login(_)
-            | cli::Command::Logout { .. }
-            | cli::Command::Sign(_)
-            | cli::Command::Verify(_)
-            | cli::Command::Key(_)
-            | cli::Command::Cluster(
-                cli::ClusterCommand::Serve(cli::ClusterServeArgs { fargate: false, .. })
-                    | cli::ClusterCommand::User(_)
-                    | cli::ClusterCommand::Token(_)
-                    | cli::ClusterCommand::Secret(_)
-                    | cli::ClusterCommand::Up(_)
-            )
-            | cli::Command::Taskdef(_)
-            | cli::Command::Task(_)
-            | cli::Command::Node(_)
-            | cli::Command::Service(_)
-    ) {
+        | cli::Command::Login(_)
+        | cli::Command::Logout { .. }
+        | cli::Command::Sign(_)
+        | cli::Command::Verify(_)
+        | cli::Command::Key(_)
+        | cli::Command::Taskdef(_)
+        | cli::Command::Task(_)
+        | cli::Command::Node(_)
+        | cli::Command::Service(_) => true,
+        // The FARGATE capacity runs containers in the control plane.
+        cli::Command::Cluster(cli::ClusterCommand::Serve(a)) => !a.fargate,
+        cli::Command::Cluster(
+            cli::ClusterCommand::User(_)
+            | cli::ClusterCommand::Token(_)
+            | cli::ClusterCommand::Secret(_)
+            | cli::ClusterCommand::Up(_)
+            | cli::ClusterCommand::Migrate { .. },
+        ) => true,
+        _ => false,
+    };
+    if no_store {
         return match commands::dispatch(cli) {
             Ok(code) => ExitCode::from(code),
             Err(e) => report(&e),

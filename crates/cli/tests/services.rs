@@ -80,7 +80,14 @@ impl Cluster {
             self.cp.urls(),
             self.cp.token(),
             Some(self.net.namespaces[i].clone()),
-            &["--memory", "1000", "--attribute", &zone],
+            &[
+                "--memory",
+                "1000",
+                "--attribute",
+                &zone,
+                "--usage-every",
+                "2s",
+            ],
         );
         self.agents.push(agent);
     }
@@ -921,5 +928,211 @@ fn a_sqlite_control_plane_migrates_to_etcd_and_its_service_carries_on() {
         nodes["containerInstanceArns"].as_array().unwrap().len(),
         2,
         "{nodes}"
+    );
+}
+
+/// A task definition whose container burns a core until `until` (epoch
+/// seconds), then idles: 256 CPU units reserved, so a busy task is at
+/// about 400%.
+fn register_burner(c: &Cluster, family: &str, until: u64) {
+    let defs = json!([{
+        "name": "main", "image": BUSYBOX, "memory": 64, "cpu": 256,
+        "environment": [{"name": "BURN_UNTIL", "value": until.to_string()}],
+        "command": ["sh", "-c", "while [ $(date +%s) -lt $BURN_UNTIL ]; do :; done; exec sleep 600"],
+    }]);
+    c.cp.register(family, &defs);
+}
+
+fn aas(c: &Cluster, args: &[&str]) -> Value {
+    let out =
+        c.cp.aws_for(&c.cp.admin, "application-autoscaling", args)
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "aws application-autoscaling {args:?}: {}",
+        common::stderr(&out)
+    );
+    let text = common::stdout(&out);
+    if text.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn services_whose_tasks_burn_cpu_scale_out_to_max_and_back_in_when_the_load_stops() {
+    if !ready() {
+        return;
+    }
+    let c = Cluster::start(2, 2, &["--autoscale-every", "1s"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    register_burner(&c, "burn", now + 45);
+    create(&c, "cli", "burn", 1, &[]);
+    create(&c, "aws", "burn", 1, &[]);
+    // One through estiba's CLI, one through the AWS CLI.
+    c.cp.estiba(&[
+        "service",
+        "autoscale",
+        "cli",
+        "--min",
+        "1",
+        "--max",
+        "3",
+        "--target-cpu",
+        "50",
+        "--scale-out-cooldown",
+        "5",
+        "--scale-in-cooldown",
+        "10",
+    ]);
+    let scope = [
+        "--service-namespace",
+        "ecs",
+        "--scalable-dimension",
+        "ecs:service:DesiredCount",
+    ];
+    let mut register = vec![
+        "register-scalable-target",
+        "--resource-id",
+        "service/default/aws",
+        "--min-capacity",
+        "1",
+        "--max-capacity",
+        "2",
+    ];
+    register.extend(scope);
+    // (Debian's AWS CLI predates ScalableTargetARN in the answer.)
+    aas(&c, &register);
+    let config = r#"{"TargetValue": 50, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}, "ScaleOutCooldown": 5, "ScaleInCooldown": 10}"#;
+    let mut put = vec![
+        "put-scaling-policy",
+        "--policy-name",
+        "cpu50",
+        "--resource-id",
+        "service/default/aws",
+        "--policy-type",
+        "TargetTrackingScaling",
+        "--target-tracking-scaling-policy-configuration",
+        config,
+    ];
+    put.extend(scope);
+    let policy = aas(&c, &put);
+    assert!(
+        policy["PolicyARN"]
+            .as_str()
+            .unwrap()
+            .contains("policyName/cpu50"),
+        "{policy}"
+    );
+
+    // Out to max while they burn.
+    let out = poll(
+        Duration::from_secs(45),
+        || {
+            (
+                c.service("cli")["desiredCount"].clone(),
+                c.service("aws")["desiredCount"].clone(),
+            )
+        },
+        |(a, b)| *a == 3 && *b == 2,
+    );
+    assert_eq!(
+        out,
+        (json!(3), json!(2)),
+        "not at max while burning: {:?}",
+        c.events("cli")
+    );
+    // Back in once the load stops (and the cooldown has passed).
+    let back = poll(
+        Duration::from_secs(90),
+        || {
+            (
+                c.service("cli")["desiredCount"].clone(),
+                c.service("aws")["desiredCount"].clone(),
+            )
+        },
+        |(a, b)| *a == 1 && *b == 1,
+    );
+    assert_eq!(back, (json!(1), json!(1)), "not back in after the load");
+
+    let mut described = vec!["describe-scalable-targets", "--service-namespace", "ecs"];
+    described.extend(["--resource-ids", "service/default/aws"]);
+    let targets = aas(&c, &described);
+    assert_eq!(targets["ScalableTargets"][0]["MaxCapacity"], 2, "{targets}");
+    let activities = aas(
+        &c,
+        &[
+            "describe-scaling-activities",
+            "--service-namespace",
+            "ecs",
+            "--resource-id",
+            "service/default/aws",
+        ],
+    );
+    let said: Vec<&str> = activities["ScalingActivities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Description"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        said.first(),
+        Some(&"Setting desired count to 1."),
+        "newest first: {said:?}"
+    );
+    assert!(said.contains(&"Setting desired count to 2."), "{said:?}");
+    let policies = aas(
+        &c,
+        &[
+            "describe-scaling-policies",
+            "--service-namespace",
+            "ecs",
+            "--resource-id",
+            "service/default/cli",
+        ],
+    );
+    assert_eq!(
+        policies["ScalingPolicies"][0]["PolicyName"], "estiba-cpu",
+        "{policies}"
+    );
+    // Bad input: ECS's rules, Application Auto Scaling's exceptions.
+    let out =
+        c.cp.aws_for(
+            &c.cp.admin,
+            "application-autoscaling",
+            &[
+                "register-scalable-target",
+                "--service-namespace",
+                "ecs",
+                "--scalable-dimension",
+                "ecs:service:DesiredCount",
+                "--resource-id",
+                "service/default/ghost",
+                "--min-capacity",
+                "1",
+                "--max-capacity",
+                "2",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        common::stderr(&out).contains("ValidationException"),
+        "{}",
+        common::stderr(&out)
+    );
+    c.cp.estiba(&["service", "autoscale", "cli", "--off"]);
+    let gone = aas(
+        &c,
+        &["describe-scalable-targets", "--service-namespace", "ecs"],
+    );
+    assert_eq!(
+        gone["ScalableTargets"].as_array().unwrap().len(),
+        1,
+        "{gone}"
     );
 }

@@ -20,6 +20,11 @@
 //!                                       watches; touched whenever what it must do changes
 //! services/<cluster>/<name>            a service: its deployments and events
 //! leader                                the leading replica's id, on its lease
+//! usage/<instance>                      the node's tasks' last CPU and memory use,
+//!                                       on its connection lease
+//! scaling/targets/<resource>            a scalable target (Application Auto Scaling)
+//! scaling/policies/<resource>/<name>    its scaling policies
+//! scaling/activities/<resource>/<n>     what scaling did, in order
 //! ```
 //!
 //! Revisions are zero-padded so that key order is revision order.
@@ -39,6 +44,30 @@ pub const TASKS: &str = "tasks/";
 pub const ASSIGNED: &str = "assigned/";
 pub const SERVICES: &str = "services/";
 pub const LEADER: &str = "leader";
+pub const USAGE: &str = "usage/";
+pub const SCALING_TARGETS: &str = "scaling/targets/";
+pub const SCALING_POLICIES: &str = "scaling/policies/";
+pub const SCALING_ACTIVITIES: &str = "scaling/activities/";
+
+pub fn usage(instance: &str) -> String {
+    format!("{USAGE}{instance}")
+}
+
+pub fn scaling_target(resource: &str) -> String {
+    format!("{SCALING_TARGETS}{resource}")
+}
+
+pub fn scaling_policies_of(resource: &str) -> String {
+    format!("{SCALING_POLICIES}{resource}/")
+}
+
+pub fn scaling_policy(resource: &str, name: &str) -> String {
+    format!("{SCALING_POLICIES}{resource}/{name}")
+}
+
+pub fn scaling_activities_of(resource: &str) -> String {
+    format!("{SCALING_ACTIVITIES}{resource}/")
+}
 
 /// The pool of the control plane's built-in FARGATE capacity, kept where
 /// a cluster's instances are but under a name no cluster can have.

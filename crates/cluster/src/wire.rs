@@ -83,6 +83,32 @@ pub struct Registered {
 pub struct Heartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_address: Option<String>,
+    /// What the node's tasks used over the last sample, if one was taken
+    /// since the last heartbeat (what target-tracking scaling reads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<TaskUsage>,
+}
+
+/// One task's use of CPU and memory, summed over its containers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskUsage {
+    pub cluster: String,
+    pub task: String,
+    /// CPU units (1024 a core), averaged over the sample.
+    pub cpu: f64,
+    /// MiB.
+    pub memory: f64,
+}
+
+/// A node's last usage sample, as the control plane keeps it
+/// (`usage/<instance>`, on the node's connection lease).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUsage {
+    /// Epoch seconds.
+    pub at: f64,
+    pub tasks: Vec<TaskUsage>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

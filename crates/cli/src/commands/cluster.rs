@@ -48,6 +48,7 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                 lost_grace: duration("--lost-grace", &a.lost_grace)?,
                 healthy_after: duration("--task-healthy-after", &a.task_healthy_after)?,
                 leader_ttl: duration("--leader-ttl", &a.leader_ttl)?,
+                autoscale_every: duration("--autoscale-every", &a.autoscale_every)?,
                 placement_seed: a.placement_seed.unwrap_or_else(|| {
                     u64::from_str_radix(&estiba_os::random_hex(8), 16).unwrap_or(0)
                 }),
@@ -197,6 +198,7 @@ async fn fargate_capacity(
         listen: std::net::SocketAddr::new(local, 0),
         offer: estiba_agent::node::Offer::default(),
         registries: estiba_agent::registries::Registries::default(),
+        usage_every: std::time::Duration::from_secs(10),
         ca_cert: None,
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
@@ -252,6 +254,7 @@ pub fn agent(ctx: &Context, a: AgentArgs) -> Result<u8> {
             Some(path) => estiba_agent::registries::Registries::load(path)?,
             None => estiba_agent::registries::Registries::default(),
         },
+        usage_every: duration("--usage-every", &a.usage_every)?,
     };
     let engine = estiba_engine::AsyncEngine::new(ctx.engine()?);
     let store = ctx.store()?;

@@ -384,6 +384,12 @@ impl ControlPlane {
     /// The AWS CLI (Debian's, not whatever else is on PATH) against this
     /// endpoint with `key`, in a clean environment.
     pub fn aws(&self, key: &Key, args: &[&str]) -> Command {
+        self.aws_for(key, "ecs", args)
+    }
+
+    /// The AWS CLI's `SERVICE` commands (ecs, application-autoscaling)
+    /// against this endpoint.
+    pub fn aws_for(&self, key: &Key, service: &str, args: &[&str]) -> Command {
         let mut c = Command::new("/usr/bin/aws");
         c.env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -392,7 +398,7 @@ impl ControlPlane {
             .env("AWS_SECRET_ACCESS_KEY", &key.secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_PAGER", "")
-            .args(["--endpoint-url", &self.url(), "--output", "json", "ecs"])
+            .args(["--endpoint-url", &self.url(), "--output", "json", service])
             .args(args);
         if let Some(ca) = &self.ca {
             c.env("AWS_CA_BUNDLE", ca);

@@ -23,8 +23,8 @@ use crate::model::{
 };
 use crate::task::{InstanceRecord, InstanceStatus, Status, TaskRecord};
 use crate::wire::{
-    AgentError, Assignments, Heartbeat, HeartbeatReply, RegisterRequest as Register, Registered,
-    Report, TaskSecrets,
+    AgentError, Assignments, Heartbeat, HeartbeatReply, NodeUsage, RegisterRequest as Register,
+    Registered, Report, TaskSecrets,
 };
 use crate::{keys, time, Error, Result};
 
@@ -224,17 +224,19 @@ async fn heartbeat(
     beat: Option<Json<Heartbeat>>,
 ) -> Result<Json<HeartbeatReply>, Refusal> {
     let (id, node) = node_of(&server, &headers).await?;
-    if let Some(address) = beat.and_then(|Json(b)| b.api_address) {
+    let beat = beat.map(|Json(b)| b).unwrap_or_default();
+    if let Some(address) = &beat.api_address {
         if node.api_address.as_deref() != Some(address.as_str()) {
-            moved(&server, &id, &address).await?;
+            moved(&server, &id, address).await?;
         }
     }
     let store = &server.db.store;
+    let mut lease = node.lease;
     match store.keep_alive(node.lease).await {
         Ok(()) => {}
         Err(estiba_state::Error::NoSuchLease(_)) => {
             // Back after being disconnected: a new lease, connected again.
-            let lease = store.grant(server.settings.heartbeat * 3).await?;
+            lease = store.grant(server.settings.heartbeat * 3).await?;
             let renewed = NodeRecord { lease, ..node };
             let txn = Txn::default().and_then(vec![
                 Op::put(keys::node(&id), encode(&renewed)),
@@ -248,6 +250,19 @@ async fn heartbeat(
             tracing::info!(instance = %id, "a node reconnected");
         }
         Err(e) => return Err(e.into()),
+    }
+    if !beat.usage.is_empty() {
+        // Only the node's own tasks are believed.
+        let usage = NodeUsage {
+            at: time::now(),
+            tasks: beat.usage,
+        };
+        let put = Op::Put {
+            key: keys::usage(&id).into_bytes(),
+            value: encode(&usage),
+            lease: Some(lease),
+        };
+        server.db.commit(Txn::default().and_then(vec![put])).await?;
     }
     Ok(Json(HeartbeatReply {
         heartbeat_seconds: server.settings.heartbeat.as_secs().max(1),

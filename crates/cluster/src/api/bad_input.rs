@@ -366,6 +366,61 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "InvalidParameterException",
         "schedulingStrategy",
     ),
+    // Application Auto Scaling.
+    (
+        "AnyScaleFrontendService.RegisterScalableTarget",
+        r#"{"ServiceNamespace": "ec2", "ResourceId": "service/default/web", "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": 1, "MaxCapacity": 2}"#,
+        "ValidationException",
+        "namespace",
+    ),
+    (
+        "AnyScaleFrontendService.RegisterScalableTarget",
+        r#"{"ServiceNamespace": "ecs", "ResourceId": "service/default/ghost", "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": 1, "MaxCapacity": 2}"#,
+        "ValidationException",
+        "doesn't exist",
+    ),
+    (
+        "AnyScaleFrontendService.RegisterScalableTarget",
+        r#"{"ServiceNamespace": "ecs", "ResourceId": "service/default/web", "ScalableDimension": "ecs:service:Memory"}"#,
+        "ValidationException",
+        "dimension",
+    ),
+    (
+        "AnyScaleFrontendService.PutScalingPolicy",
+        r#"{"PolicyName": "p", "ServiceNamespace": "ecs", "ResourceId": "service/default/ghost", "ScalableDimension": "ecs:service:DesiredCount", "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 50, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}}"#,
+        "ObjectNotFoundException",
+        "No scalable target",
+    ),
+    (
+        "AnyScaleFrontendService.PutScalingPolicy",
+        r#"{"PolicyName": "p", "ServiceNamespace": "ecs", "ResourceId": "service/default/web", "ScalableDimension": "ecs:service:DesiredCount", "PolicyType": "StepScaling"}"#,
+        "ValidationException",
+        "StepScaling",
+    ),
+    (
+        "AnyScaleFrontendService.PutScalingPolicy",
+        r#"{"PolicyName": "p", "ServiceNamespace": "ecs", "ResourceId": "service/default/web", "ScalableDimension": "ecs:service:DesiredCount", "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {"TargetValue": -5, "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}}"#,
+        "ValidationException",
+        "TargetValue",
+    ),
+    (
+        "AnyScaleFrontendService.DeleteScalingPolicy",
+        r#"{"PolicyName": "p", "ServiceNamespace": "ecs", "ResourceId": "service/default/web", "ScalableDimension": "ecs:service:DesiredCount"}"#,
+        "ObjectNotFoundException",
+        "No scaling policy",
+    ),
+    (
+        "AnyScaleFrontendService.DescribeScalableTargets",
+        r#"{"ServiceNamespace": "ecs", "MaxResults": 51}"#,
+        "ValidationException",
+        "MaxResults",
+    ),
+    (
+        "AnyScaleFrontendService.DescribeScalingPolicies",
+        r#"{"ServiceNamespace": "ecs"#,
+        "SerializationException",
+        "",
+    ),
     // Operations estiba does not serve are named.
     (
         "CreateTaskSet",
@@ -415,6 +470,18 @@ async fn bad_updates_of_a_service_change_nothing() {
             r#"{"service": "api"}"#,
             "InvalidParameterException",
             "scaled above 0",
+        ),
+        (
+            "AnyScaleFrontendService.RegisterScalableTarget",
+            r#"{"ServiceNamespace": "ecs", "ResourceId": "service/default/api", "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": 5, "MaxCapacity": 2}"#,
+            "ValidationException",
+            "cannot be more than MaxCapacity",
+        ),
+        (
+            "AnyScaleFrontendService.RegisterScalableTarget",
+            r#"{"ServiceNamespace": "ecs", "ResourceId": "service/default/api", "ScalableDimension": "ecs:service:DesiredCount", "MinCapacity": 1}"#,
+            "ValidationException",
+            "MaxCapacity are required",
         ),
         (
             "CreateService",

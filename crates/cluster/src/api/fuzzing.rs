@@ -44,6 +44,13 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteService",
     "DescribeServices",
     "ListServices",
+    "AnyScaleFrontendService.RegisterScalableTarget",
+    "AnyScaleFrontendService.DeregisterScalableTarget",
+    "AnyScaleFrontendService.DescribeScalableTargets",
+    "AnyScaleFrontendService.PutScalingPolicy",
+    "AnyScaleFrontendService.DescribeScalingPolicies",
+    "AnyScaleFrontendService.DeleteScalingPolicy",
+    "AnyScaleFrontendService.DescribeScalingActivities",
 ];
 
 struct Private {

@@ -8,6 +8,7 @@
 //! module; each operation takes its typed request and answers JSON.
 
 pub mod agent;
+mod autoscaling;
 #[cfg(test)]
 mod bad_input;
 mod clusters;
@@ -42,6 +43,9 @@ use crate::{users, Error, Result};
 
 /// ECS's service name in `X-Amz-Target`.
 pub const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
+/// The prefix of Application Auto Scaling's operations on the same
+/// endpoint.
+pub const AUTOSCALING_TARGET: &str = "AnyScaleFrontendService.";
 /// The prefix of estiba's own operations on the same endpoint.
 pub const ESTIBA_TARGET: &str = "Estiba_V1.";
 
@@ -49,7 +53,20 @@ pub const ESTIBA_TARGET: &str = "Estiba_V1.";
 fn action_of(operation: &str) -> String {
     match operation {
         "Estiba_V1.GetTaskLogs" => "logs:GetLogEvents".to_string(),
-        op => format!("ecs:{op}"),
+        op => match op.strip_prefix(AUTOSCALING_TARGET) {
+            Some(aas) => format!("application-autoscaling:{aas}"),
+            None => format!("ecs:{op}"),
+        },
+    }
+}
+
+/// The service a request must be signed for: Application Auto Scaling's
+/// operations are signed for their own.
+fn signing_service(operation: &str) -> &'static str {
+    if operation.starts_with(AUTOSCALING_TARGET) {
+        "application-autoscaling"
+    } else {
+        "ecs"
     }
 }
 
@@ -69,6 +86,8 @@ pub struct Settings {
     pub placement_seed: u64,
     /// The leader's lease: how soon another replica leads after it dies.
     pub leader_ttl: std::time::Duration,
+    /// How often target-tracking scaling looks at the services' usage.
+    pub autoscale_every: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -84,6 +103,7 @@ impl Default for Settings {
             healthy_after: std::time::Duration::from_secs(40),
             placement_seed: 0,
             leader_ttl: std::time::Duration::from_secs(2),
+            autoscale_every: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -217,6 +237,27 @@ impl Server {
             "TagResource" => tags::tag(self, parse(body)?).await,
             "Estiba_V1.GetTaskLogs" => logs::get(self, parse(body)?).await,
             "UntagResource" => tags::untag(self, parse(body)?).await,
+            "AnyScaleFrontendService.RegisterScalableTarget" => {
+                autoscaling::register(self, parse(body)?).await
+            }
+            "AnyScaleFrontendService.DeregisterScalableTarget" => {
+                autoscaling::deregister(self, parse(body)?).await
+            }
+            "AnyScaleFrontendService.DescribeScalableTargets" => {
+                autoscaling::describe_targets(self, parse(body)?).await
+            }
+            "AnyScaleFrontendService.PutScalingPolicy" => {
+                autoscaling::put_policy(self, parse(body)?).await
+            }
+            "AnyScaleFrontendService.DescribeScalingPolicies" => {
+                autoscaling::describe_policies(self, parse(body)?).await
+            }
+            "AnyScaleFrontendService.DeleteScalingPolicy" => {
+                autoscaling::delete_policy(self, parse(body)?).await
+            }
+            "AnyScaleFrontendService.DescribeScalingActivities" => {
+                autoscaling::describe_activities(self, parse(body)?).await
+            }
             "ListTagsForResource" => tags::list(self, parse(body)?).await,
             other => Err(ApiError::new(
                 "UnknownOperationException",
@@ -299,6 +340,9 @@ pub(crate) fn cluster_name(given: Option<&str>) -> std::result::Result<String, A
 /// Describe* and List* read; everything else changes something and is
 /// audited.
 fn mutating(operation: &str) -> bool {
+    let operation = operation
+        .strip_prefix(AUTOSCALING_TARGET)
+        .unwrap_or(operation);
     !(operation.starts_with("Describe")
         || operation.starts_with("List")
         || operation.starts_with("Estiba_V1.Get"))
@@ -320,6 +364,7 @@ async fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    service: &str,
 ) -> std::result::Result<Caller, ApiError> {
     let mut pairs: Vec<(String, String)> = headers
         .iter()
@@ -354,12 +399,12 @@ async fn authenticate(
     let secret = credential.as_ref().map(|c| c.secret.clone());
     let signed = sigv4::verify(&request, |_| secret, SystemTime::now())
         .map_err(|e| ApiError(ErrorBody::from(&e)))?;
-    if signed.service != "ecs" {
+    if signed.service != service {
         return Err(ApiError::new(
             "InvalidSignatureException",
             403,
             format!(
-                "Credential should be scoped to correct service: 'ecs', not '{}'.",
+                "Credential should be scoped to correct service: '{service}', not '{}'.",
                 signed.service
             ),
         ));
@@ -384,7 +429,8 @@ async fn handle(
 ) -> Response {
     let header = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     // estiba's own operations (task logs) sit beside ECS's.
-    let target = match header.filter(|h| h.starts_with(ESTIBA_TARGET)) {
+    let own = |h: &&str| h.starts_with(ESTIBA_TARGET) || h.starts_with(AUTOSCALING_TARGET);
+    let target = match header.filter(own) {
         Some(own) => own.to_string(),
         None => match json::target(header, ECS_TARGET) {
             Ok(t) => t.operation.to_string(),
@@ -399,7 +445,8 @@ async fn handle(
         let resource = server.resource_of(&value);
         let mut caller = None;
         let outcome = async {
-            let who = authenticate(&server, &method, &uri, &headers, &body).await?;
+            let service = signing_service(&target);
+            let who = authenticate(&server, &method, &uri, &headers, &body, service).await?;
             let policies: Vec<_> = who
                 .policies
                 .iter()
@@ -540,6 +587,11 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
         Arc::clone(&server),
         "the service scheduler",
         crate::service::scheduler::run,
+    ));
+    tokio::spawn(while_leading(
+        Arc::clone(&server),
+        "autoscaling",
+        crate::service::autoscale::run,
     ));
     tokio::spawn(compact_on_schedule(Arc::clone(&server)));
     let service = router(server).into_make_service_with_connect_info::<SocketAddr>();

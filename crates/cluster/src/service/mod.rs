@@ -8,6 +8,7 @@
 //! - `scheduler.rs`: the loop that runs plans, fed by the view of tasks
 //!   (`view.rs`) and by watches of services and instances.
 
+pub mod autoscale;
 pub mod plan;
 pub mod scheduler;
 

@@ -614,6 +614,8 @@ mod tests {
             health: Health::Unknown,
             created_at: started.unwrap_or(0.0),
             started_at: started,
+            reserved_cpu: 0,
+            reserved_memory: 0,
             stop_code: None,
             stopped_reason: None,
             mod_revision: 1,

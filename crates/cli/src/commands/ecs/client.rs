@@ -19,6 +19,10 @@ pub const ECS_TARGET: &str = "AmazonEC2ContainerServiceV20141113";
 pub const ESTIBA_TARGET: &str = "Estiba_V1";
 /// What requests are signed for, estiba's own operations too.
 const SERVICE: &str = "ecs";
+/// Application Auto Scaling's prefix in `X-Amz-Target`, on the same
+/// endpoint, and the service its requests are signed for.
+pub const AUTOSCALING_TARGET: &str = "AnyScaleFrontendService";
+const AUTOSCALING_SERVICE: &str = "application-autoscaling";
 
 /// An error answer of the API (`{"__type": …, "message": …}`), shown as
 /// `<__type>: <message>`.
@@ -90,8 +94,21 @@ impl Client {
         )
     }
 
+    /// An Application Auto Scaling operation.
+    pub fn autoscaling(&self, operation: &str, request: &impl Serialize) -> Result<Value> {
+        self.call_for(
+            &format!("{AUTOSCALING_TARGET}.{operation}"),
+            &serde_json::to_vec(request)?,
+            AUTOSCALING_SERVICE,
+        )
+    }
+
     /// One call: `target` is `Service.Operation`, `body` goes unchanged.
     pub fn call(&self, target: &str, body: &[u8]) -> Result<Value> {
+        self.call_for(target, body, SERVICE)
+    }
+
+    fn call_for(&self, target: &str, body: &[u8], service: &str) -> Result<Value> {
         let signed = [
             ("content-type", estiba_aws::json::CONTENT_TYPE),
             ("x-amz-target", target),
@@ -106,7 +123,7 @@ impl Client {
             &outgoing,
             &self.credentials,
             &self.region,
-            SERVICE,
+            service,
             SystemTime::now(),
         )?;
         let mut request = self.http.post(self.url.clone()).body(body.to_vec());

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use serde_json::{json, Map, Value};
 
-use super::show::{self, family_revision, fields, scalar, text};
+use super::show::{self, family_revision, fields, id_of, scalar, text};
 use super::{list_all, output, Client};
 use crate::commands::images::tabulate;
 use crate::ecs_cli::{DeploymentFlags, Format, ServiceCommand};
@@ -95,6 +95,58 @@ pub fn run(client: &Client, format: Format, cluster: &str, command: ServiceComma
             let body = json!({"cluster": cluster, "service": name, "force": force});
             let answer = client.ecs("DeleteService", &body)?;
             shown_arn(format, &answer)
+        }
+        ServiceCommand::Autoscale {
+            name,
+            min,
+            max,
+            target_cpu,
+            target_memory,
+            scale_out_cooldown,
+            scale_in_cooldown,
+            off,
+        } => {
+            let resource = format!("service/{}/{name}", id_of(cluster));
+            let scope = json!({
+                "ServiceNamespace": "ecs",
+                "ResourceId": resource,
+                "ScalableDimension": "ecs:service:DesiredCount",
+            });
+            if off {
+                client.autoscaling("DeregisterScalableTarget", &scope)?;
+                println!("{resource}: no longer scaled");
+                return Ok(0);
+            }
+            let mut target = scope.clone();
+            target["MinCapacity"] = json!(min);
+            target["MaxCapacity"] = json!(max);
+            let answer = client.autoscaling("RegisterScalableTarget", &target)?;
+            let metrics = [
+                ("cpu", "ECSServiceAverageCPUUtilization", target_cpu),
+                (
+                    "memory",
+                    "ECSServiceAverageMemoryUtilization",
+                    target_memory,
+                ),
+            ];
+            for (short, metric, value) in metrics {
+                let Some(value) = value else { continue };
+                let mut policy = scope.clone();
+                policy["PolicyName"] = json!(format!("estiba-{short}"));
+                policy["PolicyType"] = json!("TargetTrackingScaling");
+                policy["TargetTrackingScalingPolicyConfiguration"] = json!({
+                    "TargetValue": value,
+                    "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
+                    "ScaleOutCooldown": scale_out_cooldown,
+                    "ScaleInCooldown": scale_in_cooldown,
+                });
+                client.autoscaling("PutScalingPolicy", &policy)?;
+            }
+            output(format, &answer, || {
+                println!("{}", text(answer["ScalableTargetARN"].as_str()));
+                Ok(())
+            })?;
+            Ok(0)
         }
         ServiceCommand::Events { name, count } => {
             let answer = describe(client, cluster, std::slice::from_ref(&name))?;
