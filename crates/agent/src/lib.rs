@@ -29,6 +29,7 @@ pub mod pod;
 pub mod registries;
 pub mod restart;
 pub mod runner;
+pub mod sim;
 pub mod usage;
 
 pub use agent::{run, Options};

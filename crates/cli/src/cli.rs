@@ -127,6 +127,10 @@ pub enum Command {
     Node(crate::ecs_cli::NodeArgs),
     /// Create, list, show, update, scale and delete a cluster's services.
     Service(crate::ecs_cli::ServiceArgs),
+    /// Simulated nodes for the scheduler benchmark: they join, heartbeat and acknowledge
+    /// their tasks through the agent API, and run no container.
+    #[command(name = "agent-sim", hide = true)]
+    AgentSim(AgentSimArgs),
     /// Unpack one layer into a directory (for benchmarks and debugging).
     #[command(name = "debug-unpack", hide = true)]
     DebugUnpack { layer: PathBuf, dest: PathBuf },
@@ -743,6 +747,34 @@ pub struct ClusterStateArgs {
     /// sqlite, or etcd://HOST:PORT[,HOST:PORT…].
     #[arg(long, default_value = "sqlite")]
     pub store: String,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentSimArgs {
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
+    #[arg(long)]
+    pub token: String,
+    #[arg(long, default_value = "default")]
+    pub cluster: String,
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Each node's CPU units.
+    #[arg(long, default_value_t = 4096)]
+    pub cpu: i64,
+    /// Each node's MiB.
+    #[arg(long, default_value_t = 16384)]
+    pub memory: i64,
+    #[arg(long, default_value_t = 3)]
+    pub zones: usize,
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Each node's heartbeat interval (the control plane's --heartbeat).
+    #[arg(long, default_value = "10s")]
+    pub heartbeat: String,
+    /// Report each placed task RUNNING.
+    #[arg(long)]
+    pub ack: bool,
 }
 
 #[derive(Args, Debug)]

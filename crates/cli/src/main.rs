@@ -47,7 +47,8 @@ fn main() -> ExitCode {
         | cli::Command::Taskdef(_)
         | cli::Command::Task(_)
         | cli::Command::Node(_)
-        | cli::Command::Service(_) => true,
+        | cli::Command::Service(_)
+        | cli::Command::AgentSim(_) => true,
         // The FARGATE capacity runs containers in the control plane.
         cli::Command::Cluster(cli::ClusterCommand::Serve(a)) => !a.fargate,
         cli::Command::Cluster(

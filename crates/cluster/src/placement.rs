@@ -56,13 +56,13 @@ pub fn need_of(d: &TaskDefinition) -> Resources {
 /// An instance as the engine sees it: its record, whether its agent is
 /// connected, and its live tasks by group.
 #[derive(Clone, Debug)]
-pub struct Live<'a> {
-    pub record: &'a InstanceRecord,
+pub struct Live {
+    pub record: InstanceRecord,
     pub connected: bool,
     pub groups: BTreeMap<String, u32>,
 }
 
-impl Node for Live<'_> {
+impl Node for Live {
     fn id(&self) -> &str {
         &self.record.id
     }

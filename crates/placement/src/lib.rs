@@ -245,7 +245,7 @@ pub fn check(node: &dyn Node, req: &Request<'_>) -> Option<Miss> {
     if !node.connected() {
         return Some(Miss::Disconnected);
     }
-    if let Err(s) = node.remaining().minus(req.need) {
+    if let Err(s) = node.remaining().fits(req.need) {
         return Some(Miss::Short(s));
     }
     req.constraints.iter().find_map(|c| match c {
@@ -302,21 +302,35 @@ fn field(r: &Resources, f: Field) -> i64 {
     }
 }
 
-/// The score stage: the candidates best first, ordered by each strategy
-/// in turn (lowest key first), then by id.
-pub fn score<'a, N: Node>(all: &[N], mut fits: Vec<&'a N>, req: &Request<'_>) -> Vec<&'a N> {
-    let spread_buckets: Vec<Option<HashMap<String, u32>>> = req
-        .strategies
-        .iter()
-        .map(|s| match s {
-            Strategy::Spread(SpreadOn::Attribute(a)) => Some(buckets(all, a, req.group)),
-            _ => None,
-        })
-        .collect();
-    let key = |n: &N| -> Vec<i64> {
-        req.strategies
+/// Each strategy's key for a node (lower is better), with the seeded
+/// tie-breaker last.
+struct Scorer<'r> {
+    req: &'r Request<'r>,
+    buckets: Vec<Option<HashMap<String, u32>>>,
+}
+
+impl<'r> Scorer<'r> {
+    fn new<N: Node>(all: &[N], req: &'r Request<'r>) -> Scorer<'r> {
+        let buckets = req
+            .strategies
             .iter()
-            .zip(&spread_buckets)
+            .map(|s| match s {
+                Strategy::Spread(SpreadOn::Attribute(a)) => Some(buckets(all, a, req.group)),
+                _ => None,
+            })
+            .collect();
+        Scorer { req, buckets }
+    }
+
+    /// Fixed-size, so that scoring every node allocates nothing; unused
+    /// places are 0 for every node.
+    fn key<N: Node>(&self, n: &N) -> ([i64; MAX_STRATEGIES], u64) {
+        let req = self.req;
+        let mut keys = [0i64; MAX_STRATEGIES];
+        let each = req
+            .strategies
+            .iter()
+            .zip(&self.buckets)
             .map(|(s, b)| match s {
                 Strategy::Binpack(f) => field(n.remaining(), *f) - field(req.need, *f),
                 Strategy::Spread(SpreadOn::Instance) => i64::from(n.in_group(req.group)),
@@ -328,12 +342,24 @@ pub fn score<'a, N: Node>(all: &[N], mut fits: Vec<&'a N>, req: &Request<'_>) ->
                 }
                 // Reinterpreted, not truncated: the order is what matters.
                 Strategy::Random => mix(req.seed, n.id()) as i64,
-            })
-            .collect()
-    };
-    let mut keyed: Vec<(Vec<i64>, u64, &'a N)> = fits
+            });
+        for (slot, k) in keys.iter_mut().zip(each) {
+            *slot = k;
+        }
+        (keys, mix(req.seed, n.id()))
+    }
+}
+
+/// The score stage: the candidates best first, ordered by each strategy
+/// in turn (lowest key first), then by the seed, then by id.
+pub fn score<'a, N: Node>(all: &[N], mut fits: Vec<&'a N>, req: &Request<'_>) -> Vec<&'a N> {
+    let scorer = Scorer::new(all, req);
+    let mut keyed: Vec<([i64; MAX_STRATEGIES], u64, &'a N)> = fits
         .drain(..)
-        .map(|n| (key(n), mix(req.seed, n.id()), n))
+        .map(|n| {
+            let (k, t) = scorer.key(n);
+            (k, t, n)
+        })
         .collect();
     keyed.sort_by(|(ka, ta, a), (kb, tb, b)| {
         ka.cmp(kb).then(ta.cmp(tb)).then_with(|| a.id().cmp(b.id()))
@@ -341,10 +367,34 @@ pub fn score<'a, N: Node>(all: &[N], mut fits: Vec<&'a N>, req: &Request<'_>) ->
     keyed.into_iter().map(|(_, _, n)| n).collect()
 }
 
-/// Filter, then score: the best node, or what every node missed.
+/// Filter, then score: the best node (the first `score` would give, found
+/// in one pass), or what every node missed.
 pub fn place<'a, N: Node>(nodes: &'a [N], req: &Request<'_>) -> Result<&'a N, Vec<(&'a N, Miss)>> {
-    let (fits, misses) = filter(nodes, req);
-    score(nodes, fits, req).into_iter().next().ok_or(misses)
+    best(nodes, req)
+        .map(|i| &nodes[i])
+        .map_err(|misses| misses.into_iter().map(|(i, m)| (&nodes[i], m)).collect())
+}
+
+/// The index of the best node, or each node's miss by index.
+pub fn best<N: Node>(nodes: &[N], req: &Request<'_>) -> Result<usize, Vec<(usize, Miss)>> {
+    let scorer = Scorer::new(nodes, req);
+    let mut winner: Option<(usize, ([i64; MAX_STRATEGIES], u64))> = None;
+    let mut misses = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(m) = check(n, req) {
+            misses.push((i, m));
+            continue;
+        }
+        let k = scorer.key(n);
+        let better = match &winner {
+            None => true,
+            Some((j, w)) => k.cmp(w).then_with(|| n.id().cmp(nodes[*j].id())).is_lt(),
+        };
+        if better {
+            winner = Some((i, k));
+        }
+    }
+    winner.map(|(i, _)| i).ok_or(misses)
 }
 
 /// Scale-in: the nodes that hold tasks of `group`, the one to take a task
@@ -558,6 +608,47 @@ mod tests {
             misses[0].1.to_string(),
             "memberOf(attribute:zone == 1) is false here: attribute:zone is \"2\""
         );
+    }
+
+    #[test]
+    fn the_one_pass_choice_is_the_first_of_the_full_order() {
+        let mut list: Vec<TestNode> = (0..40)
+            .map(|i| {
+                TestNode::new(&format!("n{i:02}"), 4096, 512 + (i % 7) * 256)
+                    .attr("zone", &format!("{}", i % 3))
+            })
+            .collect();
+        for (i, n) in list.iter_mut().enumerate().filter(|(i, _)| i % 4 == 0) {
+            n.groups.insert("g".into(), (i % 5) as u32);
+        }
+        let need = Resources::default();
+        for specs in [
+            vec![
+                spec("spread", Some("attribute:zone")),
+                spec("binpack", Some("memory")),
+            ],
+            vec![spec("random", None)],
+            vec![spec("spread", Some("instanceId"))],
+            vec![],
+        ] {
+            let strategies = strategies(&specs).unwrap();
+            for seed in 0..20 {
+                let req = Request {
+                    need: &need,
+                    group: "g",
+                    constraints: &[],
+                    strategies: &strategies,
+                    seed,
+                };
+                let (fits, _) = filter(&list, &req);
+                let first = score(&list, fits, &req)[0].id().to_string();
+                assert_eq!(
+                    place(&list, &req).unwrap().id(),
+                    first,
+                    "{specs:?} seed {seed}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -27,9 +27,9 @@ fn union(a: &[u16], b: &[u16]) -> Vec<u16> {
 }
 
 impl Resources {
-    /// What is left of `self` once a task's `need` is taken, or which
-    /// resource runs short (ECS's failure reasons).
-    pub fn minus(&self, need: &Resources) -> Result<Resources, Shortfall> {
+    /// Whether a task's `need` fits in `self`, without making what would
+    /// be left: the filter's question, asked of every node.
+    pub fn fits(&self, need: &Resources) -> Result<(), Shortfall> {
         if need.cpu > self.cpu {
             return Err(Shortfall::Cpu {
                 needed: need.cpu,
@@ -49,6 +49,13 @@ impl Resources {
         if let Some(port) = clash(&self.ports_udp, &need.ports_udp) {
             return Err(Shortfall::Port { port, proto: "udp" });
         }
+        Ok(())
+    }
+
+    /// What is left of `self` once a task's `need` is taken, or which
+    /// resource runs short (ECS's failure reasons).
+    pub fn minus(&self, need: &Resources) -> Result<Resources, Shortfall> {
+        self.fits(need)?;
         Ok(Resources {
             cpu: self.cpu - need.cpu,
             memory: self.memory - need.memory,

@@ -320,3 +320,21 @@ fn migrate(ctx: &Context, from: &str, to: &str) -> Result<u8> {
     );
     Ok(0)
 }
+
+/// `estiba agent-sim`: simulated nodes for the scheduler benchmark.
+pub fn agent_sim(a: crate::cli::AgentSimArgs) -> Result<u8> {
+    let opts = estiba_agent::sim::SimOptions {
+        servers: a.server,
+        token: a.token,
+        cluster: a.cluster,
+        nodes: a.nodes,
+        cpu: a.cpu,
+        memory: a.memory,
+        zones: a.zones,
+        concurrency: a.concurrency,
+        heartbeat: duration("--heartbeat", &a.heartbeat)?,
+        ack: a.ack,
+    };
+    runtime()?.block_on(estiba_agent::sim::run(opts))?;
+    Ok(0)
+}

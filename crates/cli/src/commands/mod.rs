@@ -162,6 +162,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Task(a) => ecs::task(a),
         Command::Node(a) => ecs::node(a),
         Command::Service(a) => ecs::service(a),
+        Command::AgentSim(a) => cluster::agent_sim(a),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),
         Command::InternalLibcontainer { .. } => anyhow::bail!(

@@ -457,85 +457,143 @@ async fn groups_on(
 /// not exist).
 pub(crate) type Misses = Vec<(String, Option<placement::Miss>)>;
 
-/// Places one task: filter, score, and reserve in one transaction, trying
-/// again if another request changed the chosen instance first. The task
-/// is in the view once placed.
+/// Places one task: see [`place_many`].
 pub(crate) async fn place_one(
     server: &Server,
     ask: &Placement<'_>,
 ) -> Result<std::result::Result<TaskRecord, Misses>> {
+    let (mut placed, misses) = place_many(server, ask, 1).await?;
+    Ok(match (placed.pop(), misses) {
+        (Some(t), _) => Ok(t),
+        (None, m) => Err(m.unwrap_or_default()),
+    })
+}
+
+/// Tasks per transaction: etcd allows 128 operations in one (each task
+/// takes two puts, and its instance one); SQLite syncs once per
+/// transaction, so fewer, larger ones are faster.
+fn batch_size(server: &Server) -> usize {
+    match server.db.store {
+        estiba_state::AnyStore::Sqlite(_) => 500,
+        _ => 40,
+    }
+}
+
+/// Places up to `count` tasks: the candidates are read once, each task is
+/// placed in memory (filter, then score, on the nodes as the tasks placed
+/// before it left them), and a batch is reserved in one transaction that
+/// compares every instance it changes on its mod revision. A lost race
+/// reads again and goes on. Returns what was placed and, if it stopped
+/// short, what each candidate missed. Placed tasks are in the view.
+pub(crate) async fn place_many(
+    server: &Server,
+    ask: &Placement<'_>,
+    count: usize,
+) -> Result<(Vec<TaskRecord>, Option<Misses>)> {
     let template = ask.template;
     let cluster = &template.cluster;
     let capacity = template.pool();
-    let group = template.group.as_deref().unwrap_or_default();
-    loop {
+    let group = template.group.clone().unwrap_or_default();
+    let mut placed: Vec<TaskRecord> = Vec::new();
+    while placed.len() < count {
         let (instances, connected) = candidates(server, capacity).await?;
         let mut groups = groups_on(server, cluster, &instances).await?;
-        let pool: Vec<Live<'_>> = instances
+        let mut pool: Vec<Live> = instances
             .iter()
             .filter(|v| ask.only.is_none_or(|o| o == v.value.id))
             .map(|v| Live {
-                record: &v.value,
+                record: v.value.clone(),
                 connected: connected.contains(&v.value.id),
                 groups: groups.remove(&v.value.id).unwrap_or_default(),
             })
             .collect();
         if pool.is_empty() {
-            return Ok(Err(ask
+            let misses = ask
                 .only
                 .map(|o| vec![(o.to_string(), None)])
-                .unwrap_or_default()));
+                .unwrap_or_default();
+            return Ok((placed, Some(misses)));
         }
-        let request = placement::Request {
-            need: &template.reserved,
-            group,
-            constraints: ask.constraints,
-            strategies: ask.strategies,
-            seed: ask.seed,
-        };
-        let winner = match estiba_placement::place(&pool, &request) {
-            Ok(w) => w.record,
-            Err(misses) => {
-                return Ok(Err(misses
-                    .into_iter()
-                    .map(|(n, m)| (n.record.id.clone(), Some(m)))
-                    .collect()))
+        let mut batch: Vec<TaskRecord> = Vec::new();
+        let mut touched: Vec<usize> = Vec::new();
+        let mut short = None;
+        while batch.len() < batch_size(server) && placed.len() + batch.len() < count {
+            let request = placement::Request {
+                need: &template.reserved,
+                group: &group,
+                constraints: ask.constraints,
+                strategies: ask.strategies,
+                seed: ask.seed.wrapping_add((placed.len() + batch.len()) as u64),
+            };
+            let winner = match estiba_placement::best(&pool, &request) {
+                Ok(i) => i,
+                Err(misses) => {
+                    short = Some(
+                        misses
+                            .into_iter()
+                            .map(|(i, m)| (pool[i].record.id.clone(), Some(m)))
+                            .collect(),
+                    );
+                    break;
+                }
+            };
+            let node = &mut pool[winner];
+            let Ok(remaining) = node.record.remaining.minus(&template.reserved) else {
+                break;
+            };
+            node.record.remaining = remaining;
+            *node.groups.entry(group.clone()).or_default() += 1;
+            if !touched.contains(&winner) {
+                touched.push(winner);
             }
-        };
-        let Some(current) = instances.iter().find(|v| v.value.id == winner.id) else {
-            continue;
-        };
-        let Ok(remaining) = current.value.remaining.minus(&template.reserved) else {
-            continue;
-        };
-        let mut instance = current.value.clone();
-        instance.remaining = remaining;
-        instance.version += 1;
-        let mut task = template.clone();
-        task.id = estiba_os::random_hex(16);
-        task.instance = Some(instance.id.clone());
-        task.created_at = time::now();
-        let instance_key = keys::instance(capacity, &instance.id);
-        let assignment = AssignmentRecord {
+            let mut task = template.clone();
+            task.id = estiba_os::random_hex(16);
+            task.instance = Some(node.record.id.clone());
+            task.created_at = time::now();
+            batch.push(task);
+        }
+        if batch.is_empty() {
+            return Ok((placed, short));
+        }
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        for i in &touched {
+            let mut instance = pool[*i].record.clone();
+            let read = instances
+                .iter()
+                .find(|v| v.value.id == instance.id)
+                .map_or(0, |v| v.mod_revision);
+            instance.version += 1;
+            let key = keys::instance(capacity, &instance.id);
+            compares.push(unchanged(&key, read));
+            ops.push(Op::put(key.as_str(), encode(&instance)));
+        }
+        let assignment = encode(&AssignmentRecord {
             cluster: cluster.clone(),
             desired_status: Status::Running,
-        };
-        let compares = fenced(
-            vec![unchanged(&instance_key, current.mod_revision)],
-            ask.fence,
-        );
-        let txn = Txn::when(compares).and_then(vec![
-            Op::put(instance_key.as_str(), encode(&instance)),
-            Op::put(keys::task(cluster, &task.id), encode(&task)),
-            Op::put(keys::assigned(&instance.id, &task.id), encode(&assignment)),
-        ]);
-        if let Some(revision) = server.db.commit_at(txn).await? {
-            tracing::info!(task = %task.id, instance = %instance.id, "placed");
-            server.view.committed(&task, revision);
-            return Ok(Ok(task));
+        });
+        for task in &batch {
+            let on = task.instance.as_deref().unwrap_or_default();
+            ops.push(Op::put(keys::task(cluster, &task.id), encode(task)));
+            ops.push(Op::put(keys::assigned(on, &task.id), assignment.clone()));
         }
-        still_leading(server, ask.fence).await?;
+        let txn = Txn::when(fenced(compares, ask.fence)).and_then(ops);
+        match server.db.commit_at(txn).await? {
+            Some(revision) => {
+                for task in &batch {
+                    tracing::info!(task = %task.id, instance = ?task.instance, "placed");
+                    server.view.committed(task, revision);
+                }
+                placed.extend(batch);
+                if short.is_some() {
+                    return Ok((placed, short));
+                }
+            }
+            // Another writer changed an instance: read again and go on.
+            None => still_leading(server, ask.fence).await?,
+        }
     }
+    Ok((placed, None))
 }
 
 pub async fn stop(server: &Server, req: StopRequest) -> Reply {

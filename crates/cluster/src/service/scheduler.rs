@@ -430,30 +430,33 @@ async fn start_tasks(
                 .map(|t| (t.key.clone(), t.value.clone()))
                 .collect();
         }
-        let mut placed = Vec::new();
-        for i in 0..count {
-            let ask = tasks::Placement {
-                template: &template,
-                only,
-                constraints: &constraints,
-                strategies: &strategies,
-                seed: server.settings.placement_seed ^ u64::from(i) ^ svc.version.rotate_left(17),
-                fence: Some(fence),
-            };
-            match tasks::place_one(server, &ask).await? {
-                Ok(task) => placed.push(format!("(task {})", task.id)),
-                Err(misses) => {
-                    short = true;
-                    events.push(unplaced(svc, &misses));
-                    break;
-                }
-            }
+        let ask = tasks::Placement {
+            template: &template,
+            only,
+            constraints: &constraints,
+            strategies: &strategies,
+            seed: server.settings.placement_seed ^ svc.version.rotate_left(17),
+            fence: Some(fence),
+        };
+        let (started, misses) = tasks::place_many(server, &ask, count as usize).await?;
+        if let Some(misses) = misses {
+            short = true;
+            events.push(unplaced(svc, &misses));
+        }
+        // An event names at most 10 tasks, as ECS's do.
+        let mut placed: Vec<String> = started
+            .iter()
+            .take(10)
+            .map(|t| format!("(task {})", t.id))
+            .collect();
+        if started.len() > 10 {
+            placed.push(format!("and {} more", started.len() - 10));
         }
         if !placed.is_empty() {
             events.push(format!(
                 "(service {}) has started {} tasks: {}.",
                 svc.name,
-                placed.len(),
+                started.len(),
                 placed.join(" ")
             ));
         }
@@ -518,7 +521,7 @@ async fn daemon_nodes(server: &Server, svc: &ServiceRecord) -> Result<Vec<Daemon
     Ok(instances
         .iter()
         .map(|(_, v)| Live {
-            record: &v.value,
+            record: v.value.clone(),
             connected: connected.contains(&v.value.id),
             groups: groups.remove(&v.value.id).unwrap_or_default(),
         })
