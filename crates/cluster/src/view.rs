@@ -153,8 +153,8 @@ impl Inner {
     }
 
     /// Applies a task's new state (None: deleted). Older than what is
-    /// held: ignored.
-    fn apply(&mut self, key: &str, new: Option<TaskSummary>, mod_revision: i64) {
+    /// held: ignored. With `tell`, a scheduler hears of it.
+    fn apply(&mut self, key: &str, new: Option<TaskSummary>, mod_revision: i64, tell: bool) {
         if self
             .tasks
             .get(key)
@@ -172,7 +172,7 @@ impl Inner {
         if new.last_status != Status::Stopped {
             self.insert(new.clone());
         }
-        if let (true, Some(group)) = (self.subscribed, group) {
+        if let (true, Some(group)) = (self.subscribed && (tell || just_stopped), group) {
             self.changes.push(Change {
                 cluster: new.cluster.clone(),
                 group,
@@ -210,12 +210,13 @@ impl View {
 
     /// A task its writer (placement, a stop) just committed at
     /// `revision`: in the view now, unless the watch has already gone past
-    /// it.
+    /// it. The writer knows what it did: no scheduler is woken for it
+    /// (the watch's copy of it is then ignored), unless it stopped.
     pub fn committed(&self, t: &TaskRecord, revision: i64) {
         let mut inner = self.lock();
         if inner.loaded && revision > inner.revision {
             let key = keys::task(&t.cluster, &t.id);
-            inner.apply(&key, Some(TaskSummary::of(t, revision)), revision);
+            inner.apply(&key, Some(TaskSummary::of(t, revision)), revision, false);
         }
     }
 
@@ -229,6 +230,30 @@ impl View {
             .flatten()
             .filter_map(|k| inner.tasks.get(k).cloned())
             .collect()
+    }
+
+    /// RUNNING and PENDING (or earlier) tasks of a group by the deployment
+    /// that started them, counted in place: what DescribeServices shows,
+    /// without copying the tasks.
+    pub fn counts(&self, cluster: &str, group: &str) -> HashMap<Option<String>, (usize, usize)> {
+        let inner = self.lock();
+        let mut out: HashMap<Option<String>, (usize, usize)> = HashMap::new();
+        let keys = inner
+            .by_group
+            .get(&(cluster.to_string(), group.to_string()));
+        for t in keys
+            .into_iter()
+            .flatten()
+            .filter_map(|k| inner.tasks.get(k))
+        {
+            let slot = out.entry(t.started_by.clone()).or_default();
+            match t.last_status {
+                Status::Running => slot.0 += 1,
+                s if s < Status::Running => slot.1 += 1,
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Live tasks by group on each of the given instances.
@@ -266,7 +291,7 @@ impl View {
                     });
                 }
             }
-            inner.apply(&key, Some(t), rev);
+            inner.apply(&key, Some(t), rev, true);
         }
         inner.revision = revision;
         inner.loaded = true;
@@ -320,7 +345,7 @@ async fn follow_once(server: &Arc<Server>) -> Result<()> {
             EventKind::Delete => None,
         };
         let mut inner = server.view.lock();
-        inner.apply(&key, new, rev);
+        inner.apply(&key, new, rev, true);
         inner.revision = inner.revision.max(rev);
         let waiting = !inner.changes.is_empty();
         drop(inner);
@@ -365,13 +390,13 @@ mod tests {
         view.reset(vec![], 1);
         let mut inner = view.lock();
         let key = keys::task("c", "t1");
-        inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2);
-        inner.apply(&key, Some(summary("t1", Status::Running, 3)), 3);
+        inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2, true);
+        inner.apply(&key, Some(summary("t1", Status::Running, 3)), 3, true);
         // An older update (a placer late with its own copy) changes nothing.
-        inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2);
+        inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2, true);
         assert_eq!(inner.tasks[&key].last_status, Status::Running);
         assert_eq!(inner.on_node["n1"]["service:web"], 1);
-        inner.apply(&key, Some(summary("t1", Status::Stopped, 4)), 4);
+        inner.apply(&key, Some(summary("t1", Status::Stopped, 4)), 4, true);
         assert!(inner.tasks.is_empty() && inner.by_group.is_empty());
         assert!(inner.on_node["n1"].is_empty());
         drop(inner);

@@ -303,14 +303,28 @@ fn field(r: &Resources, f: Field) -> i64 {
 }
 
 /// Each strategy's key for a node (lower is better), with the seeded
-/// tie-breaker last.
-struct Scorer<'r> {
-    req: &'r Request<'r>,
+/// tie-breaker last. The counts per attribute value that spread needs are
+/// taken once over every node, and kept current by [`Placer::placed`].
+#[derive(Clone, Debug)]
+pub struct Placer {
     buckets: Vec<Option<HashMap<String, u32>>>,
 }
 
-impl<'r> Scorer<'r> {
-    fn new<N: Node>(all: &[N], req: &'r Request<'r>) -> Scorer<'r> {
+/// How many feasible nodes a placement scores: all of them up to 100;
+/// beyond, a share that shrinks as clusters grow (50% less one point per
+/// 125 nodes, at least 5%, at least 100 nodes), as kube-scheduler's
+/// percentageOfNodesToScore does. The scan starts at a seeded node, so
+/// which nodes are scored follows the seed.
+pub fn nodes_to_score(n: usize) -> usize {
+    if n <= 100 {
+        return n;
+    }
+    let percent = 50usize.saturating_sub(n / 125).max(5);
+    (n * percent / 100).max(100)
+}
+
+impl Placer {
+    pub fn new<N: Node>(all: &[N], req: &Request<'_>) -> Placer {
         let buckets = req
             .strategies
             .iter()
@@ -319,13 +333,23 @@ impl<'r> Scorer<'r> {
                 _ => None,
             })
             .collect();
-        Scorer { req, buckets }
+        Placer { buckets }
+    }
+
+    /// Counts a task just placed on `node` into the spread buckets (the
+    /// caller counts it into the node's own groups).
+    pub fn placed<N: Node>(&mut self, node: &N, req: &Request<'_>) {
+        for (s, b) in req.strategies.iter().zip(&mut self.buckets) {
+            if let (Strategy::Spread(SpreadOn::Attribute(a)), Some(b)) = (s, b) {
+                let value = node.attribute(a).unwrap_or_default().to_string();
+                *b.entry(value).or_default() += 1;
+            }
+        }
     }
 
     /// Fixed-size, so that scoring every node allocates nothing; unused
     /// places are 0 for every node.
-    fn key<N: Node>(&self, n: &N) -> ([i64; MAX_STRATEGIES], u64) {
-        let req = self.req;
+    fn key<N: Node>(&self, n: &N, req: &Request<'_>) -> ([i64; MAX_STRATEGIES], u64) {
         let mut keys = [0i64; MAX_STRATEGIES];
         let each = req
             .strategies
@@ -348,16 +372,55 @@ impl<'r> Scorer<'r> {
         }
         (keys, mix(req.seed, n.id()))
     }
+
+    /// The index of the best node among those scored (see
+    /// [`nodes_to_score`]), or each node's miss when none fits.
+    pub fn best<N: Node>(
+        &self,
+        nodes: &[N],
+        req: &Request<'_>,
+    ) -> Result<usize, Vec<(usize, Miss)>> {
+        let n = nodes.len();
+        if n == 0 {
+            return Err(Vec::new());
+        }
+        let quota = nodes_to_score(n);
+        let start = (req.seed % n as u64) as usize;
+        let mut winner: Option<(usize, ([i64; MAX_STRATEGIES], u64))> = None;
+        let mut misses = Vec::new();
+        let mut scored = 0;
+        for step in 0..n {
+            let i = if quota == n { step } else { (start + step) % n };
+            let node = &nodes[i];
+            if let Some(m) = check(node, req) {
+                misses.push((i, m));
+                continue;
+            }
+            let k = self.key(node, req);
+            let better = match &winner {
+                None => true,
+                Some((j, w)) => k.cmp(w).then_with(|| node.id().cmp(nodes[*j].id())).is_lt(),
+            };
+            if better {
+                winner = Some((i, k));
+            }
+            scored += 1;
+            if scored >= quota {
+                break;
+            }
+        }
+        winner.map(|(i, _)| i).ok_or(misses)
+    }
 }
 
 /// The score stage: the candidates best first, ordered by each strategy
 /// in turn (lowest key first), then by the seed, then by id.
 pub fn score<'a, N: Node>(all: &[N], mut fits: Vec<&'a N>, req: &Request<'_>) -> Vec<&'a N> {
-    let scorer = Scorer::new(all, req);
+    let scorer = Placer::new(all, req);
     let mut keyed: Vec<([i64; MAX_STRATEGIES], u64, &'a N)> = fits
         .drain(..)
         .map(|n| {
-            let (k, t) = scorer.key(n);
+            let (k, t) = scorer.key(n, req);
             (k, t, n)
         })
         .collect();
@@ -375,26 +438,10 @@ pub fn place<'a, N: Node>(nodes: &'a [N], req: &Request<'_>) -> Result<&'a N, Ve
         .map_err(|misses| misses.into_iter().map(|(i, m)| (&nodes[i], m)).collect())
 }
 
-/// The index of the best node, or each node's miss by index.
+/// The index of the best node (every node scored up to 100 of them; see
+/// [`nodes_to_score`]), or each node's miss by index.
 pub fn best<N: Node>(nodes: &[N], req: &Request<'_>) -> Result<usize, Vec<(usize, Miss)>> {
-    let scorer = Scorer::new(nodes, req);
-    let mut winner: Option<(usize, ([i64; MAX_STRATEGIES], u64))> = None;
-    let mut misses = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        if let Some(m) = check(n, req) {
-            misses.push((i, m));
-            continue;
-        }
-        let k = scorer.key(n);
-        let better = match &winner {
-            None => true,
-            Some((j, w)) => k.cmp(w).then_with(|| n.id().cmp(nodes[*j].id())).is_lt(),
-        };
-        if better {
-            winner = Some((i, k));
-        }
-    }
-    winner.map(|(i, _)| i).ok_or(misses)
+    Placer::new(nodes, req).best(nodes, req)
 }
 
 /// Scale-in: the nodes that hold tasks of `group`, the one to take a task

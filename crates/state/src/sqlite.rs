@@ -364,9 +364,22 @@ fn watch_batch(
     }
     let revision = meta(&tx, "revision")?;
     let end = prefix_end(prefix);
+    // Rows are read in id order from where the watch is: the first batch
+    // finds its start through the revision index, the rest walk the
+    // rowid from the last row delivered. Through the key index instead,
+    // every batch would read every row the prefix ever had.
+    let last_id = if last_id == 0 {
+        tx.query_row(
+            "SELECT COALESCE(MIN(id), 1 << 62) - 1 FROM kv WHERE rev >= ?1",
+            [from],
+            |r| r.get::<_, i64>(0),
+        )?
+    } else {
+        last_id
+    };
     let sql = format!(
-        "SELECT {COLUMNS}, id FROM kv WHERE key >= ?1 AND (?2 IS NULL OR key < ?2)
-         AND rev >= ?3 AND id > ?4 ORDER BY id LIMIT ?5"
+        "SELECT {COLUMNS}, id FROM kv NOT INDEXED WHERE id > ?4 AND rev >= ?3
+         AND key >= ?1 AND (?2 IS NULL OR key < ?2) ORDER BY id LIMIT ?5"
     );
     let mut events = Vec::new();
     {

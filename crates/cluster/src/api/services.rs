@@ -5,6 +5,8 @@
 //! Every check runs before anything is written: a refused request
 //! changes nothing.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -18,7 +20,7 @@ use crate::service::{
     ServiceStatus, MAX_DESIRED,
 };
 use crate::task::{LaunchType, Status, TaskRecord};
-use crate::view::TaskSummary;
+
 use crate::{keys, time};
 
 #[derive(Debug, Deserialize)]
@@ -571,51 +573,50 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
     Ok(crate::page::answer("serviceArns", arns, next))
 }
 
-/// The service's live tasks: from the view, or from the store while the
-/// view has not loaded.
-async fn live_tasks(server: &Server, svc: &ServiceRecord) -> crate::Result<Vec<TaskSummary>> {
+/// RUNNING and PENDING counts by deployment, ECS's way (tasks in those
+/// states): from the view, or from the store while the view has not
+/// loaded.
+async fn counts(
+    server: &Server,
+    svc: &ServiceRecord,
+) -> crate::Result<HashMap<Option<String>, (usize, usize)>> {
     let group = svc.group();
     if server.view.loaded() {
-        return Ok(server.view.group(&svc.cluster, &group));
+        return Ok(server.view.counts(&svc.cluster, &group));
     }
-    Ok(server
+    let mut out: HashMap<Option<String>, (usize, usize)> = HashMap::new();
+    for (_, t) in server
         .db
         .list::<TaskRecord>(&keys::tasks_of(&svc.cluster))
         .await?
-        .into_iter()
-        .filter(|(_, t)| {
-            t.group.as_deref() == Some(group.as_str()) && t.last_status != Status::Stopped
-        })
-        .map(|(_, t)| TaskSummary::of(&t, 0))
-        .collect())
-}
-
-/// RUNNING and PENDING counts, ECS's way: tasks in those states.
-fn counts<'a>(tasks: impl Iterator<Item = &'a TaskSummary>) -> (usize, usize) {
-    let (mut running, mut pending) = (0, 0);
-    for t in tasks {
+    {
+        if t.group.as_deref() != Some(group.as_str()) {
+            continue;
+        }
+        let slot = out.entry(t.started_by.clone()).or_default();
         match t.last_status {
-            Status::Running => running += 1,
-            s if s < Status::Running => pending += 1,
+            Status::Running => slot.0 += 1,
+            s if s < Status::Running => slot.1 += 1,
             _ => {}
         }
     }
-    (running, pending)
+    Ok(out)
 }
 
 /// A service as DescribeServices shows it.
 async fn view(server: &Server, svc: &ServiceRecord, with_tags: bool) -> Result<Value, ApiError> {
-    let tasks = live_tasks(server, svc).await?;
-    let (running, pending) = counts(tasks.iter());
+    let by_deployment = counts(server, svc).await?;
+    let (running, pending) = by_deployment
+        .values()
+        .fold((0, 0), |(r, p), (a, b)| (r + a, p + b));
     let deployments: Vec<Value> = svc
         .deployments
         .iter()
         .map(|d| {
-            let (r, p) = counts(
-                tasks
-                    .iter()
-                    .filter(|t| t.started_by.as_deref() == Some(d.id.as_str())),
-            );
+            let (r, p) = by_deployment
+                .get(&Some(d.id.clone()))
+                .copied()
+                .unwrap_or_default();
             json!({
                 "id": d.id,
                 "status": d.status,

@@ -517,15 +517,19 @@ pub(crate) async fn place_many(
         let mut batch: Vec<TaskRecord> = Vec::new();
         let mut touched: Vec<usize> = Vec::new();
         let mut short = None;
+        let request_for = |seed: u64| placement::Request {
+            need: &template.reserved,
+            group: &group,
+            constraints: ask.constraints,
+            strategies: ask.strategies,
+            seed,
+        };
+        // Spread's counts per attribute value, taken once per read and
+        // kept current as the batch places.
+        let mut placer = estiba_placement::Placer::new(&pool, &request_for(ask.seed));
         while batch.len() < batch_size(server) && placed.len() + batch.len() < count {
-            let request = placement::Request {
-                need: &template.reserved,
-                group: &group,
-                constraints: ask.constraints,
-                strategies: ask.strategies,
-                seed: ask.seed.wrapping_add((placed.len() + batch.len()) as u64),
-            };
-            let winner = match estiba_placement::best(&pool, &request) {
+            let request = request_for(ask.seed.wrapping_add((placed.len() + batch.len()) as u64));
+            let winner = match placer.best(&pool, &request) {
                 Ok(i) => i,
                 Err(misses) => {
                     short = Some(
@@ -543,6 +547,7 @@ pub(crate) async fn place_many(
             };
             node.record.remaining = remaining;
             *node.groups.entry(group.clone()).or_default() += 1;
+            placer.placed(&*node, &request);
             if !touched.contains(&winner) {
                 touched.push(winner);
             }
