@@ -156,6 +156,20 @@ pub struct AssignmentRecord {
     pub desired_status: crate::task::Status,
 }
 
+/// A random id in the 8-4-4-4-12 shape of ECS's ids (attachments,
+/// service events, scaling policies and activities).
+pub fn uuid_like() -> String {
+    let h = estiba_os::random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// The hex SHA-256 of a secret: what the store keeps of tokens.
 pub fn sha256_hex(secret: &str) -> String {
     use sha2::Digest;
@@ -279,6 +293,17 @@ impl Db {
     pub async fn commit_at(&self, txn: Txn) -> Result<Option<i64>> {
         let r = self.store.txn(txn).await?;
         Ok(r.succeeded.then_some(r.revision))
+    }
+
+    /// The instances whose agent is connected now (`connected/<id>`).
+    pub async fn connected(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self
+            .keys(crate::keys::CONNECTED)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(crate::keys::CONNECTED))
+            .map(str::to_string)
+            .collect())
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {

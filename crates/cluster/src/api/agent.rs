@@ -462,13 +462,7 @@ pub async fn watch_lost(server: Arc<Server>, fence: Fence) {
 
 async fn watch_lost_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
     let revision = server.db.store.revision().await?;
-    let connected: std::collections::HashSet<String> = server
-        .db
-        .keys(keys::CONNECTED)
-        .await?
-        .iter()
-        .map(|k| tasks::id_of(k).to_string())
-        .collect();
+    let connected = server.db.connected().await?;
     // Nodes already away when the watch begins (after a restart, say).
     for (_, i) in server.db.list::<InstanceRecord>(keys::INSTANCES).await? {
         if !connected.contains(&i.id) {

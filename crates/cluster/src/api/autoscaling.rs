@@ -379,7 +379,7 @@ pub async fn put_policy(server: &Server, req: PutPolicyRequest) -> Reply {
         name: name.clone(),
         id: existing
             .as_ref()
-            .map_or_else(crate::service::uuid_like, |e| e.value.id.clone()),
+            .map_or_else(crate::model::uuid_like, |e| e.value.id.clone()),
         resource_id: req.resource_id.clone(),
         metric,
         target_value: tt.target_value,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::tasks::id_of;
 use super::{cluster_name, taskdefs, ApiError, Caller, Reply, Server};
-use crate::model::{ClusterRecord, ClusterStatus, Tag, TaskDefRecord, TaskDefStatus, Versioned};
+use crate::model::{ClusterRecord, ClusterStatus, Tag, TaskDefRecord, Versioned};
 use crate::page::Page;
 use crate::placement::{self, ConstraintSpec, StrategySpec};
 use crate::service::{
@@ -233,31 +233,6 @@ fn propagate(given: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The task definition a request names: ACTIVE, and fit for the launch
-/// type.
-async fn usable_taskdef(
-    server: &Server,
-    given: &str,
-    launch: LaunchType,
-) -> Result<TaskDefRecord, ApiError> {
-    let Some(found) = taskdefs::find(server, given).await? else {
-        return Err(ApiError::client("TaskDefinition not found."));
-    };
-    let td = found.value;
-    if td.status != TaskDefStatus::Active {
-        return Err(ApiError::client(format!(
-            "TaskDefinition is inactive: {}:{}",
-            td.definition.family, td.revision
-        )));
-    }
-    if launch == LaunchType::Fargate && !td.definition.fargate() {
-        return Err(ApiError::client(
-            "Task definition does not support launch_type FARGATE.",
-        ));
-    }
-    Ok(td)
-}
-
 /// The placement rules a service would run under, checked together with
 /// its task definition's (at most ten constraints in all).
 fn check_placement(
@@ -318,7 +293,7 @@ pub async fn create(server: &Server, caller: &Caller, req: CreateRequest) -> Rep
     let Some(given_td) = req.task_definition.as_deref() else {
         return Err(ApiError::invalid("taskDefinition is required."));
     };
-    let td = usable_taskdef(server, given_td, launch).await?;
+    let td = taskdefs::usable(server, given_td, launch).await?;
     let config = req.deployment_configuration.clone().unwrap_or_default();
     config.check(sched, count).map_err(ApiError::invalid)?;
     check_placement(
@@ -411,7 +386,7 @@ pub async fn update(server: &Server, req: UpdateRequest) -> Reply {
         svc.desired_count = desired(Some(n))?;
     }
     let td = match &req.task_definition {
-        Some(given) => usable_taskdef(server, given, svc.launch_type).await?,
+        Some(given) => taskdefs::usable(server, given, svc.launch_type).await?,
         None => {
             let r = &svc.task_definition;
             match server

@@ -339,3 +339,28 @@ pub async fn delete(server: &Server, req: DeleteRequest) -> Reply {
     }
     Ok(json!({"taskDefinitions": deleted, "failures": failures}))
 }
+
+/// The task definition a request names: ACTIVE, and fit for the launch
+/// type.
+pub(crate) async fn usable(
+    server: &Server,
+    given: &str,
+    launch: crate::task::LaunchType,
+) -> Result<TaskDefRecord, ApiError> {
+    let Some(found) = find(server, given).await? else {
+        return Err(ApiError::client("TaskDefinition not found."));
+    };
+    let td = found.value;
+    if td.status != TaskDefStatus::Active {
+        return Err(ApiError::client(format!(
+            "TaskDefinition is inactive: {}:{}",
+            td.definition.family, td.revision
+        )));
+    }
+    if launch == crate::task::LaunchType::Fargate && !td.definition.fargate() {
+        return Err(ApiError::client(
+            "Task definition does not support launch_type FARGATE.",
+        ));
+    }
+    Ok(td)
+}

@@ -17,9 +17,7 @@ use serde_json::{json, Value};
 
 use super::{cluster_name, taskdefs, ApiError, Reply, Server};
 use crate::leader::{fenced, still_leading, Fence};
-use crate::model::{
-    encode, unchanged, AssignmentRecord, ClusterRecord, ClusterStatus, Tag, TaskDefStatus,
-};
+use crate::model::{encode, unchanged, AssignmentRecord, ClusterRecord, ClusterStatus, Tag};
 use crate::page::Page;
 use crate::placement::{self, ConstraintSpec, Live, StrategySpec};
 use crate::task::{
@@ -207,19 +205,6 @@ fn attachment_view(t: &TaskRecord, a: &Attachment) -> Value {
     })
 }
 
-/// A random id in the 8-4-4-4-12 shape of ECS's attachment ids.
-fn uuid_like() -> String {
-    let h = estiba_os::random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// The definition with a RunTask's overrides applied.
 fn apply_overrides(
     mut d: TaskDefinition,
@@ -302,14 +287,7 @@ async fn candidates(
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    let connected = server
-        .db
-        .keys(keys::CONNECTED)
-        .await?
-        .iter()
-        .map(|k| id_of(k).to_string())
-        .collect();
-    Ok((instances, connected))
+    Ok((instances, server.db.connected().await?))
 }
 
 /// RunTask and StartTask: place `count` tasks (StartTask: on the named
@@ -321,21 +299,7 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
         return Err(ApiError::invalid("count must be between 1 and 10."));
     }
     let launch = launch_type(req.launch_type.as_deref())?;
-    let Some(found) = taskdefs::find(server, &req.task_definition).await? else {
-        return Err(ApiError::client("TaskDefinition not found."));
-    };
-    let td = found.value;
-    if td.status != TaskDefStatus::Active {
-        return Err(ApiError::client(format!(
-            "TaskDefinition is inactive: {}:{}",
-            td.definition.family, td.revision
-        )));
-    }
-    if launch == LaunchType::Fargate && !td.definition.fargate() {
-        return Err(ApiError::client(
-            "Task definition does not support launch_type FARGATE.",
-        ));
-    }
+    let td = taskdefs::usable(server, &req.task_definition, launch).await?;
     let definition = apply_overrides(td.definition.clone(), &req.overrides)?;
     let constraints = placement::constraints_of(&req.placement_constraints, &definition)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -802,7 +766,7 @@ pub async fn apply_report(server: &Server, node: &str, report: &Report) -> Resul
         if let Some(ip) = report.private_ipv4 {
             if t.attachment.as_ref().is_none_or(|a| a.private_ipv4 != ip) {
                 t.attachment = Some(Attachment {
-                    id: uuid_like(),
+                    id: crate::model::uuid_like(),
                     private_ipv4: ip,
                 });
             }

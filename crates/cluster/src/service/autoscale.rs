@@ -304,7 +304,7 @@ async fn evaluate(
     }
     next.activities += 1;
     let activity = ActivityRecord {
-        id: super::uuid_like(),
+        id: crate::model::uuid_like(),
         resource_id: t.resource_id.clone(),
         description: format!("Setting desired count to {desired}."),
         cause: format!("monitor alarm {cause}"),

@@ -344,7 +344,7 @@ impl ServiceRecord {
     /// Adds an event, newest first, keeping the last [`MAX_EVENTS`].
     pub fn event(&mut self, now: f64, message: String) {
         tracing::info!(service = %self.name, cluster = %self.cluster, "{message}");
-        let id = uuid_like();
+        let id = crate::model::uuid_like();
         self.events.insert(
             0,
             ServiceEvent {
@@ -355,19 +355,6 @@ impl ServiceRecord {
         );
         self.events.truncate(MAX_EVENTS);
     }
-}
-
-/// A random id in the 8-4-4-4-12 shape ECS's event ids have.
-pub fn uuid_like() -> String {
-    let h = estiba_os::random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 #[cfg(test)]

@@ -508,13 +508,7 @@ async fn daemon_nodes(server: &Server, svc: &ServiceRecord) -> Result<Vec<Daemon
         .db
         .list_versioned(&keys::instances_of(&svc.cluster))
         .await?;
-    let connected: BTreeSet<String> = server
-        .db
-        .keys(keys::CONNECTED)
-        .await?
-        .iter()
-        .map(|k| tasks::id_of(k).to_string())
-        .collect();
+    let connected = server.db.connected().await?;
     let mut groups = server
         .view
         .on_nodes(instances.iter().map(|(_, v)| v.value.id.as_str()));
