@@ -216,29 +216,38 @@ async fn schedule(
             state.wake.remove(&k);
             state.dirty.insert(k);
         }
-        while let Some(key) = state.dirty.pop_first() {
-            let stopped = state.stopped.remove(&key).unwrap_or_default();
-            match reconcile(server, &key, &stopped, fence).await {
-                Ok(Some(wake)) => {
-                    let at = Instant::now() + wake;
-                    let slot = state.wake.entry(key).or_insert(at);
-                    *slot = (*slot).min(at);
-                }
-                Ok(None) => {}
-                Err(crate::Error::NotLeader) => return Err(crate::Error::NotLeader),
-                Err(e) => {
-                    tracing::warn!(service = %key.1, cluster = %key.0, "scheduling: {e}");
-                    state
-                        .stopped
-                        .entry(key.clone())
-                        .or_default()
-                        .extend(stopped);
-                    state
-                        .wake
-                        .insert(key, Instant::now() + Duration::from_secs(1));
+        // A round at a time, so that a service woken again and again does
+        // not keep the others waiting.
+        while !state.dirty.is_empty() {
+            for key in std::mem::take(&mut state.dirty) {
+                let stopped = state.stopped.remove(&key).unwrap_or_default();
+                match reconcile(server, &key, &stopped, fence).await {
+                    Ok(Some(wake)) => {
+                        let at = Instant::now() + wake;
+                        let slot = state.wake.entry(key).or_insert(at);
+                        *slot = (*slot).min(at);
+                    }
+                    Ok(None) => {}
+                    Err(crate::Error::NotLeader) => return Err(crate::Error::NotLeader),
+                    Err(e) => {
+                        tracing::warn!(service = %key.1, cluster = %key.0, "scheduling: {e}");
+                        state
+                            .stopped
+                            .entry(key.clone())
+                            .or_default()
+                            .extend(stopped);
+                        state
+                            .wake
+                            .insert(key, Instant::now() + Duration::from_secs(1));
+                    }
                 }
             }
             take_changes(server, state);
+            // What the watches saw is taken between rounds too: under a
+            // steady stream of task changes the set may never empty.
+            while let Ok(trigger) = rx.try_recv() {
+                on_trigger(state, trigger);
+            }
         }
         let sleep = state.next_wake().map_or(Duration::from_secs(3600), |at| {
             at.saturating_duration_since(Instant::now())
@@ -246,15 +255,26 @@ async fn schedule(
         tokio::select! {
             _ = server.view.notify.notified() => {}
             trigger = rx.recv() => match trigger {
-                Some(Trigger::Service(k)) => {
-                    state.services.entry(k.0.clone()).or_default().insert(k.1.clone());
-                    state.dirty.insert(k);
-                }
-                Some(Trigger::Capacity(c)) => state.capacity(c.as_deref()),
+                Some(t) => on_trigger(state, t),
                 None => return Err(crate::Error::Invalid("a watch ended".into())),
             },
             _ = tokio::time::sleep(sleep) => {}
         }
+    }
+}
+
+/// What a watch saw, into the dirty set.
+fn on_trigger(state: &mut State, trigger: Trigger) {
+    match trigger {
+        Trigger::Service(k) => {
+            state
+                .services
+                .entry(k.0.clone())
+                .or_default()
+                .insert(k.1.clone());
+            state.dirty.insert(k);
+        }
+        Trigger::Capacity(c) => state.capacity(c.as_deref()),
     }
 }
 
