@@ -82,6 +82,16 @@ impl TaskSummary {
     }
 }
 
+/// Counts a task into (RUNNING, PENDING or earlier), as ECS's runningCount
+/// and pendingCount do.
+pub fn tally(slot: &mut (usize, usize), status: Status) {
+    match status {
+        Status::Running => slot.0 += 1,
+        s if s < Status::Running => slot.1 += 1,
+        _ => {}
+    }
+}
+
 /// A task of a group changed; `stopped` is set when it has just STOPPED.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
@@ -246,12 +256,7 @@ impl View {
             .flatten()
             .filter_map(|k| inner.tasks.get(k))
         {
-            let slot = out.entry(t.started_by.clone()).or_default();
-            match t.last_status {
-                Status::Running => slot.0 += 1,
-                s if s < Status::Running => slot.1 += 1,
-                _ => {}
-            }
+            tally(out.entry(t.started_by.clone()).or_default(), t.last_status);
         }
         out
     }

@@ -10,16 +10,16 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::tasks::id_of;
+use super::tasks::{active_cluster, id_of};
 use super::{cluster_name, taskdefs, ApiError, Caller, Reply, Server};
-use crate::model::{ClusterRecord, ClusterStatus, Tag, TaskDefRecord, Versioned};
+use crate::model::{Tag, TaskDefRecord, Versioned};
 use crate::page::Page;
 use crate::placement::{self, ConstraintSpec, StrategySpec};
 use crate::service::{
     Deployment, DeploymentConfiguration, DeploymentStatus, Revision, Scheduling, ServiceRecord,
     ServiceStatus, MAX_DESIRED,
 };
-use crate::task::{LaunchType, Status, TaskRecord};
+use crate::task::{LaunchType, TaskRecord};
 
 use crate::{keys, time};
 
@@ -136,19 +136,6 @@ pub fn service_arn(server: &Server, cluster: &str, name: &str) -> String {
 
 fn taskdef_arn(server: &Server, r: &Revision) -> String {
     server.arn(format!("task-definition/{r}"))
-}
-
-/// The cluster, if it is ACTIVE.
-async fn active_cluster(server: &Server, given: Option<&str>) -> Result<String, ApiError> {
-    let name = cluster_name(given)?;
-    match server
-        .db
-        .get::<ClusterRecord>(&keys::cluster(&name))
-        .await?
-    {
-        Some(c) if c.value.status == ClusterStatus::Active => Ok(name),
-        _ => Err(ApiError::cluster_not_found()),
-    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -454,15 +441,7 @@ pub async fn update(server: &Server, req: UpdateRequest) -> Reply {
         p.desired_count = svc.desired_count;
         p.updated_at = now;
     }
-    svc.version += 1;
-    let key = keys::service(&cluster, &svc.name);
-    if !server.db.swap(&key, found.mod_revision, &svc).await? {
-        return Err(ApiError::client(
-            "The service changed while it was being updated: try again.",
-        ));
-    }
-    tracing::info!(service = %svc.name, %cluster, "service updated");
-    Ok(json!({"service": view(server, &svc, false).await?}))
+    write_back(server, &found, svc, "updated").await
 }
 
 pub async fn delete(server: &Server, req: DeleteRequest) -> Reply {
@@ -480,14 +459,25 @@ pub async fn delete(server: &Server, req: DeleteRequest) -> Reply {
     }
     svc.status = ServiceStatus::Draining;
     svc.desired_count = 0;
+    write_back(server, &found, svc, "deleted").await
+}
+
+/// Writes a changed service over the version `found` read, and answers
+/// with it; a record that changed meanwhile is the client's to retry.
+async fn write_back(
+    server: &Server,
+    found: &Versioned<ServiceRecord>,
+    mut svc: ServiceRecord,
+    done: &str,
+) -> Reply {
     svc.version += 1;
-    let key = keys::service(&cluster, &svc.name);
+    let key = keys::service(&svc.cluster, &svc.name);
     if !server.db.swap(&key, found.mod_revision, &svc).await? {
-        return Err(ApiError::client(
-            "The service changed while it was being deleted: try again.",
-        ));
+        return Err(ApiError::client(format!(
+            "The service changed while it was being {done}: try again."
+        )));
     }
-    tracing::info!(service = %svc.name, %cluster, "service deleted");
+    tracing::info!(service = %svc.name, cluster = %svc.cluster, "service {done}");
     Ok(json!({"service": view(server, &svc, false).await?}))
 }
 
@@ -568,12 +558,7 @@ async fn counts(
         if t.group.as_deref() != Some(group.as_str()) {
             continue;
         }
-        let slot = out.entry(t.started_by.clone()).or_default();
-        match t.last_status {
-            Status::Running => slot.0 += 1,
-            s if s < Status::Running => slot.1 += 1,
-            _ => {}
-        }
+        crate::view::tally(out.entry(t.started_by.clone()).or_default(), t.last_status);
     }
     Ok(out)
 }

@@ -246,7 +246,7 @@ fn apply_overrides(
     Ok(d)
 }
 
-async fn active_cluster(
+pub(crate) async fn active_cluster(
     server: &Server,
     given: Option<&str>,
 ) -> std::result::Result<String, ApiError> {
