@@ -65,16 +65,27 @@ fn start(dir: &Path) -> Cluster {
     cluster
 }
 
-/// Polls `f` until it succeeds or the deadline passes.
+/// Polls `f` until it succeeds or 30 s pass.
 async fn eventually<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
     what: &str,
-    mut f: impl FnMut() -> F,
+    f: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    within(Duration::from_secs(30), what, f, String::new).await
+}
+
+/// Polls `f` until it succeeds or `limit` passes; `context` is added to
+/// the panic (the members' logs).
+async fn within<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> F,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
     loop {
         match f().await {
             Ok(v) => return v,
-            Err(e) if Instant::now() > deadline => panic!("{what}: {e:?}"),
+            Err(e) if Instant::now() > deadline => panic!("{what}: {e:?}\n{}", context()),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
@@ -119,9 +130,26 @@ async fn the_store_suite_passes_on_a_three_member_etcd_cluster() {
     let _ = lost.wait();
     let survivors = cluster.endpoints[..2].to_vec();
     let store = eventually("reconnecting", || EtcdStore::connect(&survivors)).await;
-    eventually("a write with a member down", || {
-        store.put(b"after/loss", b"ok")
-    })
+    // The lost member may have been the leader: the survivors elect a new
+    // one first, and on a loaded CI machine each attempt can wait out
+    // etcd's own request timeout (about 7 s), so this waits longer.
+    let logs = || {
+        (0..2)
+            .map(|i| {
+                let log = std::fs::read_to_string(dir.path().join(format!("m{i}.log")));
+                let log = log.unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                format!("--- m{i}.log (last lines, newest first)\n{}", tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    within(
+        Duration::from_secs(120),
+        "a write with a member down",
+        || store.put(b"after/loss", b"ok"),
+        logs,
+    )
     .await;
     let kv = store.get(b"after/loss", None).await.unwrap().unwrap();
     assert_eq!(kv.value, b"ok");
