@@ -18,6 +18,8 @@ packages=(
   etcd-server
   # the ECS API's real clients: the AWS CLI and boto3
   awscli python3-boto3
+  # the audit's SARIF, validated against the SARIF 2.1.0 schema
+  python3-jsonschema
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

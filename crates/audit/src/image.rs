@@ -104,24 +104,18 @@ fn config_checks(target: &Target, config: &Value, now: SystemTime, out: &mut Vec
 
 fn history_checks(target: &Target, config: &Value, out: &mut Vec<Finding>) {
     let history = config.get("history").and_then(Value::as_array);
-    let mut first_add = true;
     for (i, h) in history.into_iter().flatten().enumerate() {
         let Some(step) = h.get("created_by").and_then(Value::as_str) else {
             continue;
         };
         let at = || field(&format!("history[{i}]"));
         let words = shell::words(step);
-        // Docker writes `/bin/sh -c #(nop) ADD file:… in /`; BuildKit
-        // writes `ADD src dst # buildkit`.
-        let add = words
-            .iter()
-            .position(|w| w == "ADD")
-            .is_some_and(|p| words[p + 1..].iter().any(|w| w == "in" || w == "buildkit"));
-        if add {
-            if !first_add {
-                out.push(Finding::new("ESB-I-005", target, at(), "a step used ADD"));
+        if let Some(dest) = added_to(&words) {
+            // A base image's root file system arrives as `ADD … in /`.
+            if dest != "/" {
+                let m = format!("a step used ADD (into {dest})");
+                out.push(Finding::new("ESB-I-005", target, at(), m));
             }
-            first_add = false;
         }
         let segments = shell::segments(history_command(step));
         if segments.iter().any(|s| s.words.iter().any(|w| w == "sudo")) {
@@ -143,10 +137,27 @@ fn history_checks(target: &Target, config: &Value, out: &mut Vec<Finding>) {
     }
 }
 
+/// Where an ADD step put its files. Docker writes `/bin/sh -c #(nop) ADD
+/// file:… in /dest`, BuildKit `ADD src /dest # buildkit`, and estiba the
+/// instruction as written.
+fn added_to(words: &[String]) -> Option<&str> {
+    let p = words.iter().position(|w| w == "ADD")?;
+    let rest: Vec<&str> = words[p + 1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != "#" && *w != "buildkit" && !w.starts_with("--"))
+        .collect();
+    match rest.iter().position(|w| *w == "in") {
+        Some(i) => rest.get(i + 1).copied(),
+        None if rest.len() >= 2 => rest.last().copied(),
+        None => None,
+    }
+}
+
 /// The shell command a history step ran: Docker records RUN as
 /// `/bin/sh -c CMD` (after `|N ARG=… ` when build arguments were set) and
 /// other instructions as `/bin/sh -c #(nop) …`, BuildKit as `RUN /bin/sh
-/// -c CMD # buildkit`.
+/// -c CMD # buildkit`, estiba as `RUN CMD`.
 fn history_command(step: &str) -> &str {
     let body = match step.find(" -c ") {
         Some(i) => &step[i + 4..],
@@ -156,7 +167,9 @@ fn history_command(step: &str) -> &str {
     if body.starts_with("#(nop)") {
         return "";
     }
-    body.strip_suffix("# buildkit").unwrap_or(body)
+    let body = body.strip_suffix("# buildkit").unwrap_or(body);
+    // estiba and buildah record the instruction as written.
+    body.strip_prefix("RUN ").unwrap_or(body)
 }
 
 /// ESB-I-011: how the image was named. Ids and digests are exact.
@@ -430,7 +443,9 @@ mod tests {
                 {"created_by": "/bin/sh -c apt-get update"},
                 {"created_by": "/bin/sh -c #(nop) ADD file:def in /app "},
                 {"created_by": "|1 API_TOKEN=abc /bin/sh -c sudo make"},
-                {"created_by": "/bin/sh -c apk update && apk add curl"}
+                {"created_by": "/bin/sh -c apk update && apk add curl"},
+                {"created_by": "RUN apt-get update"},
+                {"created_by": "ADD notes.txt /app/"}
             ]
         });
         let files = layer(&[
@@ -464,6 +479,8 @@ mod tests {
         assert!(!found
             .iter()
             .any(|(i, l)| *i == "ESB-I-003" && l == "history[4]"));
+        assert!(has("ESB-I-003", "history[5]"), "estiba's own history form");
+        assert!(has("ESB-I-005", "history[6]"));
     }
 
     #[test]

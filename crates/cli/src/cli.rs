@@ -127,6 +127,10 @@ pub enum Command {
     Node(crate::ecs_cli::NodeArgs),
     /// Create, list, show, update, scale and delete a cluster's services.
     Service(crate::ecs_cli::ServiceArgs),
+    /// Check Containerfiles, images and task definitions against the CIS Docker
+    /// Benchmark and the OWASP Docker Top 10.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Simulated nodes for the scheduler benchmark: they join, heartbeat and acknowledge
     /// their tasks through the agent API, and run no container.
     #[command(name = "agent-sim", hide = true)]
@@ -1080,6 +1084,58 @@ pub struct VerifyArgs {
     pub key: Vec<PathBuf>,
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// List the rules, with their CIS, OWASP, Dockle, Trivy and Hadolint references.
+    Rules {
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Check Containerfiles (or Dockerfiles); findings carry their line.
+    Containerfile {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
+    /// Check local images: config, history and the merged file system.
+    Image {
+        #[arg(required = true)]
+        images: Vec<String>,
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
+    /// Check task definition files (RegisterTaskDefinition's or
+    /// DescribeTaskDefinition's JSON); findings carry a JSON pointer and line.
+    Taskdef {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A registry images may come from (host or host:port; docker.io for
+        /// Docker Hub). Repeatable; none given: registries are not checked.
+        #[arg(long = "trust-registry")]
+        trusted: Vec<String>,
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AuditReportArgs {
+    /// table, json or sarif.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Report only findings at or above this severity: info, low, medium, high, critical.
+    #[arg(long, default_value = "info")]
+    pub severity: String,
+    /// Exit with this code when findings at or above --severity remain.
+    #[arg(long, default_value_t = 0)]
+    pub exit_code: u8,
+    /// Accepted findings (default: ./.estibaignore, if it exists).
+    #[arg(long)]
+    pub ignore_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         | cli::Command::Node(_)
         | cli::Command::Service(_)
         | cli::Command::AgentSim(_) => true,
+        // Files are read as they are; only images need the store.
+        cli::Command::Audit(a) => !matches!(a, cli::AuditCommand::Image { .. }),
         // The FARGATE capacity runs containers in the control plane.
         cli::Command::Cluster(cli::ClusterCommand::Serve(a)) => !a.fargate,
         cli::Command::Cluster(

@@ -125,8 +125,7 @@ fn row_kv(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyValue, bool)> {
 const COLUMNS: &str = "key, value, create_rev, rev, version, lease, deleted";
 
 /// The same, read through `latest`'s join.
-const JOINED: &str =
-    "kv.key, kv.value, kv.create_rev, kv.rev, kv.version, kv.lease, kv.deleted";
+const JOINED: &str = "kv.key, kv.value, kv.create_rev, kv.rev, kv.version, kv.lease, kv.deleted";
 
 /// Whether a read at `rev` reads the present, so `latest` answers it.
 fn is_now(tx: &Connection, rev: i64) -> Result<bool> {
@@ -136,9 +135,7 @@ fn is_now(tx: &Connection, rev: i64) -> Result<bool> {
 /// A key's state at `rev`.
 fn key_at(tx: &Connection, key: &[u8], rev: i64) -> Result<Option<KeyValue>> {
     if is_now(tx, rev)? {
-        let sql = format!(
-            "SELECT {JOINED} FROM latest l JOIN kv ON kv.id = l.id WHERE l.key = ?1"
-        );
+        let sql = format!("SELECT {JOINED} FROM latest l JOIN kv ON kv.id = l.id WHERE l.key = ?1");
         let mut stmt = tx.prepare_cached(&sql)?;
         let row = stmt.query_row([key], row_kv).optional()?;
         return Ok(row.map(|(kv, _)| kv));
@@ -235,7 +232,8 @@ impl Writer<'_> {
                  VALUES (?1, ?2, x'', 0, 0, 0, 1)",
                 params![self.rev, key],
             )?;
-            self.tx.execute("DELETE FROM latest WHERE key = ?1", [key])?;
+            self.tx
+                .execute("DELETE FROM latest WHERE key = ?1", [key])?;
             self.wrote = true;
         }
         Ok(keys.len())

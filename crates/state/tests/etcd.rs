@@ -139,7 +139,10 @@ async fn the_store_suite_passes_on_a_three_member_etcd_cluster() {
                 let log = std::fs::read_to_string(dir.path().join(format!("m{i}.log")));
                 let log = log.unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("--- m{i}.log (last lines, newest first)\n{}", tail.join("\n"))
+                format!(
+                    "--- m{i}.log (last lines, newest first)\n{}",
+                    tail.join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")

@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod audit;
 mod aws_profile;
 mod cluster;
 mod cluster_up;
@@ -162,6 +163,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Task(a) => ecs::task(a),
         Command::Node(a) => ecs::node(a),
         Command::Service(a) => ecs::service(a),
+        Command::Audit(a) => audit::run(&ctx, a),
         Command::AgentSim(a) => cluster::agent_sim(a),
         Command::InternalPause => estiba_runtime::userns::pause_forever(),
         Command::DebugUnpack { layer, dest } => debug_unpack(&ctx, &layer, &dest),

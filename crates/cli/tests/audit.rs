@@ -1,0 +1,400 @@
+//! `estiba audit`: the corpus of Containerfiles and task definitions in
+//! tests/fixtures/audit (each with the rules it must and must not yield),
+//! SARIF checked against the SARIF 2.1.0 schema with python3-jsonschema
+//! and against GitHub's required fields, the exit code, the ignore file,
+//! bad input, and images built by estiba (the layer-merge case), as root
+//! and as a fresh user.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::{stderr, Estiba};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit")
+}
+
+/// `estiba audit …` as this user, in `dir`: files need no store.
+fn audit(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_estiba"))
+        .arg("audit")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "audit failed: {}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn rules_in(report: &Value) -> BTreeSet<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn kind_args(file: &str) -> Vec<&'static str> {
+    if file.ends_with(".json") {
+        vec!["taskdef", "--trust-registry", "registry.internal:5000"]
+    } else {
+        vec!["containerfile"]
+    }
+}
+
+#[test]
+fn every_corpus_item_yields_its_rules_and_none_it_must_not() {
+    let dir = fixtures();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let mut checked = 0;
+    for (file, want) in expected.as_object().unwrap() {
+        if file == "_" {
+            continue;
+        }
+        let mut args = kind_args(file);
+        args.extend([file.as_str(), "--format", "json"]);
+        let got = rules_in(&json_of(&audit(&dir, &args)));
+        for id in want["yields"].as_array().unwrap() {
+            assert!(
+                got.contains(id.as_str().unwrap()),
+                "{file}: {id} missing from {got:?}"
+            );
+        }
+        for id in want["not"].as_array().unwrap() {
+            assert!(
+                !got.contains(id.as_str().unwrap()),
+                "{file}: {id} should not be in {got:?}"
+            );
+        }
+        checked += 1;
+    }
+    // Every fixture is in the expectations, so none is silently unchecked.
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "expected.json")
+        .count();
+    assert_eq!(checked, files);
+}
+
+/// Validates SARIF against the OASIS schema (tests/data, from
+/// oasis-tcs/sarif-spec@e058381) with Debian's python3-jsonschema.
+fn validate_sarif(sarif: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sarif-schema-2.1.0.json");
+    let script = "import json, sys, jsonschema\n\
+                  schema = json.load(open(sys.argv[1]))\n\
+                  jsonschema.Draft4Validator(schema).validate(json.load(open(sys.argv[2])))\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(schema)
+        .arg(sarif)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "SARIF invalid: {}", stderr(&out));
+}
+
+/// What GitHub code scanning requires beyond the schema.
+fn github_fields(sarif: &Value) {
+    assert!(sarif["$schema"].is_string());
+    for run in sarif["runs"].as_array().unwrap() {
+        let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+        for r in rules {
+            for field in [
+                "/id",
+                "/shortDescription/text",
+                "/fullDescription/text",
+                "/help/text",
+            ] {
+                assert!(
+                    r.pointer(field).is_some_and(Value::is_string),
+                    "{field} in {r}"
+                );
+            }
+            let s: f64 = r["properties"]["security-severity"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((0.0..=10.0).contains(&s));
+        }
+        assert!(run["automationDetails"]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with('/'));
+        for result in run["results"].as_array().unwrap() {
+            assert!(result["message"]["text"].is_string());
+            assert!(result["partialFingerprints"]["primaryLocationLineHash"].is_string());
+            let location = &result["locations"][0]["physicalLocation"];
+            assert!(location["region"]["startLine"].as_u64().unwrap() >= 1);
+            let uri = location["artifactLocation"]["uri"].as_str().unwrap();
+            assert!(!uri.starts_with('/'), "{uri} must be relative");
+        }
+    }
+}
+
+#[test]
+fn sarif_validates_against_the_schema_and_carries_githubs_fields() {
+    if !common::require_tool("python3") {
+        return;
+    }
+    let dir = fixtures();
+    let work = tempfile::tempdir().unwrap();
+    for (kind, file) in [
+        ("containerfile", "no-user.Containerfile"),
+        ("taskdef", "privileged.taskdef.json"),
+    ] {
+        let out = audit(&dir, &[kind, file, "--format", "sarif"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let path = work.path().join(format!("{kind}.sarif"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        validate_sarif(&path);
+        let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+        github_fields(&sarif);
+        let first = &sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"];
+        assert_eq!(first["artifactLocation"]["uri"], file);
+    }
+    // The same findings twice give the same fingerprints.
+    let twice: Vec<Value> = (0..2)
+        .map(|_| {
+            serde_json::from_slice(
+                &audit(
+                    &dir,
+                    &[
+                        "containerfile",
+                        "no-user.Containerfile",
+                        "--format",
+                        "sarif",
+                    ],
+                )
+                .stdout,
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        twice[0]["runs"][0]["results"],
+        twice[1]["runs"][0]["results"]
+    );
+}
+
+#[test]
+fn the_exit_code_severity_and_ignore_file_gate_a_run() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::write(dir.join("Containerfile"), "FROM alpine:3.19\nUSER root\n").unwrap();
+    let code = |args: &[&str]| audit(dir, args).status.code();
+    assert_eq!(code(&["containerfile", "Containerfile"]), Some(0));
+    assert_eq!(
+        code(&["containerfile", "Containerfile", "--exit-code", "4"]),
+        Some(4)
+    );
+    let high = [
+        "containerfile",
+        "Containerfile",
+        "--exit-code",
+        "4",
+        "--severity",
+        "critical",
+    ];
+    assert_eq!(code(&high), Some(0));
+    // .estibaignore in the working directory is read by default.
+    std::fs::write(
+        dir.join(".estibaignore"),
+        "hadolint:DL3002   # root for now\nESB-F-013 Containerfile exp:2999-01-01\n",
+    )
+    .unwrap();
+    assert_eq!(
+        code(&["containerfile", "Containerfile", "--exit-code", "4"]),
+        Some(0)
+    );
+    let report = json_of(&audit(
+        dir,
+        &["containerfile", "Containerfile", "--format", "json"],
+    ));
+    assert_eq!(report["ignored"], 2);
+    assert_eq!(report["score"], 100);
+    // An expired entry ignores nothing.
+    std::fs::write(dir.join(".estibaignore"), "ESB-F-002 * exp:2020-01-01\n").unwrap();
+    assert_eq!(
+        code(&["containerfile", "Containerfile", "--exit-code", "4"]),
+        Some(4)
+    );
+    // The table names the rule and its references.
+    std::fs::remove_file(dir.join(".estibaignore")).unwrap();
+    let table = String::from_utf8(audit(dir, &["containerfile", "Containerfile"]).stdout).unwrap();
+    assert!(
+        table.contains("ESB-F-002") && table.contains("CIS 4.1") && table.contains("line 2"),
+        "{table}"
+    );
+    // And the catalog lists itself.
+    let rules: Value =
+        serde_json::from_slice(&audit(dir, &["rules", "--format", "json"]).stdout).unwrap();
+    let ids: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"ESB-T-006") && ids.len() >= 40, "{ids:?}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_no_report() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "Containerfile",
+            "FROM a:1\nRUNN true\n",
+            &["containerfile"],
+            "Containerfile: line 2: unknown instruction",
+        ),
+        ("Containerfile", "", &["containerfile"], "no FROM"),
+        (
+            "Containerfile",
+            "FROM a:1\nRUN <<EOF\ntrue\n",
+            &["containerfile"],
+            "never closed",
+        ),
+        ("td.json", "{\"family\": ", &["taskdef"], "td.json: "),
+        (
+            "td.json",
+            "{\"family\": \"x\", \"containerDefinitions\": [{\"name\": \"a\"}]}",
+            &["taskdef"],
+            "td.json: ",
+        ),
+        ("td.json", "[1, 2]", &["taskdef"], "td.json: "),
+    ];
+    for (file, text, kind, words) in cases {
+        std::fs::write(dir.join(file), text).unwrap();
+        let mut args = kind.to_vec();
+        args.push(file);
+        let out = audit(dir, &args);
+        assert_eq!(out.status.code(), Some(125), "{text:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(words), "{text:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{text:?}: a report was printed");
+    }
+    std::fs::write(dir.join("Containerfile"), "FROM a:1\n").unwrap();
+    for (ignore, words) in [
+        ("ESB-Z-1\n", ".estibaignore: line 1: no rule"),
+        ("\ncis:4.1 x exp:soon\n", "line 2: \"soon\" is not a date"),
+    ] {
+        std::fs::write(dir.join(".estibaignore"), ignore).unwrap();
+        let out = audit(dir, &["containerfile", "Containerfile"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(stderr(&out).contains(words), "{ignore:?}: {}", stderr(&out));
+    }
+    std::fs::remove_file(dir.join(".estibaignore")).unwrap();
+    for args in [
+        &["containerfile", "Containerfile", "--format", "xml"][..],
+        &["containerfile", "Containerfile", "--severity", "urgent"][..],
+        &["containerfile", "missing"][..],
+    ] {
+        let out = audit(dir, args);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(!stderr(&out).is_empty());
+    }
+}
+
+const IMAGE: &str = r#"FROM busybox
+RUN cp /bin/busybox /bin/keep-suid && chmod 4755 /bin/keep-suid \
+ && cp /bin/busybox /bin/once-suid && chmod 4755 /bin/once-suid \
+ && cp /bin/busybox /bin/once-sgid && chmod 2755 /bin/once-sgid
+RUN chmod a-s /bin/once-suid /bin/once-sgid
+ENV MYSQL_PASSWD=hunter2
+COPY credentials.json /app/credentials.json
+COPY deploy-key /home/app/.ssh/deploy-key
+ADD notes.txt /app/
+RUN echo 'guest::19000:0:99999:7:::' >> /etc/shadow
+"#;
+
+/// An image built by estiba with Dockle's checkpoints in it, and its
+/// layer-merge case: setuid bits one layer adds and a later one removes.
+fn images_are_audited_from_their_merged_layers(e: &Estiba) {
+    let who = e.label();
+    let ctx = e.scratch("ctx");
+    std::fs::write(ctx.join("Containerfile"), IMAGE).unwrap();
+    std::fs::write(ctx.join("credentials.json"), "{\"token\": \"x\"}").unwrap();
+    std::fs::write(ctx.join("deploy-key"), "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n").unwrap();
+    std::fs::write(ctx.join("notes.txt"), "notes").unwrap();
+    if let Some(user) = e.user {
+        let chown = Command::new("chown").arg("-R").arg(user).arg(&ctx).status();
+        assert!(chown.unwrap().success());
+    }
+    let built = e.run(&["build", "-q", "-t", "audited:1", ctx.to_str().unwrap()]);
+    assert!(built.status.success(), "[{who}] build: {}", stderr(&built));
+    let out = e.run(&["audit", "image", "audited:1", "--format", "json"]);
+    assert!(out.status.success(), "[{who}] audit: {}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at = |id: &str| -> BTreeSet<String> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == id)
+            .map(|f| {
+                let l = &f["location"];
+                l["path"]
+                    .as_str()
+                    .or(l["field"].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let suid = at("ESB-I-004");
+    assert!(suid.contains("/bin/keep-suid"), "[{who}] {suid:?}");
+    assert!(
+        !suid.contains("/bin/once-suid") && !suid.contains("/bin/once-sgid"),
+        "[{who}] a bit removed by a later layer was flagged: {suid:?}"
+    );
+    assert!(at("ESB-I-001").contains("config.User"), "[{who}]");
+    assert!(at("ESB-I-002").contains("config.Healthcheck"), "[{who}]");
+    assert!(!at("ESB-I-006").is_empty(), "[{who}] the ENV secret");
+    assert!(at("ESB-I-007").contains("/app/credentials.json"), "[{who}]");
+    assert!(
+        at("ESB-I-008").contains("/home/app/.ssh/deploy-key"),
+        "[{who}]"
+    );
+    assert!(!at("ESB-I-005").is_empty(), "[{who}] ADD in the history");
+    assert!(
+        at("ESB-I-013").contains("/etc/shadow"),
+        "[{who}] the empty password"
+    );
+    assert!(at("ESB-I-011").is_empty(), "[{who}] audited:1 is tagged");
+    // By SARIF, with stable pseudo-paths for what is not a file.
+    let out = e.run(&["audit", "image", "audited:1", "--format", "sarif"]);
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    github_fields(&sarif);
+    let uris: BTreeSet<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        uris.contains("estiba/image/audited:1/bin/keep-suid"),
+        "[{who}] {uris:?}"
+    );
+    let missing = e.run(&["audit", "image", "no-such-image:1"]);
+    assert_eq!(missing.status.code(), Some(125), "[{who}]");
+    assert!(
+        stderr(&missing).contains("no-such-image"),
+        "[{who}] {}",
+        stderr(&missing)
+    );
+}
+
+root_and_rootless!(images_are_audited_from_their_merged_layers);
