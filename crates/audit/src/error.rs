@@ -17,6 +17,8 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    #[error("{path}: {message}")]
+    Policy { path: String, message: String },
     #[error("no rule is named {0:?} (estiba's id, or cis:ID, owasp:ID, dockle:ID, trivy:ID, hadolint:ID)")]
     UnknownRule(String),
     #[error(transparent)]

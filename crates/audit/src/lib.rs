@@ -13,12 +13,14 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod container;
 pub mod containerfile;
 mod error;
 pub mod finding;
 pub mod ignore;
 pub mod image;
 mod jsonpos;
+pub mod policy;
 pub mod report;
 mod secrets;
 mod shell;

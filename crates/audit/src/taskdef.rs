@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::catalog::TargetKind;
+use crate::container::{beyond_default, engine_socket, sensitive_host_path};
 use crate::finding::{Finding, Location, Target};
 use crate::jsonpos;
 use crate::{secrets, Error, Result};
@@ -20,27 +21,6 @@ pub struct Options {
     /// for Docker Hub's short names). Empty: ESB-T-014 is not checked.
     pub trusted_registries: Vec<String>,
 }
-
-/// Docker's default capabilities: adding one of these changes nothing.
-const DEFAULT_CAPS: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
-
-/// Host directories a container must not see (CIS 5.6's list).
-const SENSITIVE: &[&str] = &["/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr"];
 
 /// Where the checks are, for building findings.
 struct Ctx<'a> {
@@ -145,19 +125,13 @@ fn task_level(ctx: &mut Ctx<'_>, root: &str, d: &Value) {
             continue;
         };
         let at = format!("{root}/volumes/{k}/host/sourcePath");
-        let path = source.trim_end_matches('/');
-        let path = if path.is_empty() { "/" } else { path };
-        if engine_socket(path) {
+        if engine_socket(source) {
             ctx.found(
                 "ESB-T-006",
                 &at,
                 format!("{source} is a container engine's socket, or holds one"),
             );
-        } else if path == "/"
-            || SENSITIVE
-                .iter()
-                .any(|s| path == *s || path.starts_with(&format!("{s}/")))
-        {
+        } else if sensitive_host_path(source) {
             ctx.found(
                 "ESB-T-005",
                 &at,
@@ -165,28 +139,6 @@ fn task_level(ctx: &mut Ctx<'_>, root: &str, d: &Value) {
             );
         }
     }
-}
-
-/// The estiba, docker, podman or containerd socket, or the directories
-/// that hold them.
-fn engine_socket(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    [
-        "docker.sock",
-        "estiba.sock",
-        "podman.sock",
-        "containerd.sock",
-    ]
-    .contains(&name)
-        || [
-            "/run",
-            "/var/run",
-            "/run/docker",
-            "/run/estiba",
-            "/run/podman",
-            "/run/containerd",
-        ]
-        .contains(&path)
 }
 
 /// What a container's checks need from the task around it.
@@ -223,9 +175,7 @@ fn container(ctx: &mut Ctx<'_>, f: &Facts<'_>, c: &Value, options: &Options) {
         .and_then(Value::as_array);
     for (k, cap) in added.into_iter().flatten().enumerate() {
         let cap = cap.as_str().unwrap_or_default();
-        let bare = cap.to_ascii_uppercase();
-        let bare = bare.strip_prefix("CAP_").unwrap_or(&bare);
-        if !DEFAULT_CAPS.contains(&bare) {
+        if beyond_default(cap) {
             let m = format!("{name} adds {cap}");
             ctx.found(
                 "ESB-T-004",

@@ -26,6 +26,12 @@ pub struct Cli {
         default_value = "warn"
     )]
     pub log_level: String,
+    /// The admission policy (default: /etc/estiba/policy.toml, then
+    /// $XDG_CONFIG_HOME/estiba/policy.toml over it). Given before the
+    /// command (`estiba --policy FILE run …`): `cluster user add` has a
+    /// `--policy` of its own, an IAM policy.
+    #[arg(long, env = "ESTIBA_POLICY")]
+    pub policy: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -704,6 +710,9 @@ pub enum ClusterCommand {
     /// Manage the secrets containers name in `secrets[].valueFrom`.
     #[command(subcommand)]
     Secret(ClusterSecretCommand),
+    /// The admission policy RegisterTaskDefinition, RunTask and CreateService enforce.
+    #[command(subcommand)]
+    Policy(ClusterPolicyCommand),
     /// Start a control plane on SQLite and an agent on this machine; print the endpoint and
     /// an admin key.
     Up(ClusterUpArgs),
@@ -1108,6 +1117,16 @@ pub enum AuditCommand {
         #[command(flatten)]
         report: AuditReportArgs,
     },
+    /// Check containers, from their settings and, when running, their processes.
+    Container {
+        #[arg(required = true)]
+        containers: Vec<String>,
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
+    /// Admission policies: what a policy would refuse.
+    #[command(subcommand)]
+    Policy(AuditPolicyCommand),
     /// Check task definition files (RegisterTaskDefinition's or
     /// DescribeTaskDefinition's JSON); findings carry a JSON pointer and line.
     Taskdef {
@@ -1119,6 +1138,38 @@ pub enum AuditCommand {
         trusted: Vec<String>,
         #[command(flatten)]
         report: AuditReportArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterPolicyCommand {
+    /// Set the policy from a TOML file (the same shape as the engine's policy.toml).
+    Set {
+        file: PathBuf,
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
+    /// Print the policy in force.
+    Show {
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
+    /// Remove the policy: nothing is refused.
+    Rm {
+        #[command(flatten)]
+        state: ClusterStateArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditPolicyCommand {
+    /// Show what the policy (--policy, or the default files) would refuse and
+    /// warn about: a Containerfile, a task definition (.json) or a local image.
+    Test {
+        subject: String,
+        /// For task definitions: trusted registries, as for `audit taskdef`.
+        #[arg(long = "trust-registry")]
+        trusted: Vec<String>,
     },
 }
 

@@ -50,13 +50,19 @@ fn main() -> ExitCode {
         | cli::Command::Service(_)
         | cli::Command::AgentSim(_) => true,
         // Files are read as they are; only images need the store.
-        cli::Command::Audit(a) => !matches!(a, cli::AuditCommand::Image { .. }),
+        cli::Command::Audit(a) => matches!(
+            a,
+            cli::AuditCommand::Rules { .. }
+                | cli::AuditCommand::Containerfile { .. }
+                | cli::AuditCommand::Taskdef { .. }
+        ),
         // The FARGATE capacity runs containers in the control plane.
         cli::Command::Cluster(cli::ClusterCommand::Serve(a)) => !a.fargate,
         cli::Command::Cluster(
             cli::ClusterCommand::User(_)
             | cli::ClusterCommand::Token(_)
             | cli::ClusterCommand::Secret(_)
+            | cli::ClusterCommand::Policy(_)
             | cli::ClusterCommand::Up(_)
             | cli::ClusterCommand::Migrate { .. },
         ) => true,

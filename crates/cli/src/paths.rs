@@ -50,6 +50,17 @@ impl Paths {
         Paths { data, run }
     }
 
+    /// The files an admission policy is read from when `--policy` names
+    /// none: the system's, then the user's over it.
+    pub fn policy_files() -> Vec<PathBuf> {
+        let user = env_dir("XDG_CONFIG_HOME")
+            .or_else(|| env_dir("HOME").map(|h| h.join(".config")))
+            .map(|c| c.join("estiba/policy.toml"));
+        std::iter::once(PathBuf::from("/etc/estiba/policy.toml"))
+            .chain(user)
+            .collect()
+    }
+
     pub fn for_host(root: Option<PathBuf>, runroot: Option<PathBuf>, host: &Host) -> Self {
         Self::resolve(root, runroot, host.rootless, host.host_uid)
     }

@@ -398,3 +398,272 @@ fn images_are_audited_from_their_merged_layers(e: &Estiba) {
 }
 
 root_and_rootless!(images_are_audited_from_their_merged_layers);
+
+const POLICY: &str = r#"
+default = "warn"
+[rules]
+"cis:5.5" = "enforce"       # privileged containers are refused
+"ESB-C-004" = "enforce"     # and engine sockets bound in
+"cis:4.6" = "off"
+
+[[exceptions]]
+rules = ["cis:5.5"]
+images = ["ops/*"]
+"#;
+
+/// `estiba run` and `create` under a policy: refused with exit 125 naming
+/// the rules, nothing created; a compliant container runs; a warned rule
+/// logs and passes; exceptions by image; and the user's default file.
+fn run_and_create_are_judged_by_the_policy(e: &Estiba) {
+    let who = e.label();
+    let dir = e.scratch("policy");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let p = policy.to_str().unwrap();
+    let refused = e.run(&[
+        "--policy",
+        p,
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(125),
+        "[{who}] {}",
+        stderr(&refused)
+    );
+    let why = stderr(&refused);
+    assert!(
+        why.contains("refused by policy: ESB-C-001") && why.contains("CIS 5.5"),
+        "[{who}] {why}"
+    );
+    let sock_dir = dir.join("estiba.sock");
+    std::fs::write(&sock_dir, "").unwrap();
+    let bind = format!("{}:/run/estiba.sock", sock_dir.display());
+    let created = e.run(&["--policy", p, "create", "-v", &bind, "busybox", "true"]);
+    assert_eq!(
+        created.status.code(),
+        Some(125),
+        "[{who}] {}",
+        stderr(&created)
+    );
+    assert!(
+        stderr(&created).contains("ESB-C-004"),
+        "[{who}] {}",
+        stderr(&created)
+    );
+    assert_eq!(
+        e.ok(&["ps", "-aq"]).trim(),
+        "",
+        "[{who}] a refused container was left"
+    );
+    // Compliant: runs, and the warned rules are logged.
+    let ok = e.run(&["--policy", p, "run", "--rm", "busybox", "echo", "admitted"]);
+    assert!(ok.status.success(), "[{who}] {}", stderr(&ok));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "admitted\n");
+    assert!(
+        stderr(&ok).contains("policy: ESB-C-010"),
+        "[{who}] {}",
+        stderr(&ok)
+    );
+    assert!(!stderr(&ok).contains("ESB-I-002"), "[{who}] cis:4.6 is off");
+    // An exception by image lets a privileged container of ops/* through.
+    e.ok(&["tag", "busybox", "ops/exporter:1"]);
+    let ops = e.run(&[
+        "--policy",
+        p,
+        "run",
+        "--rm",
+        "--privileged",
+        "ops/exporter:1",
+        "true",
+    ]);
+    assert!(ops.status.success(), "[{who}] {}", stderr(&ops));
+    // ESTIBA_POLICY names the file too; the user's own file is the default.
+    let mut by_env = e.cmd_env(
+        &[("ESTIBA_POLICY", p)],
+        &["run", "--rm", "--privileged", "busybox", "true"],
+    );
+    assert_eq!(by_env.output().unwrap().status.code(), Some(125), "[{who}]");
+    let user_dir = e.path().join(".config/estiba");
+    std::fs::create_dir_all(&user_dir).unwrap();
+    std::fs::copy(&policy, user_dir.join("policy.toml")).unwrap();
+    if let Some(user) = e.user {
+        let chown = Command::new("chown")
+            .arg("-R")
+            .arg(user)
+            .arg(e.path().join(".config"))
+            .status();
+        assert!(chown.unwrap().success());
+    }
+    let by_default = e.run(&["run", "--rm", "--privileged", "busybox", "true"]);
+    assert_eq!(
+        by_default.status.code(),
+        Some(125),
+        "[{who}] {}",
+        stderr(&by_default)
+    );
+    // A broken policy is an error naming the file, not silence.
+    std::fs::write(user_dir.join("policy.toml"), "default = \"sometimes\"\n").unwrap();
+    let broken = e.run(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(broken.status.code(), Some(125), "[{who}]");
+    assert!(
+        stderr(&broken).contains("policy.toml"),
+        "[{who}] {}",
+        stderr(&broken)
+    );
+    std::fs::remove_file(user_dir.join("policy.toml")).unwrap();
+    // `audit policy test` shows what would be refused, and exits 1.
+    let test = e.run(&["--policy", p, "audit", "policy", "test", "busybox"]);
+    assert_eq!(test.status.code(), Some(0), "[{who}] {}", stderr(&test));
+    assert!(
+        String::from_utf8_lossy(&test.stdout).contains("WARN    ESB-I-001"),
+        "[{who}]"
+    );
+    let taskdef = fixtures().join("privileged.taskdef.json");
+    let test = e.run(&[
+        "--policy",
+        p,
+        "audit",
+        "policy",
+        "test",
+        taskdef.to_str().unwrap(),
+    ]);
+    assert_eq!(test.status.code(), Some(1), "[{who}] {}", stderr(&test));
+    assert!(
+        String::from_utf8_lossy(&test.stdout).contains("REFUSE  ESB-T-001"),
+        "[{who}]"
+    );
+    // And `audit container` judges a container as it was created.
+    e.ok(&[
+        "create", "--name", "held", "--pid", "host", "busybox", "sleep", "1",
+    ]);
+    let report: Value = serde_json::from_slice(
+        &e.run(&["audit", "container", "held", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert!(rules_in(&report).contains("ESB-C-006"), "[{who}] {report}");
+    e.ok(&["rm", "held"]);
+}
+
+root_and_rootless!(run_and_create_are_judged_by_the_policy);
+
+#[test]
+fn the_control_plane_refuses_task_definitions_its_policy_enforces() {
+    if !common::require_root("the control plane") || !common::require_tool("/usr/bin/aws") {
+        return;
+    }
+    let cp = common::cluster::ControlPlane::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("cluster-policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let set = cp.admin_cmd(&["policy", "set", policy.to_str().unwrap()]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let shown = cp.admin_cmd(&["policy", "show"]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), POLICY);
+    let defs = |image: &str, privileged: bool| {
+        serde_json::json!([{"name": "c", "image": image, "memory": 64, "privileged": privileged}])
+            .to_string()
+    };
+    let register = |family: &str, defs: &str| {
+        cp.aws(
+            &cp.admin,
+            &[
+                "register-task-definition",
+                "--family",
+                family,
+                "--container-definitions",
+                defs,
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let refused = register("bad", &defs("busybox", true));
+    assert!(!refused.status.success());
+    let why = stderr(&refused);
+    assert!(
+        why.contains("ClientException") && why.contains("ESB-T-001"),
+        "{why}"
+    );
+    let families = cp.ecs(&["list-task-definition-families"]);
+    assert_eq!(
+        families["families"],
+        serde_json::json!([]),
+        "a refused definition was stored"
+    );
+    // Compliant, and excepted by image: both register.
+    assert!(register("good", &defs("busybox", false)).status.success());
+    assert!(register("ops", &defs("ops/exporter:1", true))
+        .status
+        .success());
+    cp.ecs(&["create-cluster", "--cluster-name", "prod"]);
+    // A stricter policy then refuses RunTask and CreateService for what
+    // was registered before it.
+    std::fs::write(&policy, "[rules]\n\"ESB-T-013\" = \"enforce\"\n").unwrap();
+    assert!(cp
+        .admin_cmd(&["policy", "set", policy.to_str().unwrap()])
+        .status
+        .success());
+    let run = cp
+        .aws(
+            &cp.admin,
+            &["run-task", "--cluster", "prod", "--task-definition", "good"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&run).contains("ClientException") && stderr(&run).contains("ESB-T-013"),
+        "{}",
+        stderr(&run)
+    );
+    let svc = cp
+        .aws(
+            &cp.admin,
+            &[
+                "create-service",
+                "--cluster",
+                "prod",
+                "--service-name",
+                "s",
+                "--task-definition",
+                "good",
+                "--desired-count",
+                "1",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(stderr(&svc).contains("ESB-T-013"), "{}", stderr(&svc));
+    assert_eq!(
+        cp.ecs(&["list-services", "--cluster", "prod"])["serviceArns"],
+        serde_json::json!([])
+    );
+    // A bad policy is refused, and the one in force stays.
+    std::fs::write(&policy, "[rules]\n\"cis:0.0\" = \"enforce\"\n").unwrap();
+    let bad = cp.admin_cmd(&["policy", "set", policy.to_str().unwrap()]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("no rule"),
+        "{}",
+        stderr(&bad)
+    );
+    // Without a policy, nothing is refused: RunTask goes on to placement
+    // (which finds no instances in this cluster without agents).
+    assert!(cp.admin_cmd(&["policy", "rm"]).status.success());
+    let run = cp
+        .aws(
+            &cp.admin,
+            &["run-task", "--cluster", "prod", "--task-definition", "good"],
+        )
+        .output()
+        .unwrap();
+    let why = stderr(&run);
+    assert!(
+        !why.contains("policy") && why.contains("No Container Instances"),
+        "{why}"
+    );
+}

@@ -20,6 +20,7 @@
 //!                                       watches; touched whenever what it must do changes
 //! services/<cluster>/<name>            a service: its deployments and events
 //! leader                                the leading replica's id, on its lease
+//! policy                                the cluster's admission policy (TOML)
 //! usage/<instance>                      the node's tasks' last CPU and memory use,
 //!                                       on its connection lease
 //! scaling/targets/<resource>            a scalable target (Application Auto Scaling)
@@ -44,6 +45,7 @@ pub const TASKS: &str = "tasks/";
 pub const ASSIGNED: &str = "assigned/";
 pub const SERVICES: &str = "services/";
 pub const LEADER: &str = "leader";
+pub const POLICY: &str = "policy";
 pub const USAGE: &str = "usage/";
 pub const SCALING_TARGETS: &str = "scaling/targets/";
 pub const SCALING_POLICIES: &str = "scaling/policies/";

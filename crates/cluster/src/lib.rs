@@ -27,6 +27,7 @@ pub mod model;
 pub mod open;
 pub mod page;
 pub mod placement;
+pub mod policy;
 pub mod seal;
 pub mod secrets;
 pub mod service;

@@ -25,6 +25,9 @@ pub enum Error {
         value: String,
         why: String,
     },
+    /// The admission policy refused the container.
+    #[error("{0}")]
+    Refused(String),
     #[error("container {id} is running: stop it first or use --force")]
     Running { id: String },
     #[error("container {name} is not running")]

@@ -68,8 +68,19 @@ pub struct Engine {
     /// program by default; a library caller that is not estiba names it
     /// with [`Engine::with_binary`].
     pub exe: PathBuf,
+    /// Judges a container before its record is written (the admission
+    /// policy, which the caller builds): warnings to show, or a refusal.
+    pub admission: Option<Admission>,
     pub(crate) records: Records,
 }
+
+/// Given the record about to be written and the image's config: Ok with
+/// warnings, or Err with why the container is refused.
+pub type Admission = std::sync::Arc<
+    dyn Fn(&ContainerRecord, &serde_json::Value) -> std::result::Result<Vec<String>, String>
+        + Send
+        + Sync,
+>;
 
 impl Engine {
     pub fn new(host: Host, data: PathBuf, run: PathBuf) -> Result<Self> {
@@ -88,6 +99,7 @@ impl Engine {
             events,
             log_level: "warn".into(),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("estiba")),
+            admission: None,
             records,
         })
     }

@@ -156,6 +156,12 @@ impl Engine {
             options,
             state: State::default(),
         };
+        // Judged whole, as it would run, before anything is written.
+        if let Some(admit) = &self.admission {
+            for warning in admit(&record, &raw_config).map_err(Error::Refused)? {
+                tracing::warn!(container = %record.name, "{warning}");
+            }
+        }
         let dir = self.records.dir(&id);
         std::fs::create_dir_all(&dir).ctx("creating", dir)?;
         self.records.save(&record)?;

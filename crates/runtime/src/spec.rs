@@ -316,10 +316,40 @@ pub fn cap_name(raw: &str) -> Result<String, Error> {
     }
 }
 
+/// The capabilities this process may still pass on: its bounding set
+/// (`CapBnd` in /proc/self/status), bit N for capability N. All of them
+/// if it cannot be read.
+fn bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// "Every capability", as far as `bounding` allows: a host (or an outer
+/// container) that dropped one cannot hand it on, and asking for it makes
+/// the runtime's capset fail. podman grants the same intersection.
+fn all_caps(bounding: u64) -> Vec<String> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// The container's capability set after `--privileged`, `--cap-drop` and `--cap-add`.
 pub fn capabilities(cfg: &RunConfig) -> Result<Vec<String>, Error> {
+    capabilities_within(cfg, bounding_set())
+}
+
+fn capabilities_within(cfg: &RunConfig, bounding: u64) -> Result<Vec<String>, Error> {
     let mut caps: Vec<String> = if cfg.privileged {
-        ALL_CAPS.iter().map(|c| c.to_string()).collect()
+        all_caps(bounding)
     } else {
         DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
     };
@@ -334,7 +364,7 @@ pub fn capabilities(cfg: &RunConfig) -> Result<Vec<String>, Error> {
     for add in &cfg.cap_add {
         let add = cap_name(add)?;
         if add == "ALL" {
-            caps = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+            caps = all_caps(bounding);
         } else if !caps.contains(&add) {
             caps.push(add);
         }
@@ -696,6 +726,24 @@ pub fn build(cfg: &RunConfig, host: &Host, arch: &str) -> Result<(Spec, Vec<Stri
 mod tests {
     use super::*;
     use crate::host::CgroupMode;
+
+    #[test]
+    fn privileged_and_cap_add_all_stay_within_the_bounding_set() {
+        let mut c = cfg();
+        c.privileged = true;
+        let all = capabilities_within(&c, u64::MAX).unwrap();
+        assert_eq!(all.len(), ALL_CAPS.len());
+        // A host without CAP_SYS_RESOURCE (bit 24), as some VMs are.
+        let without = capabilities_within(&c, !(1u64 << 24)).unwrap();
+        assert_eq!(without.len(), ALL_CAPS.len() - 1);
+        assert!(!without.iter().any(|c| c == "CAP_SYS_RESOURCE"));
+        c.privileged = false;
+        c.cap_add = vec!["ALL".into()];
+        assert!(!capabilities_within(&c, !(1u64 << 24))
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_RESOURCE"));
+    }
 
     fn cfg() -> RunConfig {
         RunConfig {

@@ -11,7 +11,7 @@ use estiba_audit::report::Report;
 use estiba_audit::{Severity, Target, TargetKind};
 
 use super::Context;
-use crate::cli::{AuditCommand, AuditReportArgs};
+use crate::cli::{AuditCommand, AuditPolicyCommand, AuditReportArgs};
 
 pub fn run(ctx: &Context, command: AuditCommand) -> Result<u8> {
     match command {
@@ -43,6 +43,28 @@ pub fn run(ctx: &Context, command: AuditCommand) -> Result<u8> {
             }
             finish(r, &options)
         }
+        AuditCommand::Container { containers, report } => {
+            let options = Options::from(&report)?;
+            let engine = ctx.engine()?;
+            let mut r = Report::default();
+            for wanted in &containers {
+                let record = engine.find(wanted)?;
+                let config =
+                    serde_json::from_slice(&engine.store.read_blob(&record.image_id.parse()?)?)
+                        .unwrap_or_default();
+                let mut facts = super::admission::facts(&record, &config);
+                facts.processes = processes(&record);
+                let findings = estiba_audit::container::audit(&facts);
+                r.add(
+                    Target::new(TargetKind::Container, record.name.clone()),
+                    findings,
+                );
+            }
+            finish(r, &options)
+        }
+        AuditCommand::Policy(AuditPolicyCommand::Test { subject, trusted }) => {
+            policy_test(ctx, &subject, trusted)
+        }
         AuditCommand::Image { images, report } => {
             let options = Options::from(&report)?;
             let store = ctx.store()?;
@@ -54,6 +76,72 @@ pub fn run(ctx: &Context, command: AuditCommand) -> Result<u8> {
             finish(r, &options)
         }
     }
+}
+
+/// The command names (/proc/PID/comm) running in a container; none when
+/// it is not running.
+fn processes(record: &estiba_engine::ContainerRecord) -> Vec<String> {
+    if record.state.status != estiba_engine::Status::Running {
+        return Vec::new();
+    }
+    estiba_engine::stats::processes(record)
+        .iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+        .map(|comm| comm.trim().to_string())
+        .collect()
+}
+
+/// `audit policy test`: the subject's findings, as the policy judges them.
+/// Exits 1 when something would be refused.
+fn policy_test(ctx: &Context, subject: &str, trusted: Vec<String>) -> Result<u8> {
+    let Some(policy) = super::admission::load(ctx.policy.as_deref())? else {
+        bail!("no policy: name one with --policy, or write /etc/estiba/policy.toml or $XDG_CONFIG_HOME/estiba/policy.toml");
+    };
+    let path = Path::new(subject);
+    let findings = if path.is_file() {
+        let (name, text) = read(path)?;
+        if name.ends_with(".json") {
+            let options = estiba_audit::taskdef::Options {
+                trusted_registries: trusted,
+            };
+            estiba_audit::taskdef::audit(&name, &text, &options)?
+        } else {
+            estiba_audit::containerfile::audit(&name, &text)?
+        }
+    } else {
+        audit_image(&ctx.store()?, subject)?
+    };
+    let verdict = policy.judge(
+        &findings,
+        &estiba_audit::policy::Subject {
+            image: (!path.is_file()).then_some(subject),
+            ..Default::default()
+        },
+    );
+    for f in &verdict.refused {
+        println!(
+            "REFUSE  {:<9}  {}  [{}]",
+            f.rule.id,
+            f.message,
+            f.location.describe()
+        );
+    }
+    for f in &verdict.warned {
+        println!(
+            "WARN    {:<9}  {}  [{}]",
+            f.rule.id,
+            f.message,
+            f.location.describe()
+        );
+    }
+    let passed = findings.len() - verdict.refused.len() - verdict.warned.len();
+    println!(
+        "{} refused, {} warned, {} off or excepted",
+        verdict.refused.len(),
+        verdict.warned.len(),
+        passed
+    );
+    Ok(u8::from(!verdict.refused.is_empty()))
 }
 
 /// A file's name as given (so SARIF's paths stay relative) and its text.

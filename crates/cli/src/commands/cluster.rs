@@ -9,8 +9,8 @@ use estiba_cluster::open::{self, StoreSpec};
 
 use super::Context;
 use crate::cli::{
-    AgentArgs, ClusterCommand, ClusterSecretCommand, ClusterStateArgs, ClusterTokenCommand,
-    ClusterUserCommand,
+    AgentArgs, ClusterCommand, ClusterPolicyCommand, ClusterSecretCommand, ClusterStateArgs,
+    ClusterTokenCommand, ClusterUserCommand,
 };
 
 fn duration(flag: &str, value: &str) -> Result<std::time::Duration> {
@@ -90,6 +90,7 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             Ok(0)
         }
         ClusterCommand::Secret(cmd) => secret(ctx, cmd),
+        ClusterCommand::Policy(cmd) => policy(ctx, cmd),
         ClusterCommand::Up(a) => super::cluster_up::up(ctx, &a),
         ClusterCommand::Migrate { from, to } => migrate(ctx, &from, &to),
         ClusterCommand::Down { data, tasks_only } => {
@@ -111,6 +112,40 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// `cluster policy set|show|rm`, on the store directly, as `user add`.
+fn policy(ctx: &Context, cmd: ClusterPolicyCommand) -> Result<u8> {
+    let state = match &cmd {
+        ClusterPolicyCommand::Set { state, .. }
+        | ClusterPolicyCommand::Show { state }
+        | ClusterPolicyCommand::Rm { state } => state,
+    };
+    let data = data_dir(ctx, state);
+    let spec: StoreSpec = state.store.parse()?;
+    runtime()?.block_on(async {
+        let server = open::server(&data, &spec, Settings::default()).await?;
+        match &cmd {
+            ClusterPolicyCommand::Set { file, .. } => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                estiba_cluster::policy::set(&server.db, &text).await?;
+            }
+            ClusterPolicyCommand::Show { .. } => {
+                match estiba_cluster::policy::get(&server.db).await? {
+                    Some(p) => print!("{}", p.text),
+                    None => anyhow::bail!("no cluster policy is set"),
+                }
+            }
+            ClusterPolicyCommand::Rm { .. } => {
+                if !estiba_cluster::policy::remove(&server.db).await? {
+                    anyhow::bail!("no cluster policy is set");
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(0)
 }
 
 /// `cluster secret create|ls|rm`, on the store directly, as `user add`.

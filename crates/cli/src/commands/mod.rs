@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+mod admission;
 mod audit;
 mod aws_profile;
 mod cluster;
@@ -23,6 +24,8 @@ pub struct Context {
     pub host: Host,
     pub paths: Paths,
     pub log_level: String,
+    /// `--policy`: the admission policy file, if named.
+    pub policy: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -52,6 +55,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         host,
         paths,
         log_level: cli.log_level.clone(),
+        policy: cli.policy.clone(),
     };
     match cli.command {
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&ctx, &a),

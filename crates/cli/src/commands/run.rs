@@ -148,7 +148,7 @@ fn request(args: &RunArgs, create: bool) -> Result<CreateRequest> {
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
-    let engine = ctx.engine()?;
+    let engine = super::admission::engine(ctx)?;
     let record = engine.create(request(args, false)?)?;
     if args.detach {
         engine.start_detached(&record.id)?;
@@ -159,7 +159,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<u8> {
 }
 
 pub fn create(ctx: &Context, args: &RunArgs) -> Result<u8> {
-    let engine = ctx.engine()?;
+    let engine = super::admission::engine(ctx)?;
     let record = engine.create(request(args, true)?)?;
     println!("{}", record.id);
     Ok(0)

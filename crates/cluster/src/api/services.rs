@@ -281,6 +281,7 @@ pub async fn create(server: &Server, caller: &Caller, req: CreateRequest) -> Rep
         return Err(ApiError::invalid("taskDefinition is required."));
     };
     let td = taskdefs::usable(server, given_td, launch).await?;
+    crate::policy::admit(&server.db, &td.definition, Some(&cluster)).await?;
     let config = req.deployment_configuration.clone().unwrap_or_default();
     config.check(sched, count).map_err(ApiError::invalid)?;
     check_placement(
@@ -373,7 +374,11 @@ pub async fn update(server: &Server, req: UpdateRequest) -> Reply {
         svc.desired_count = desired(Some(n))?;
     }
     let td = match &req.task_definition {
-        Some(given) => taskdefs::usable(server, given, svc.launch_type).await?,
+        Some(given) => {
+            let td = taskdefs::usable(server, given, svc.launch_type).await?;
+            crate::policy::admit(&server.db, &td.definition, Some(&cluster)).await?;
+            td
+        }
         None => {
             let r = &svc.task_definition;
             match server

@@ -144,6 +144,7 @@ pub async fn register(server: &Server, caller: &Caller, body: &[u8]) -> Reply {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::client("the task definition is not UTF-8"))?;
     let registered = estiba_ecs::taskdef::register(text)?;
+    crate::policy::admit(&server.db, &registered.definition, None).await?;
     let mut definition = registered.definition;
     let tags = request_tags(definition.tags.as_ref())?;
     tags::check(&tags)?;

@@ -301,6 +301,7 @@ pub async fn run(server: &Server, req: RunRequest, start: bool) -> Reply {
     let launch = launch_type(req.launch_type.as_deref())?;
     let td = taskdefs::usable(server, &req.task_definition, launch).await?;
     let definition = apply_overrides(td.definition.clone(), &req.overrides)?;
+    crate::policy::admit(&server.db, &definition, Some(&cluster)).await?;
     let constraints = placement::constraints_of(&req.placement_constraints, &definition)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let strategies = placement::strategies_of(&req.placement_strategy)
