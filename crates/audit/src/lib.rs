@@ -17,6 +17,7 @@ pub mod container;
 pub mod containerfile;
 mod error;
 pub mod finding;
+pub mod host;
 pub mod ignore;
 pub mod image;
 mod jsonpos;

@@ -112,10 +112,10 @@ impl Report {
             });
             let _ = writeln!(
                 out,
-                "{} {} ({} findings)",
+                "{} {} ({})",
                 t.kind.name(),
                 t.name,
-                mine.len()
+                plural(mine.len(), "finding")
             );
             for f in mine {
                 let severity = paint(f.rule.severity, color);
@@ -145,9 +145,9 @@ impl Report {
             .collect();
         let _ = writeln!(
             out,
-            "score {}/100; {} findings{}{}",
+            "score {}/100; {}{}{}",
             self.score(),
-            self.findings.len(),
+            plural(self.findings.len(), "finding"),
             if summary.is_empty() {
                 String::new()
             } else {
@@ -207,6 +207,10 @@ impl Report {
             "results": results,
         })
     }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn paint(s: Severity, color: bool) -> String {
@@ -289,6 +293,7 @@ fn artifact(f: &Finding) -> String {
     }
     let subject = match &f.location {
         Location::Path { path } => path.trim_start_matches('/').to_string(),
+        Location::Config { field } if f.target.kind == TargetKind::Host => field.clone(),
         Location::Config { field } => format!("config/{field}"),
         _ => "target".into(),
     };
@@ -297,6 +302,9 @@ fn artifact(f: &Finding) -> String {
             .replace(' ', "%20")
             .replace('#', "%23")
     };
+    if f.target.kind == TargetKind::Host {
+        return format!("estiba/host/{}", encode(&subject));
+    }
     format!(
         "estiba/{}/{}/{}",
         f.target.kind.name(),

@@ -133,10 +133,10 @@ pub enum Command {
     Node(crate::ecs_cli::NodeArgs),
     /// Create, list, show, update, scale and delete a cluster's services.
     Service(crate::ecs_cli::ServiceArgs),
-    /// Check Containerfiles, images and task definitions against the CIS Docker
-    /// Benchmark and the OWASP Docker Top 10.
-    #[command(subcommand)]
-    Audit(AuditCommand),
+    /// Check the host, containers, images, Containerfiles and task definitions against
+    /// the CIS Docker Benchmark and the OWASP Docker Top 10 (alone: the host, every
+    /// container and every image).
+    Audit(AuditArgs),
     /// Simulated nodes for the scheduler benchmark: they join, heartbeat and acknowledge
     /// their tasks through the agent API, and run no container.
     #[command(name = "agent-sim", hide = true)]
@@ -1095,8 +1095,22 @@ pub struct VerifyArgs {
     pub tls: TlsArgs,
 }
 
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    #[command(flatten)]
+    pub report: AuditReportArgs,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
+    /// Check this host: CIS sections 1-3 as they apply to estiba.
+    Host {
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
     /// List the rules, with their CIS, OWASP, Dockle, Trivy and Hadolint references.
     Rules {
         /// table or json.

@@ -667,3 +667,86 @@ fn the_control_plane_refuses_task_definitions_its_policy_enforces() {
         "{why}"
     );
 }
+
+/// `estiba audit host`: the facts, root's missing user namespace, a
+/// credentials file and a store others may change; as root, a registry
+/// listening without TLS, found through /proc.
+fn the_host_audit_judges_modes_listeners_and_namespaces(e: &Estiba) {
+    let who = e.label();
+    e.ok(&["images"]);
+    let host = |e: &Estiba| -> BTreeSet<String> {
+        let out = e.run(&["audit", "host", "--format", "json"]);
+        assert!(out.status.success(), "[{who}] {}", stderr(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f["rule"].as_str().unwrap(),
+                    f["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let has = |found: &BTreeSet<String>, prefix: &str| found.iter().any(|f| f.starts_with(prefix));
+    let before = host(e);
+    for fact in ["ESB-H-014", "ESB-H-015", "ESB-H-016"] {
+        assert!(has(&before, fact), "[{who}] {before:?}");
+    }
+    assert_eq!(
+        has(&before, "ESB-H-007"),
+        e.user.is_none(),
+        "[{who}] {before:?}"
+    );
+    assert!(!has(&before, "ESB-H-006"), "[{who}] {before:?}");
+    // Registry passwords readable by others, and a store anyone may change.
+    let docker = e.path().join(".docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(docker.join("config.json"), "{\"auths\": {}}").unwrap();
+    let mode = |p: &Path, m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    mode(&docker.join("config.json"), 0o644);
+    let data = e.path().join("data");
+    mode(&data, 0o777);
+    if let Some(user) = e.user {
+        let chown = Command::new("chown")
+            .arg("-R")
+            .arg(user)
+            .arg(&docker)
+            .status();
+        assert!(chown.unwrap().success());
+    }
+    let after = host(e);
+    assert!(has(&after, "ESB-H-006"), "[{who}] {after:?}");
+    assert!(
+        after
+            .iter()
+            .any(|f| f.starts_with("ESB-H-001") && f.contains("777")),
+        "[{who}] {after:?}"
+    );
+    mode(&data, 0o700);
+    mode(&docker.join("config.json"), 0o600);
+    let fixed = host(e);
+    assert!(
+        !has(&fixed, "ESB-H-006") && !has(&fixed, "ESB-H-001"),
+        "[{who}] {fixed:?}"
+    );
+    if e.user.is_none() {
+        let registry = common::registry::Registry::start(common::registry::OPEN);
+        let found = host(e);
+        let port = registry.addr.rsplit(':').next().unwrap();
+        assert!(
+            found.iter().any(|f| f.starts_with("ESB-H-011")
+                && f.contains("registry serve")
+                && f.contains(port)),
+            "[{who}] {found:?}"
+        );
+    }
+}
+
+root_and_rootless!(without_busybox: the_host_audit_judges_modes_listeners_and_namespaces);

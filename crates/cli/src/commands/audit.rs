@@ -11,10 +11,20 @@ use estiba_audit::report::Report;
 use estiba_audit::{Severity, Target, TargetKind};
 
 use super::Context;
-use crate::cli::{AuditCommand, AuditPolicyCommand, AuditReportArgs};
+use crate::cli::{AuditArgs, AuditCommand, AuditPolicyCommand, AuditReportArgs};
 
-pub fn run(ctx: &Context, command: AuditCommand) -> Result<u8> {
+pub fn run(ctx: &Context, args: AuditArgs) -> Result<u8> {
+    let Some(command) = args.command else {
+        return everything(ctx, &args.report);
+    };
     match command {
+        AuditCommand::Host { report } => {
+            let options = Options::from(&report)?;
+            let mut r = Report::default();
+            let findings = estiba_audit::host::audit(&super::audit_host::gather(ctx));
+            r.add(Target::new(TargetKind::Host, "host"), findings);
+            finish(r, &options)
+        }
         AuditCommand::Rules { format } => rules(&format),
         AuditCommand::Containerfile { files, report } => {
             let options = Options::from(&report)?;
@@ -49,12 +59,7 @@ pub fn run(ctx: &Context, command: AuditCommand) -> Result<u8> {
             let mut r = Report::default();
             for wanted in &containers {
                 let record = engine.find(wanted)?;
-                let config =
-                    serde_json::from_slice(&engine.store.read_blob(&record.image_id.parse()?)?)
-                        .unwrap_or_default();
-                let mut facts = super::admission::facts(&record, &config);
-                facts.processes = processes(&record);
-                let findings = estiba_audit::container::audit(&facts);
+                let findings = audit_container(&engine, &record)?;
                 r.add(
                     Target::new(TargetKind::Container, record.name.clone()),
                     findings,
@@ -76,6 +81,44 @@ pub fn run(ctx: &Context, command: AuditCommand) -> Result<u8> {
             finish(r, &options)
         }
     }
+}
+
+/// A bare `estiba audit`: the host, every container and every image.
+fn everything(ctx: &Context, report: &AuditReportArgs) -> Result<u8> {
+    let options = Options::from(report)?;
+    let mut r = Report::default();
+    let findings = estiba_audit::host::audit(&super::audit_host::gather(ctx));
+    r.add(Target::new(TargetKind::Host, "host"), findings);
+    let engine = ctx.engine()?;
+    for record in engine.list()? {
+        let findings = audit_container(&engine, &record)?;
+        r.add(
+            Target::new(TargetKind::Container, record.name.clone()),
+            findings,
+        );
+    }
+    let store = ctx.store()?;
+    for image in store.images()? {
+        let name = image
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| image.id.to_string());
+        let findings = audit_image(&store, &name)?;
+        r.add(Target::new(TargetKind::Image, name), findings);
+    }
+    finish(r, &options)
+}
+
+fn audit_container(
+    engine: &estiba_engine::Engine,
+    record: &estiba_engine::ContainerRecord,
+) -> Result<Vec<estiba_audit::Finding>> {
+    let config = serde_json::from_slice(&engine.store.read_blob(&record.image_id.parse()?)?)
+        .unwrap_or_default();
+    let mut facts = super::admission::facts(record, &config);
+    facts.processes = processes(record);
+    Ok(estiba_audit::container::audit(&facts))
 }
 
 /// The command names (/proc/PID/comm) running in a container; none when

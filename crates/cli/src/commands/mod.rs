@@ -2,6 +2,7 @@
 
 mod admission;
 mod audit;
+mod audit_host;
 mod aws_profile;
 mod cluster;
 mod cluster_up;
