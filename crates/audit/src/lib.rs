@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod cluster;
 pub mod container;
 pub mod containerfile;
 mod error;
@@ -22,6 +23,7 @@ pub mod ignore;
 pub mod image;
 mod jsonpos;
 pub mod policy;
+pub mod registry;
 pub mod report;
 mod secrets;
 mod shell;

@@ -1111,6 +1111,24 @@ pub enum AuditCommand {
         #[command(flatten)]
         report: AuditReportArgs,
     },
+    /// Check a registry: TLS and anonymous push, probed over HTTP; when estiba serves it
+    /// from this host, also its policies, repositories' immutability, lifecycle and
+    /// signatures, and garbage collection.
+    Registry {
+        /// https://HOST:PORT, http://HOST:PORT, or HOST:PORT (HTTPS tried first).
+        url: String,
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
+    /// Check the cluster's control plane as it runs here: its store (SQLite, or how many
+    /// etcd members), TLS, the agents' listen addresses, the audit log and the sealing key.
+    Cluster {
+        /// The control plane's directory (default: the running replica's, else DATA/cluster).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        report: AuditReportArgs,
+    },
     /// List the rules, with their CIS, OWASP, Dockle, Trivy and Hadolint references.
     Rules {
         /// table or json.
@@ -1141,8 +1159,9 @@ pub enum AuditCommand {
     /// Admission policies: what a policy would refuse.
     #[command(subcommand)]
     Policy(AuditPolicyCommand),
-    /// Check task definition files (RegisterTaskDefinition's or
-    /// DescribeTaskDefinition's JSON); findings carry a JSON pointer and line.
+    /// Check task definitions: files (RegisterTaskDefinition's or DescribeTaskDefinition's
+    /// JSON), or FAMILY[:REVISION] described by the ECS API (AWS_ENDPOINT_URL_ECS and the
+    /// AWS CLI's credentials); findings carry a JSON pointer and line.
     Taskdef {
         #[arg(required = true)]
         files: Vec<PathBuf>,

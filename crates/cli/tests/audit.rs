@@ -643,6 +643,32 @@ fn the_control_plane_refuses_task_definitions_its_policy_enforces() {
         cp.ecs(&["list-services", "--cluster", "prod"])["serviceArns"],
         serde_json::json!([])
     );
+    // `audit taskdef FAMILY:REV` reads the definition through the ECS API.
+    let described: Value =
+        serde_json::from_str(&cp.estiba(&["audit", "taskdef", "ops:1", "--format", "json"]))
+            .unwrap();
+    let found = rules_in(&described);
+    assert!(
+        found.contains("ESB-T-001") && found.contains("ESB-T-013"),
+        "{found:?}"
+    );
+    assert_eq!(described["targets"][0]["name"], "ops:1");
+    // `audit cluster` finds this control plane among the host's processes.
+    let out = Command::new(env!("CARGO_BIN_EXE_estiba"))
+        .args(["audit", "cluster", "--data"])
+        .arg(cp.data())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cluster = rules_in(&serde_json::from_slice(&out.stdout).unwrap());
+    for id in ["ESB-K-001", "ESB-K-003", "ESB-K-007"] {
+        assert!(cluster.contains(id), "{id}: {cluster:?}");
+    }
+    assert!(
+        !cluster.contains("ESB-K-005") && !cluster.contains("ESB-K-006"),
+        "{cluster:?}"
+    );
     // A bad policy is refused, and the one in force stays.
     std::fs::write(&policy, "[rules]\n\"cis:0.0\" = \"enforce\"\n").unwrap();
     let bad = cp.admin_cmd(&["policy", "set", policy.to_str().unwrap()]);
@@ -750,3 +776,61 @@ fn the_host_audit_judges_modes_listeners_and_namespaces(e: &Estiba) {
 }
 
 root_and_rootless!(without_busybox: the_host_audit_judges_modes_listeners_and_namespaces);
+
+/// `estiba audit registry`: an open registry over plain HTTP (anonymous
+/// push probed and read from its policy, release tags that can move, no
+/// lifecycle), then its repository made immutable with a lifecycle.
+#[test]
+fn the_registry_audit_probes_and_reads_an_estiba_registry() {
+    if !common::require_root("a registry and a store") {
+        return;
+    }
+    let registry = common::registry::Registry::start(common::registry::OPEN);
+    let e = Estiba::root().with_busybox();
+    let dest = format!("{}/team/app:1.0", registry.addr);
+    e.ok(&["push", "--tls-verify=false", "busybox", &dest]);
+    let rules = |e: &Estiba| -> BTreeSet<String> {
+        let out = e.run(&["audit", "registry", &registry.addr, "--format", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        rules_in(&serde_json::from_slice(&out.stdout).unwrap())
+    };
+    let lax = rules(&e);
+    for id in ["ESB-R-001", "ESB-R-002", "ESB-R-003", "ESB-R-004"] {
+        assert!(lax.contains(id), "{id} missing: {lax:?}");
+    }
+    assert!(
+        !lax.contains("ESB-R-006"),
+        "GC is scheduled by default: {lax:?}"
+    );
+    // The probe's upload was cancelled: it left no repository behind.
+    let catalog: Value = reqwest::blocking::get(registry.url("/v2/_catalog"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(catalog["repositories"], serde_json::json!(["team/app"]));
+    let made = registry.admin(&[
+        "repo",
+        "create",
+        "team/app",
+        "--immutable-tags",
+        "--expire-untagged-days",
+        "30",
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let careful = rules(&e);
+    assert!(
+        !careful.contains("ESB-R-003") && !careful.contains("ESB-R-004"),
+        "{careful:?}"
+    );
+    assert!(
+        careful.contains("ESB-R-001"),
+        "the policy still lets anyone push"
+    );
+    let nothing = e.run(&["audit", "registry", "127.0.0.1:1"]);
+    assert_eq!(nothing.status.code(), Some(125));
+    assert!(
+        stderr(&nothing).contains("no registry answers"),
+        "{}",
+        stderr(&nothing)
+    );
+}

@@ -18,6 +18,25 @@ pub fn run(ctx: &Context, args: AuditArgs) -> Result<u8> {
         return everything(ctx, &args.report);
     };
     match command {
+        AuditCommand::Registry { url, report } => {
+            let options = Options::from(&report)?;
+            let mut r = Report::default();
+            let findings =
+                estiba_audit::registry::audit(&super::audit_registry::gather(ctx, &url)?);
+            r.add(Target::new(TargetKind::Registry, url), findings);
+            finish(r, &options)
+        }
+        AuditCommand::Cluster { data, report } => {
+            let options = Options::from(&report)?;
+            let mut r = Report::default();
+            let facts = super::audit_host::gather_cluster(ctx, data);
+            let findings = estiba_audit::cluster::audit(&facts);
+            r.add(
+                Target::new(TargetKind::Cluster, facts.data.clone()),
+                findings,
+            );
+            finish(r, &options)
+        }
         AuditCommand::Host { report } => {
             let options = Options::from(&report)?;
             let mut r = Report::default();
@@ -47,7 +66,14 @@ pub fn run(ctx: &Context, args: AuditArgs) -> Result<u8> {
             };
             let mut r = Report::default();
             for file in &files {
-                let (name, text) = read(file)?;
+                let (name, text) = if file.exists() || file.to_string_lossy().ends_with(".json") {
+                    read(file)?
+                } else {
+                    // FAMILY[:REVISION], as the control plane holds it.
+                    let name = file.to_string_lossy().into_owned();
+                    let described = super::ecs::describe_task_definition(&name)?;
+                    (name, format!("{described:#}"))
+                };
                 let findings = estiba_audit::taskdef::audit(&name, &text, &taskdef)?;
                 r.add(Target::new(TargetKind::TaskDefinition, name), findings);
             }

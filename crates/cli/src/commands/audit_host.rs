@@ -95,13 +95,13 @@ fn config_files() -> Vec<PathFacts> {
 }
 
 /// A running estiba process, by its command line.
-struct Process {
-    pid: u32,
-    args: Vec<String>,
+pub(super) struct Process {
+    pub(super) pid: u32,
+    pub(super) args: Vec<String>,
 }
 
 impl Process {
-    fn flag(&self, name: &str) -> Option<&str> {
+    pub(super) fn flag(&self, name: &str) -> Option<&str> {
         self.args.iter().enumerate().find_map(|(i, a)| {
             if a == name {
                 self.args.get(i + 1).map(String::as_str)
@@ -127,7 +127,7 @@ impl Process {
     }
 }
 
-fn estiba_processes() -> Vec<Process> {
+pub(super) fn estiba_processes() -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -157,7 +157,7 @@ fn estiba_processes() -> Vec<Process> {
 /// Each estiba process's listening TCP sockets: its socket inodes (from
 /// /proc/PID/fd) matched against the LISTEN rows of its /proc/PID/net/tcp
 /// and tcp6 (its own network namespace's).
-fn listeners(processes: &[Process]) -> Vec<Listener> {
+fn listeners<'a>(processes: impl IntoIterator<Item = &'a Process>) -> Vec<Listener> {
     let mut out = Vec::new();
     for p in processes {
         let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", p.pid))
@@ -284,6 +284,61 @@ fn audit_watches() -> Option<Vec<String>> {
             })
             .collect(),
     )
+}
+
+/// The facts `estiba audit cluster` judges: the control-plane replicas and
+/// agents running here, and the control plane's directory (`data`, else
+/// the first replica's, else the default one).
+pub fn gather_cluster(ctx: &Context, data: Option<PathBuf>) -> estiba_audit::cluster::ClusterFacts {
+    use estiba_audit::cluster::{AgentListener, ClusterFacts, Replica};
+    let processes = estiba_processes();
+    let default = estiba_cluster::open::default_data(&ctx.paths.data);
+    let mut serving: Vec<&Process> = processes
+        .iter()
+        .filter(|p| {
+            p.args
+                .windows(2)
+                .any(|w| w[0] == "cluster" && w[1] == "serve")
+        })
+        .collect();
+    // Told which control plane: only the replicas serving that directory.
+    if let Some(wanted) = &data {
+        serving.retain(|p| p.flag("--data").map_or(default.clone(), PathBuf::from) == *wanted);
+    }
+    let replicas = serving
+        .iter()
+        .map(|p| Replica {
+            pid: p.pid,
+            address: p.flag("--addr").unwrap_or("127.0.0.1:8440").to_string(),
+            tls: p.flag("--tls-cert").is_some(),
+            etcd: p
+                .flag("--store")
+                .and_then(|s| s.strip_prefix("etcd://"))
+                .map(|list| list.split(',').map(String::from).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let agents = listeners(processes.iter().filter(|p| p.role() == "agent"))
+        .into_iter()
+        .map(|l| AgentListener {
+            pid: l.pid,
+            address: l.address,
+        })
+        .collect();
+    let data = data
+        .or_else(|| {
+            serving
+                .iter()
+                .find_map(|p| p.flag("--data").map(PathBuf::from))
+        })
+        .unwrap_or(default);
+    ClusterFacts {
+        data: data.display().to_string(),
+        replicas,
+        agents,
+        audit_log: facts(&data.join("audit.log")),
+        seal_key: facts(&data.join("seal.key")),
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,20 @@ use client::Client;
 
 use crate::ecs_cli::{Format, NodeArgs, ServiceArgs, TaskArgs, TaskdefArgs};
 
+/// A task definition as DescribeTaskDefinition answers it (`taskDefinition`),
+/// with the client configured as the AWS CLI would be.
+pub fn describe_task_definition(name: &str) -> Result<Value> {
+    let api = crate::ecs_cli::ApiArgs {
+        endpoint_url: None,
+        profile: None,
+        region: None,
+        format: Format::Json,
+    };
+    let client = Client::new(&api)?;
+    let answer = client.ecs("DescribeTaskDefinition", &json!({ "taskDefinition": name }))?;
+    Ok(answer.get("taskDefinition").cloned().unwrap_or(Value::Null))
+}
+
 pub fn taskdef(args: TaskdefArgs) -> Result<u8> {
     taskdef::run(&args.api, args.command)
 }

@@ -3,6 +3,7 @@
 mod admission;
 mod audit;
 mod audit_host;
+mod audit_registry;
 mod aws_profile;
 mod cluster;
 mod cluster_up;

@@ -69,6 +69,16 @@ pub fn registry(ctx: &Context, root: &Path, cmd: &RegistryCommand) -> Result<u8>
                 std::time::Duration::from_secs(7 * 24 * 3600),
                 *dry_run,
             )?;
+            if !*dry_run {
+                // As the server's scheduled runs do: `audit registry` reads it.
+                let audit = estiba_registry::audit::Audit::open(&root.join("audit.log"))?;
+                let outcome = format!(
+                    "{} blobs, {} bytes",
+                    report.blobs_removed.len(),
+                    report.bytes_freed
+                );
+                audit.record("gc", "-", "gc", "", &outcome, "ok");
+            }
             let verb = if *dry_run { "would remove" } else { "removed" };
             for d in &report.blobs_removed {
                 println!("{d}");
