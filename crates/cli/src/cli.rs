@@ -1014,9 +1014,13 @@ pub struct RepoArgs {
     /// A PEM public key trusted for signatures (repeatable).
     #[arg(long = "trusted-key")]
     pub trusted_keys: Vec<PathBuf>,
-    /// Record scan-on-push (the audit work uses it).
+    /// Audit each pushed image; its findings are kept beside it as a referrer artifact.
     #[arg(long)]
     pub scan_on_push: bool,
+    /// With --scan-on-push: refuse pushes with findings of this severity (repeatable:
+    /// critical, high, medium, low, info).
+    #[arg(long = "block-on")]
+    pub block_on: Vec<String>,
     /// Lifecycle: expire untagged images pushed more than N days ago.
     #[arg(long)]
     pub expire_untagged_days: Option<u64>,

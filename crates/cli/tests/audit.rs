@@ -834,3 +834,113 @@ fn the_registry_audit_probes_and_reads_an_estiba_registry() {
         stderr(&nothing)
     );
 }
+
+/// Scan on push: a repository that scans refuses an image with a
+/// critical finding (a private key in a layer), stores nothing of it,
+/// and keeps a clean image's findings as a referrer artifact.
+#[test]
+fn scan_on_push_refuses_blocked_images_and_keeps_the_findings_of_the_rest() {
+    if !common::require_root("a registry and a store") {
+        return;
+    }
+    let registry = common::registry::Registry::start(common::registry::OPEN);
+    let made = registry.admin(&[
+        "repo",
+        "create",
+        "scanned",
+        "--scan-on-push",
+        "--block-on",
+        "critical",
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let bad = registry.admin(&[
+        "repo",
+        "create",
+        "x",
+        "--block-on",
+        "urgent",
+        "--scan-on-push",
+    ]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("urgent"),
+        "{}",
+        stderr(&bad)
+    );
+    let e = Estiba::root().with_busybox();
+    let ctx = e.scratch("keyed");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM busybox\nCOPY deploy-key /root/.ssh/id_ed25519\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join("deploy-key"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbg==\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    e.ok(&["build", "-q", "-t", "keyed:1", ctx.to_str().unwrap()]);
+    let keyed = format!("{}/scanned:keyed", registry.addr);
+    e.ok(&["tag", "keyed:1", &keyed]);
+    let refused = e.run(&["push", "--tls-verify=false", &keyed]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("ESB-I-008"),
+        "{}",
+        stderr(&refused)
+    );
+    let http = reqwest::blocking::Client::new();
+    let tags: Value = http
+        .get(registry.url("/v2/scanned/tags/list"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        tags["tags"].as_array().is_none_or(|t| t.is_empty()),
+        "{tags}"
+    );
+    // A clean image goes in, and its findings sit beside it.
+    let clean = format!("{}/scanned:1.0", registry.addr);
+    e.ok(&["push", "--tls-verify=false", "busybox", &clean]);
+    let head = http
+        .head(registry.url("/v2/scanned/manifests/1.0"))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    let digest = head.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let referrers: Value = http
+        .get(registry.url(&format!("/v2/scanned/referrers/{digest}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let found = referrers["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["artifactType"] == "application/vnd.estiba.audit.findings.v1+json")
+        .unwrap_or_else(|| panic!("no findings artifact: {referrers}"))
+        .clone();
+    let artifact: Value = http
+        .get(registry.url(&format!(
+            "/v2/scanned/manifests/{}",
+            found["digest"].as_str().unwrap()
+        )))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let layer = artifact["layers"][0]["digest"].as_str().unwrap();
+    let report: Value = http
+        .get(registry.url(&format!("/v2/scanned/blobs/{layer}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(rules_in(&report).contains("ESB-I-001"), "{report}");
+    assert_eq!(report["targets"][0]["name"], "scanned:1.0");
+}

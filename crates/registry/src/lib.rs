@@ -17,6 +17,7 @@ pub mod gc;
 pub mod lifecycle;
 pub mod manifest;
 pub mod metrics;
+pub mod scan;
 pub mod server;
 pub mod settings;
 pub mod trust;

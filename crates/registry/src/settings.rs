@@ -24,9 +24,13 @@ pub struct RepoSettings {
     /// PEM public keys (SPKI).
     #[serde(default)]
     pub trusted_keys: Vec<String>,
-    /// Recorded for the audit work; nothing scans yet.
+    /// Audit each pushed image; its findings are stored as a referrer
+    /// artifact (`scan::FINDINGS_ARTIFACT`).
     #[serde(default)]
     pub scan_on_push: bool,
+    /// With `scan_on_push`: findings of these severities refuse the push.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_on: Vec<String>,
 }
 
 impl RepoSettings {
@@ -49,6 +53,16 @@ impl RepoSettings {
         }
         for key in &self.trusted_keys {
             crate::trust::PublicKey::from_pem(key)?;
+        }
+        for severity in &self.block_on {
+            if estiba_audit::Severity::parse(severity).is_none() {
+                return Err(Error::Config(format!(
+                    "block-on {severity:?}: the severities are info, low, medium, high and critical"
+                )));
+            }
+        }
+        if !self.block_on.is_empty() && !self.scan_on_push {
+            return Err(Error::Config("block-on needs scan-on-push".into()));
         }
         let data = serde_json::to_vec_pretty(self).map_err(|e| Error::Malformed {
             what: "settings".into(),

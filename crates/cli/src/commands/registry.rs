@@ -183,6 +183,7 @@ fn repo_settings(a: &RepoArgs) -> Result<RepoSettings> {
         require_signature: a.require_signature,
         trusted_keys,
         scan_on_push: a.scan_on_push,
+        block_on: a.block_on.clone(),
     })
 }
 

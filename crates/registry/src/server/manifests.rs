@@ -236,6 +236,31 @@ fn store_manifest(
             }
         }
     }
+    // Scanned before anything is written: a refused push leaves nothing.
+    let name = match tags.first() {
+        Some(t) => format!("{repo}:{t}"),
+        None => format!("{repo}@{digest}"),
+    };
+    let scanned = if settings.scan_on_push {
+        match crate::scan::scan(s, &name, data) {
+            Ok(found) => found,
+            // Blocking fails closed; a scan that only records does not
+            // stand in the push's way.
+            Err(e) if settings.block_on.is_empty() => {
+                tracing::warn!(repo, %digest, error = %e, "scan on push");
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    if let Some(why) = scanned
+        .as_deref()
+        .and_then(|f| crate::scan::refusal(f, &settings.block_on))
+    {
+        return Err(Error::api(Code::Denied, why));
+    }
     s.put_blob(digest, data)?;
     let link = ManifestLink {
         media_type: manifest.media_type.clone(),
@@ -252,6 +277,10 @@ fn store_manifest(
     }
     for tag in tags {
         s.set_tag(repo, tag, digest)?;
+    }
+    if let Some(findings) = scanned {
+        let subject = manifest.descriptor(digest, data.len() as u64);
+        crate::scan::store_findings(s, repo, &name, &subject, findings)?;
     }
     Ok(())
 }
