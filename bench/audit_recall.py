@@ -7,10 +7,14 @@ be among estiba's findings for that file.
   audit_recall.py ESTIBA FILE... → prints JSON
 """
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 estiba, files = sys.argv[1], sys.argv[2:]
+scratch = tempfile.mkdtemp()
 catalog = json.loads(subprocess.run([estiba, "audit", "rules", "--format", "json"],
                                     check=True, capture_output=True, text=True).stdout)
 by_hadolint = {}
@@ -23,7 +27,7 @@ by_checkov = {
     "CKV_DOCKER_1": {"ESB-F-011"},  # port 22 exposed
     "CKV_DOCKER_2": {"ESB-F-013"},  # no HEALTHCHECK
     "CKV_DOCKER_3": {"ESB-F-001"},  # no USER
-    "CKV_DOCKER_4": {"ESB-F-003"},  # ADD
+    "CKV_DOCKER_4": {"ESB-F-003", "ESB-F-014"},  # ADD (of a file or URL; of an archive)
     "CKV_DOCKER_5": {"ESB-F-010"},  # update alone
     "CKV_DOCKER_7": {"ESB-F-004"},  # latest tag
     "CKV_DOCKER_8": {"ESB-F-002"},  # last USER root
@@ -47,8 +51,11 @@ def hadolint(path):
 
 
 def checkov(path):
-    out = subprocess.run(["checkov", "-f", path, "--framework", "dockerfile", "-o", "json", "--quiet",
-                          "--compact"], capture_output=True, text=True)
+    # checkov knows a Dockerfile by its name only.
+    named = os.path.join(scratch, os.path.basename(path).rsplit(".", 1)[0] + ".Dockerfile")
+    shutil.copyfile(path, named)
+    out = subprocess.run(["checkov", "-f", named, "--framework", "dockerfile", "-o", "json",
+                          "--compact", "--skip-download"], capture_output=True, text=True)
     try:
         doc = json.loads(out.stdout)
     except json.JSONDecodeError:

@@ -360,6 +360,22 @@ pub static RULES: &[Rule] = &[
         trivy: &["DS-0026"],
         hadolint: &["DL3057"],
     },
+    Rule {
+        id: "ESB-F-014",
+        target: TargetKind::Containerfile,
+        severity: Severity::Info,
+        title: "ADD unpacks a local archive",
+        rationale: "The one use of ADD that COPY cannot replace; CIS 4.9 still asks for COPY, so \
+                    it is reported as a fact: the archive's contents land unreviewed.",
+        remediation: "Keep it if the archive is built and checked in the same pipeline; \
+                      otherwise COPY it and unpack it in a RUN that verifies it.",
+        automated: false,
+        cis: &["4.9"],
+        owasp: NONE,
+        dockle: NONE,
+        trivy: NONE,
+        hadolint: NONE,
+    },
     // Images.
     Rule {
         id: "ESB-I-001",

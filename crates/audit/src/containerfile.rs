@@ -474,7 +474,11 @@ fn check_add(target: &Target, i: &Instruction, out: &mut Vec<Finding>) {
                 continue;
             }
             format!("ADD fetches {source} unverified")
-        } else if is_archive(source) || source.starts_with("<<") {
+        } else if source.starts_with("<<") {
+            continue;
+        } else if is_archive(source) {
+            let m = format!("ADD unpacks {source}");
+            out.push(Finding::new("ESB-F-014", target, at(i.line), m));
             continue;
         } else {
             format!("ADD {source} is a plain copy; COPY says so")
