@@ -199,7 +199,7 @@ j() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" 
   echo "|---|---|---|---|"
   echo "| create 30 replicas → 30 RUNNING | ${e_create} s | ${s_create} s | $(ratio "$e_create" "$s_create") |"
   echo "| scale 3 → 30 → 30 RUNNING | ${e_scale} s | ${s_scale} s | $(ratio "$e_scale" "$s_scale") |"
-  echo "| rolling update of 30 (estiba: maximumPercent 200, tasks healthy after 5 s; swarm: parallelism 5, its 5 s monitor) | ${e_update} s | ${s_update} s | $(ratio "$e_update" "$s_update") |"
+  echo "| rolling update of 30 (estiba: maximumPercent 200, tasks healthy after 5 s; swarm: parallelism 5, its 5 s monitor; both stop with a 10 s grace, which sleep waits out) | ${e_update} s | ${s_update} s | $(ratio "$e_update" "$s_update") |"
   echo
   echo "Target: service start at least 5× faster than swarm."
   echo

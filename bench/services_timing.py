@@ -19,6 +19,9 @@ ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1",
 def register(command):
     td = ecs.register_task_definition(family="bench", containerDefinitions=[{
         "name": "main", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
+        # sleep as pid 1 ignores SIGTERM, so a stop waits out its grace: 10 s,
+        # swarm's default --stop-grace-period, rather than ECS's 30 s.
+        "stopTimeout": 10,
         "command": ["sleep", command]}])
     return td["taskDefinition"]["taskDefinitionArn"]
 
