@@ -432,6 +432,8 @@ while time.time() < deadline:
     for status in ("RUNNING", "STOPPED"):
         for page in ecs.get_paginator("list_tasks").paginate(serviceName=name, desiredStatus=status):
             arns += page["taskArns"]
+    # A task stopped between the two lists is in both: count it once.
+    arns = list(dict.fromkeys(arns))
     tasks = []
     for i in range(0, len(arns), 100):
         tasks += ecs.describe_tasks(tasks=arns[i:i + 100])["tasks"]
