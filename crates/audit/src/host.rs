@@ -155,7 +155,7 @@ fn stores(f: &HostFacts, found: &mut impl FnMut(&str, &str, String)) {
                 p.uid
             );
             found("ESB-H-001", "store", m);
-        } else if p.mode & 0o005 != 0 && p.mode & 0o001 != 0 {
+        } else if p.mode & 0o001 != 0 {
             let m = format!(
                 "{} is mode {:o}: anyone may enter it",
                 p.path,
@@ -175,50 +175,51 @@ fn stores(f: &HostFacts, found: &mut impl FnMut(&str, &str, String)) {
 }
 
 fn files(f: &HostFacts, found: &mut impl FnMut(&str, &str, String)) {
-    for c in &f.config {
-        if c.uid != f.uid && c.uid != 0 {
+    for c in f.config.iter().filter(|c| c.uid != f.uid && c.uid != 0) {
+        found(
+            "ESB-H-003",
+            "config",
+            format!("{} is owned by uid {}", c.path, c.uid),
+        );
+    }
+    // Each kind of file, the mode bits it must not have, and why.
+    let kinds: [(&[PathFacts], u32, &str, &str, &str); 4] = [
+        (
+            &f.config,
+            0o022,
+            "ESB-H-003",
+            "config",
+            "others may change it",
+        ),
+        (
+            &f.keys,
+            0o077,
+            "ESB-H-004",
+            "keys",
+            "a private key must be 0600 or 0400",
+        ),
+        (
+            &f.certificates,
+            0o022,
+            "ESB-H-005",
+            "certificates",
+            "others may replace it",
+        ),
+        (
+            f.credentials.as_slice(),
+            0o077,
+            "ESB-H-006",
+            "credentials",
+            "registry passwords readable by others",
+        ),
+    ];
+    for (paths, forbidden, id, what, why) in kinds {
+        for p in paths.iter().filter(|p| p.mode & forbidden != 0) {
             found(
-                "ESB-H-003",
-                "config",
-                format!("{} is owned by uid {}", c.path, c.uid),
+                id,
+                what,
+                format!("{} is mode {:o}: {why}", p.path, p.mode & 0o7777),
             );
-        } else if c.mode & 0o022 != 0 {
-            let m = format!(
-                "{} is mode {:o}: others may change it",
-                c.path,
-                c.mode & 0o7777
-            );
-            found("ESB-H-003", "config", m);
-        }
-    }
-    for k in &f.keys {
-        if k.mode & 0o077 != 0 {
-            let m = format!(
-                "{} is mode {:o}: a private key must be 0600 or 0400",
-                k.path,
-                k.mode & 0o7777
-            );
-            found("ESB-H-004", "keys", m);
-        }
-    }
-    for c in &f.certificates {
-        if c.mode & 0o022 != 0 {
-            let m = format!(
-                "{} is mode {:o}: others may replace it",
-                c.path,
-                c.mode & 0o7777
-            );
-            found("ESB-H-005", "certificates", m);
-        }
-    }
-    if let Some(c) = &f.credentials {
-        if c.mode & 0o077 != 0 {
-            let m = format!(
-                "{} is mode {:o}: registry passwords readable by others",
-                c.path,
-                c.mode & 0o7777
-            );
-            found("ESB-H-006", "credentials", m);
         }
     }
 }

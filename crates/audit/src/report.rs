@@ -1,7 +1,7 @@
 //! Reports: a table for people, JSON for scripts, SARIF 2.1.0 for GitHub
 //! code scanning; a score; and whether the findings fail the run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
@@ -53,16 +53,13 @@ impl Report {
             .targets
             .iter()
             .map(|t| {
-                let rules: BTreeSet<&str> = self
+                let rules: BTreeMap<&str, u32> = self
                     .findings
                     .iter()
                     .filter(|f| &f.target == t)
-                    .map(|f| f.rule.id)
+                    .map(|f| (f.rule.id, f.rule.severity.weight()))
                     .collect();
-                let lost: u32 = rules
-                    .iter()
-                    .map(|id| crate::catalog::rule(id).severity.weight())
-                    .sum();
+                let lost: u32 = rules.values().sum();
                 100u32.saturating_sub(lost)
             })
             .sum();

@@ -59,9 +59,8 @@ pub fn disables_verification(name: &str, value: &str) -> Option<&'static str> {
         "PYTHONHTTPSVERIFY" | "NODE_TLS_REJECT_UNAUTHORIZED" | "CURL_SSL_VERIFY" if off => {
             Some("turns TLS verification off")
         }
-        "GIT_SSL_NO_VERIFY" | "NPM_CONFIG_STRICT_SSL" if on || (name.starts_with("NPM") && off) => {
-            Some("turns TLS verification off")
-        }
+        "NPM_CONFIG_STRICT_SSL" if off => Some("turns TLS verification off"),
+        "GIT_SSL_NO_VERIFY" if on => Some("turns TLS verification off"),
         _ => None,
     }
 }
@@ -159,6 +158,10 @@ mod tests {
         assert!(assignment("DB_PASSWORD", "${FROM_OUTSIDE}").is_none());
         assert!(assignment("X", "AKIAIOSFODNN7EXAMPLE").is_some());
         assert!(assignment("X", "hello").is_none());
+        assert!(disables_verification("NPM_CONFIG_STRICT_SSL", "false").is_some());
+        assert!(disables_verification("NPM_CONFIG_STRICT_SSL", "true").is_none());
+        assert!(disables_verification("GIT_SSL_NO_VERIFY", "1").is_some());
+        assert!(disables_verification("NODE_TLS_REJECT_UNAUTHORIZED", "1").is_none());
     }
 
     #[test]
