@@ -22,6 +22,8 @@ packages=(
   awscli python3-boto3
   # the audit's SARIF, validated against the SARIF 2.1.0 schema
   python3-jsonschema
+  # the Docker Engine API's real clients (docker.io's CLI above), with no dockerd
+  docker-compose python3-docker
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

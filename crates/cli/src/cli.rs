@@ -84,6 +84,9 @@ pub enum Command {
     /// Show what happened to containers, images, networks and volumes,
     /// as it happens (or since a time).
     Events(EventsArgs),
+    /// System-wide services.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// List a container's published ports.
     Port { container: String },
     /// Manage named volumes.
@@ -455,9 +458,30 @@ pub struct ExecArgs {
     /// Run in the background.
     #[arg(short, long)]
     pub detach: bool,
+    /// Keep stdin open: the command reads what is piped to estiba.
+    #[arg(short, long)]
+    pub interactive: bool,
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Serve the Docker Engine API on a unix socket, for docker,
+    /// docker-compose and the Docker SDKs (`DOCKER_HOST=unix://…`).
+    Service(ServiceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    /// Exit after this many seconds without a request in progress; 0 runs
+    /// until stopped.
+    #[arg(short, long, default_value_t = 5)]
+    pub timeout: u64,
+    /// Where to listen: unix:///PATH. Default: /run/estiba/estiba.sock as
+    /// root, $XDG_RUNTIME_DIR/estiba/estiba.sock rootless.
+    pub uri: Option<String>,
 }
 
 #[derive(Args, Debug)]

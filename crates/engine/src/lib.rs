@@ -31,6 +31,7 @@ pub mod prepare;
 pub mod record;
 pub mod secrets;
 pub mod stats;
+mod stdin;
 mod terminal;
 pub mod tuning;
 pub mod volumes;

@@ -71,6 +71,11 @@ impl Engine {
             let r = self.records.load(id)?;
             if let Some(message) = r.state.error.clone() {
                 let code = u8::try_from(r.state.exit_code).unwrap_or(125);
+                if r.options.auto_remove {
+                    // The monitor left that to us (see `monitor`).
+                    let _ = child.wait();
+                    self.remove_files(&r)?;
+                }
                 return Err(Error::StartFailed {
                     id: id.to_string(),
                     code,
@@ -108,8 +113,13 @@ impl Engine {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
             .ctx("becoming subreaper for", id)?;
         let record = self.records.load(id)?;
+        let first_start = resume.is_none();
         let result = self.supervise(&record, resume);
         self.dirs(id).unmount();
+        // A --rm container that failed to start is removed by whoever
+        // started it, once it has read why: removed here, the record could
+        // go before the starter sees the error.
+        let mut starter_removes = false;
         if let Err(e) = &result {
             let code = i32::from(e.exit_code());
             let message = e.to_string();
@@ -128,10 +138,11 @@ impl Engine {
             if was_running {
                 self.died(&record, code, false);
             }
+            starter_removes = first_start && !was_running;
         } else {
             self.records.update(id, |r| r.state.monitor_pid = 0)?;
         }
-        if record.options.auto_remove {
+        if record.options.auto_remove && !starter_removes {
             self.remove_files(&record)?;
         }
         result
@@ -371,10 +382,8 @@ fn should_restart(policy: RestartPolicy, code: u8, stop_requested: bool, restart
 }
 
 /// Creates the container with its streams: pipes for stdout and stderr,
-/// or (`-t`) the terminal's master for both; with `-i`, a stdin whose
-/// writing end this process keeps open (across the small monitor's exec)
-/// so the container never reads an end. Returns what to read its output
-/// from and its pid.
+/// or (`-t`) the terminal's master for both; with `-i`, the stdin FIFO
+/// (`stdin.rs`). Returns what to read its output from and its pid.
 fn create_with_io(
     record: &ContainerRecord,
     dirs: &ContainerDirs,
@@ -386,13 +395,10 @@ fn create_with_io(
     let _ = runtime.delete(id, true);
     let mut io = ContainerIo::new(Stdio::null(), Stdio::null());
     if o.interactive && !o.tty {
-        let (stdin_r, stdin_w) = pipe()?;
-        rustix::io::fcntl_setfd(&stdin_w, rustix::io::FdFlags::empty())
-            .ctx("keeping stdin open for", id)?;
-        // Held for the container's life: this process (or the small
-        // monitor it becomes) ends with it.
-        std::mem::forget(stdin_w);
-        io.stdin = Stdio::from(stdin_r);
+        io.stdin = Stdio::from(crate::stdin::open_for_container(
+            &dirs.stdin_fifo(),
+            !o.stdin_once,
+        )?);
     }
     if o.tty {
         let console = crate::terminal::ConsoleSocket::listen(&dirs.bundle())?;

@@ -658,6 +658,8 @@ pub struct ExecOptions {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub detach: bool,
+    /// `-i`: the command reads this process's stdin.
+    pub interactive: bool,
 }
 
 impl Engine {
@@ -732,7 +734,9 @@ impl Engine {
                 .with("command", opts.command.join(" "))
                 .with("user", process["user"]["uid"].to_string()),
         );
-        let result = runtime.exec(&r.id, &path, opts.detach).map_err(Error::from);
+        let result = runtime
+            .exec(&r.id, &path, opts.detach, opts.interactive)
+            .map_err(Error::from);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("error.json"));
         result

@@ -51,6 +51,12 @@ impl ContainerDirs {
         self.root.join("secrets")
     }
 
+    /// The FIFO an interactive (`-i`, no `-t`) container reads as stdin:
+    /// whoever attaches writes into it (the Docker API's attach).
+    pub fn stdin_fifo(&self) -> PathBuf {
+        self.run.join("stdin")
+    }
+
     /// Unmounts what a start mounted (secrets' tmpfs, then the rootfs).
     pub fn unmount(&self) {
         let _ = rootfs::unmount(&self.secrets());

@@ -200,9 +200,14 @@ pub struct CreateOptions {
     /// `-t`: a pseudo-terminal for the process (detached containers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tty: bool,
-    /// `-i`: stdin stays open (nothing writes to it: there is no attach).
+    /// `-i`: the container reads stdin from a FIFO that an attach writes
+    /// into (`Engine::attach_stdin`); it stays open between attaches.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interactive: bool,
+    /// Docker's `StdinOnce`: stdin closes when the first attached writer
+    /// closes (`docker run -i` without `-d`), so `echo hi | … cat` ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
     /// `--init`: estiba's init runs as pid 1, the command as its child.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub init: bool,

@@ -245,7 +245,7 @@ async fn fargate_capacity(
                 Ok(()) => return,
                 Err(e) => tracing::warn!("the FARGATE capacity's agent: {e}; starting it again"),
             }
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     });
     Ok(())

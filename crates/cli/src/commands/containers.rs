@@ -260,6 +260,7 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> Result<u8> {
         user: args.user.clone(),
         workdir: args.workdir.clone(),
         detach: args.detach,
+        interactive: args.interactive,
     };
     Ok(ctx.engine()?.exec(&args.container, &opts)?)
 }

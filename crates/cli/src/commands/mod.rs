@@ -13,6 +13,7 @@ mod events;
 mod images;
 pub mod registry;
 mod run;
+mod system;
 
 use anyhow::Result;
 use estiba_runtime::Host;
@@ -83,6 +84,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Stats(a) => containers::stats(&ctx, &a),
         Command::Top { container } => containers::top(&ctx, &container),
         Command::Events(a) => events::events(&ctx, &a),
+        Command::System(crate::cli::SystemCommand::Service(a)) => system::service(&ctx, &a),
         Command::Volume(v) => containers::volume(&ctx, &v),
         Command::Secret(c) => containers::secret(&ctx, &c),
         Command::Pod(c) => containers::pod(&ctx, &c),

@@ -68,6 +68,8 @@ fn options(args: &RunArgs, create: bool) -> Result<CreateOptions> {
         init: args.init,
         tty: args.tty,
         interactive: args.interactive,
+        // No attach from the CLI: a detached `-i` keeps stdin open.
+        stdin_once: false,
         // Only library callers (the node agent) redirect addresses.
         redirects: Vec::new(),
         dns: opts::parse_dns(&args.dns)?,

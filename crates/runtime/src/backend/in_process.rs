@@ -227,7 +227,8 @@ impl Runtime for InProcess {
             .map_err(|e| Self::err("delete the container", e))
     }
 
-    fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8> {
+    fn exec(&self, id: &str, process: &Path, detach: bool, _stdin: bool) -> Result<u8> {
+        // The helper inherits all of our stdio.
         let op = if detach { "exec-detached" } else { "exec" };
         self.helper(op, id, process, ContainerIo::inherit())
     }

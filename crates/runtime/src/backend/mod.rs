@@ -111,8 +111,9 @@ pub trait Runtime {
     fn delete(&self, id: &str, force: bool) -> Result<()>;
     /// Runs a process (an OCI `process.json`) in the running container's
     /// namespaces and cgroup, under its seccomp profile. In the foreground
-    /// its stdio is ours and its exit code is returned; detached, 0.
-    fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8>;
+    /// its stdout and stderr are ours, and its stdin too with `stdin`
+    /// (otherwise empty), and its exit code is returned; detached, 0.
+    fn exec(&self, id: &str, process: &Path, detach: bool, stdin: bool) -> Result<u8>;
 
     /// Runs a container in the foreground and removes it from the runtime
     /// afterwards; `started` hears the init's pid once it runs. The default

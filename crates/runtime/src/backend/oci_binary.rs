@@ -58,13 +58,13 @@ impl OciBinary {
     /// Runs a foreground runtime command: its stdio is ours and signals are
     /// forwarded. The exit code alone cannot tell a runtime failure from the
     /// command's own exit status; the runtime's JSON log can.
-    fn attached(&self, mut cmd: Command, log: &Path, op: &'static str) -> Result<u8> {
+    fn attached(&self, mut cmd: Command, stdin: Stdio, log: &Path, op: &'static str) -> Result<u8> {
         let caught = crate::process::catch_signals();
-        // No `-i` yet, so the container's stdin is empty, as docker's is
-        // without it. Inherited, a rootless runc (which relays stdio through
-        // pipes) would read our terminal from a background process group
-        // and spin on SIGTTIN.
-        cmd.stdin(Stdio::null());
+        // Without `-i` the container's stdin is empty, as docker's is.
+        // Inherited from a terminal, a rootless runc (which relays stdio
+        // through pipes) would read it from a background process group and
+        // spin on SIGTTIN: `-i` is for a caller that hands over a pipe.
+        cmd.stdin(stdin);
         let mut child = cmd.spawn().ctx("running", &self.path)?;
         let forwarder = caught.forward_to(child.id());
         let status = child.wait().ctx("waiting for", &self.path);
@@ -173,7 +173,7 @@ impl Runtime for OciBinary {
         self.simple("delete the container", &args).map(drop)
     }
 
-    fn exec(&self, id: &str, process: &Path, detach: bool) -> Result<u8> {
+    fn exec(&self, id: &str, process: &Path, detach: bool, stdin: bool) -> Result<u8> {
         let log = process.with_extension("log");
         let mut cmd = self.command(Some(&log));
         cmd.arg("exec").arg("--process").arg(process);
@@ -181,7 +181,12 @@ impl Runtime for OciBinary {
             cmd.arg("--detach");
         }
         cmd.arg(id);
-        let result = self.attached(cmd, &log, "exec in the container");
+        let stdin = if stdin && !detach {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let result = self.attached(cmd, stdin, &log, "exec in the container");
         let _ = fs::remove_file(&log);
         result
     }
@@ -199,7 +204,7 @@ impl Runtime for OciBinary {
             .arg(&pid_file)
             .arg(id);
         super::watch_pid_file(&pid_file, started, || {
-            self.attached(cmd, &log, "run the container")
+            self.attached(cmd, Stdio::null(), &log, "run the container")
         })
     }
 }

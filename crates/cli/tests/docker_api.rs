@@ -1,0 +1,491 @@
+//! The Docker Engine API (`estiba system service`) driven by real clients
+//! from Debian, with no dockerd running: the docker CLI 20.10 and the
+//! Docker SDK for Python. As root and as a freshly created unprivileged
+//! user, in separate tests. Bad requests are sent raw with curl.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{require_root, require_tool, Estiba};
+
+/// Debian's docker CLI (docker.io), never another one on the PATH.
+const DOCKER: &str = "/usr/bin/docker";
+
+/// A running `estiba system service` on its default socket.
+struct Service<'a> {
+    e: &'a Estiba,
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Service<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(e: &Estiba) -> Service<'_> {
+    let log = std::fs::File::create(e.path().join("service.log")).unwrap();
+    let child = e
+        .daemon_cmd(&["system", "service", "--timeout", "0"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("estiba system service");
+    let socket = e.path().join("run/estiba.sock");
+    let s = Service { e, child, socket };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.curl(&["http://d/_ping"]).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the API never answered:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+impl Service<'_> {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.e.path().join("service.log")).unwrap_or_default()
+    }
+
+    /// A raw request (as root): the status and the body.
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, String) {
+        self.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            &format!("http://d{path}"),
+        ])
+    }
+
+    /// A client command as the installation's user, with the socket as
+    /// DOCKER_HOST and a home of its own.
+    fn client(&self, env: &[(&str, &str)], program: &str, args: &[&str]) -> Command {
+        let home = self.e.scratch("client-home");
+        let mut vars = vec![
+            format!("DOCKER_HOST=unix://{}", self.socket.display()),
+            format!("HOME={}", home.display()),
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ];
+        vars.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        let mut cmd = match self.e.user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--", "env"]);
+                c
+            }
+            None => Command::new("env"),
+        };
+        cmd.arg("-i")
+            .args(vars)
+            .args(["timeout", "-s", "KILL", "120", program])
+            .args(args);
+        cmd
+    }
+
+    fn docker_env(&self, env: &[(&str, &str)], args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = self.client(env, DOCKER, args);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("docker");
+        if let Some(text) = input {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_env(&[], args, None)
+    }
+
+    /// Runs docker and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "[{}] docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\nservice: {}",
+            self.e.label(),
+            out.status.code(),
+            common::stdout(&out),
+            common::stderr(&out),
+            self.log()
+        );
+        common::stdout(&out)
+    }
+}
+
+fn ready(what: &str) -> bool {
+    require_root(what) && require_tool(DOCKER) && require_tool("curl")
+}
+
+/// What every user of the docker CLI does first: run, attach, exit codes,
+/// stdin, detached containers with logs and exec, and the resources.
+fn life_of_containers(e: &Estiba) {
+    let s = serve(e);
+    let version = s.ok(&["version", "--format", "{{.Client.APIVersion}}"]);
+    // Debian's CLI speaks 1.41 and negotiates down to it.
+    assert_eq!(version.trim(), "1.41", "{version}");
+
+    assert_eq!(
+        s.ok(&["run", "--rm", "busybox", "echo", "hello"]),
+        "hello\n"
+    );
+    let out = s.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(common::stdout(&out), "out\n");
+    assert_eq!(common::stderr(&out), "err\n");
+    let piped = s.docker_env(&[], &["run", "--rm", "-i", "busybox", "cat"], Some("hi\n"));
+    assert_eq!(common::stdout(&piped), "hi\n", "{piped:?}\n{}", s.log());
+    let missing = s.docker(&["run", "--rm", "busybox", "/no/such/program"]);
+    assert_eq!(missing.status.code(), Some(127), "{missing:?}");
+    // The API's containers are estiba's own.
+    assert!(
+        e.ok(&["ps", "-aq"]).trim().is_empty(),
+        "--rm left containers"
+    );
+
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exec sleep 300",
+    ]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert!(s.ok(&["ps"]).contains("web"));
+    assert!(e.ok(&["ps"]).contains("web"), "estiba ps sees it too");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.ok(&["logs", "web"]).contains("started") {
+        assert!(Instant::now() < deadline, "no log line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.ok(&["exec", "web", "echo", "inside"]), "inside\n");
+    let exec_in = s.docker_env(&[], &["exec", "-i", "web", "cat"], Some("piped\n"));
+    assert_eq!(common::stdout(&exec_in), "piped\n", "{exec_in:?}");
+    let code = s.docker(&["exec", "web", "sh", "-c", "exit 4"]);
+    assert_eq!(code.status.code(), Some(4), "{code:?}");
+    assert!(s.ok(&["stats", "--no-stream", "web"]).contains("web"));
+    assert!(s.ok(&["top", "web"]).contains("sleep"));
+    s.ok(&["stop", "-t", "1", "web"]);
+    assert!(s.ok(&["ps", "-a"]).contains("Exited"));
+    s.ok(&["rm", "web"]);
+
+    // logs -f follows until the container exits.
+    let counter = s.ok(&[
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done",
+    ]);
+    assert_eq!(s.ok(&["logs", "-f", counter.trim()]), "1\n2\n3\n");
+    assert_eq!(s.ok(&["wait", counter.trim()]).trim(), "0");
+    s.ok(&["rm", counter.trim()]);
+
+    assert!(s.ok(&["images"]).contains("busybox"));
+    s.ok(&["volume", "create", "v1"]);
+    assert!(s.ok(&["volume", "ls"]).contains("v1"));
+    s.ok(&["volume", "rm", "v1"]);
+    s.ok(&["network", "create", "n1"]);
+    assert!(s.ok(&["network", "ls"]).contains("n1"));
+    s.ok(&["network", "rm", "n1"]);
+    let gone = s.docker(&["rm", "nope"]);
+    assert!(!gone.status.success());
+    assert!(
+        common::stderr(&gone).contains("No such container"),
+        "{gone:?}"
+    );
+    let events = s.ok(&["events", "--since", "5m", "--until", "0s"]);
+    assert!(
+        events.contains("container create") && events.contains("container die"),
+        "{events}"
+    );
+}
+
+#[test]
+fn the_docker_cli_as_root() {
+    if !ready("the docker CLI as root") {
+        return;
+    }
+    life_of_containers(&Estiba::root().with_busybox());
+}
+
+#[test]
+fn the_docker_cli_rootless() {
+    if !ready("the docker CLI rootless") {
+        return;
+    }
+    life_of_containers(&Estiba::rootless().with_busybox());
+}
+
+#[test]
+fn api_versions_are_negotiated_and_pinned() {
+    if !ready("API versions") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    let s = serve(&e);
+    for v in ["1.41", "1.44"] {
+        let out = s.docker_env(&[("DOCKER_API_VERSION", v)], &["ps", "-a"], None);
+        assert!(out.status.success(), "{v}: {out:?}");
+        let run = s.docker_env(
+            &[("DOCKER_API_VERSION", v)],
+            &["run", "--rm", "busybox", "echo", v],
+            None,
+        );
+        assert_eq!(common::stdout(&run), format!("{v}\n"), "{run:?}");
+    }
+    let old = s.docker_env(&[("DOCKER_API_VERSION", "1.40")], &["ps"], None);
+    assert!(common::stderr(&old).contains("too old"), "{old:?}");
+    let (code, body) = s.curl(&["http://d/v9.99/_ping"]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("too new"), "{body}");
+    let (code, _) = s.curl(&["http://d/v1.51/_ping"]);
+    assert_eq!(code, 200);
+    let (code, body) = s.curl(&["-I", "http://d/v1.44/_ping"]);
+    assert_eq!(code, 200);
+    assert!(
+        body.to_ascii_lowercase().contains("api-version: 1.44"),
+        "{body}"
+    );
+}
+
+#[test]
+fn bad_requests_get_dockers_status_and_leave_nothing() {
+    if !ready("bad requests") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    let s = serve(&e);
+    for (path, body, status, words) in [
+        ("/v1.41/containers/create", "{", 400, "invalid JSON"),
+        ("/v1.41/containers/create", "", 400, "cannot be empty"),
+        (
+            "/v1.41/containers/create",
+            r#"{"Image": "busybox", "Cmd": 5}"#,
+            400,
+            "invalid JSON",
+        ),
+        (
+            "/v1.41/containers/create",
+            r#"{"Image": "nosuch"}"#,
+            404,
+            "No such image",
+        ),
+        (
+            "/v1.41/containers/create",
+            r#"{"Image": "busybox", "HostConfig": {"Binds": [":"]}}"#,
+            400,
+            "invalid",
+        ),
+        ("/v1.41/containers/nope/start", "", 404, "No such container"),
+        ("/v1.41/containers/nope/wait", "", 404, "No such container"),
+        (
+            "/v1.41/containers/nope/exec",
+            r#"{"Cmd": ["true"]}"#,
+            404,
+            "No such container",
+        ),
+        ("/v1.41/networks/create", "{}", 400, "name is required"),
+        ("/v1.41/volumes/create", "[1]", 400, "invalid JSON"),
+    ] {
+        let (code, text) = s.post(path, body);
+        assert_eq!(code, status, "{path} {body}: {text}");
+        assert!(text.contains(words), "{path} {body}: {text}");
+    }
+    let big = format!(
+        r#"{{"Image": "busybox", "Env": ["A={}"]}}"#,
+        "x".repeat(2 << 20)
+    );
+    let file = e.path().join("big.json");
+    std::fs::write(&file, big).unwrap();
+    let (code, _) = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        "http://d/v1.41/containers/create",
+    ]);
+    assert_eq!(code, 413, "an oversized body");
+    for (path, status, words) in [
+        ("/v1.41/containers/nope/json", 404, "No such container"),
+        ("/v1.41/images/nosuch/json", 404, "No such image"),
+        ("/v1.41/volumes/nosuch", 404, "no such volume"),
+        ("/v1.41/networks/nosuch", 404, "not found"),
+        (
+            "/v1.41/containers/json?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D",
+            400,
+            "invalid filter",
+        ),
+        ("/v1.41/containers/json?filters=%7B", 400, "invalid filter"),
+        ("/v1.41/nothing/here", 404, "page not found"),
+        ("/v1.x/_ping", 400, "invalid API version"),
+    ] {
+        let (code, text) = s.curl(&[&format!("http://d{path}")]);
+        assert_eq!(code, status, "{path}: {text}");
+        assert!(text.contains(words), "{path}: {text}");
+    }
+    assert!(
+        e.ok(&["ps", "-aq"]).trim().is_empty(),
+        "a refused create left a container"
+    );
+    // A conflict: the name is taken.
+    let (code, _) = s.post(
+        "/v1.41/containers/create?name=one",
+        r#"{"Image": "busybox"}"#,
+    );
+    assert_eq!(code, 201);
+    let (code, text) = s.post(
+        "/v1.41/containers/create?name=one",
+        r#"{"Image": "busybox"}"#,
+    );
+    assert_eq!(code, 409, "{text}");
+    assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+const SDK_SCRIPT: &str = r#"
+import sys, docker
+client = docker.DockerClient(base_url=sys.argv[1])
+assert client.ping()
+out = client.containers.run("busybox", ["echo", "sdk"], remove=True)
+assert out == b"sdk\n", out
+c = client.containers.run("busybox", ["sh", "-c", "echo up; exec sleep 300"], detach=True, name="pyweb")
+code, output = c.exec_run(["echo", "exec"])
+assert (code, output) == (0, b"exec\n"), (code, output)
+assert any(x.name == "pyweb" for x in client.containers.list())
+c.reload()
+assert c.status == "running", c.status
+c.stop(timeout=1)
+c.reload()
+assert c.status == "exited", c.status
+c.remove()
+assert not client.containers.list(all=True)
+assert any("busybox:latest" in i.tags for i in client.images.list())
+v = client.volumes.create("pyvol")
+assert v.name == "pyvol"
+v.remove()
+print("ok")
+"#;
+
+fn python_sdk(e: &Estiba) {
+    let s = serve(e);
+    let script = e.scratch("sdk").join("sdk.py");
+    std::fs::write(&script, SDK_SCRIPT).unwrap();
+    let url = format!("unix://{}", s.socket.display());
+    let out = s
+        .client(&[], "/usr/bin/python3", &[script.to_str().unwrap(), &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && common::stdout(&out).contains("ok"),
+        "[{}] {out:?}\n{}",
+        e.label(),
+        s.log()
+    );
+}
+
+fn sdk_ready(what: &str) -> bool {
+    let found = Command::new("/usr/bin/python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3-docker is missing: .ci/run must install it"
+        );
+        eprintln!("SKIPPED: {what}: python3-docker is not installed");
+    }
+    ready(what) && found
+}
+
+#[test]
+fn the_python_sdk_as_root() {
+    if !sdk_ready("the Python SDK as root") {
+        return;
+    }
+    python_sdk(&Estiba::root().with_busybox());
+}
+
+#[test]
+fn the_python_sdk_rootless() {
+    if !sdk_ready("the Python SDK rootless") {
+        return;
+    }
+    python_sdk(&Estiba::rootless().with_busybox());
+}
+
+#[test]
+fn an_idle_service_exits_after_its_timeout() {
+    if !ready("the idle timeout") {
+        return;
+    }
+    let e = Estiba::root();
+    let mut child = e
+        .daemon_cmd(&["system", "service", "--timeout", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still serving after its timeout");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !e.path().join("run/estiba.sock").exists(),
+        "the socket is left behind"
+    );
+}

@@ -1,0 +1,246 @@
+//! `/images/…`: list, inspect, history, tag and remove. Image names hold
+//! slashes, so `/images/{name}/json` and the like are routed by suffix.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use estiba_store::ImageRecord;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::{self, flag};
+use crate::Api;
+
+pub fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/images/json", get(list))
+        .route(
+            "/images/create",
+            post(|| async {
+                ApiError::not_implemented("image pull (POST /images/create); use `estiba pull`")
+            }),
+        )
+        .route(
+            "/images/load",
+            post(|| async { ApiError::not_implemented("image load; use `estiba load`") }),
+        )
+        .route(
+            "/images/get",
+            get(|| async { ApiError::not_implemented("image save; use `estiba save`") }),
+        )
+        .route("/images/prune", post(prune))
+        .route(
+            "/build",
+            post(|| async { ApiError::not_implemented("build; use `estiba build`") }),
+        )
+        .route("/images/{*rest}", any(by_suffix))
+}
+
+fn unix_secs(t: Option<&str>) -> u64 {
+    t.and_then(|t| {
+        humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t)).ok()
+    })
+    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    .map_or(0, |d| d.as_secs())
+}
+
+fn config_of(api: &Api, r: &ImageRecord) -> Value {
+    api.engine
+        .blocking()
+        .store
+        .read_blob(&r.id)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn summary(api: &Api, r: &ImageRecord) -> Value {
+    let config = config_of(api, r);
+    json!({
+        "Id": r.id.to_string(),
+        "ParentId": "",
+        "RepoTags": r.names,
+        "RepoDigests": [],
+        "Created": unix_secs(r.created.as_deref()),
+        "Size": r.size,
+        "VirtualSize": r.size,
+        "SharedSize": -1,
+        "Labels": config["config"]["Labels"],
+        "Containers": -1,
+    })
+}
+
+async fn list(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<query::Query>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let filters = query::filters(&q, &["dangling", "reference", "label", "before", "since"])?;
+    let images = api.engine.blocking().store.images()?;
+    let dangling = filters
+        .get("dangling")
+        .and_then(|d| d.first())
+        .map(|d| d == "true" || d == "1");
+    let references = filters.get("reference");
+    let out = images
+        .iter()
+        .filter(|r| dangling.is_none_or(|d| d == r.names.is_empty()))
+        .filter(|r| {
+            references.is_none_or(|refs| {
+                refs.iter().any(|pattern| {
+                    r.names.iter().any(|n| {
+                        n == pattern
+                            || n.split_once(':').is_some_and(|(repo, _)| repo == pattern)
+                            || glob_match(pattern, n)
+                    })
+                })
+            })
+        })
+        .map(|r| summary(&api, r))
+        .filter(|v| {
+            let labels: std::collections::BTreeMap<String, String> =
+                serde_json::from_value(v["Labels"].clone()).unwrap_or_default();
+            query::labels_match(filters.get("label"), &labels)
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// `*` in a reference filter, as docker's `busybox:*`.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => false,
+        Some((head, tail)) => name.starts_with(head) && name[head.len()..].ends_with(tail),
+    }
+}
+
+async fn by_suffix(
+    State(api): State<Arc<Api>>,
+    method: Method,
+    Path(rest): Path<String>,
+    Query(q): Query<query::Query>,
+) -> ApiResult<Response> {
+    let rest = rest.trim_start_matches('/');
+    if method == Method::DELETE {
+        return remove(&api, rest, flag(&q, "force")).map(IntoResponse::into_response);
+    }
+    let (name, action) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| ApiError::not_found("page not found"))?;
+    match (method, action) {
+        (Method::GET, "json") => Ok(Json(inspect(&api, name)?).into_response()),
+        (Method::GET, "history") => Ok(Json(history(&api, name)?).into_response()),
+        (Method::POST, "tag") => tag(&api, name, &q).map(IntoResponse::into_response),
+        (Method::POST, "push") => Err(ApiError::not_implemented("image push; use `estiba push`")),
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+fn find(api: &Api, name: &str) -> ApiResult<ImageRecord> {
+    Ok(api.engine.blocking().store.find_image(name)?)
+}
+
+fn inspect(api: &Api, name: &str) -> ApiResult<Value> {
+    let r = find(api, name)?;
+    let config = config_of(api, &r);
+    Ok(json!({
+        "Id": r.id.to_string(),
+        "RepoTags": r.names,
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": "",
+        "Created": r.created,
+        "Container": "",
+        "DockerVersion": "",
+        "Author": config["author"],
+        "Config": config["config"],
+        "Architecture": config["architecture"],
+        "Os": config["os"],
+        "Size": r.size,
+        "VirtualSize": r.size,
+        "GraphDriver": {"Name": "overlay2", "Data": {}},
+        "RootFS": {"Type": "layers", "Layers": r.diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }))
+}
+
+fn history(api: &Api, name: &str) -> ApiResult<Value> {
+    let r = find(api, name)?;
+    let config = config_of(api, &r);
+    let mut out: Vec<Value> = config["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            json!({
+                "Id": "<missing>",
+                "Created": unix_secs(h["created"].as_str()),
+                "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+                "Tags": null,
+                "Size": 0,
+                "Comment": h["comment"].as_str().unwrap_or(""),
+            })
+        })
+        .collect();
+    out.reverse();
+    if let Some(top) = out.first_mut() {
+        top["Id"] = json!(r.id.to_string());
+        top["Tags"] = json!(r.names);
+    }
+    Ok(Value::Array(out))
+}
+
+fn tag(api: &Api, name: &str, q: &query::Query) -> ApiResult<StatusCode> {
+    let repo = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("repository name must be given (repo=)"))?;
+    let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.clone(),
+    };
+    api.engine.blocking().store.tag(name, &target)?;
+    Ok(StatusCode::CREATED)
+}
+
+fn remove(api: &Api, name: &str, force: bool) -> ApiResult<Json<Vec<Value>>> {
+    let r = find(api, name)?;
+    let users: Vec<String> = api
+        .engine
+        .blocking()
+        .list()?
+        .into_iter()
+        .filter(|c| c.image_id == r.id.to_string())
+        .map(|c| c.id[..12].to_string())
+        .collect();
+    if !users.is_empty() && !force {
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+            users[0],
+            r.id.short()
+        )));
+    }
+    let lines = api.engine.blocking().store.remove_image(name, force)?;
+    Ok(Json(
+        lines
+            .iter()
+            .filter_map(|l| {
+                l.strip_prefix("Untagged: ")
+                    .map(|n| json!({"Untagged": n}))
+                    .or_else(|| l.strip_prefix("Deleted: ").map(|d| json!({"Deleted": d})))
+            })
+            .collect(),
+    ))
+}
+
+async fn prune(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
+    let pruned = api.engine.blocking().store.prune()?;
+    Ok(Json(json!({
+        "ImagesDeleted": pruned.images.iter().map(|i| json!({"Deleted": i.to_string()})).collect::<Vec<_>>(),
+        "SpaceReclaimed": pruned.reclaimed,
+    })))
+}
