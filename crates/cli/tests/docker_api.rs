@@ -463,6 +463,138 @@ fn the_python_sdk_rootless() {
     python_sdk(&Estiba::rootless().with_busybox());
 }
 
+/// Two services on the project's network, a named volume, depends_on, a
+/// published port, environment and a healthcheck.
+const COMPOSE_FILE: &str = r#"
+version: "3.8"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "echo db up as $$ROLE; mkdir -p /www; echo hello-from-db > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    environment:
+      ROLE: database
+    volumes:
+      - data:/data
+    ports:
+      - "127.0.0.1:PORT:8080"
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo web up as $$ROLE; exec sleep 300"]
+    environment:
+      ROLE: frontend
+    depends_on:
+      - db
+volumes:
+  data:
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it holds, for up to 60 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn compose(e: &Estiba) {
+    let s = serve(e);
+    let dir = e.scratch("project");
+    let port = free_port();
+    let file = dir.join("docker-compose.yml");
+    std::fs::write(&file, COMPOSE_FILE.replace("PORT", &port.to_string())).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["-p", "app", "-f", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = s
+            .client(&[], "/usr/bin/docker-compose", &all)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "[{}] docker-compose {args:?}: {out:?}\n{}",
+            e.label(),
+            s.log()
+        );
+        common::stdout(&out)
+    };
+    run(&["up", "-d"]);
+    let ps = run(&["ps"]);
+    assert!(ps.contains("app_db_1") && ps.contains("app_web_1"), "{ps}");
+    assert!(ps.contains(&format!("127.0.0.1:{port}->8080/tcp")), "{ps}");
+    eventually("both logs", || {
+        let logs = run(&["logs"]);
+        logs.contains("db up as database") && logs.contains("web up as frontend")
+    });
+    eventually("the published port answers", || {
+        Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .is_ok_and(|o| common::stdout(&o) == "hello-from-db\n")
+    });
+    let by_name = s.ok(&["exec", "app_web_1", "wget", "-qO-", "http://db:8080/"]);
+    assert_eq!(
+        by_name, "hello-from-db\n",
+        "web reaches db by its service name"
+    );
+    eventually("db is healthy", || {
+        s.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Health.Status}}",
+            "app_db_1",
+        ])
+        .trim()
+            == "healthy"
+    });
+    run(&["down", "-v"]);
+    assert!(
+        e.ok(&["ps", "-aq"]).trim().is_empty(),
+        "down left containers"
+    );
+    assert!(
+        !e.ok(&["volume", "ls"]).contains("app_data"),
+        "down -v left the volume"
+    );
+    assert!(
+        !e.ok(&["network", "ls"]).contains("app_default"),
+        "down left the network"
+    );
+}
+
+fn compose_ready(what: &str) -> bool {
+    ready(what) && require_tool("docker-compose")
+}
+
+#[test]
+fn docker_compose_as_root() {
+    if !compose_ready("docker-compose as root") {
+        return;
+    }
+    compose(&Estiba::root().with_busybox());
+}
+
+#[test]
+fn docker_compose_rootless() {
+    if !compose_ready("docker-compose rootless") {
+        return;
+    }
+    compose(&Estiba::rootless().with_busybox());
+}
+
 #[test]
 fn an_idle_service_exits_after_its_timeout() {
     if !ready("the idle timeout") {

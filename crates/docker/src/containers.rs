@@ -129,6 +129,40 @@ fn summary(api: &Api, r: &ContainerRecord) -> Value {
 }
 
 /// `status` filter: estiba's containers are never paused, removing or dead.
+/// docker's `NetworkSettings.Ports`: `{"80/tcp": [{"HostIp", "HostPort"}]}`,
+/// with the host ports really taken while the container runs.
+fn published_ports(api: &Api, r: &ContainerRecord) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut add = |port: u16, proto: &str, ip: String, host: u16| {
+        if let Value::Array(list) = out
+            .entry(format!("{port}/{proto}"))
+            .or_insert_with(|| json!([]))
+        {
+            list.push(json!({"HostIp": ip, "HostPort": host.to_string()}));
+        }
+    };
+    if running(r) {
+        for p in api.engine.blocking().ports_of(&r.id).unwrap_or_default() {
+            add(
+                p.map.container_port,
+                p.map.proto.as_str(),
+                p.map.host_ip.to_string(),
+                p.map.host_port,
+            );
+        }
+    } else {
+        for m in &r.options.publish {
+            add(
+                m.container_port,
+                m.proto.as_str(),
+                m.host_ip.to_string(),
+                m.host_port,
+            );
+        }
+    }
+    Value::Object(out)
+}
+
 fn status_matches(r: &ContainerRecord, wanted: &str) -> bool {
     state_name(r) == wanted
 }
@@ -202,6 +236,7 @@ async fn inspect(State(api): S, Path(id): Path<String>) -> ApiResult<Json<Value>
     v["Config"]["AttachStdin"] = json!(false);
     v["Config"]["Env"] = json!(r.options.env);
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    v["NetworkSettings"]["Ports"] = published_ports(&api, &r);
     Ok(Json(v))
 }
 

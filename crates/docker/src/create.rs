@@ -150,7 +150,23 @@ pub fn parse(bytes: &[u8]) -> ApiResult<Body> {
             "config cannot be empty in order to create a container",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    let invalid = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON: {e}"));
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    drop_nulls(&mut value);
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// Clients send `null` for whatever they were not given (docker-compose
+/// does for most numbers); Go reads it as the zero value, and so do we.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, x| !x.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(list) => list.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 fn bad(e: estiba_engine::Error) -> ApiError {
@@ -329,9 +345,11 @@ fn networks(mode: Option<&str>, config: NetworkingConfig, publishes: bool) -> Ap
         "default" | "" if publishes => default_bridge(),
         "default" | "" => NetworkMode::None,
         "bridge" => default_bridge(),
-        m if m.starts_with("container:") => return Err(ApiError::bad_request(format!(
+        m if m.starts_with("container:") => {
+            return Err(ApiError::bad_request(format!(
             "network mode {m:?}: joining another container's network is done with pods in estiba"
-        ))),
+        )))
+        }
         m => NetworkMode::parse(m).map_err(bad)?,
     };
     let endpoints = config.endpoints_config.unwrap_or_default();
@@ -395,9 +413,10 @@ mod tests {
                 "Binds": ["data:/data", "/srv:/srv:ro"], "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
                 "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
                 "Memory": 67108864, "NanoCpus": 500000000, "NetworkMode": "default",
-                "Tmpfs": {"/run": "size=1m"}, "ExtraHosts": ["db:10.0.0.2"]
+                "Tmpfs": {"/run": "size=1m"}, "ExtraHosts": ["db:10.0.0.2"],
+                "ShmSize": null, "PidsLimit": null, "Ulimits": null
             },
-            "NetworkingConfig": {"EndpointsConfig": {}},
+            "NetworkingConfig": {"EndpointsConfig": {}}, "StopTimeout": null,
             "SomethingNew": {"ignored": true}
         }"#)
         .unwrap();

@@ -12,7 +12,7 @@ use estiba_net::ipam::Endpoint;
 use estiba_net::{attach, NetworkRecord, Networks};
 use serde_json::{json, Value};
 
-use crate::record::{ContainerRecord, CreateOptions};
+use crate::record::{ContainerRecord, CreateOptions, NetworkMode};
 use crate::{Engine, Error, Result};
 
 /// What gets attached to a network: a container, or a pod (whose
@@ -290,6 +290,19 @@ impl Engine {
         }
         let mut r = self.find(wanted)?;
         let o = &r.options;
+        // A container not started yet and on no network (docker-compose
+        // disconnects and connects again to set the aliases) takes this
+        // one as its first.
+        let created = r.state.status == crate::record::Status::Created;
+        if created && o.network == NetworkMode::None && o.pod.is_none() {
+            self.check_network(name, extra.ip)?;
+            self.records.update(&r.id, |rec| {
+                rec.options.network = NetworkMode::Named(name.to_string());
+                rec.options.network_aliases = extra.aliases;
+                rec.options.ip = extra.ip;
+            })?;
+            return Ok(());
+        }
         if o.network.is_builtin() || o.pod.is_some() {
             return Err(Error::Invalid {
                 what: "container",
@@ -328,6 +341,18 @@ impl Engine {
     /// besides its first.
     pub fn network_disconnect(&self, name: &str, wanted: &str) -> Result<()> {
         let r = self.find(wanted)?;
+        let created = r.state.status == crate::record::Status::Created;
+        if created && r.options.network.name() == Some(name) && r.options.extra_networks.is_empty()
+        {
+            // Not started: nothing is attached yet, and the container is
+            // left on no network until it is connected to one.
+            self.records.update(&r.id, |rec| {
+                rec.options.network = NetworkMode::None;
+                rec.options.network_aliases.clear();
+                rec.options.ip = None;
+            })?;
+            return Ok(());
+        }
         if r.options.network.name() == Some(name) {
             return Err(Error::Invalid {
                 what: "network",

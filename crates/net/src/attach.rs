@@ -29,6 +29,9 @@ pub fn bridge_exists(host: &NetHost, net: &NetworkRecord) -> bool {
 
 /// Creates the network's bridge if it is not there (after a reboot too).
 pub fn ensure_bridge(host: &NetHost, net: &NetworkRecord) -> Result<()> {
+    if !host.rootless() {
+        ensure_forwarding()?;
+    }
     if host.link_exists(&net.bridge) {
         return Ok(());
     }
@@ -53,6 +56,19 @@ pub fn ensure_bridge(host: &NetHost, net: &NetworkRecord) -> Result<()> {
         std::fs::write(&sysctl, "1").ctx("writing", sysctl)?;
     }
     Ok(())
+}
+
+/// As root, a bridge's traffic leaves through the host's routes: the host
+/// must forward IPv4, as docker and netavark make it. Checked at each
+/// attach, since anything on the host (a `sysctl --system`) may turn it
+/// off again; which forwarded traffic is allowed is the firewall's
+/// business (`firewall.rs`: internal networks and segmentation).
+fn ensure_forwarding() -> Result<()> {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(path, "1").ctx("turning on IPv4 forwarding in", path)
 }
 
 /// True for the kernel's EEXIST.
