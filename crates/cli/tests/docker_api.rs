@@ -228,6 +228,61 @@ fn life_of_containers(e: &Estiba) {
     assert_eq!(s.ok(&["wait", counter.trim()]).trim(), "0");
     s.ok(&["rm", counter.trim()]);
 
+    // A multi-stage build from a tar context, with a build arg.
+    let ctx = e.scratch("context");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox AS builder\nARG WHO=nobody\nRUN echo built for $WHO > /artifact\n\
+         FROM busybox\nCOPY --from=builder /artifact /artifact\nCMD [\"cat\", \"/artifact\"]\n",
+    )
+    .unwrap();
+    let built = s.ok(&[
+        "build",
+        "--build-arg",
+        "WHO=docker",
+        "-t",
+        "multi:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(built.contains("Successfully tagged multi:1"), "{built}");
+    assert_eq!(s.ok(&["run", "--rm", "multi:1"]), "built for docker\n");
+    std::fs::write(ctx.join("Dockerfile.bad"), "FROM busybox\nRUN exit 7\n").unwrap();
+    let bad = ctx.join("Dockerfile.bad");
+    let failed = s.docker(&["build", "-f", bad.to_str().unwrap(), ctx.to_str().unwrap()]);
+    assert!(!failed.status.success(), "{failed:?}");
+    assert!(
+        common::stderr(&failed).contains("non-zero code: 7"),
+        "{failed:?}"
+    );
+
+    // A published port, and a second network joined while running.
+    let port = free_port().to_string();
+    let server = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "-p",
+        &format!("127.0.0.1:{port}:8080"),
+        "multi:1",
+        "sh",
+        "-c",
+        "mkdir -p /w; echo served > /w/index.html; exec httpd -f -p 8080 -h /w",
+    ]);
+    assert_eq!(server.trim().len(), 64);
+    eventually("the published port answers", || {
+        Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .is_ok_and(|o| common::stdout(&o) == "served\n")
+    });
+    s.ok(&["network", "create", "side"]);
+    s.ok(&["network", "connect", "side", "srv"]);
+    let ifaces = s.ok(&["exec", "srv", "ip", "-o", "-4", "addr"]);
+    assert!(ifaces.contains("eth1"), "{ifaces}");
+    s.ok(&["rm", "-f", "srv"]);
+    s.ok(&["network", "rm", "side"]);
+
     assert!(s.ok(&["images"]).contains("busybox"));
     s.ok(&["volume", "create", "v1"]);
     assert!(s.ok(&["volume", "ls"]).contains("v1"));

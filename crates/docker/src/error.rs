@@ -96,7 +96,16 @@ impl From<estiba_store::Error> for ApiError {
 /// The docker CLI picks `run`'s exit code from the words of a failed
 /// start: "executable file not found" gives 127, "permission denied" 126.
 fn start_failure_words(e: &estiba_engine::Error) -> String {
-    let message = e.to_string();
+    // The whole chain: the outer error alone often only says where.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
     match e.exit_code() {
         127 if !message.contains("executable file not found") => {
             format!("{message}: executable file not found in $PATH")

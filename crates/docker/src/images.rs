@@ -35,7 +35,9 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/images/prune", post(prune))
         .route(
             "/build",
-            post(|| async { ApiError::not_implemented("build; use `estiba build`") }),
+            post(crate::build::build).layer(axum::extract::DefaultBodyLimit::max(
+                crate::build::MAX_CONTEXT as usize,
+            )),
         )
         .route("/images/{*rest}", any(by_suffix))
 }

@@ -17,6 +17,7 @@
 //! Attach and exec take over the connection (`stream.rs`).
 #![forbid(unsafe_code)]
 
+mod build;
 mod containers;
 mod create;
 mod error;

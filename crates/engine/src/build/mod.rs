@@ -161,6 +161,9 @@ fn health_config(h: &parse::HealthSpec, line: usize) -> Result<Value> {
 
 impl Engine {
     /// Builds the image and names it with the tags; `out` gets progress lines.
+    /// The calling thread moves to a private mount namespace (unshare
+    /// affects only it): a threaded program calls this on a thread that
+    /// ends afterwards, never on a pooled one.
     pub fn build(&self, opts: &BuildOptions, out: &mut dyn FnMut(&str)) -> Result<Loaded> {
         let context =
             fs::canonicalize(&opts.context).ctx("opening the build context", &opts.context)?;
