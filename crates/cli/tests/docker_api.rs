@@ -32,9 +32,16 @@ impl Drop for Service<'_> {
 }
 
 fn serve(e: &Estiba) -> Service<'_> {
+    serve_with(e, &[])
+}
+
+/// With global options (`--policy FILE`) before the command.
+fn serve_with<'a>(e: &'a Estiba, global: &[&str]) -> Service<'a> {
     let log = std::fs::File::create(e.path().join("service.log")).unwrap();
+    let mut args = global.to_vec();
+    args.extend(["system", "service", "--timeout", "0"]);
     let child = e
-        .daemon_cmd(&["system", "service", "--timeout", "0"])
+        .daemon_cmd(&args)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -444,6 +451,32 @@ fn bad_requests_get_dockers_status_and_leave_nothing() {
     );
     assert_eq!(code, 409, "{text}");
     assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+#[test]
+fn the_admission_policy_judges_what_the_api_creates() {
+    if !ready("admission through the API") {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    let policy = e.path().join("policy.toml");
+    std::fs::write(&policy, "[rules]\n\"cis:5.5\" = \"enforce\"\n").unwrap();
+    let s = serve_with(&e, &["--policy", policy.to_str().unwrap()]);
+    let refused = s.docker(&["run", "--rm", "--privileged", "busybox", "true"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let why = common::stderr(&refused);
+    assert!(
+        why.contains("ESB-C-001") && why.contains("refused"),
+        "{why}"
+    );
+    assert!(
+        e.ok(&["ps", "-aq"]).trim().is_empty(),
+        "a refused create left a container"
+    );
+    assert_eq!(
+        s.ok(&["run", "--rm", "busybox", "echo", "allowed"]),
+        "allowed\n"
+    );
 }
 
 const SDK_SCRIPT: &str = r#"
