@@ -479,6 +479,71 @@ fn the_admission_policy_judges_what_the_api_creates() {
     );
 }
 
+const REGISTRY_POLICIES: &str = r#"
+[[policy]]
+repositories = "team/*"
+groups = ["devs"]
+actions = ["pull", "push"]
+"#;
+
+/// `docker login`, then push and pull with estiba's registry.
+fn login_push_pull(e: &Estiba) {
+    let r = common::registry::Registry::start(REGISTRY_POLICIES);
+    r.add_user("alice", "alice-secret", &["--group", "devs"]);
+    let s = serve(e);
+    let image = format!("{}/team/bb:1", r.addr);
+    let refused = s.docker_env(
+        &[],
+        &["login", "--username", "alice", "--password-stdin", &r.addr],
+        Some("wrong"),
+    );
+    assert!(
+        !refused.status.success(),
+        "a wrong password logged in: {refused:?}"
+    );
+    let login = s.docker_env(
+        &[],
+        &["login", "--username", "alice", "--password-stdin", &r.addr],
+        Some("alice-secret"),
+    );
+    assert!(
+        common::stdout(&login).contains("Login Succeeded"),
+        "{login:?}\n{}",
+        s.log()
+    );
+    s.ok(&["tag", "busybox", &image]);
+    let pushed = s.ok(&["push", &image]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    s.ok(&["rmi", &image]);
+    assert!(!s.ok(&["images"]).contains("team/bb"));
+    let pulled = s.ok(&["pull", &image]);
+    assert!(pulled.contains("Downloaded"), "{pulled}");
+    assert_eq!(s.ok(&["run", "--rm", &image, "echo", "pulled"]), "pulled\n");
+    s.ok(&["logout", &r.addr]);
+    s.ok(&["rmi", &image]);
+    let anonymous = s.docker(&["pull", &image]);
+    assert!(
+        !anonymous.status.success(),
+        "pulled without credentials: {anonymous:?}"
+    );
+}
+
+#[test]
+fn docker_login_push_and_pull_as_root() {
+    if !ready("docker push and pull as root") {
+        return;
+    }
+    login_push_pull(&Estiba::root().with_busybox());
+}
+
+#[test]
+fn docker_login_push_and_pull_rootless() {
+    if !ready("docker push and pull rootless") {
+        return;
+    }
+    login_push_pull(&Estiba::rootless().with_busybox());
+}
+
 const SDK_SCRIPT: &str = r#"
 import sys, docker
 client = docker.DockerClient(base_url=sys.argv[1])

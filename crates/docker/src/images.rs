@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -18,12 +18,7 @@ use crate::Api;
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/images/json", get(list))
-        .route(
-            "/images/create",
-            post(|| async {
-                ApiError::not_implemented("image pull (POST /images/create); use `estiba pull`")
-            }),
-        )
+        .route("/images/create", post(create))
         .route(
             "/images/load",
             post(|| async { ApiError::not_implemented("image load; use `estiba load`") }),
@@ -119,9 +114,29 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// `fromImage` pulls; `fromSrc` (an import) is not served.
+async fn create(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<query::Query>,
+) -> ApiResult<Response> {
+    match (q.get("fromImage"), q.get("fromSrc")) {
+        (Some(from), _) if !from.is_empty() => {
+            crate::registry::pull(api, &headers, from, q.get("tag").map(String::as_str)).await
+        }
+        (_, Some(_)) => Err(ApiError::not_implemented(
+            "image import (fromSrc); use `estiba import`",
+        )),
+        _ => Err(ApiError::bad_request(
+            "give fromImage (a pull) to /images/create",
+        )),
+    }
+}
+
 async fn by_suffix(
     State(api): State<Arc<Api>>,
     method: Method,
+    headers: HeaderMap,
     Path(rest): Path<String>,
     Query(q): Query<query::Query>,
 ) -> ApiResult<Response> {
@@ -136,7 +151,15 @@ async fn by_suffix(
         (Method::GET, "json") => Ok(Json(inspect(&api, name)?).into_response()),
         (Method::GET, "history") => Ok(Json(history(&api, name)?).into_response()),
         (Method::POST, "tag") => tag(&api, name, &q).map(IntoResponse::into_response),
-        (Method::POST, "push") => Err(ApiError::not_implemented("image push; use `estiba push`")),
+        (Method::POST, "push") => {
+            crate::registry::push(
+                Arc::clone(&api),
+                &headers,
+                name,
+                q.get("tag").map(String::as_str),
+            )
+            .await
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }

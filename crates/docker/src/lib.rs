@@ -25,6 +25,7 @@ mod exec;
 mod images;
 mod networks;
 mod query;
+mod registry;
 mod stream;
 mod system;
 mod version;

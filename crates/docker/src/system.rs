@@ -22,14 +22,7 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/info", get(info))
         .route("/events", get(events))
         .route("/system/df", get(df))
-        .route(
-            "/auth",
-            post(|| async {
-                ApiError::not_implemented(
-                    "auth (docker login through the API); log in with `estiba login`",
-                )
-            }),
-        )
+        .route("/auth", post(crate::registry::auth))
 }
 
 async fn ping() -> Response {
