@@ -218,6 +218,38 @@ fn life_of_containers(e: &Estiba) {
     assert_eq!(code.status.code(), Some(4), "{code:?}");
     assert!(s.ok(&["stats", "--no-stream", "web"]).contains("web"));
     assert!(s.ok(&["top", "web"]).contains("sleep"));
+    // docker cp both ways; a symlink in the container to / stays in it.
+    s.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "mkdir -p /data/sub && echo inside > /data/sub/f && ln -s / /data/up",
+    ]);
+    let out_dir = e.scratch("cp-out");
+    s.ok(&["cp", "web:/data", out_dir.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("data/sub/f")).unwrap(),
+        "inside\n"
+    );
+    assert!(std::fs::symlink_metadata(out_dir.join("data/up"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let marker = format!("estiba-cp-{}", std::process::id());
+    let host_file = out_dir.join(&marker);
+    std::fs::write(&host_file, "from the host\n").unwrap();
+    s.ok(&["cp", host_file.to_str().unwrap(), "web:/data/up/tmp/"]);
+    assert_eq!(
+        s.ok(&["exec", "web", "cat", &format!("/tmp/{marker}")]),
+        "from the host\n"
+    );
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "docker cp wrote on the host"
+    );
+    let missing = s.docker(&["cp", "web:/no/such", out_dir.to_str().unwrap()]);
+    assert!(!missing.status.success());
     s.ok(&["stop", "-t", "1", "web"]);
     assert!(s.ok(&["ps", "-a"]).contains("Exited"));
     s.ok(&["rm", "web"]);

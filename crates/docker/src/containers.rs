@@ -53,7 +53,9 @@ pub fn routes() -> Router<Arc<Api>> {
         )
         .route(
             "/containers/{id}/archive",
-            get(|| async { ApiError::not_implemented("archive (docker cp)") }),
+            get(crate::archive::get)
+                .head(crate::archive::head)
+                .put(crate::archive::put),
         )
         .route("/containers/{id}", delete(remove))
 }

@@ -17,6 +17,7 @@
 //! Attach and exec take over the connection (`stream.rs`).
 #![forbid(unsafe_code)]
 
+mod archive;
 mod build;
 mod containers;
 mod create;

@@ -91,7 +91,8 @@ pub fn unmount(target: &Path) -> Result<()> {
 
 const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
-fn open_in_root(
+/// Opens `path` resolved inside `root` (symlinks and `..` cannot leave it).
+pub fn open_in_root(
     root: &Path,
     path: &str,
     flags: OFlags,
