@@ -461,6 +461,9 @@ pub struct ExecArgs {
     /// Keep stdin open: the command reads what is piped to estiba.
     #[arg(short, long)]
     pub interactive: bool,
+    /// A pseudo-terminal for the command (estiba's stdin must be a terminal).
+    #[arg(short, long)]
+    pub tty: bool,
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -214,6 +214,25 @@ fn life_of_containers(e: &Estiba) {
     assert_eq!(s.ok(&["exec", "web", "echo", "inside"]), "inside\n");
     let exec_in = s.docker_env(&[], &["exec", "-i", "web", "cat"], Some("piped\n"));
     assert_eq!(common::stdout(&exec_in), "piped\n", "{exec_in:?}");
+    // With a terminal, through script(1) as a user at a terminal would.
+    let tty = s
+        .client(
+            &[],
+            "script",
+            &[
+                "-qec",
+                &format!("{DOCKER} exec -t web sh -c 'tty; exit 5'"),
+                "/dev/null",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        common::stdout(&tty).contains("/dev/pts/"),
+        "{tty:?}\n{}",
+        s.log()
+    );
+    assert_eq!(tty.status.code(), Some(5), "{tty:?}");
     let code = s.docker(&["exec", "web", "sh", "-c", "exit 4"]);
     assert_eq!(code.status.code(), Some(4), "{code:?}");
     assert!(s.ok(&["stats", "--no-stream", "web"]).contains("web"));

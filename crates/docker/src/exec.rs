@@ -105,9 +105,6 @@ async fn create(
     if spec.cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
     }
-    if spec.tty {
-        return Err(ApiError::not_implemented("exec with a terminal (-t)"));
-    }
     if spec.privileged {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -160,6 +157,9 @@ fn command(api: &Api, r: &ExecRecord) -> tokio::process::Command {
     if r.spec.attach_stdin {
         c.arg("--interactive");
     }
+    if r.spec.tty {
+        c.arg("--tty");
+    }
     c.arg(&r.container).arg("--").args(&r.spec.cmd);
     c.kill_on_drop(true);
     c
@@ -186,6 +186,10 @@ async fn start(
     };
     let mut cmd = command(&api, &record);
     let attach = !start.detach;
+    if record.spec.tty && attach {
+        let req = Request::from_parts(parts, axum::body::Body::empty());
+        return start_with_terminal(api, id, record, cmd, req);
+    }
     cmd.stdin(if attach && record.spec.attach_stdin {
         Stdio::piped()
     } else {
@@ -262,6 +266,79 @@ async fn start(
             .ok()
             .and_then(|s| s.code())
             .unwrap_or(126);
+        api.execs.update(&id, |r| {
+            r.running = false;
+            r.exit_code = Some(code);
+        });
+        let _ = write.shutdown().await;
+    }))
+}
+
+/// A pseudo-terminal pair: the master for us, the slave for the child.
+fn open_pty() -> std::io::Result<(std::fs::File, std::os::fd::OwnedFd)> {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&master)?;
+    unlockpt(&master)?;
+    let name = ptsname(&master, Vec::new())?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok((std::fs::File::from(master), slave))
+}
+
+/// `exec -t`: the child's stdio is a terminal of ours, whose master is
+/// copied raw (no framing) both ways over the connection.
+fn start_with_terminal(
+    api: Arc<Api>,
+    id: String,
+    record: ExecRecord,
+    mut cmd: tokio::process::Command,
+    req: Request,
+) -> ApiResult<Response> {
+    let failed = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("making a terminal: {e}"),
+        )
+    };
+    let (master, slave) = open_pty().map_err(failed)?;
+    let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from).map_err(failed);
+    cmd.stdin(dup(&slave)?)
+        .stdout(dup(&slave)?)
+        .stderr(Stdio::from(slave));
+    let mut child = cmd.spawn().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("starting exec: {e}"),
+        )
+    })?;
+    api.execs.update(&id, |r| {
+        r.running = true;
+        r.pid = child.id().unwrap_or(0);
+    });
+    tracing::info!(exec = %id, container = %record.container, "exec started with a terminal");
+    let busy = api.activity.busy();
+    let writer = master.try_clone().map_err(failed)?;
+    Ok(stream::hijack(req, true, move |conn| async move {
+        let _busy = busy;
+        let (mut read, mut write) = tokio::io::split(conn);
+        let mut to_pty = tokio::fs::File::from_std(writer);
+        let input = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut read, &mut to_pty).await;
+        });
+        let mut from_pty = tokio::fs::File::from_std(master);
+        // The master reads EIO once the last holder of the slave is gone.
+        let _ = tokio::io::copy(&mut from_pty, &mut write).await;
+        let code = child
+            .wait()
+            .await
+            .ok()
+            .and_then(|s| s.code())
+            .unwrap_or(126);
+        input.abort();
         api.execs.update(&id, |r| {
             r.running = false;
             r.exit_code = Some(code);

@@ -102,31 +102,104 @@ pub fn channel_body() -> (mpsc::Sender<Vec<u8>>, Body) {
 }
 
 /// A container's log from a point on, read as the monitor appends it.
+///
+/// The file is held open from the start: a `--rm` container that lives
+/// for less than one poll has its directory removed right after its exit,
+/// and what it wrote must still be read from the inode. A rotation (the
+/// path names a new file) is followed once the held one is drained.
 pub struct LogFollower {
     path: PathBuf,
+    file: Option<std::fs::File>,
     offset: u64,
+    /// Bytes read past the last complete line.
+    partial: Vec<u8>,
 }
 
 impl LogFollower {
+    fn open(path: &std::path::Path) -> Option<std::fs::File> {
+        // Made empty if the monitor has not yet: it appends to the same file.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .ok()
+    }
+
     /// From the end of what is written now.
     pub fn at_end(path: PathBuf) -> LogFollower {
-        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        LogFollower { path, offset }
+        let file = Self::open(&path);
+        let offset = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        LogFollower {
+            path,
+            file,
+            offset,
+            partial: Vec::new(),
+        }
     }
 
     /// Every line kept (the rotated file, then the current one), and a
     /// follower from the end of them.
     pub fn everything(path: PathBuf) -> (Vec<LogLine>, LogFollower) {
         let mut lines = logs::read_all(&path.with_extension("log.1"));
-        let (current, offset) = logs::read_from(&path, 0);
-        lines.extend(current);
-        (lines, LogFollower { path, offset })
+        let mut follower = LogFollower {
+            file: Self::open(&path),
+            path,
+            offset: 0,
+            partial: Vec::new(),
+        };
+        lines.extend(follower.next_lines());
+        (lines, follower)
+    }
+
+    fn read_held(&mut self) -> Vec<LogLine> {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = &self.file else {
+            return Vec::new();
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read_at(&mut buf, self.offset) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.offset += n as u64;
+                    self.partial.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        complete
+            .split(|b| *b == b'\n')
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect()
     }
 
     /// Lines appended since the last call.
     pub fn next_lines(&mut self) -> Vec<LogLine> {
-        let (lines, offset) = logs::read_from(&self.path, self.offset);
-        self.offset = offset;
+        use std::os::unix::fs::MetadataExt;
+        if self.file.is_none() {
+            self.file = Self::open(&self.path);
+        }
+        let mut lines = self.read_held();
+        let held = self
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.ino());
+        let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
+        if current.is_some() && current != held {
+            // Rotated: the held file is drained; go on with the new one.
+            self.file = Self::open(&self.path);
+            self.offset = 0;
+            self.partial.clear();
+            lines.extend(self.read_held());
+        }
         lines
     }
 }

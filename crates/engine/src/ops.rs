@@ -660,6 +660,8 @@ pub struct ExecOptions {
     pub detach: bool,
     /// `-i`: the command reads this process's stdin.
     pub interactive: bool,
+    /// `-t`: a pseudo-terminal for the command (stdin must be one).
+    pub tty: bool,
 }
 
 impl Engine {
@@ -718,7 +720,9 @@ impl Engine {
         rootfs::check_command(&root, first, &env)?;
         process["env"] = json!(env);
         process["args"] = json!(opts.command);
-        process["terminal"] = json!(false);
+        // With a terminal the runtime makes the container's pty and relays
+        // it to our stdio, which must then be a terminal itself.
+        process["terminal"] = json!(opts.tty);
         if let Some(w) = &opts.workdir {
             process["cwd"] = json!(w);
         }
@@ -735,7 +739,7 @@ impl Engine {
                 .with("user", process["user"]["uid"].to_string()),
         );
         let result = runtime
-            .exec(&r.id, &path, opts.detach, opts.interactive)
+            .exec(&r.id, &path, opts.detach, opts.interactive || opts.tty)
             .map_err(Error::from);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("error.json"));

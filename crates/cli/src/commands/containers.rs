@@ -261,6 +261,7 @@ pub fn exec(ctx: &Context, args: &ExecArgs) -> Result<u8> {
         workdir: args.workdir.clone(),
         detach: args.detach,
         interactive: args.interactive,
+        tty: args.tty,
     };
     Ok(ctx.engine()?.exec(&args.container, &opts)?)
 }
