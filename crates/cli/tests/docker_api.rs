@@ -342,6 +342,18 @@ fn life_of_containers(e: &Estiba) {
     s.ok(&["network", "rm", "side"]);
 
     assert!(s.ok(&["images"]).contains("busybox"));
+    // save, remove, load.
+    let archive = e.scratch("saved").join("saved.tar");
+    s.ok(&["tag", "busybox", "saved:1"]);
+    s.ok(&["save", "-o", archive.to_str().unwrap(), "saved:1"]);
+    s.ok(&["rmi", "saved:1"]);
+    assert!(s
+        .ok(&["load", "-i", archive.to_str().unwrap()])
+        .contains("Loaded image: saved:1"));
+    assert_eq!(
+        s.ok(&["run", "--rm", "saved:1", "echo", "loaded"]),
+        "loaded\n"
+    );
     s.ok(&["volume", "create", "v1"]);
     assert!(s.ok(&["volume", "ls"]).contains("v1"));
     s.ok(&["volume", "rm", "v1"]);

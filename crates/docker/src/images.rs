@@ -19,14 +19,8 @@ pub fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/images/json", get(list))
         .route("/images/create", post(create))
-        .route(
-            "/images/load",
-            post(|| async { ApiError::not_implemented("image load; use `estiba load`") }),
-        )
-        .route(
-            "/images/get",
-            get(|| async { ApiError::not_implemented("image save; use `estiba save`") }),
-        )
+        .route("/images/load", post(load))
+        .route("/images/get", get(save))
         .route("/images/prune", post(prune))
         .route(
             "/build",
@@ -150,6 +144,7 @@ async fn by_suffix(
     match (method, action) {
         (Method::GET, "json") => Ok(Json(inspect(&api, name)?).into_response()),
         (Method::GET, "history") => Ok(Json(history(&api, name)?).into_response()),
+        (Method::GET, "get") => save_names(api, vec![name.to_string()]).await,
         (Method::POST, "tag") => tag(&api, name, &q).map(IntoResponse::into_response),
         (Method::POST, "push") => {
             crate::registry::push(
@@ -268,4 +263,108 @@ async fn prune(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
         "ImagesDeleted": pruned.images.iter().map(|i| json!({"Deleted": i.to_string()})).collect::<Vec<_>>(),
         "SpaceReclaimed": pruned.reclaimed,
     })))
+}
+
+/// A scratch file under the store's data directory, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn scratch(api: &Api, what: &str) -> ApiResult<Scratch> {
+    let dir = api.engine.blocking().data.join("api-transfers");
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("creating {}: {e}", dir.display()),
+        )
+    })?;
+    Ok(Scratch(
+        dir.join(format!("{what}-{}.tar", estiba_os::random_hex(8))),
+    ))
+}
+
+/// `POST /images/load`: a docker-archive, oci-archive or OCI layout tar,
+/// spooled to disk (the store indexes archives by offset), then loaded.
+async fn load(State(api): State<Arc<Api>>, body: axum::body::Body) -> ApiResult<Response> {
+    use futures_util::TryStreamExt;
+    let file = scratch(&api, "load")?;
+    let mut out = tokio::fs::File::create(&file.0)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut reader =
+        tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    tokio::io::copy(&mut reader, &mut out)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+    drop(out);
+    let store = api.engine.blocking().store.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let result = store.load(&file.0, &mut |_| {});
+        drop(file);
+        result
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut text = String::new();
+    for l in loaded {
+        if l.names.is_empty() {
+            text.push_str(&json!({"stream": format!("Loaded image ID: {}\n", l.id)}).to_string());
+        }
+        for n in &l.names {
+            text.push_str(&json!({"stream": format!("Loaded image: {n}\n")}).to_string());
+        }
+        text.push('\n');
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /images/get?names=A&names=B`.
+async fn save(State(api): State<Arc<Api>>, req: axum::extract::Request) -> ApiResult<Response> {
+    let names: Vec<String> =
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k == "names")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request("give the images to save (names=)"));
+    }
+    save_names(api, names).await
+}
+
+async fn save_names(api: Arc<Api>, names: Vec<String>) -> ApiResult<Response> {
+    let store = api.engine.blocking().store.clone();
+    let mut images = Vec::new();
+    for n in &names {
+        let record = store.find_image(n)?;
+        let label = record
+            .names
+            .iter()
+            .find(|x| x.starts_with(n.as_str()))
+            .cloned();
+        images.push((record, label));
+    }
+    let file = scratch(&api, "save")?;
+    let file = tokio::task::spawn_blocking(move || store.save(&images, &file.0).map(|()| file))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let opened = tokio::fs::File::open(&file.0)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // Open, the file can go: the stream reads the inode.
+    drop(file);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(opened));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        body,
+    )
+        .into_response())
 }
