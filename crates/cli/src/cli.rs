@@ -953,6 +953,13 @@ pub enum ClusterUserCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum RegistryKeyCommand {
+    /// Issue an access key to an existing user; printed once, in the JSON
+    /// shape of IAM's CreateAccessKey.
+    Create { user: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum RegistryCommand {
     /// Serve the OCI distribution API (and its token endpoint).
     Serve(ServeArgs),
@@ -962,6 +969,9 @@ pub enum RegistryCommand {
     /// Create, list, inspect and delete repositories and their policies.
     #[command(subcommand, alias = "repository")]
     Repo(RegistryRepoCommand),
+    /// Access keys for the ECR API (SigV4), issued to registry users.
+    #[command(subcommand)]
+    Key(RegistryKeyCommand),
     /// Remove blobs no manifest references (older than the grace window).
     Gc {
         #[arg(long)]

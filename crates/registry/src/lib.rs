@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod ecr;
 pub mod gc;
 pub mod lifecycle;
 pub mod manifest;

@@ -61,7 +61,18 @@ fn read_manifest(s: &dyn Storage, d: &Digest, media_type: &str) -> Option<Parsed
 /// What the repository's rules would remove now.
 pub fn plan(s: &dyn Storage, repo: &str, now: SystemTime) -> Result<Vec<Expired>> {
     let settings = RepoSettings::load(s, repo)?;
-    if settings.lifecycle.is_empty() {
+    plan_rules(s, repo, &settings.lifecycle, now)
+}
+
+/// What `rules` would remove from the repository now (the ECR API's
+/// preview of a policy not yet put).
+pub fn plan_rules(
+    s: &dyn Storage,
+    repo: &str,
+    rules: &[Rule],
+    now: SystemTime,
+) -> Result<Vec<Expired>> {
+    if rules.is_empty() {
         return Ok(Vec::new());
     }
     let mut images = Vec::new();
@@ -96,7 +107,7 @@ pub fn plan(s: &dyn Storage, repo: &str, now: SystemTime) -> Result<Vec<Expired>
     }
     let referrers: HashSet<Digest> = subjects.iter().map(|(r, _)| r.clone()).collect();
     let mut expired: BTreeSet<Expired> = BTreeSet::new();
-    for rule in &settings.lifecycle {
+    for rule in rules {
         match rule {
             Rule::ExpireUntagged { days } => {
                 let limit = Duration::from_secs(days * 86400);

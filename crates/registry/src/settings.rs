@@ -31,6 +31,16 @@ pub struct RepoSettings {
     /// With `scan_on_push`: findings of these severities refuse the push.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub block_on: Vec<String>,
+    /// The ECR lifecycle-policy JSON as it was put (its rules are in
+    /// `lifecycle`), returned by GetLifecyclePolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecr_lifecycle_policy: Option<String>,
+    /// When the repository was made through the ECR API, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Resource tags (TagResource).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 impl RepoSettings {

@@ -59,6 +59,26 @@ pub fn registry(ctx: &Context, root: &Path, cmd: &RegistryCommand) -> Result<u8>
         }
         RegistryCommand::User(u) => user(root, u),
         RegistryCommand::Repo(r) => repo(root, r),
+        RegistryCommand::Key(crate::cli::RegistryKeyCommand::Create { user }) => {
+            if estiba_registry::auth::Users::open(root)?
+                .get(user)
+                .is_none()
+            {
+                bail!("no such registry user: {user} (add it with `estiba registry user add`)");
+            }
+            let key = estiba_registry::ecr::keys::AccessKeys::new(root).create(user)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"AccessKey": {
+                    "UserName": key.user,
+                    "AccessKeyId": key.id,
+                    "Status": "Active",
+                    "SecretAccessKey": key.secret,
+                    "CreateDate": key.created,
+                }}))?
+            );
+            Ok(0)
+        }
         RegistryCommand::Gc { dry_run, grace } => {
             let storage = FsStorage::open(root)?;
             let lock = tokio::sync::RwLock::new(());
@@ -184,6 +204,10 @@ fn repo_settings(a: &RepoArgs) -> Result<RepoSettings> {
         trusted_keys,
         scan_on_push: a.scan_on_push,
         block_on: a.block_on.clone(),
+        created_at: Some(
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ),
+        ..RepoSettings::default()
     })
 }
 

@@ -131,6 +131,10 @@ pub struct Auth {
 
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
+/// Appended to the service name as the audience of login tokens, so that
+/// one is never taken as a Bearer token (whose audience is the service).
+const LOGIN_AUDIENCE: &str = "#ecr-login";
+
 impl Auth {
     pub fn new(root: &Path, config: AuthConfig, policies: Vec<Policy>) -> Result<Auth> {
         let policies = policies
@@ -269,7 +273,7 @@ impl Auth {
         }
     }
 
-    fn identity_of(&self, user: Option<&str>) -> Identity {
+    pub(crate) fn identity_of(&self, user: Option<&str>) -> Identity {
         match user.and_then(|u| self.users.get(u).map(|rec| (u, rec))) {
             Some((name, rec)) => Identity {
                 user: Some(name.to_string()),
@@ -290,8 +294,24 @@ impl Auth {
         self.login(user, password)
     }
 
-    /// Verifies a user's password, remembering success for a minute.
+    /// The ECR API's GetAuthorizationToken: a token for `user` that only
+    /// logs in (user name `AWS`), never a Bearer token, for 12 hours.
+    pub fn issue_login_token(&self, user: &str) -> Result<(String, u64)> {
+        const TTL: u64 = 12 * 3600;
+        let audience = format!("{}{LOGIN_AUDIENCE}", self.config.service);
+        let token = token::sign(&self.key, &audience, Some(user), Vec::new(), TTL)?;
+        Ok((token, TTL))
+    }
+
+    /// Verifies a user's password, remembering success for a minute. The
+    /// user `AWS` logs in with a token of `issue_login_token`.
     pub fn login(&self, user: &str, password: &str) -> Option<Identity> {
+        if user == "AWS" {
+            let audience = format!("{}{LOGIN_AUDIENCE}", self.config.service);
+            let claims = token::verify(&self.key, &audience, password).ok()?;
+            let who = self.identity_of(claims.sub.as_deref().filter(|s| !s.is_empty()));
+            return who.user.is_some().then_some(who);
+        }
         use sha2::Digest as _;
         let mut h = sha2::Sha256::new();
         h.update(user.as_bytes());

@@ -39,6 +39,9 @@ pub struct App {
     pub gc_lock: tokio::sync::RwLock<()>,
     pub config: Config,
     pub tls: bool,
+    /// The ECR API's access keys, and its lifecycle previews.
+    pub access_keys: crate::ecr::keys::AccessKeys,
+    pub ecr_previews: crate::ecr::Previews,
 }
 
 impl App {
@@ -56,6 +59,8 @@ impl App {
             metrics: Metrics::default(),
             gc_lock: tokio::sync::RwLock::new(()),
             tls: config.tls.is_some(),
+            access_keys: crate::ecr::keys::AccessKeys::new(root),
+            ecr_previews: crate::ecr::Previews::default(),
             config,
         }))
     }
@@ -178,6 +183,10 @@ async fn dispatch(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let (label, who, response) = match path.as_str() {
+        "/" if crate::ecr::is_ecr(&req) => {
+            let (who, r) = crate::ecr::handle(Arc::clone(&app), req).await;
+            ("ecr", who, r)
+        }
         "/health" => ("health", None, health(&app).await),
         "/metrics" => {
             let n = app.blocking(|s| Ok(s.uploads()?.len())).await.unwrap_or(0);

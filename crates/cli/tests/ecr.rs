@@ -1,0 +1,446 @@
+//! The ECR API on estiba's registry, driven by Debian's AWS CLI and boto3:
+//! repositories with immutable tags, images pushed and described, a
+//! lifecycle policy whose preview lists exactly what a run removes, and
+//! `get-login-password` logging the docker CLI in (through `estiba system
+//! service`, with no dockerd). Bad requests get ECR's exceptions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::registry::Registry;
+use common::{require_root, require_tool, Estiba};
+
+const POLICIES: &str = r#"
+[[policy]]
+repositories = "team/*"
+groups = ["devs"]
+actions = ["pull", "push"]
+"#;
+
+struct Key {
+    id: String,
+    secret: String,
+}
+
+fn key_for(r: &Registry, user: &str) -> Key {
+    let out = r.admin(&["key", "create", user]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["AccessKey"]["UserName"], user);
+    assert_eq!(v["AccessKey"]["Status"], "Active");
+    Key {
+        id: v["AccessKey"]["AccessKeyId"].as_str().unwrap().to_string(),
+        secret: v["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    }
+}
+
+fn aws(r: &Registry, key: &Key, args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    Command::new("aws")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .args(["--endpoint-url", &r.url(""), "--output", "json", "ecr"])
+        .args(args)
+        .output()
+        .expect("aws")
+}
+
+fn ecr(r: &Registry, key: &Key, args: &[&str]) -> serde_json::Value {
+    let out = aws(r, key, args);
+    assert!(
+        out.status.success(),
+        "aws ecr {args:?}: {}\n{}",
+        common::stderr(&out),
+        r.log()
+    );
+    let text = common::stdout(&out);
+    if text.trim().is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+fn refused(r: &Registry, key: &Key, args: &[&str], exception: &str) {
+    let out = aws(r, key, args);
+    assert!(!out.status.success(), "aws ecr {args:?} succeeded");
+    let err = common::stderr(&out);
+    assert!(err.contains(exception), "aws ecr {args:?}: {err}");
+}
+
+fn ready(what: &str) -> bool {
+    require_root(what) && require_tool("aws") && require_tool("/usr/bin/docker")
+}
+
+/// An image of its own: busybox with one more label.
+fn image(e: &Estiba, name: &str, label: &str) {
+    let ctx = e.scratch(&format!("ctx-{label}"));
+    std::fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM busybox\nLABEL n={label}\n"),
+    )
+    .unwrap();
+    e.ok(&["build", "-q", "-t", name, ctx.to_str().unwrap()]);
+}
+
+fn push(e: &Estiba, image: &str) -> Output {
+    e.run(&["push", "--tls-verify=false", image])
+}
+
+#[test]
+fn ecr_repositories_images_and_lifecycle_through_the_aws_cli() {
+    if !ready("the ECR API") {
+        return;
+    }
+    let r = Registry::start(POLICIES);
+    r.add_user("ops", "ops-secret", &["--admin"]);
+    r.add_user("dev", "dev-secret", &["--group", "devs"]);
+    let ops = key_for(&r, "ops");
+    let dev = key_for(&r, "dev");
+    let e = Estiba::root().with_busybox();
+
+    // A repository with immutable tags: a second push over a tag is refused.
+    let created = ecr(
+        &r,
+        &ops,
+        &[
+            "create-repository",
+            "--repository-name",
+            "team/app",
+            "--image-tag-mutability",
+            "IMMUTABLE",
+            "--tags",
+            "Key=team,Value=platform",
+        ],
+    );
+    assert_eq!(
+        created["repository"]["imageTagMutability"], "IMMUTABLE",
+        "{created}"
+    );
+    assert_eq!(
+        created["repository"]["repositoryUri"],
+        format!("{}/team/app", r.addr)
+    );
+    refused(
+        &r,
+        &ops,
+        &["create-repository", "--repository-name", "team/app"],
+        "RepositoryAlreadyExistsException",
+    );
+    let login = e
+        .cmd(&[
+            "login",
+            "--username",
+            "ops",
+            "--password-stdin",
+            "--tls-verify=false",
+            &r.addr,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut login = login;
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ops-secret")
+        .unwrap();
+    assert!(login.wait_with_output().unwrap().status.success());
+    let app = format!("{}/team/app", r.addr);
+    image(&e, &format!("{app}:1"), "one");
+    let first = push(&e, &format!("{app}:1"));
+    assert!(first.status.success(), "{first:?}");
+    image(&e, &format!("{app}:1"), "other");
+    let again = push(&e, &format!("{app}:1"));
+    assert!(
+        !again.status.success(),
+        "an immutable tag was moved: {again:?}"
+    );
+
+    // describe-images and list-images show what was pushed.
+    let described = ecr(
+        &r,
+        &ops,
+        &["describe-images", "--repository-name", "team/app"],
+    );
+    let details = described["imageDetails"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{described}");
+    assert_eq!(details[0]["imageTags"], serde_json::json!(["1"]));
+    assert!(
+        details[0]["imageSizeInBytes"].as_u64().unwrap() > 100_000,
+        "{described}"
+    );
+    assert!(details[0]["imageDigest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let listed = ecr(&r, &dev, &["list-images", "--repository-name", "team/app"]);
+    assert_eq!(listed["imageIds"][0]["imageTag"], "1", "{listed}");
+    let tags = ecr(
+        &r,
+        &ops,
+        &[
+            "list-tags-for-resource",
+            "--resource-arn",
+            created["repository"]["repositoryArn"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(tags["tags"][0]["Key"], "team", "{tags}");
+
+    // A lifecycle policy: keep the last two "v" images, and the preview
+    // lists exactly what a run then removes.
+    ecr(
+        &r,
+        &ops,
+        &["create-repository", "--repository-name", "team/rel"],
+    );
+    let rel = format!("{}/team/rel", r.addr);
+    for n in 1..=4 {
+        image(&e, &format!("{rel}:v{n}"), &format!("v{n}"));
+        assert!(push(&e, &format!("{rel}:v{n}")).status.success());
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let policy = r#"{"rules": [{"rulePriority": 1, "description": "keep two", "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 2}, "action": {"type": "expire"}}]}"#;
+    ecr(
+        &r,
+        &ops,
+        &[
+            "put-lifecycle-policy",
+            "--repository-name",
+            "team/rel",
+            "--lifecycle-policy-text",
+            policy,
+        ],
+    );
+    let got = ecr(
+        &r,
+        &dev,
+        &["get-lifecycle-policy", "--repository-name", "team/rel"],
+    );
+    assert_eq!(got["lifecyclePolicyText"], policy);
+    ecr(
+        &r,
+        &ops,
+        &[
+            "start-lifecycle-policy-preview",
+            "--repository-name",
+            "team/rel",
+        ],
+    );
+    let preview = ecr(
+        &r,
+        &ops,
+        &[
+            "get-lifecycle-policy-preview",
+            "--repository-name",
+            "team/rel",
+        ],
+    );
+    assert_eq!(preview["status"], "COMPLETE", "{preview}");
+    let mut previewed: Vec<String> = preview["previewResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["imageTags"][0].as_str().unwrap().to_string())
+        .collect();
+    previewed.sort();
+    assert_eq!(previewed, ["v1", "v2"], "{preview}");
+    let before: Vec<String> = ecr(&r, &ops, &["list-images", "--repository-name", "team/rel"])
+        ["imageIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["imageTag"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(before.len(), 4);
+    let run = r.admin(&["lifecycle"]);
+    assert!(run.status.success(), "{run:?}");
+    let mut after: Vec<String> = ecr(&r, &ops, &["list-images", "--repository-name", "team/rel"])
+        ["imageIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["imageTag"].as_str().unwrap_or("").to_string())
+        .collect();
+    after.sort();
+    assert_eq!(
+        after,
+        ["v3", "v4"],
+        "the run removed what the preview listed"
+    );
+
+    // boto3 reads the same.
+    let script = r#"
+import sys, boto3
+c = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="us-east-1",
+                 aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+images = c.describe_images(repositoryName="team/rel")["imageDetails"]
+assert sorted(t for i in images for t in i["imageTags"]) == ["v3", "v4"], images
+repos = [x["repositoryName"] for x in c.describe_repositories()["repositories"]]
+assert repos == ["team/app", "team/rel"], repos
+try:
+    c.delete_repository(repositoryName="team/rel")
+    raise SystemExit("a repository with images was deleted without force")
+except c.exceptions.RepositoryNotEmptyException:
+    pass
+c.delete_repository(repositoryName="team/rel", force=True)
+print("ok")
+"#;
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script, &r.url(""), &ops.id, &ops.secret])
+        .output()
+        .unwrap();
+    assert!(common::stdout(&out).contains("ok"), "{out:?}");
+
+    // Who may do what, and bad input.
+    refused(
+        &r,
+        &dev,
+        &["create-repository", "--repository-name", "team/new"],
+        "AccessDeniedException",
+    );
+    refused(
+        &r,
+        &dev,
+        &["describe-repositories", "--repository-names", "other/x"],
+        "RepositoryNotFoundException",
+    );
+    for bad in [
+        "{",
+        r#"{"rules": []}"#,
+        r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}]}"#,
+    ] {
+        // The AWS CLI itself refuses texts under 100 characters.
+        let bad = format!("{bad:<100}");
+        refused(
+            &r,
+            &ops,
+            &[
+                "put-lifecycle-policy",
+                "--repository-name",
+                "team/app",
+                "--lifecycle-policy-text",
+                &bad,
+            ],
+            "InvalidParameterException",
+        );
+    }
+    refused(
+        &r,
+        &ops,
+        &["get-lifecycle-policy", "--repository-name", "team/app"],
+        "LifecyclePolicyNotFoundException",
+    );
+    let forged = Key {
+        id: ops.id.clone(),
+        secret: "not-the-secret".into(),
+    };
+    refused(
+        &r,
+        &forged,
+        &["describe-repositories"],
+        "InvalidSignatureException",
+    );
+    let unknown = Key {
+        id: "AKIAAAAAAAAAAAAAAAAA".into(),
+        secret: "x".into(),
+    };
+    refused(
+        &r,
+        &unknown,
+        &["describe-repositories"],
+        "UnrecognizedClientException",
+    );
+}
+
+/// A running `estiba system service` (root).
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn get_login_password_logs_the_docker_cli_in() {
+    if !ready("ECR login") {
+        return;
+    }
+    let r = Registry::start(POLICIES);
+    r.add_user("dev", "dev-secret", &["--group", "devs"]);
+    let dev = key_for(&r, "dev");
+    let e = Estiba::root().with_busybox();
+    let service = Service(
+        e.daemon_cmd(&["system", "service", "--timeout", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = e.path().join("run/estiba.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the Docker API never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let password = ecr(&r, &dev, &["get-login-password"]);
+    let password = password.as_str().unwrap().trim().to_string();
+    let home = e.scratch("docker-home");
+    let docker = |args: &[&str], input: Option<&str>| {
+        let mut c = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("HOME", &home)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = c.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        c.wait_with_output().unwrap()
+    };
+    let login = docker(
+        &["login", "--username", "AWS", "--password-stdin", &r.addr],
+        Some(&password),
+    );
+    assert!(
+        common::stdout(&login).contains("Login Succeeded"),
+        "{login:?}\n{}",
+        r.log()
+    );
+    let image = format!("{}/team/ecr:1", r.addr);
+    assert!(docker(&["tag", "busybox", &image], None).status.success());
+    let pushed = docker(&["push", &image], None);
+    assert!(
+        pushed.status.success() && common::stdout(&pushed).contains("digest:"),
+        "{pushed:?}"
+    );
+    // The token logs in only: as a Bearer token it is refused.
+    let bearer = reqwest::blocking::Client::new()
+        .get(r.url("/v2/team/ecr/tags/list"))
+        .bearer_auth(&password)
+        .send()
+        .unwrap();
+    assert_eq!(bearer.status().as_u16(), 401);
+    drop(service);
+}
