@@ -190,6 +190,54 @@ fn ecr_repositories_images_and_lifecycle_through_the_aws_cli() {
         .starts_with("sha256:"));
     let listed = ecr(&r, &dev, &["list-images", "--repository-name", "team/app"]);
     assert_eq!(listed["imageIds"][0]["imageTag"], "1", "{listed}");
+    // batch-get-image, then put-image of the same manifest under a new tag.
+    let got = ecr(
+        &r,
+        &dev,
+        &[
+            "batch-get-image",
+            "--repository-name",
+            "team/app",
+            "--image-ids",
+            "imageTag=1",
+        ],
+    );
+    let manifest = got["images"][0]["imageManifest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(manifest.contains("layers"), "{got}");
+    let put = ecr(
+        &r,
+        &dev,
+        &[
+            "put-image",
+            "--repository-name",
+            "team/app",
+            "--image-tag",
+            "2",
+            "--image-manifest",
+            &manifest,
+        ],
+    );
+    assert_eq!(
+        put["image"]["imageId"]["imageDigest"], details[0]["imageDigest"],
+        "{put}"
+    );
+    refused(
+        &r,
+        &dev,
+        &[
+            "put-image",
+            "--repository-name",
+            "team/app",
+            "--image-tag",
+            "1",
+            "--image-manifest",
+            &manifest,
+        ],
+        "ImageAlreadyExistsException",
+    );
     let tags = ecr(
         &r,
         &ops,

@@ -327,11 +327,9 @@ fn operation(c: &Call<'_>, op: &str) -> Outcome {
         "GetLifecyclePolicyPreview" => get_preview(c),
         "TagResource" => tag_resource(c),
         "ListTagsForResource" => list_tags(c),
-        "BatchGetImage"
-        | "PutImage"
-        | "GetRepositoryPolicy"
-        | "SetRepositoryPolicy"
-        | "DeleteRepositoryPolicy" => Err(err(
+        "BatchGetImage" => batch_get_image(c),
+        "PutImage" => put_image(c),
+        "GetRepositoryPolicy" | "SetRepositoryPolicy" | "DeleteRepositoryPolicy" => Err(err(
             "UnsupportedOperationException",
             400,
             format!("{op} is not served by estiba's ECR API yet"),
@@ -592,7 +590,7 @@ fn batch_delete_image(c: &Call<'_>) -> Outcome {
             (None, None) => None,
         };
         let Some(digest) = digest else {
-            failures.push(json!({"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"}));
+            failures.push(not_found(id));
             continue;
         };
         match id.get("imageTag").and_then(Value::as_str) {
@@ -610,7 +608,7 @@ fn batch_delete_image(c: &Call<'_>) -> Outcome {
             }
             _ => {
                 if !crate::server::delete_manifest(s, &repo, &digest).map_err(server_error)? {
-                    failures.push(json!({"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"}));
+                    failures.push(not_found(id));
                     continue;
                 }
             }
@@ -828,4 +826,132 @@ fn list_tags(c: &Call<'_>) -> Outcome {
         .map(|(k, v)| json!({"Key": k, "Value": v}))
         .collect();
     Ok(json!({"tags": tags}))
+}
+
+/// The manifest an `imageId` names, if it is in the repository.
+fn resolve(
+    c: &Call<'_>,
+    repo: &str,
+    id: &Value,
+) -> Result<Option<(Digest, Option<String>)>, ErrorBody> {
+    let s = c.storage();
+    let tag = id
+        .get("imageTag")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let digest = match (id.get("imageDigest").and_then(Value::as_str), &tag) {
+        (Some(d), _) => d.parse::<Digest>().ok(),
+        (None, Some(t)) => s.tag(repo, t).map_err(server_error)?,
+        (None, None) => None,
+    };
+    Ok(match digest {
+        Some(d) if s.manifest_link(repo, &d).map_err(server_error)?.is_some() => Some((d, tag)),
+        _ => None,
+    })
+}
+
+fn not_found(id: &Value) -> Value {
+    json!({"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"})
+}
+
+fn batch_get_image(c: &Call<'_>) -> Outcome {
+    let repo = c.repo_name()?;
+    c.existing(&repo)?;
+    c.need(&repo, Action::Pull)?;
+    let ids = c
+        .body
+        .get("imageIds")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("imageIds is required"))?;
+    let s = c.storage();
+    let (mut images, mut failures) = (Vec::new(), Vec::new());
+    for id in ids {
+        let Some((digest, tag)) = resolve(c, &repo, id)? else {
+            failures.push(not_found(id));
+            continue;
+        };
+        let link = s.manifest_link(&repo, &digest).map_err(server_error)?;
+        let mut data = Vec::new();
+        if let Some(mut blob) = s.open_blob(&digest).map_err(server_error)? {
+            std::io::Read::read_to_end(&mut blob.reader, &mut data)
+                .map_err(|e| server_error(crate::Error::Http(e.to_string())))?;
+        }
+        let mut image_id = json!({"imageDigest": digest.to_string()});
+        if let Some(t) = tag {
+            image_id["imageTag"] = json!(t);
+        }
+        images.push(json!({
+            "registryId": ACCOUNT,
+            "repositoryName": repo,
+            "imageId": image_id,
+            "imageManifest": String::from_utf8_lossy(&data),
+            "imageManifestMediaType": link.map(|l| l.media_type),
+        }));
+    }
+    Ok(json!({"images": images, "failures": failures}))
+}
+
+/// PutImage: a manifest whose blobs are already in the repository, stored
+/// as a push stores it (immutability, scan on push, referrers).
+fn put_image(c: &Call<'_>) -> Outcome {
+    let repo = c.repo_name()?;
+    c.existing(&repo)?;
+    c.need(&repo, Action::Push)?;
+    let manifest = c
+        .str_field("imageManifest")
+        .ok_or_else(|| invalid("imageManifest is required"))?;
+    let data = manifest.as_bytes().to_vec();
+    let digest = Digest::compute(crate::digest::Algorithm::Sha256, &data);
+    if let Some(given) = c.str_field("imageDigest") {
+        if given != digest.to_string() {
+            return Err(invalid(format!(
+                "imageDigest {given} does not match the manifest's digest {digest}"
+            )));
+        }
+    }
+    let tags: Vec<String> = c
+        .str_field("imageTag")
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    for t in &tags {
+        crate::names::validate_tag(t).map_err(|e| invalid(e.to_string()))?;
+    }
+    let parsed =
+        crate::manifest::ParsedManifest::parse(&data, c.str_field("imageManifestMediaType"))
+            .map_err(|e| invalid(e.to_string()))?;
+    let s = c.storage();
+    if let Some(t) = tags.first() {
+        if s.tag(&repo, t).map_err(server_error)?.as_ref() == Some(&digest) {
+            return Err(err(
+                "ImageAlreadyExistsException",
+                400,
+                format!("Image with digest '{digest}' and tag '{t}' already exists in the repository with name '{repo}'"),
+            ));
+        }
+    }
+    let _guard = c.app.gc_lock.blocking_read();
+    crate::server::store_manifest(s, &repo, &digest, &parsed, &data, &tags).map_err(|e| match e
+        .code()
+    {
+        Some(crate::Code::Denied) if e.to_string().contains("immutable") => {
+            err("ImageTagAlreadyExistsException", 400, e.to_string())
+        }
+        Some(crate::Code::Denied) => err("AccessDeniedException", 403, e.to_string()),
+        Some(crate::Code::ManifestBlobUnknown) => {
+            err("LayersNotFoundException", 400, e.to_string())
+        }
+        _ => server_error(e),
+    })?;
+    let mut image_id = json!({"imageDigest": digest.to_string()});
+    if let Some(t) = tags.first() {
+        image_id["imageTag"] = json!(t);
+    }
+    Ok(json!({"image": {
+        "registryId": ACCOUNT,
+        "repositoryName": repo,
+        "imageId": image_id,
+        "imageManifest": manifest,
+        "imageManifestMediaType": parsed.media_type,
+    }}))
 }

@@ -196,7 +196,7 @@ async fn put(ctx: &Ctx, name: &str, reference: &str, body: Body) -> Result<Respo
 /// Checks what the manifest references, then writes content, link,
 /// referrer and tags, in that order: a crash part way leaves at most an
 /// untagged manifest, never a tag to missing content.
-fn store_manifest(
+pub(crate) fn store_manifest(
     s: &dyn Storage,
     repo: &str,
     digest: &Digest,

@@ -25,7 +25,7 @@ use crate::error::IoContext;
 use crate::error::{Code, Error, Result};
 use crate::metrics::Metrics;
 use crate::storage::{FsStorage, Storage};
-pub(crate) use manifests::delete_manifest;
+pub(crate) use manifests::{delete_manifest, store_manifest};
 use route::Route;
 
 /// Everything a request may touch.
