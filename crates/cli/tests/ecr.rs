@@ -354,6 +354,81 @@ print("ok")
         .unwrap();
     assert!(common::stdout(&out).contains("ok"), "{out:?}");
 
+    // A repository policy grants a user the registry alone would not.
+    r.add_user("bob", "bob-secret", &[]);
+    let bob = key_for(&r, "bob");
+    refused(
+        &r,
+        &bob,
+        &["describe-images", "--repository-name", "team/app"],
+        "AccessDeniedException",
+    );
+    let policy = r#"{"Version": "2012-10-17", "Statement": [{"Sid": "bob pulls", "Effect": "Allow",
+        "Principal": {"AWS": ["arn:aws:iam::000000000000:user/bob"]},
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:DescribeImages"]}]}"#;
+    ecr(
+        &r,
+        &ops,
+        &[
+            "set-repository-policy",
+            "--repository-name",
+            "team/app",
+            "--policy-text",
+            policy,
+        ],
+    );
+    let seen = ecr(
+        &r,
+        &bob,
+        &["describe-images", "--repository-name", "team/app"],
+    );
+    assert_eq!(
+        seen["imageDetails"].as_array().map(Vec::len),
+        Some(1),
+        "{seen}"
+    );
+    refused(
+        &r,
+        &bob,
+        &[
+            "batch-delete-image",
+            "--repository-name",
+            "team/app",
+            "--image-ids",
+            "imageTag=2",
+        ],
+        "AccessDeniedException",
+    );
+    let got = ecr(
+        &r,
+        &bob,
+        &["get-repository-policy", "--repository-name", "team/app"],
+    );
+    assert_eq!(got["policyText"], policy);
+    refused(
+        &r,
+        &ops,
+        &[
+            "set-repository-policy",
+            "--repository-name",
+            "team/app",
+            "--policy-text",
+            r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "ecr:*"}]}"#,
+        ],
+        "InvalidParameterException",
+    );
+    ecr(
+        &r,
+        &ops,
+        &["delete-repository-policy", "--repository-name", "team/app"],
+    );
+    refused(
+        &r,
+        &bob,
+        &["describe-images", "--repository-name", "team/app"],
+        "AccessDeniedException",
+    );
+
     // Who may do what, and bad input.
     refused(
         &r,

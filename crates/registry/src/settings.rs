@@ -38,6 +38,9 @@ pub struct RepoSettings {
     /// When the repository was made through the ECR API, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// The ECR repository policy as it was set, and what it grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_policy: Option<RepositoryPolicy>,
     /// Resource tags (TagResource).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
@@ -90,4 +93,19 @@ impl RepoSettings {
                 .filter_map(|f| glob::Pattern::new(f).ok())
                 .any(|g| g.matches(tag))
     }
+}
+
+/// An ECR repository policy (SetRepositoryPolicy): its text, and its
+/// Allow statements as grants of the registry's actions to users.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryPolicy {
+    pub text: String,
+    pub grants: Vec<PolicyGrant>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyGrant {
+    /// User names; `*` is any user with credentials.
+    pub users: Vec<String>,
+    pub actions: Vec<crate::auth::Action>,
 }

@@ -119,11 +119,16 @@ pub enum Denial {
     Forbidden { who: String, message: String },
 }
 
+/// What a repository's own policy grants, given its name.
+pub type RepositoryGrants = Box<dyn Fn(&str) -> Vec<crate::settings::PolicyGrant> + Send + Sync>;
+
 pub struct Auth {
     config: AuthConfig,
     policies: Vec<(glob::Pattern, Policy)>,
     users: Users,
     key: Vec<u8>,
+    /// Per-repository grants (ECR repository policies), read at each check.
+    repository_grants: Option<RepositoryGrants>,
     /// Basic credentials verified recently: argon2 is slow on purpose, and a
     /// client sending Basic sends it with every request.
     verified: Mutex<std::collections::HashMap<[u8; 32], (String, Instant)>>,
@@ -150,8 +155,15 @@ impl Auth {
             policies,
             users: Users::open(root)?,
             key: token::signing_key(root)?,
+            repository_grants: None,
             verified: Mutex::new(Default::default()),
         })
+    }
+
+    /// Adds repositories' own policies to the configured ones.
+    pub fn with_repository_grants(mut self, grants: RepositoryGrants) -> Auth {
+        self.repository_grants = Some(grants);
+        self
     }
 
     pub fn service(&self) -> &str {
@@ -187,6 +199,13 @@ impl Auth {
             };
             if applies {
                 out.extend(p.actions.iter().copied());
+            }
+        }
+        if let (Some(grants), Some(user)) = (&self.repository_grants, &who.user) {
+            for g in grants(repo) {
+                if g.users.iter().any(|u| u == user || u == "*") {
+                    out.extend(g.actions.iter().copied());
+                }
             }
         }
         out

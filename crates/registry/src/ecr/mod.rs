@@ -10,6 +10,7 @@
 
 pub mod keys;
 mod lifecycle_json;
+mod repository_policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -329,11 +330,9 @@ fn operation(c: &Call<'_>, op: &str) -> Outcome {
         "ListTagsForResource" => list_tags(c),
         "BatchGetImage" => batch_get_image(c),
         "PutImage" => put_image(c),
-        "GetRepositoryPolicy" | "SetRepositoryPolicy" | "DeleteRepositoryPolicy" => Err(err(
-            "UnsupportedOperationException",
-            400,
-            format!("{op} is not served by estiba's ECR API yet"),
-        )),
+        "SetRepositoryPolicy" => set_policy(c),
+        "GetRepositoryPolicy" => get_policy(c),
+        "DeleteRepositoryPolicy" => delete_policy(c),
         other => Err(err(
             "UnknownOperationException",
             400,
@@ -954,4 +953,51 @@ fn put_image(c: &Call<'_>) -> Outcome {
         "imageManifest": manifest,
         "imageManifestMediaType": parsed.media_type,
     }}))
+}
+
+fn policy_not_found(repo: &str) -> ErrorBody {
+    err(
+        "RepositoryPolicyNotFoundException",
+        400,
+        format!("Repository policy does not exist for the repository with name '{repo}' in the registry with id '{ACCOUNT}'"),
+    )
+}
+
+fn set_policy(c: &Call<'_>) -> Outcome {
+    let repo = c.repo_name()?;
+    let mut settings = c.existing(&repo)?;
+    c.need(&repo, Action::Admin)?;
+    let text = c
+        .str_field("policyText")
+        .ok_or_else(|| invalid("policyText is required"))?
+        .to_string();
+    let grants = repository_policy::parse(&text).map_err(invalid)?;
+    settings.repository_policy = Some(crate::settings::RepositoryPolicy {
+        text: text.clone(),
+        grants,
+    });
+    settings.save(c.storage(), &repo).map_err(server_error)?;
+    Ok(json!({"registryId": ACCOUNT, "repositoryName": repo, "policyText": text}))
+}
+
+fn get_policy(c: &Call<'_>) -> Outcome {
+    let repo = c.repo_name()?;
+    let settings = c.existing(&repo)?;
+    c.need(&repo, Action::Pull)?;
+    let p = settings
+        .repository_policy
+        .ok_or_else(|| policy_not_found(&repo))?;
+    Ok(json!({"registryId": ACCOUNT, "repositoryName": repo, "policyText": p.text}))
+}
+
+fn delete_policy(c: &Call<'_>) -> Outcome {
+    let repo = c.repo_name()?;
+    let mut settings = c.existing(&repo)?;
+    c.need(&repo, Action::Admin)?;
+    let p = settings
+        .repository_policy
+        .take()
+        .ok_or_else(|| policy_not_found(&repo))?;
+    settings.save(c.storage(), &repo).map_err(server_error)?;
+    Ok(json!({"registryId": ACCOUNT, "repositoryName": repo, "policyText": p.text}))
 }

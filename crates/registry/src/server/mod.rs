@@ -52,9 +52,11 @@ impl App {
             .audit_log
             .clone()
             .unwrap_or_else(|| root.join("audit.log"));
+        let grants = repository_grants(Arc::clone(&storage));
         Ok(Arc::new(App {
             storage,
-            auth: Auth::new(root, config.auth.clone(), config.policy.clone())?,
+            auth: Auth::new(root, config.auth.clone(), config.policy.clone())?
+                .with_repository_grants(grants),
             audit: Audit::open(&audit_path)?,
             metrics: Metrics::default(),
             gc_lock: tokio::sync::RwLock::new(()),
@@ -75,6 +77,17 @@ impl App {
             .await
             .map_err(|e| Error::Http(format!("a storage task failed: {e}")))?
     }
+}
+
+/// The grants of a repository's own (ECR) policy, from its settings.
+fn repository_grants(storage: Arc<dyn Storage>) -> crate::auth::RepositoryGrants {
+    Box::new(move |repo| {
+        crate::settings::RepoSettings::load(storage.as_ref(), repo)
+            .ok()
+            .and_then(|s| s.repository_policy)
+            .map(|p| p.grants)
+            .unwrap_or_default()
+    })
 }
 
 /// What a handler sees of a request.
