@@ -354,6 +354,39 @@ print("ok")
         .unwrap();
     assert!(common::stdout(&out).contains("ok"), "{out:?}");
 
+    // Scan on push, turned on at creation: the image's scan status.
+    ecr(
+        &r,
+        &ops,
+        &[
+            "create-repository",
+            "--repository-name",
+            "team/scanned",
+            "--image-scanning-configuration",
+            "scanOnPush=true",
+        ],
+    );
+    let scanned = format!("{}/team/scanned:1", r.addr);
+    image(&e, &scanned, "scanned");
+    assert!(push(&e, &scanned).status.success());
+    let described = ecr(
+        &r,
+        &ops,
+        &["describe-images", "--repository-name", "team/scanned"],
+    );
+    // The findings are the image's referrer, listed beside it as ECR lists
+    // artifacts; the image itself carries the status.
+    let tagged = described["imageDetails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["imageTags"] == serde_json::json!(["1"]))
+        .unwrap_or_else(|| panic!("{described}"));
+    assert_eq!(
+        tagged["imageScanStatus"]["status"], "COMPLETE",
+        "{described}"
+    );
+
     // A repository policy grants a user the registry alone would not.
     r.add_user("bob", "bob-secret", &[]);
     let bob = key_for(&r, "bob");

@@ -516,34 +516,44 @@ fn images(c: &Call<'_>, repo: &str) -> Result<Vec<Image>, ErrorBody> {
     Ok(out)
 }
 
+/// ECR's scan status: COMPLETE once the audit's findings are stored as the
+/// image's referrer (scan on push), else absent.
+fn scan_status(c: &Call<'_>, repo: &str, digest: &Digest) -> Option<Value> {
+    let found = c
+        .storage()
+        .referrers(repo, digest)
+        .ok()?
+        .iter()
+        .any(|r| r.artifact_type.as_deref() == Some(crate::scan::FINDINGS_ARTIFACT));
+    found.then(
+        || json!({"status": "COMPLETE", "description": "The scan was completed successfully."}),
+    )
+}
+
 fn describe_images(c: &Call<'_>) -> Outcome {
     let repo = c.repo_name()?;
-    c.existing(&repo)?;
+    let settings = c.existing(&repo)?;
     c.need(&repo, Action::Pull)?;
-    let details: Vec<Value> = images(c, &repo)?
-        .into_iter()
-        .map(
-            |Image {
-                 digest,
-                 tags,
-                 link,
-                 size,
-             }| {
-                let mut v = json!({
-                    "registryId": ACCOUNT,
-                    "repositoryName": repo,
-                    "imageDigest": digest.to_string(),
-                    "imageSizeInBytes": size,
-                    "imagePushedAt": epoch(&link.pushed),
-                    "imageManifestMediaType": link.media_type,
-                });
-                if !tags.is_empty() {
-                    v["imageTags"] = json!(tags);
-                }
-                v
-            },
-        )
-        .collect();
+    let mut details = Vec::new();
+    for image in images(c, &repo)? {
+        let mut v = json!({
+            "registryId": ACCOUNT,
+            "repositoryName": repo,
+            "imageDigest": image.digest.to_string(),
+            "imageSizeInBytes": image.size,
+            "imagePushedAt": epoch(&image.link.pushed),
+            "imageManifestMediaType": image.link.media_type,
+        });
+        if !image.tags.is_empty() {
+            v["imageTags"] = json!(image.tags);
+        }
+        if settings.scan_on_push {
+            if let Some(status) = scan_status(c, &repo, &image.digest) {
+                v["imageScanStatus"] = status;
+            }
+        }
+        details.push(v);
+    }
     Ok(json!({"imageDetails": details}))
 }
 
