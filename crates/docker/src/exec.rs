@@ -221,16 +221,7 @@ async fn start(
     if start.detach {
         tokio::spawn(async move {
             let _busy = busy;
-            let code = child
-                .wait()
-                .await
-                .ok()
-                .and_then(|s| s.code())
-                .unwrap_or(126);
-            api.execs.update(&id, |r| {
-                r.running = false;
-                r.exit_code = Some(code);
-            });
+            finished(&api, &id, &mut child).await;
         });
         return Ok(StatusCode::OK.into_response());
     }
@@ -260,16 +251,7 @@ async fn start(
         for r in readers.into_iter().flatten() {
             let _ = r.await;
         }
-        let code = child
-            .wait()
-            .await
-            .ok()
-            .and_then(|s| s.code())
-            .unwrap_or(126);
-        api.execs.update(&id, |r| {
-            r.running = false;
-            r.exit_code = Some(code);
-        });
+        finished(&api, &id, &mut child).await;
         let _ = write.shutdown().await;
     }))
 }
@@ -332,19 +314,24 @@ fn start_with_terminal(
         let mut from_pty = tokio::fs::File::from_std(master);
         // The master reads EIO once the last holder of the slave is gone.
         let _ = tokio::io::copy(&mut from_pty, &mut write).await;
-        let code = child
-            .wait()
-            .await
-            .ok()
-            .and_then(|s| s.code())
-            .unwrap_or(126);
+        finished(&api, &id, &mut child).await;
         input.abort();
-        api.execs.update(&id, |r| {
-            r.running = false;
-            r.exit_code = Some(code);
-        });
         let _ = write.shutdown().await;
     }))
+}
+
+/// Waits for the exec's process and records its exit code.
+async fn finished(api: &Api, id: &str, child: &mut tokio::process::Child) {
+    let code = child
+        .wait()
+        .await
+        .ok()
+        .and_then(|s| s.code())
+        .unwrap_or(126);
+    api.execs.update(id, |r| {
+        r.running = false;
+        r.exit_code = Some(code);
+    });
 }
 
 /// Copies one of the child's streams as frames (or drains it unwanted).

@@ -110,7 +110,31 @@ fn progress_line(v: Value) -> Vec<u8> {
     line
 }
 
-fn json_stream(body: axum::body::Body) -> Response {
+fn error_line(e: &estiba_registry::Error) -> Value {
+    json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})
+}
+
+/// A JSON progress stream: `first` at once, then what `work` returns. The
+/// registry client's futures are not Send, so `work` runs on a blocking
+/// thread of its own, driven by this runtime.
+fn streamed<F, Fut>(api: &Arc<Api>, first: Value, work: F) -> Response
+where
+    F: FnOnce(estiba_store::Store) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<Value>>,
+{
+    let (tx, body) = stream::channel_body();
+    let busy = api.activity.busy();
+    let store = api.engine.blocking().store.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            let _busy = busy;
+            let _ = tx.send(progress_line(first)).await;
+            for line in work(store).await {
+                let _ = tx.send(progress_line(line)).await;
+            }
+        })
+    });
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -132,32 +156,25 @@ pub async fn pull(
     let c = Client::connect(&src.registry, &opts)
         .await
         .map_err(registry_error)?;
-    let (tx, body) = stream::channel_body();
-    let busy = api.activity.busy();
-    // The client's futures are not Send: they run on a blocking thread
-    // of their own, driven by this runtime.
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async move {
-        let _busy = busy;
-        let _ = tx
-            .send(progress_line(json!({"status": format!("Pulling from {}", src.repository), "id": src.reference()})))
-            .await;
-        let store = api.engine.blocking().store.clone();
-        let pulled = client::pull(&c, &store, &src, &client::PullOptions::default(), Arc::new(client::NoProgress)).await;
-        let lines = match pulled {
+    let first =
+        json!({"status": format!("Pulling from {}", src.repository), "id": src.reference()});
+    Ok(streamed(&api, first, move |store| async move {
+        let pulled = client::pull(
+            &c,
+            &store,
+            &src,
+            &client::PullOptions::default(),
+            Arc::new(client::NoProgress),
+        )
+        .await;
+        match pulled {
             Ok(p) => vec![
                 json!({"status": format!("Digest: {}", p.digest)}),
                 json!({"status": format!("Status: Downloaded newer image for {reference}")}),
             ],
-            Err(e) => vec![json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})],
-        };
-        for l in lines {
-            let _ = tx.send(progress_line(l)).await;
+            Err(e) => vec![error_line(&e)],
         }
-    })
-    });
-    Ok(json_stream(body))
+    }))
 }
 
 /// `POST /images/{name}/push?tag=TAG`.
@@ -177,32 +194,24 @@ pub async fn push(
     let c = Client::connect(&dest.registry, &opts)
         .await
         .map_err(registry_error)?;
-    let (tx, body) = stream::channel_body();
-    let busy = api.activity.busy();
-    // The client's futures are not Send: they run on a blocking thread
-    // of their own, driven by this runtime.
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        handle.block_on(async move {
-        let _busy = busy;
-        let _ = tx
-            .send(progress_line(json!({"status": format!("The push refers to repository [{}/{}]", dest.registry, dest.repository)})))
-            .await;
-        let store = api.engine.blocking().store.clone();
-        let pushed = client::push(&c, &store, &record.id.to_string(), &dest, Arc::new(client::NoProgress)).await;
-        let lines = match pushed {
+    let first = json!({"status": format!("The push refers to repository [{}/{}]", dest.registry, dest.repository)});
+    Ok(streamed(&api, first, move |store| async move {
+        let pushed = client::push(
+            &c,
+            &store,
+            &record.id.to_string(),
+            &dest,
+            Arc::new(client::NoProgress),
+        )
+        .await;
+        match pushed {
             Ok(digest) => vec![
                 json!({"status": format!("{}: digest: {digest} size: {}", dest.reference(), record.size)}),
                 json!({"progressDetail": {}, "aux": {"Tag": dest.reference(), "Digest": digest, "Size": record.size}}),
             ],
-            Err(e) => vec![json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})],
-        };
-        for l in lines {
-            let _ = tx.send(progress_line(l)).await;
+            Err(e) => vec![error_line(&e)],
         }
-    })
-    });
-    Ok(json_stream(body))
+    }))
 }
 
 #[cfg(test)]

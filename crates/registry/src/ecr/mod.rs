@@ -582,11 +582,7 @@ fn batch_delete_image(c: &Call<'_>) -> Outcome {
     let repo = c.repo_name()?;
     c.existing(&repo)?;
     c.need(&repo, Action::Delete)?;
-    let ids = c
-        .body
-        .get("imageIds")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("imageIds is required"))?;
+    let ids = image_ids(c)?;
     let s = c.storage();
     let (mut deleted, mut failures) = (Vec::new(), Vec::new());
     for id in ids {
@@ -859,6 +855,13 @@ fn resolve(
     })
 }
 
+fn image_ids<'a>(c: &'a Call<'_>) -> Result<&'a Vec<Value>, ErrorBody> {
+    c.body
+        .get("imageIds")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("imageIds is required"))
+}
+
 fn not_found(id: &Value) -> Value {
     json!({"imageId": id, "failureCode": "ImageNotFound", "failureReason": "Requested image not found"})
 }
@@ -867,11 +870,7 @@ fn batch_get_image(c: &Call<'_>) -> Outcome {
     let repo = c.repo_name()?;
     c.existing(&repo)?;
     c.need(&repo, Action::Pull)?;
-    let ids = c
-        .body
-        .get("imageIds")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("imageIds is required"))?;
+    let ids = image_ids(c)?;
     let s = c.storage();
     let (mut images, mut failures) = (Vec::new(), Vec::new());
     for id in ids {
