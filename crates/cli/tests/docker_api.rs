@@ -269,6 +269,9 @@ fn life_of_containers(e: &Estiba) {
     );
     let missing = s.docker(&["cp", "web:/no/such", out_dir.to_str().unwrap()]);
     assert!(!missing.status.success());
+    s.ok(&["rename", "web", "web2"]);
+    assert!(s.ok(&["ps"]).contains("web2"));
+    s.ok(&["rename", "web2", "web"]);
     s.ok(&["stop", "-t", "1", "web"]);
     assert!(s.ok(&["ps", "-a"]).contains("Exited"));
     s.ok(&["rm", "web"]);
@@ -480,6 +483,22 @@ fn bad_requests_get_dockers_status_and_leave_nothing() {
         "http://d/v1.41/containers/create",
     ]);
     assert_eq!(code, 413, "an oversized body");
+    // A build context announced past the cap is refused before it is read.
+    let (code, text) = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/x-tar",
+        "-H",
+        "Content-Length: 600000000",
+        "--max-time",
+        "10",
+        "http://d/v1.41/build",
+    ]);
+    assert_eq!(code, 413, "an oversized build context: {text}");
+    let (code, text) = s.post("/v1.41/build", "this is no tar");
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("not a tar"), "{text}");
     for (path, status, words) in [
         ("/v1.41/containers/nope/json", 404, "No such container"),
         ("/v1.41/images/nosuch/json", 404, "No such image"),

@@ -47,10 +47,7 @@ pub fn routes() -> Router<Arc<Api>> {
             "/containers/{id}/unpause",
             post(|| async { ApiError::not_implemented("unpause") }),
         )
-        .route(
-            "/containers/{id}/rename",
-            post(|| async { ApiError::not_implemented("rename") }),
-        )
+        .route("/containers/{id}/rename", post(rename))
         .route(
             "/containers/{id}/archive",
             get(crate::archive::get)
@@ -240,6 +237,20 @@ async fn inspect(State(api): S, Path(id): Path<String>) -> ApiResult<Json<Value>
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
     v["NetworkSettings"]["Ports"] = published_ports(&api, &r);
     Ok(Json(v))
+}
+
+async fn rename(
+    State(api): S,
+    Path(id): Path<String>,
+    Query(q): Query<query::Query>,
+) -> ApiResult<StatusCode> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("give the new name (name=)"))?;
+    api.call(move |e| e.rename(&id, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn start(State(api): S, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -345,6 +345,33 @@ impl Engine {
     }
 
     /// Removes a container: refused while it runs unless `force`, which kills it.
+    /// `rename`: a new name, unique among the store's containers. Its
+    /// names on networks follow at its next start. Journals `rename` with
+    /// `oldName`, as docker does.
+    pub fn rename(&self, wanted: &str, name: &str) -> Result<ContainerRecord> {
+        validate_name(name)?;
+        let r = self.find(wanted)?;
+        if let Some(other) = self
+            .records
+            .list()?
+            .into_iter()
+            .find(|o| o.name == name && o.id != r.id)
+        {
+            return Err(Error::NameInUse {
+                name: name.to_string(),
+                id: other.id,
+            });
+        }
+        self.records
+            .update(&r.id, |rec| rec.name = name.to_string())?;
+        let renamed = self.find(&r.id)?;
+        self.events.emit(
+            crate::events::container(Action::Other("rename".into()), &renamed)
+                .with("oldName", r.name),
+        );
+        Ok(renamed)
+    }
+
     pub fn remove(&self, wanted: &str, force: bool) -> Result<ContainerRecord> {
         let r = self.find(wanted)?;
         let running = matches!(r.state.status, Status::Running | Status::Restarting);
