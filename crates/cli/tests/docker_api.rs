@@ -269,6 +269,15 @@ fn life_of_containers(e: &Estiba) {
     );
     let missing = s.docker(&["cp", "web:/no/such", out_dir.to_str().unwrap()]);
     assert!(!missing.status.success());
+    // The cgroup freezer: as root; rootless on cgroup v1 runc cannot.
+    if e.user.is_none() {
+        s.ok(&["pause", "web"]);
+        assert!(s.ok(&["ps"]).contains("(Paused)"));
+        let refused = s.docker(&["exec", "web", "true"]);
+        assert!(common::stderr(&refused).contains("paused"), "{refused:?}");
+        s.ok(&["unpause", "web"]);
+        assert_eq!(s.ok(&["exec", "web", "echo", "thawed"]), "thawed\n");
+    }
     s.ok(&["rename", "web", "web2"]);
     assert!(s.ok(&["ps"]).contains("web2"));
     s.ok(&["rename", "web2", "web"]);

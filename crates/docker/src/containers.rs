@@ -39,14 +39,8 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/stats", get(stats))
         .route("/containers/{id}/resize", post(|| async { StatusCode::OK }))
-        .route(
-            "/containers/{id}/pause",
-            post(|| async { ApiError::not_implemented("pause") }),
-        )
-        .route(
-            "/containers/{id}/unpause",
-            post(|| async { ApiError::not_implemented("unpause") }),
-        )
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/rename", post(rename))
         .route(
             "/containers/{id}/archive",
@@ -237,6 +231,31 @@ async fn inspect(State(api): S, Path(id): Path<String>) -> ApiResult<Json<Value>
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
     v["NetworkSettings"]["Ports"] = published_ports(&api, &r);
     Ok(Json(v))
+}
+
+async fn pause(State(api): S, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    api.call(move |e| e.pause(&id))
+        .await
+        .map_err(not_paused_conflict)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unpause(State(api): S, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    api.call(move |e| e.unpause(&id))
+        .await
+        .map_err(not_paused_conflict)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Docker answers 409 for pausing a paused (or unpausing a running)
+/// container; a runtime that cannot freeze (rootless on cgroup v1) is a
+/// 500 that says so.
+fn not_paused_conflict(e: ApiError) -> ApiError {
+    if e.message.contains("already paused") || e.message.contains("is not paused") {
+        ApiError::conflict(e.message)
+    } else {
+        e
+    }
 }
 
 async fn rename(

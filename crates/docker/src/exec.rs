@@ -118,6 +118,12 @@ async fn create(
             r.id
         )));
     }
+    if r.state.paused {
+        return Err(ApiError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            r.id
+        )));
+    }
     let exec_id = estiba_os::random_hex(32);
     if let Ok(mut m) = api.execs.0.lock() {
         m.insert(

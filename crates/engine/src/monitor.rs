@@ -45,6 +45,7 @@ impl Engine {
         self.records.update(id, |r| {
             r.state.stop_requested = false;
             r.state.error = None;
+            r.state.paused = false;
             r.state.status = Status::Created;
         })?;
         let exe = self.exe.clone();

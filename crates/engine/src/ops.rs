@@ -266,6 +266,56 @@ impl Engine {
         self.records.load(&r.id)
     }
 
+    /// Freezes the container's processes (`pause`); journals `pause`.
+    pub fn pause(&self, wanted: &str) -> Result<ContainerRecord> {
+        self.set_paused(wanted, true)
+    }
+
+    /// Thaws a paused container; journals `unpause`.
+    pub fn unpause(&self, wanted: &str) -> Result<ContainerRecord> {
+        self.set_paused(wanted, false)
+    }
+
+    fn set_paused(&self, wanted: &str, paused: bool) -> Result<ContainerRecord> {
+        let r = self.find(wanted)?;
+        if r.state.status != Status::Running || !alive(r.state.pid, None) {
+            return Err(Error::NotRunning { name: r.name });
+        }
+        if r.state.paused == paused {
+            let why = if paused {
+                "is already paused"
+            } else {
+                "is not paused"
+            };
+            return Err(Error::Invalid {
+                what: "container",
+                value: r.name,
+                why: why.into(),
+            });
+        }
+        let runtime = self.runtime(&r)?;
+        if paused {
+            runtime.pause(&r.id)?;
+        } else {
+            runtime.resume(&r.id)?;
+        }
+        self.records
+            .update(&r.id, |rec| rec.state.paused = paused)?;
+        let name = if paused { "pause" } else { "unpause" };
+        self.container_event(Action::Other(name.into()), &r);
+        self.find(&r.id)
+    }
+
+    /// A frozen process takes no signal: a paused container is thawed
+    /// before it is signalled.
+    fn thaw_for_signal(&self, r: &ContainerRecord) {
+        if r.state.paused {
+            if let Err(e) = self.unpause(&r.id) {
+                tracing::warn!(container = %r.name, error = %e, "thawing before a signal");
+            }
+        }
+    }
+
     /// Sends a signal to the container's init; asks the monitor not to restart.
     pub fn kill(&self, wanted: &str, signal: Signal) -> Result<ContainerRecord> {
         let r = self.find(wanted)?;
@@ -274,6 +324,7 @@ impl Engine {
                 name: r.name.clone(),
             });
         }
+        self.thaw_for_signal(&r);
         self.records
             .update(&r.id, |r| r.state.stop_requested = true)?;
         // Before the signal, so it comes before the die it causes.
@@ -288,6 +339,7 @@ impl Engine {
         self.records
             .update(&r.id, |r| r.state.stop_requested = true)?;
         if r.state.status == Status::Running && alive(r.state.pid, None) {
+            self.thaw_for_signal(&r);
             let signal = r.options.stop_signal.unwrap_or(Signal::SIGTERM);
             self.kill_event(&r, signal);
             let _ = kill(Pid::from_raw(r.state.pid), signal);
@@ -454,7 +506,7 @@ impl Engine {
             "State": {
                 "Status": status_name(s.status),
                 "Running": s.status == Status::Running,
-                "Paused": false,
+                "Paused": s.paused && s.status == Status::Running,
                 "Restarting": s.status == Status::Restarting,
                 "OOMKilled": false,
                 "Dead": false,
@@ -639,6 +691,7 @@ pub fn status_text(r: &ContainerRecord) -> String {
                 duration_words(since(s.started_at.as_deref()).unwrap_or(0))
             );
             match &s.health {
+                _ if s.paused => format!("{up} (Paused)"),
                 Some(h) if h.status == "starting" => format!("{up} (health: starting)"),
                 Some(h) => format!("{up} ({})", h.status),
                 None => up,

@@ -286,6 +286,9 @@ pub struct State {
     pub error: Option<String>,
     #[serde(default)]
     pub health: Option<crate::health::Health>,
+    /// Frozen by `pause` (meaningful while running).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

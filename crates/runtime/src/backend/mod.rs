@@ -109,6 +109,22 @@ pub trait Runtime {
     fn state(&self, id: &str) -> Result<State>;
     fn kill(&self, id: &str, signal: i32) -> Result<()>;
     fn delete(&self, id: &str, force: bool) -> Result<()>;
+    /// Freezes every process of the container (the cgroup freezer).
+    fn pause(&self, id: &str) -> Result<()> {
+        Err(crate::Error::Runtime {
+            runtime: self.name().to_string(),
+            op: "pause the container",
+            message: format!("{id}: this backend cannot pause containers"),
+        })
+    }
+    /// Thaws what `pause` froze.
+    fn resume(&self, id: &str) -> Result<()> {
+        Err(crate::Error::Runtime {
+            runtime: self.name().to_string(),
+            op: "resume the container",
+            message: format!("{id}: this backend cannot pause containers"),
+        })
+    }
     /// Runs a process (an OCI `process.json`) in the running container's
     /// namespaces and cgroup, under its seccomp profile. In the foreground
     /// its stdout and stderr are ours, and its stdin too with `stdin`

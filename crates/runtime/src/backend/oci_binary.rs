@@ -158,6 +158,15 @@ impl Runtime for OciBinary {
             .map(drop)
     }
 
+    fn pause(&self, id: &str) -> Result<()> {
+        self.simple("pause the container", &["pause", id]).map(drop)
+    }
+
+    fn resume(&self, id: &str) -> Result<()> {
+        self.simple("resume the container", &["resume", id])
+            .map(drop)
+    }
+
     fn delete(&self, id: &str, force: bool) -> Result<()> {
         // runc, crun and youki keep a container's state in `<root>/<id>`;
         // without it there is nothing to delete (`runc run` deletes its
