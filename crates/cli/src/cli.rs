@@ -482,9 +482,20 @@ pub struct ServiceArgs {
     /// until stopped.
     #[arg(short, long, default_value_t = 5)]
     pub timeout: u64,
-    /// Where to listen: unix:///PATH. Default: /run/estiba/estiba.sock as
-    /// root, $XDG_RUNTIME_DIR/estiba/estiba.sock rootless.
+    /// Where to listen: unix:///PATH, or tcp://HOST:PORT with the three
+    /// TLS files. Default: /run/estiba/estiba.sock as root,
+    /// $XDG_RUNTIME_DIR/estiba/estiba.sock rootless.
     pub uri: Option<String>,
+    /// TCP: the server's certificate (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TCP: the server's private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// TCP: the CA that clients' certificates must chain to (clients are
+    /// always verified, as dockerd's --tlsverify).
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -839,6 +839,115 @@ fn docker_compose_rootless() {
     compose(&Estiba::rootless().with_busybox());
 }
 
+/// A CA, a server certificate for 127.0.0.1 and a client certificate.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cd {} && {args}", dir.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args}: {}", common::stderr(&out));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    run(&format!(
+        "openssl req -x509 {ec} -keyout ca-key.pem -out ca.pem -days 1 -subj /CN=estiba-test-ca"
+    ));
+    for (name, ext) in [
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        run(&format!(
+            "openssl req {ec} -keyout {name}-key.pem -out {name}.csr -subj /CN={name}"
+        ));
+        run(&format!("printf '{ext}\\n' > {name}.ext"));
+        run(&format!(
+            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile {name}.ext -out {name}.pem"
+        ));
+    }
+}
+
+#[test]
+fn the_docker_api_over_tcp_needs_tls_and_a_client_certificate() {
+    if !(ready("the Docker API over TCP") && require_tool("openssl")) {
+        return;
+    }
+    let e = Estiba::root().with_busybox();
+    let refused = e.run(&["system", "service", "tcp://127.0.0.1:1"]);
+    assert!(!refused.status.success());
+    assert!(common::stderr(&refused).contains("--tls-ca"), "{refused:?}");
+    let dir = e.scratch("tls");
+    certificates(&dir);
+    let port = free_port();
+    let file = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let log = std::fs::File::create(e.path().join("tcp.log")).unwrap();
+    let mut child = e
+        .daemon_cmd(&[
+            "system",
+            "service",
+            "--timeout",
+            "0",
+            "--tls-cert",
+            &file("server.pem"),
+            "--tls-key",
+            &file("server-key.pem"),
+            "--tls-ca",
+            &file("ca.pem"),
+            &format!("tcp://127.0.0.1:{port}"),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let docker = |args: &[&str], client_cert: bool, input: Option<&str>| {
+        let mut c = Command::new(DOCKER);
+        c.env("HOME", e.path()).args(["-H", &host]);
+        if client_cert {
+            c.args([
+                "--tlsverify",
+                "--tlscacert",
+                &file("ca.pem"),
+                "--tlscert",
+                &file("client.pem"),
+                "--tlskey",
+                &file("client-key.pem"),
+            ]);
+        } else {
+            c.args(["--tls", "--tlscacert", &file("ca.pem")]);
+        }
+        let mut child = c
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    eventually("the TLS listener answers", || {
+        docker(&["version"], true, None).status.success()
+    });
+    let hello = docker(
+        &["run", "--rm", "-i", "busybox", "cat"],
+        true,
+        Some("over tls\n"),
+    );
+    assert_eq!(common::stdout(&hello), "over tls\n", "{hello:?}");
+    let anonymous = docker(&["ps"], false, None);
+    assert!(
+        !anonymous.status.success(),
+        "a client without a certificate was served: {anonymous:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn an_idle_service_exits_after_its_timeout() {
     if !ready("the idle timeout") {

@@ -15,6 +15,8 @@ pub enum Error {
     },
     #[error("serving the Docker API: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A refused request, as Docker answers it.

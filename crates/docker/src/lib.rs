@@ -188,34 +188,100 @@ pub async fn serve_unix(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| listen_err("setting the mode of", e))?;
     tracing::info!(socket = %path.display(), "serving the Docker Engine API");
-    let activity = Arc::clone(&api.activity);
-    let app = tower::Layer::layer(&axum::middleware::from_fn(version::layer), router(api));
-    let shutdown = async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return,
-                _ = terminate() => return,
-                _ = tick.tick() => {
-                    if let (Some(limit), Some(quiet)) = (idle, activity.idle_for()) {
-                        if quiet >= limit {
-                            tracing::info!("idle for {}s: exiting", limit.as_secs());
-                            return;
-                        }
+    let shutdown = shutdown(Arc::clone(&api.activity), idle);
+    axum::serve(listener, versioned(api))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)?;
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// The router behind the version layer: an outer router with no routes
+/// of its own sends every request through the layer (which strips
+/// `/vX.Y`) to the API's router, which then routes the bare path.
+fn versioned(api: Arc<Api>) -> Router {
+    Router::new()
+        .fallback_service(router(api))
+        .layer(axum::middleware::from_fn(version::layer))
+}
+
+/// Resolves at a signal, or once nothing has been in progress for `idle`.
+async fn shutdown(activity: Arc<Activity>, idle: Option<Duration>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = terminate() => return,
+            _ = tick.tick() => {
+                if let (Some(limit), Some(quiet)) = (idle, activity.idle_for()) {
+                    if quiet >= limit {
+                        tracing::info!("idle for {}s: exiting", limit.as_secs());
+                        return;
                     }
                 }
             }
         }
-    };
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(Error::Serve)?;
-    let _ = std::fs::remove_file(path);
-    Ok(())
+    }
+}
+
+/// The certificate and key the server shows, and the CA its clients'
+/// certificates must chain to (dockerd's `--tlsverify`).
+pub struct Tls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub ca: std::path::PathBuf,
+}
+
+fn server_config(tls: &Tls) -> Result<rustls::ServerConfig, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad =
+        |what: &Path, e: &dyn std::fmt::Display| Error::Tls(format!("{}: {e}", what.display()));
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| bad(&tls.cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&tls.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| bad(&tls.key, &e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&tls.ca).map_err(|e| bad(&tls.ca, &e))? {
+        roots
+            .add(c.map_err(|e| bad(&tls.ca, &e))?)
+            .map_err(|e| bad(&tls.ca, &e))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| bad(&tls.ca, &e))?;
+    rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&tls.cert, &e))
+}
+
+/// Serves the API over TCP with TLS, clients verified by their
+/// certificates: without that, a TCP socket would hand the host to anyone
+/// who reaches the port.
+pub async fn serve_tcp(
+    api: Arc<Api>,
+    addr: std::net::SocketAddr,
+    tls: &Tls,
+    idle: Option<Duration>,
+) -> Result<(), Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config(tls)?));
+    let handle = axum_server::Handle::new();
+    let watcher = handle.clone();
+    let activity = Arc::clone(&api.activity);
+    tokio::spawn(async move {
+        shutdown(activity, idle).await;
+        watcher.graceful_shutdown(Some(Duration::from_secs(1)));
+    });
+    tracing::info!(%addr, "serving the Docker Engine API over TLS");
+    axum_server::bind_rustls(addr, config)
+        .handle(handle)
+        .serve(versioned(api).into_make_service())
+        .await
+        .map_err(Error::Serve)
 }
 
 async fn terminate() {
