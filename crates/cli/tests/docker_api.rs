@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -116,24 +115,10 @@ impl Service<'_> {
     }
 
     fn docker_env(&self, env: &[(&str, &str)], args: &[&str], input: Option<&str>) -> Output {
-        let mut cmd = self.client(env, DOCKER, args);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("docker");
-        if let Some(text) = input {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(
+            &mut self.client(env, DOCKER, args),
+            input.map(str::as_bytes),
+        )
     }
 
     fn docker(&self, args: &[&str]) -> Output {
@@ -916,19 +901,7 @@ fn the_docker_api_over_tcp_needs_tls_and_a_client_certificate() {
         } else {
             c.args(["--tls", "--tlscacert", &file("ca.pem")]);
         }
-        let mut child = c
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(text) = input {
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        common::output_with_stdin(c.args(args), input.map(str::as_bytes))
     };
     eventually("the TLS listener answers", || {
         docker(&["version"], true, None).status.success()

@@ -559,21 +559,11 @@ fn get_login_password_logs_the_docker_cli_in() {
     let password = password.as_str().unwrap().trim().to_string();
     let home = e.scratch("docker-home");
     let docker = |args: &[&str], input: Option<&str>| {
-        let mut c = Command::new("/usr/bin/docker")
-            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        let mut c = Command::new("/usr/bin/docker");
+        c.env("DOCKER_HOST", format!("unix://{}", socket.display()))
             .env("HOME", &home)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = c.stdin.take().unwrap();
-        if let Some(text) = input {
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
-        drop(stdin);
-        c.wait_with_output().unwrap()
+            .args(args);
+        common::output_with_stdin(&mut c, input.map(str::as_bytes))
     };
     let login = docker(
         &["login", "--username", "AWS", "--password-stdin", &r.addr],

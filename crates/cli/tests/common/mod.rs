@@ -316,6 +316,24 @@ impl Estiba {
     }
 }
 
+/// Runs `cmd` with `input` on its stdin (then closed; none: closed at
+/// once) and collects its output.
+pub fn output_with_stdin(cmd: &mut Command, input: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning");
+    let mut stdin = child.stdin.take().expect("stdin");
+    if let Some(data) = input {
+        let _ = stdin.write_all(data);
+    }
+    drop(stdin);
+    child.wait_with_output().expect("waiting")
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
