@@ -44,6 +44,15 @@ use estiba_events::{Event, Filter, Start};
 use tokio::sync::mpsc;
 
 pub use error::{ApiError, Error};
+
+/// A `POST /containers/create` body and `name` as the engine's request, or
+/// the 400 Docker gives (the bad-input suite's and fuzz target's entry).
+pub fn parse_create(
+    body: &[u8],
+    name: Option<String>,
+) -> Result<estiba_engine::CreateRequest, ApiError> {
+    create::request(create::parse(body)?, name)
+}
 pub use version::{API_VERSION, MIN_API_VERSION};
 
 /// What the handlers share.

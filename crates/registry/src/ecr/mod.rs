@@ -9,8 +9,8 @@
 //! preview, tags, and the authorization token `docker login` takes.
 
 pub mod keys;
-mod lifecycle_json;
-mod repository_policy;
+pub mod lifecycle_json;
+pub mod repository_policy;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
