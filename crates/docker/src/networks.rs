@@ -178,7 +178,9 @@ async fn prune(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
 struct ConnectBody {
     container: String,
     endpoint_config: Option<crate::create::Endpoint>,
-    force: bool,
+    /// Disconnect's `Force`: a disconnect never waits on the container.
+    #[serde(rename = "Force")]
+    _force: bool,
 }
 
 async fn connect(
@@ -209,7 +211,6 @@ async fn disconnect(
     bytes: Bytes,
 ) -> ApiResult<StatusCode> {
     let b: ConnectBody = body(&bytes)?;
-    let _ = b.force;
     let net = find(&api, &id)?;
     let r = api.engine.inspect(&b.container).await?;
     api.call(move |e| e.network_disconnect(&net.name, &r.id))

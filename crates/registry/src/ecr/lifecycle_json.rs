@@ -18,8 +18,9 @@ struct Policy {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PolicyRule {
     rule_priority: u32,
-    #[serde(default)]
-    description: Option<String>,
+    /// Accepted and kept only in the policy's text.
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
     selection: Selection,
     action: RuleAction,
 }
@@ -54,7 +55,6 @@ pub fn parse(text: &str) -> Result<Vec<(u32, Rule)>, String> {
     }
     let mut out = Vec::new();
     for r in &policy.rules {
-        let _ = &r.description;
         let at = format!("rule {}", r.rule_priority);
         if r.action.kind != "expire" {
             return Err(format!("{at}: the only action is \"expire\""));
