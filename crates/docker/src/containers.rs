@@ -55,28 +55,6 @@ fn running(r: &ContainerRecord) -> bool {
     matches!(r.state.status, Status::Running | Status::Restarting)
 }
 
-fn unix_secs(rfc3339: &str) -> u64 {
-    humantime::parse_rfc3339_weak(
-        rfc3339
-            .trim_end_matches('Z')
-            .split('.')
-            .next()
-            .unwrap_or(rfc3339),
-    )
-    .ok()
-    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-    .map_or(0, |d| d.as_secs())
-}
-
-fn state_name(r: &ContainerRecord) -> &'static str {
-    match r.state.status {
-        Status::Created => "created",
-        Status::Running => "running",
-        Status::Restarting => "restarting",
-        Status::Exited => "exited",
-    }
-}
-
 /// One entry of `GET /containers/json`.
 fn summary(api: &Api, r: &ContainerRecord) -> Value {
     let o = &r.options;
@@ -110,10 +88,10 @@ fn summary(api: &Api, r: &ContainerRecord) -> Value {
         "Image": r.image,
         "ImageID": r.image_id,
         "Command": command.join(" "),
-        "Created": unix_secs(&r.created),
+        "Created": query::unix_secs(Some(&r.created)),
         "Ports": ports,
         "Labels": o.labels,
-        "State": state_name(r),
+        "State": estiba_engine::status_name(r.state.status),
         "Status": estiba_engine::status_text(r),
         "HostConfig": {"NetworkMode": o.network.as_str()},
         "NetworkSettings": {"Networks": networks},
@@ -157,7 +135,7 @@ fn published_ports(api: &Api, r: &ContainerRecord) -> Value {
 }
 
 fn status_matches(r: &ContainerRecord, wanted: &str) -> bool {
-    state_name(r) == wanted
+    estiba_engine::status_name(r.state.status) == wanted
 }
 
 async fn list(State(api): S, Query(q): Query<query::Query>) -> ApiResult<Json<Vec<Value>>> {

@@ -31,14 +31,6 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/images/{*rest}", any(by_suffix))
 }
 
-fn unix_secs(t: Option<&str>) -> u64 {
-    t.and_then(|t| {
-        humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t)).ok()
-    })
-    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-    .map_or(0, |d| d.as_secs())
-}
-
 fn config_of(api: &Api, r: &ImageRecord) -> Value {
     api.engine
         .blocking()
@@ -56,7 +48,7 @@ fn summary(api: &Api, r: &ImageRecord) -> Value {
         "ParentId": "",
         "RepoTags": r.names,
         "RepoDigests": [],
-        "Created": unix_secs(r.created.as_deref()),
+        "Created": query::unix_secs(r.created.as_deref()),
         "Size": r.size,
         "VirtualSize": r.size,
         "SharedSize": -1,
@@ -198,7 +190,7 @@ fn history(api: &Api, name: &str) -> ApiResult<Value> {
         .map(|h| {
             json!({
                 "Id": "<missing>",
-                "Created": unix_secs(h["created"].as_str()),
+                "Created": query::unix_secs(h["created"].as_str()),
                 "CreatedBy": h["created_by"].as_str().unwrap_or(""),
                 "Tags": null,
                 "Size": 0,

@@ -183,14 +183,24 @@ struct ConnectBody {
     _force: bool,
 }
 
+/// A connect or disconnect body, its network and its container.
+async fn target(
+    api: &Api,
+    id: &str,
+    bytes: &[u8],
+) -> ApiResult<(ConnectBody, NetworkRecord, estiba_engine::ContainerRecord)> {
+    let b: ConnectBody = body(bytes)?;
+    let net = find(api, id)?;
+    let r = api.engine.inspect(&b.container).await?;
+    Ok((b, net, r))
+}
+
 async fn connect(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<StatusCode> {
-    let b: ConnectBody = body(&bytes)?;
-    let net = find(&api, &id)?;
-    let r = api.engine.inspect(&b.container).await?;
+    let (b, net, r) = target(&api, &id, &bytes).await?;
     let endpoint = b.endpoint_config.unwrap_or_default();
     let ip = estiba_engine::options::parse_ip(
         endpoint.ipam_config.and_then(|c| c.ipv4_address).as_deref(),
@@ -210,9 +220,7 @@ async fn disconnect(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<StatusCode> {
-    let b: ConnectBody = body(&bytes)?;
-    let net = find(&api, &id)?;
-    let r = api.engine.inspect(&b.container).await?;
+    let (_, net, r) = target(&api, &id, &bytes).await?;
     api.call(move |e| e.network_disconnect(&net.name, &r.id))
         .await?;
     Ok(StatusCode::OK)

@@ -7,6 +7,18 @@ use crate::error::{ApiError, ApiResult};
 
 pub type Query = HashMap<String, String>;
 
+/// An RFC 3339 time as seconds since the epoch, as the API's `Created`
+/// fields give it; 0 when absent or unreadable.
+pub fn unix_secs(rfc3339: Option<&str>) -> u64 {
+    rfc3339
+        .and_then(|t| {
+            humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t))
+                .ok()
+        })
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
 /// `?all=1`, `?all=true`: true; absent, `0` or `false`: false.
 pub fn flag(q: &Query, key: &str) -> bool {
     q.get(key)

@@ -206,7 +206,7 @@ async fn df(State(api): State<Arc<Api>>) -> ApiResult<Json<Value>> {
     let containers: Vec<Value> = engine
         .list()?
         .iter()
-        .map(|r| json!({"Id": r.id, "Names": [format!("/{}", r.name)], "Image": r.image, "SizeRw": 0, "State": format!("{:?}", r.state.status).to_lowercase()}))
+        .map(|r| json!({"Id": r.id, "Names": [format!("/{}", r.name)], "Image": r.image, "SizeRw": 0, "State": estiba_engine::status_name(r.state.status)}))
         .collect();
     let volumes: Vec<Value> = engine
         .volumes

@@ -40,7 +40,7 @@ use std::path::PathBuf;
 
 pub use api::{AsyncEngine, CreateRequest, LogsOptions};
 pub use error::Error;
-pub use ops::{human_since, parse_signal, status_text, ExecOptions};
+pub use ops::{human_since, parse_signal, status_name, status_text, ExecOptions};
 pub use record::{ContainerRecord, CreateOptions, NetworkMode, RestartPolicy, State, Status};
 
 use estiba_runtime::{Host, Runtime};

@@ -640,7 +640,8 @@ fn security_opt_strings(s: &crate::options::Security) -> Vec<String> {
     out
 }
 
-fn status_name(s: Status) -> &'static str {
+/// docker's lower-case state name (`State.Status`, `ps --filter status=`).
+pub fn status_name(s: Status) -> &'static str {
     match s {
         Status::Created => "created",
         Status::Running => "running",
