@@ -24,6 +24,8 @@ packages=(
   python3-jsonschema
   # the Docker Engine API's real clients (docker.io's CLI above), with no dockerd
   docker-compose python3-docker
+  # encrypted volumes (FUSE, root and rootless)
+  gocryptfs fuse3
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
@@ -39,6 +41,11 @@ fi
 # which would leave rootless containers without a way out of their networks.
 if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
   chmod 0666 /dev/net/tun
+fi
+# Encrypted volumes open /dev/fuse in the user namespace: the same udev rule
+# (fuse3's) makes it 0666, which hosts without udev lack.
+if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+  chmod 0666 /dev/fuse
 fi
 if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again" >&2

@@ -418,7 +418,20 @@ pub enum SecretCommand {
 #[derive(Subcommand, Debug)]
 pub enum VolumeCommand {
     /// Create a volume.
-    Create { name: String },
+    Create {
+        name: String,
+        /// Keep its content encrypted at rest (gocryptfs; the key sealed
+        /// with estiba's secrets key, destroyed by `volume rm`).
+        #[arg(long)]
+        encrypt: bool,
+        /// The encryption backend: gocryptfs, or luks2 where the kernel
+        /// has device-mapper.
+        #[arg(long, value_name = "BACKEND", requires = "encrypt")]
+        encryption: Option<String>,
+        /// Size, for backends of fixed size (luks2); gocryptfs grows.
+        #[arg(long, requires = "encrypt")]
+        size: Option<String>,
+    },
     /// List volumes.
     #[command(alias = "list")]
     Ls {

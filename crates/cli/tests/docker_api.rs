@@ -218,6 +218,29 @@ fn life_of_containers(e: &Estiba) {
         s.log()
     );
     assert_eq!(tty.status.code(), Some(5), "{tty:?}");
+    // -it: what is typed at the client's terminal reaches the container's.
+    let typed = common::output_with_stdin(
+        s.client(
+            &[],
+            "script",
+            &[
+                "-qec",
+                &format!(
+                    "{DOCKER} run -it --rm busybox sh -c 'read line; echo got-$line; tty; exit 6'"
+                ),
+                "/dev/null",
+            ],
+        )
+        .env("TERM", "dumb"),
+        Some(b"typed\n"),
+    );
+    assert!(
+        common::stdout(&typed).contains("got-typed"),
+        "{typed:?}\n{}",
+        s.log()
+    );
+    assert!(common::stdout(&typed).contains("/dev/pts/"), "{typed:?}");
+    assert_eq!(typed.status.code(), Some(6), "{typed:?}");
     let code = s.docker(&["exec", "web", "sh", "-c", "exit 4"]);
     assert_eq!(code.status.code(), Some(4), "{code:?}");
     assert!(s.ok(&["stats", "--no-stream", "web"]).contains("web"));

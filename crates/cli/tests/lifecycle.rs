@@ -475,6 +475,149 @@ fn named_volumes(e: &Estiba) {
 
 root_and_rootless!(named_volumes);
 
+/// Every byte of an encrypted volume's files on disk (its ciphertext, key
+/// and bookkeeping), leaving out `_data`, where the plaintext is mounted.
+fn volume_bytes_on_disk(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "_data") {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(volume_bytes_on_disk(&path));
+        } else if let Ok(data) = std::fs::read(&path) {
+            out.extend(data);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn encrypted_volumes(e: &Estiba) {
+    let who = e.label();
+    e.ok(&["volume", "create", "--encrypt", "sec"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&e.ok(&["volume", "inspect", "sec"])).unwrap();
+    assert_eq!(inspect[0]["Encryption"]["Backend"], "gocryptfs", "[{who}]");
+    let dir = e.path().join("data/volumes/sec");
+    let marker = format!("estiba-plaintext-{}", std::process::id());
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "-v",
+        "sec:/data",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("echo {marker} > /data/f; exec sleep 300"),
+    ]);
+    wait_until("the holder's write", Duration::from_secs(20), || {
+        e.run(&["exec", "holder", "cat", "/data/f"])
+            .stdout
+            .starts_with(marker.as_bytes())
+    });
+    assert!(
+        !contains(&volume_bytes_on_disk(&dir), &marker),
+        "[{who}] the plaintext reached the volume's files"
+    );
+    // A second container shares the open volume; a non-root user in it
+    // reads it too.
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "-v",
+        "sec:/data",
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(out.trim(), marker, "[{who}]");
+    // Across a restart of the container.
+    e.ok(&["restart", "-t", "1", "holder"]);
+    let out = e.ok(&["exec", "holder", "cat", "/data/f"]);
+    assert_eq!(out.trim(), marker, "[{who}] after restart");
+    e.ok(&["stop", "-t", "1", "holder"]);
+    if e.user.is_none() {
+        // Closed once its last container stopped (as root the mount is
+        // in this namespace; rootless it is in the user's own).
+        let plain = dir.join("_data");
+        wait_until("the volume to close", Duration::from_secs(20), || {
+            !std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .contains(plain.to_str().unwrap())
+        });
+    }
+    // Opened again by the next container.
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "sec:/data",
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(out.trim(), marker, "[{who}] reopened");
+    assert!(!contains(&volume_bytes_on_disk(&dir), &marker), "[{who}]");
+    // rm destroys the key with the ciphertext.
+    let out = e.run(&["volume", "rm", "sec"]);
+    assert!(!out.status.success(), "[{who}] rm of a volume in use");
+    e.ok(&["rm", "holder"]);
+    e.ok(&["volume", "rm", "sec"]);
+    assert!(!dir.exists(), "[{who}] the volume's files remain");
+    assert!(!e.run(&["volume", "inspect", "sec"]).status.success());
+
+    // Bad input, and what cannot be done here, is refused by name.
+    let out = e.run(&[
+        "volume",
+        "create",
+        "--encrypt",
+        "--encryption",
+        "rot13",
+        "x1",
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("gocryptfs or luks2"),
+        "[{who}] {}",
+        stderr(&out)
+    );
+    let out = e.run(&[
+        "volume",
+        "create",
+        "--encrypt",
+        "--encryption",
+        "luks2",
+        "x2",
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("LUKS2"),
+        "[{who}] {}",
+        stderr(&out)
+    );
+    let out = e.run(&["volume", "create", "--size", "1G", "x3"]);
+    assert!(!out.status.success(), "[{who}] --size without --encrypt");
+    e.ok(&["volume", "create", "plain"]);
+    let out = e.run(&["volume", "create", "--encrypt", "plain"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("unencrypted"),
+        "[{who}] {}",
+        stderr(&out)
+    );
+    assert_eq!(e.ok(&["volume", "ls", "-q"]).trim(), "plain", "[{who}]");
+}
+
+root_and_rootless!(encrypted_volumes);
+
 fn health_checks_turn_unhealthy(e: &Estiba) {
     let who = e.label();
     e.ok(&[

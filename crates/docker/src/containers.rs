@@ -420,7 +420,9 @@ async fn attach(
     let exits = api.exits(&id)?;
     let r = api.engine.inspect(&id).await?;
     let follower = LogFollower::at_end(api.engine.blocking().log_path(&r.id));
-    let stdin = if flag(&q, "stdin") && r.options.interactive && !r.options.tty {
+    // With a terminal, what is written goes to the container's monitor,
+    // which types it into the terminal.
+    let stdin = if flag(&q, "stdin") && r.options.interactive {
         Some(api.engine.blocking().attach_stdin(&r.id)?)
     } else {
         None

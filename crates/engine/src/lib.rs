@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod build;
+pub mod crypt;
 mod error;
 mod events;
 pub mod health;

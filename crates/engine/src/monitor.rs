@@ -117,6 +117,7 @@ impl Engine {
         let first_start = resume.is_none();
         let result = self.supervise(&record, resume);
         self.dirs(id).unmount();
+        self.volumes.close_for(&record);
         // A --rm container that failed to start is removed by whoever
         // started it, once it has read why: removed here, the record could
         // go before the starter sees the error.
@@ -214,7 +215,12 @@ impl Engine {
         for w in crate::prepare::write_bundle(self, image, record, dirs)? {
             let _ = log.write(1, format!("WARNING: {w}\n").as_bytes());
         }
-        let (out_r, err_r, pid) = create_with_io(record, dirs, runtime)?;
+        let ContainerStreams {
+            out: out_r,
+            err: err_r,
+            input,
+            pid,
+        } = create_with_io(record, dirs, runtime)?;
         let started = Instant::now();
         runtime.start(id)?;
         let estiba_os::ProcessId {
@@ -243,11 +249,16 @@ impl Engine {
         self.container_event(estiba_events::Action::Start, record);
         drop(log);
         if let Some(small) = small_monitor() {
-            let err = self.exec_small_monitor(&small, record, pid, &out_r, &err_r, backoff);
+            let streams = [&out_r, &err_r];
+            let err =
+                self.exec_small_monitor(&small, record, pid, streams, input.as_ref(), backoff);
             tracing::warn!(error = %err, "the small monitor did not start; monitoring in this process");
         }
         let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).ctx("opening", dirs.log())?;
         let checks = self.start_health_checks(record);
+        if let Some(fifo) = input {
+            crate::stdin::copy_to_terminal(fifo, &out_r)?;
+        }
         pump(&mut log, out_r, err_r);
         let code = estiba_runtime::process::wait_pid(pid);
         if let Some((stop, thread)) = checks {
@@ -263,14 +274,16 @@ impl Engine {
         small: &std::path::Path,
         record: &ContainerRecord,
         pid: i32,
-        out: &OwnedFd,
-        err: &OwnedFd,
+        [out, err]: [&OwnedFd; 2],
+        input: Option<&OwnedFd>,
         backoff: Duration,
     ) -> std::io::Error {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
-        if let Err(e) = rustix::io::fcntl_setfd(err, rustix::io::FdFlags::empty()) {
-            return e.into();
+        for inherited in std::iter::once(err).chain(input) {
+            if let Err(e) = rustix::io::fcntl_setfd(inherited, rustix::io::FdFlags::empty()) {
+                return e.into();
+            }
         }
         // Output comes in as the small monitor's stdin (a terminal's
         // master cannot be reopened through /proc as a pipe can).
@@ -293,6 +306,7 @@ impl Engine {
             .arg(pid.to_string())
             .arg("0")
             .arg(err.as_raw_fd().to_string())
+            .arg(input.map_or("-".into(), |fd| fd.as_raw_fd().to_string()))
             .arg(self.dirs(&record.id).log())
             .arg(MAX_LOG_BYTES.to_string())
             .arg(health_ms.to_string())
@@ -382,14 +396,26 @@ fn should_restart(policy: RestartPolicy, code: u8, stop_requested: bool, restart
     }
 }
 
+/// What the monitor holds of a created container.
+struct ContainerStreams {
+    /// Its stdout, or its terminal's master.
+    out: OwnedFd,
+    /// Its stderr (with a terminal, a pipe nothing writes to).
+    err: OwnedFd,
+    /// With `-it`, the stdin FIFO the monitor copies into the terminal.
+    input: Option<OwnedFd>,
+    pid: i32,
+}
+
 /// Creates the container with its streams: pipes for stdout and stderr,
 /// or (`-t`) the terminal's master for both; with `-i`, the stdin FIFO
-/// (`stdin.rs`). Returns what to read its output from and its pid.
+/// (`stdin.rs`), read by the container itself or, with a terminal, by
+/// the monitor.
 fn create_with_io(
     record: &ContainerRecord,
     dirs: &ContainerDirs,
     runtime: &dyn Runtime,
-) -> Result<(OwnedFd, OwnedFd, i32)> {
+) -> Result<ContainerStreams> {
     let id = record.id.as_str();
     let o = &record.options;
     let pipe = || pipe_with(PipeFlags::CLOEXEC).ctx("creating a pipe for", id);
@@ -414,14 +440,28 @@ fn create_with_io(
         let master = console.master()?;
         // Nothing comes on stderr: the terminal carries both streams.
         let (err_r, _) = pipe()?;
-        return Ok((master, err_r, pid));
+        let input = o
+            .interactive
+            .then(|| crate::stdin::open_for_terminal(&dirs.stdin_fifo()))
+            .transpose()?;
+        return Ok(ContainerStreams {
+            out: master,
+            err: err_r,
+            input,
+            pid,
+        });
     }
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     io.stdout = Stdio::from(out_w);
     io.stderr = Stdio::from(err_w);
     let pid = runtime.create(id, &dirs.bundle(), io)?;
-    Ok((out_r, err_r, pid))
+    Ok(ContainerStreams {
+        out: out_r,
+        err: err_r,
+        input: None,
+        pid,
+    })
 }
 
 /// Copies the container's stdout and stderr into the log until both close,

@@ -203,6 +203,7 @@ impl Engine {
             Ok(code?)
         })();
         dirs.unmount();
+        self.volumes.close_for(record);
         let (code, error) = match &result {
             Ok(code) => (i32::from(*code), None),
             Err(e) => (i32::from(e.exit_code()), Some(e.to_string())),

@@ -51,8 +51,9 @@ impl ContainerDirs {
         self.root.join("secrets")
     }
 
-    /// The FIFO an interactive (`-i`, no `-t`) container reads as stdin:
-    /// whoever attaches writes into it (the Docker API's attach).
+    /// The FIFO an interactive (`-i`) container reads as stdin, or with a
+    /// terminal its monitor types into the terminal: whoever attaches
+    /// writes into it (the Docker API's attach).
     pub fn stdin_fifo(&self) -> PathBuf {
         self.run.join("stdin")
     }
@@ -66,9 +67,9 @@ impl ContainerDirs {
 
 /// What the process that will hold a container (the foreground `run`, or
 /// its monitor) does before every first start, in this order: attach the
-/// network while still in the host's mount namespace (where every estiba
-/// command sees the namespace's mount), take a private mount namespace,
-/// mount the root filesystem. `write_bundle` follows, at each start.
+/// network and open encrypted volumes while still in the host's mount
+/// namespace (where every estiba command sees the namespace's mount),
+/// take a private mount namespace, mount the root filesystem. `write_bundle` follows, at each start.
 pub fn set_up(
     engine: &crate::Engine,
     image: &ImageRecord,
@@ -76,6 +77,8 @@ pub fn set_up(
     dirs: &ContainerDirs,
 ) -> Result<()> {
     attach_network_early(engine, image, record)?;
+    // Here too, so every later monitor sees the one plaintext mount.
+    engine.volumes.open_for(record)?;
     estiba_net::attach::remember_host_mounts();
     rootfs::private_mount_namespace()?;
     let how = rootfs::Overlay {
@@ -251,6 +254,7 @@ fn resolve_mounts(
                 read_only,
             } => {
                 let (volume, _) = volumes.create(&name)?;
+                volumes.ready(&volume)?;
                 if crate::volumes::is_empty(&volume.mountpoint) {
                     crate::volumes::populate(root, &destination, &volume.mountpoint)?;
                 }

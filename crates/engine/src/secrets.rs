@@ -157,15 +157,7 @@ impl Secrets {
                 why: "already exists".into(),
             });
         }
-        let nonce_hex = estiba_os::random_hex(12);
-        let nonce_bytes = hex::decode(&nonce_hex).unwrap_or_default();
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce_bytes), data)
-            .map_err(|_| Error::Invalid {
-                what: "secret",
-                value: name.to_string(),
-                why: "could not be sealed".into(),
-            })?;
+        let (nonce_hex, ciphertext) = seal_with(&cipher, data, name)?;
         let meta = SecretMeta {
             id: estiba_os::random_hex(12),
             name: name.to_string(),
@@ -174,7 +166,7 @@ impl Secrets {
         let sealed = Sealed {
             meta: meta.clone(),
             nonce: nonce_hex,
-            ciphertext: hex::encode(ciphertext),
+            ciphertext,
         };
         let json = serde_json::to_vec(&sealed).map_err(|e| Error::Record(self.path(name), e))?;
         estiba_os::write_atomic(&self.path(name), &json)?;
@@ -227,23 +219,57 @@ impl Secrets {
     /// The secret's content, for the tmpfs of a starting container only.
     pub fn reveal(&self, name: &str) -> Result<Vec<u8>> {
         let sealed = self.load(name)?;
-        let nonce = hex::decode(&sealed.nonce).ok().filter(|n| n.len() == 12);
-        let ciphertext = hex::decode(&sealed.ciphertext).ok();
-        let (Some(nonce), Some(ciphertext)) = (nonce, ciphertext) else {
-            return Err(Error::Invalid {
-                what: "secret",
-                value: name.to_string(),
-                why: "is corrupt".into(),
-            });
-        };
-        self.cipher()?
-            .decrypt(Nonce::from_slice(&nonce), ciphertext.as_ref())
-            .map_err(|_| Error::Invalid {
-                what: "secret",
-                value: name.to_string(),
-                why: "failed its integrity check".into(),
-            })
+        open_with(&self.cipher()?, &sealed.nonce, &sealed.ciphertext, name)
     }
+
+    /// Seals a value that is kept elsewhere (an encrypted volume's key),
+    /// as `NONCE:CIPHERTEXT` in hex.
+    pub fn seal(&self, data: &[u8], what: &str) -> Result<String> {
+        let (nonce, ciphertext) = seal_with(&self.cipher()?, data, what)?;
+        Ok(format!("{nonce}:{ciphertext}"))
+    }
+
+    /// Opens what [`Secrets::seal`] sealed.
+    pub fn unseal(&self, sealed: &str, what: &str) -> Result<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.trim().split_once(':').unwrap_or(("", ""));
+        open_with(&self.cipher()?, nonce, ciphertext, what)
+    }
+}
+
+/// Encrypts under a fresh nonce; returns both in hex.
+fn seal_with(cipher: &ChaCha20Poly1305, data: &[u8], what: &str) -> Result<(String, String)> {
+    let nonce_hex = estiba_os::random_hex(12);
+    let nonce_bytes = hex::decode(&nonce_hex).unwrap_or_default();
+    let ciphertext = cipher
+        .encrypt(Nonce::from_slice(&nonce_bytes), data)
+        .map_err(|_| Error::Invalid {
+            what: "secret",
+            value: what.to_string(),
+            why: "could not be sealed".into(),
+        })?;
+    Ok((nonce_hex, hex::encode(ciphertext)))
+}
+
+/// Decrypts and checks a sealed value given in hex.
+fn open_with(
+    cipher: &ChaCha20Poly1305,
+    nonce: &str,
+    ciphertext: &str,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let bad = |why: &str| Error::Invalid {
+        what: "secret",
+        value: what.to_string(),
+        why: why.into(),
+    };
+    let nonce = hex::decode(nonce).ok().filter(|n| n.len() == 12);
+    let ciphertext = hex::decode(ciphertext).ok();
+    let (Some(nonce), Some(ciphertext)) = (nonce, ciphertext) else {
+        return Err(bad("is corrupt"));
+    };
+    cipher
+        .decrypt(Nonce::from_slice(&nonce), ciphertext.as_ref())
+        .map_err(|_| bad("failed its integrity check"))
 }
 
 #[cfg(test)]

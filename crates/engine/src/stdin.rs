@@ -6,6 +6,10 @@
 //! which is why a FIFO. Without `StdinOnce` the monitor also holds a
 //! writing end for the container's life, so stdin never reads an end; with
 //! it, the end comes when the last attached writer closes.
+//!
+//! With a terminal (`-it`) the container's stdin is the terminal, so the
+//! FIFO is the monitor's instead: it copies what arrives into the
+//! terminal's master, as a keyboard would type it ([`copy_to_terminal`]).
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -59,18 +63,44 @@ pub(crate) fn open_for_container(path: &Path, hold: bool) -> Result<OwnedFd> {
     Ok(read)
 }
 
+/// The monitor's end for a container with a terminal: opened read-write,
+/// so it never waits and never reads an end (it is its own writer), and
+/// before the container starts, so input written that early is kept.
+pub(crate) fn open_for_terminal(path: &Path) -> Result<OwnedFd> {
+    ensure(path)?;
+    rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(std::io::Error::from)
+        .ctx("opening the stdin FIFO", path)
+}
+
+/// Copies the FIFO into the terminal's master on a thread of its own, so
+/// a container that does not read its terminal (a full input queue
+/// blocks the write) never stalls the copying of its output. The thread
+/// ends when the terminal goes (the write fails) or with the process.
+pub(crate) fn copy_to_terminal(fifo: OwnedFd, master: &OwnedFd) -> Result<()> {
+    let mut master = File::from(
+        master
+            .try_clone()
+            .ctx("duplicating", Path::new("the terminal"))?,
+    );
+    let mut fifo = File::from(fifo);
+    std::thread::spawn(move || std::io::copy(&mut fifo, &mut master));
+    Ok(())
+}
+
 impl Engine {
-    /// A writer into an interactive container's stdin. It is opened
+    /// A writer into an interactive container's stdin (or, with a
+    /// terminal, into what its monitor types on it). It is opened
     /// read-write, which never waits for the container's end and keeps
     /// what is written before the container starts in the pipe; drop it
     /// only once the container has started, or that is lost.
     pub fn attach_stdin(&self, wanted: &str) -> Result<File> {
         let r = self.find(wanted)?;
-        if !r.options.interactive || r.options.tty {
+        if !r.options.interactive {
             return Err(Error::Invalid {
                 what: "attach to stdin of",
                 value: r.name,
-                why: "the container was created without OpenStdin (-i), or with a terminal".into(),
+                why: "the container was created without OpenStdin (-i)".into(),
             });
         }
         let path = self.dirs(&r.id).stdin_fifo();

@@ -1,6 +1,8 @@
 //! Named volumes: directories under `<data>/volumes/<name>/_data` that
 //! outlive their containers. A new volume is filled from the image's content
-//! at its mount point on first use, as docker does.
+//! at its mount point on first use, as docker does. An encrypted volume's
+//! `_data` is the plaintext view of its ciphertext, there only while a
+//! container uses it (`crypt.rs`).
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -10,8 +12,10 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use serde::{Deserialize, Serialize};
 
+use crate::crypt::{self, Encryption, Layout};
 use crate::error::IoContext;
 use crate::record::ContainerRecord;
+use crate::secrets::Secrets;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,12 +25,16 @@ pub struct Volume {
     pub driver: String,
     pub mountpoint: PathBuf,
     pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Volumes {
     root: PathBuf,
     events: estiba_events::Journal,
+    /// Seals encrypted volumes' keys.
+    secrets: Secrets,
 }
 
 /// docker's volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -42,6 +50,7 @@ impl Volumes {
         Volumes {
             root: data.join("volumes"),
             events: estiba_events::Journal::new(data),
+            secrets: Secrets::new(data),
         }
     }
 
@@ -61,6 +70,16 @@ impl Volumes {
 
     /// Creates the volume; returns it and whether it is new.
     pub fn create(&self, name: &str) -> Result<(Volume, bool)> {
+        self.create_with(name, None)
+    }
+
+    /// Creates the volume, encrypted if asked; an existing volume is
+    /// returned as it is, unless it lacks the encryption asked for.
+    pub fn create_with(
+        &self,
+        name: &str,
+        encryption: Option<Encryption>,
+    ) -> Result<(Volume, bool)> {
         if !valid_name(name) {
             return Err(Error::Invalid {
                 what: "volume name",
@@ -69,22 +88,96 @@ impl Volumes {
             });
         }
         if let Ok(v) = self.get(name) {
+            if encryption.is_some() && v.encryption.is_none() {
+                return Err(Error::Invalid {
+                    what: "volume",
+                    value: name.to_string(),
+                    why: "exists, unencrypted".into(),
+                });
+            }
             return Ok((v, false));
         }
         let dir = self.dir(name);
-        let data = dir.join("_data");
-        fs::create_dir_all(&data).ctx("creating", &data)?;
         let volume = Volume {
             name: name.to_string(),
             driver: "local".into(),
-            mountpoint: data,
+            mountpoint: dir.join("_data"),
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            encryption,
         };
-        let json = serde_json::to_vec_pretty(&volume)
-            .map_err(|e| Error::Record(dir.join("volume.json"), e))?;
-        estiba_os::write_atomic(&dir.join("volume.json"), &json)?;
+        // Made whole under a temporary name, then renamed into place: a
+        // crash leaves no half-made volume, and of two racing creates the
+        // second finds the first's (rename onto a full directory fails).
+        fs::create_dir_all(&self.root).ctx("creating", &self.root)?;
+        let tmp = self
+            .root
+            .join(format!(".new-{name}-{}", estiba_os::random_hex(4)));
+        let made = self.fill(&tmp, &volume);
+        let placed = made.and_then(|()| match fs::rename(&tmp, &dir) {
+            Err(_) if self.get(name).is_ok() => Ok(false),
+            other => other.ctx("creating", &dir).map(|()| true),
+        });
+        let _ = estiba_os::remove_tree(&tmp);
+        if !placed? {
+            return Ok((self.get(name)?, false));
+        }
         self.event(estiba_events::Action::Create, name);
         Ok((volume, true))
+    }
+
+    /// Writes a new volume's files into `dir`.
+    fn fill(&self, dir: &Path, volume: &Volume) -> Result<()> {
+        fs::create_dir_all(dir.join("_data")).ctx("creating", dir)?;
+        if let Some(enc) = &volume.encryption {
+            crypt::init(&Layout::new(dir), enc, &self.secrets)?;
+        }
+        let json = serde_json::to_vec_pretty(volume)
+            .map_err(|e| Error::Record(dir.join("volume.json"), e))?;
+        Ok(estiba_os::write_atomic(&dir.join("volume.json"), &json)?)
+    }
+
+    /// Opens the encrypted volumes a container mounts, for this process
+    /// (which holds the container). Call from the mount namespace that
+    /// later commands and monitors share.
+    pub fn open_for(&self, r: &ContainerRecord) -> Result<()> {
+        for v in self.encrypted_of(r) {
+            crypt::open(&Layout::new(&self.dir(&v.name)), &self.secrets, &v.name)?;
+        }
+        Ok(())
+    }
+
+    /// This process no longer holds the container: closes its encrypted
+    /// volumes that no other container holds.
+    pub fn close_for(&self, r: &ContainerRecord) {
+        for v in self.encrypted_of(r) {
+            let _ = crypt::close(&Layout::new(&self.dir(&v.name)));
+        }
+    }
+
+    fn encrypted_of(&self, r: &ContainerRecord) -> Vec<Volume> {
+        r.options
+            .mounts
+            .iter()
+            .filter_map(|m| match m {
+                crate::options::MountSpec::Volume { name, .. } => self.get(name).ok(),
+                _ => None,
+            })
+            .filter(|v| v.encryption.is_some())
+            .collect()
+    }
+
+    /// Refuses to hand out an encrypted volume's directory while its
+    /// plaintext is not mounted there: what a container wrote would
+    /// land on the disk in clear.
+    pub fn ready(&self, v: &Volume) -> Result<()> {
+        if v.encryption.is_some() && !crypt::is_open(&Layout::new(&self.dir(&v.name))) {
+            return Err(Error::Invalid {
+                what: "encrypted volume",
+                value: v.name.clone(),
+                why: "is not open".into(),
+            });
+        }
+        Ok(())
     }
 
     pub fn list(&self) -> Vec<Volume> {
@@ -101,7 +194,7 @@ impl Volumes {
 
     /// Removes a volume no container uses (unless `force`).
     pub fn remove(&self, name: &str, users: &[ContainerRecord], force: bool) -> Result<()> {
-        self.get(name)?;
+        let volume = self.get(name)?;
         if let Some(user) = users.iter().find(|r| uses(r, name)) {
             if !force {
                 return Err(Error::Invalid {
@@ -110,6 +203,27 @@ impl Volumes {
                     why: format!("in use by container {}", user.name),
                 });
             }
+        }
+        if volume.encryption.is_some() {
+            let layout = Layout::new(&self.dir(name));
+            if crypt::in_use(&layout) && !force {
+                return Err(Error::Invalid {
+                    what: "volume",
+                    value: name.to_string(),
+                    why: "is open for a running container".into(),
+                });
+            }
+            crypt::shut(&layout);
+            if crypt::is_open(&layout) {
+                return Err(Error::Invalid {
+                    what: "volume",
+                    value: name.to_string(),
+                    why: "could not be closed".into(),
+                });
+            }
+            // The key first: without it the ciphertext is noise, even
+            // if removing the rest fails half-way.
+            fs::remove_file(layout.key()).ctx("removing", layout.key())?;
         }
         estiba_os::remove_tree(&self.dir(name)).ctx("removing", self.dir(name))?;
         self.event(estiba_events::Action::Destroy, name);

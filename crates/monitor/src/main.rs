@@ -9,7 +9,10 @@
 //! restart policy. Memory held per container is this process only.
 //!
 //! Usage (by estiba only):
-//! `estiba-monitor PID OUT_FD ERR_FD LOG MAX_BYTES HEALTH_MS BACKOFF_MS ESTIBA ID [GLOBAL_ARGS...]`
+//! `estiba-monitor PID OUT_FD ERR_FD IN_FD LOG MAX_BYTES HEALTH_MS BACKOFF_MS ESTIBA ID [GLOBAL_ARGS...]`
+//!
+//! IN_FD is `-`, or (a container with `-it`) the stdin FIFO, whose input
+//! is copied into the terminal's master.
 //!
 //! The same binary is a container's init when it asks for one
 //! (`estiba-monitor --init CMD…`, bind-mounted as /sbin/estiba-init; see
@@ -30,6 +33,7 @@ use rustix::process::{Pid, WaitOptions};
 struct Args {
     pid: i32,
     streams: [String; 2],
+    input: Option<String>,
     log: PathBuf,
     max_bytes: u64,
     health: Option<Duration>,
@@ -41,20 +45,21 @@ struct Args {
 
 fn parse_args() -> Option<Args> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    if a.len() < 9 {
+    if a.len() < 10 {
         return None;
     }
-    let health_ms: u64 = a[5].parse().ok()?;
+    let health_ms: u64 = a[6].parse().ok()?;
     Some(Args {
         pid: a[0].parse().ok()?,
         streams: [a[1].clone(), a[2].clone()],
-        log: PathBuf::from(&a[3]),
-        max_bytes: a[4].parse().ok()?,
+        input: (a[3] != "-").then(|| a[3].clone()),
+        log: PathBuf::from(&a[4]),
+        max_bytes: a[5].parse().ok()?,
         health: (health_ms > 0).then(|| Duration::from_millis(health_ms)),
-        backoff_ms: a[6].clone(),
-        estiba: a[7].clone(),
-        id: a[8].clone(),
-        global: a[9..].to_vec(),
+        backoff_ms: a[7].clone(),
+        estiba: a[8].clone(),
+        id: a[9].clone(),
+        global: a[10..].to_vec(),
     })
 }
 
@@ -160,6 +165,20 @@ fn exit_code(status: rustix::process::WaitStatus) -> u8 {
         .map_or(255, |s| u8::try_from(128 + s).unwrap_or(255))
 }
 
+/// Copies the stdin FIFO (an inherited descriptor; reopening it through
+/// /proc does not wait, as the inherited one is also a writer) into the
+/// terminal's master, on a thread: a container that does not read its
+/// terminal blocks the write, and must not stall the copying of output.
+fn type_into(fifo_fd: &str, master: &File) {
+    let fifo = File::open(format!("/proc/self/fd/{fifo_fd}"));
+    match (fifo, master.try_clone()) {
+        (Ok(mut fifo), Ok(mut master)) => {
+            std::thread::spawn(move || std::io::copy(&mut fifo, &mut master));
+        }
+        (Err(e), _) | (_, Err(e)) => eprintln!("estiba-monitor: the terminal's input: {e}"),
+    }
+}
+
 mod init;
 
 fn main() -> ExitCode {
@@ -193,6 +212,9 @@ fn main() -> ExitCode {
             .map(File::from),
         _ => File::open(format!("/proc/self/fd/{fd}")).ok(),
     });
+    if let (Some(fd), Some(master)) = (&args.input, &streams[0]) {
+        type_into(fd, master);
+    }
     let mut buf = vec![0u8; 16 * 1024];
     let mut next_check = args.health.map(|d| Instant::now() + d);
     let mut exited = None;

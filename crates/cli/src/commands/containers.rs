@@ -270,8 +270,25 @@ pub fn volume(ctx: &Context, cmd: &VolumeCommand) -> Result<u8> {
     let engine = ctx.engine()?;
     let volumes = &engine.volumes;
     match cmd {
-        VolumeCommand::Create { name } => {
-            volumes.create(name)?;
+        VolumeCommand::Create {
+            name,
+            encrypt,
+            encryption,
+            size,
+        } => {
+            let encryption = encrypt
+                .then(|| -> Result<_> {
+                    Ok(estiba_engine::crypt::Encryption {
+                        backend: encryption.as_deref().unwrap_or("gocryptfs").parse()?,
+                        size: size
+                            .as_deref()
+                            .map(estiba_engine::options::parse_bytes)
+                            .transpose()?
+                            .and_then(|b| u64::try_from(b).ok()),
+                    })
+                })
+                .transpose()?;
+            volumes.create_with(name, encryption)?;
             println!("{name}");
         }
         VolumeCommand::Ls { quiet } => {
