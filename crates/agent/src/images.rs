@@ -104,6 +104,7 @@ async fn pull_here(store: &Store, image: &str, creds: Login) -> Result<()> {
     let c = Client::connect(&src.registry, &options).await?;
     let opts = PullOptions {
         verify_keys: Vec::new(),
+        ..Default::default()
     };
     client::pull(&c, store, &src, &opts, Arc::new(client::NoProgress)).await?;
     Ok(())

@@ -64,6 +64,61 @@ pub fn audit_config(name: &str, config: &Value, now: SystemTime) -> Vec<Finding>
     out
 }
 
+/// Where an image comes from, as the policy's trust checks see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Provenance<'a> {
+    /// The registry its name points at; None for a local name (built,
+    /// imported or loaded here).
+    pub registry: Option<&'a str>,
+    /// True if a signature by a trusted key was verified when it was
+    /// pulled.
+    pub signed: bool,
+}
+
+/// The policy's trust checks: ESB-I-014 when `trusted_registries` is set
+/// and the image's registry is not in it (a local image comes from no
+/// registry, so it passes); ESB-I-015 when signatures are required and
+/// none was verified.
+pub fn trust(
+    name: &str,
+    from: Provenance<'_>,
+    trusted_registries: &[String],
+    require_signature: bool,
+) -> Vec<Finding> {
+    let target = Target::new(TargetKind::Image, name);
+    let mut out = Vec::new();
+    if let Some(registry) = from.registry {
+        if !trusted_registries.is_empty() && !trusted_registries.iter().any(|t| t == registry) {
+            out.push(Finding::new(
+                "ESB-I-014",
+                &target,
+                Location::File,
+                format!("{registry} is not a trusted registry"),
+            ));
+        }
+    }
+    if require_signature && !from.signed {
+        let why = match from.registry {
+            Some(_) => "no signature by a trusted key was verified when it was pulled",
+            None => "it was not pulled from a registry, so no signature was verified",
+        };
+        out.push(Finding::new(
+            "ESB-I-015",
+            &target,
+            Location::File,
+            format!("{name}: {why}"),
+        ));
+    }
+    out
+}
+
+/// The registry part of an image reference (`host[:port]/…`), as docker
+/// reads it: a first component with a dot or a colon, or `localhost`.
+pub fn registry_of(reference: &str) -> Option<&str> {
+    let (first, _) = reference.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
 fn field(f: &str) -> Location {
     Location::Config { field: f.into() }
 }
@@ -375,6 +430,30 @@ fn file_checks(target: &Target, files: &BTreeMap<String, File>, out: &mut Vec<Fi
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn trust_by_registry_and_signature() {
+        let ids = |f: Vec<Finding>| f.iter().map(|f| f.rule.id).collect::<Vec<_>>();
+        let trusted = vec!["reg.internal:5000".to_string()];
+        let from = |registry, signed| Provenance { registry, signed };
+        assert!(trust("a", from(Some("reg.internal:5000"), false), &trusted, false).is_empty());
+        assert_eq!(
+            ids(trust("a", from(Some("docker.io"), true), &trusted, true)),
+            ["ESB-I-014"]
+        );
+        assert_eq!(
+            ids(trust("a", from(None, false), &trusted, true)),
+            ["ESB-I-015"]
+        );
+        assert!(trust("a", from(Some("x.io"), false), &[], false).is_empty());
+        assert_eq!(
+            registry_of("reg.internal:5000/app:1"),
+            Some("reg.internal:5000")
+        );
+        assert_eq!(registry_of("localhost/app"), Some("localhost"));
+        assert_eq!(registry_of("library/busybox:1"), None);
+        assert_eq!(registry_of("busybox"), None);
+    }
 
     /// A layer of (path, mode, content); a path ending in `/` is a directory.
     fn layer(entries: &[(&str, u32, &str)]) -> Vec<u8> {

@@ -17,7 +17,13 @@
 //! ```
 //!
 //! `trusted_registries = ["registry.internal:5000"]` (top level) names the
-//! registries task definitions' images may come from.
+//! registries images may come from: task definitions' (ESB-T-014), and
+//! what `pull` fetches and `run` starts (ESB-I-014). `require_signature =
+//! true` with `trusted_keys = ["cosign.pub"]` (PEM public keys, relative
+//! to the policy file) makes `pull` verify a cosign signature by one of
+//! the keys, and `run` start only images so verified (ESB-I-015). A rule a
+//! setting turns on enforces unless `[rules]` names it: the setting says
+//! what the policy wants more precisely than `default`.
 //!
 //! A rule is named by its id or by any cross-reference (`cis:5.5`,
 //! `owasp:D04`, `dockle:CIS-DI-0001`). When several entries name one
@@ -48,9 +54,14 @@ struct File {
     rules: BTreeMap<String, Action>,
     #[serde(default)]
     exceptions: Vec<ExceptionFile>,
-    /// Registries task definitions' images may come from (ESB-T-014).
+    /// Registries images may come from (ESB-T-014, ESB-I-014).
     #[serde(default)]
     trusted_registries: Vec<String>,
+    /// Images must carry a signature by one of `trusted_keys` (ESB-I-015).
+    #[serde(default)]
+    require_signature: bool,
+    #[serde(default)]
+    trusted_keys: Vec<std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +103,9 @@ pub struct Policy {
     actions: BTreeMap<&'static str, (Action, bool)>,
     exceptions: Vec<Exception>,
     pub trusted_registries: Vec<String>,
+    pub require_signature: bool,
+    /// Public keys' files, resolved against the policy file's directory.
+    pub trusted_keys: Vec<std::path::PathBuf>,
 }
 
 /// What a policy says of a set of findings.
@@ -197,11 +211,22 @@ impl Policy {
             }
             exceptions.push(exception);
         }
+        if file.require_signature && file.trusted_keys.is_empty() {
+            return Err(bad(
+                "require_signature needs trusted_keys: the public keys signatures are checked with"
+                    .into(),
+            ));
+        }
+        let dir = std::path::Path::new(path)
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
         Ok(Policy {
             default: file.default,
             actions,
             exceptions,
             trusted_registries: file.trusted_registries,
+            require_signature: file.require_signature,
+            trusted_keys: file.trusted_keys.iter().map(|k| dir.join(k)).collect(),
         })
     }
 
@@ -213,15 +238,28 @@ impl Policy {
         self.actions.extend(later.actions);
         self.exceptions.extend(later.exceptions);
         self.trusted_registries.extend(later.trusted_registries);
+        self.require_signature |= later.require_signature;
+        self.trusted_keys.extend(later.trusted_keys);
         self
     }
 
+    /// True if a setting of the policy turns the rule's check on.
+    fn configured(&self, rule: &Rule) -> bool {
+        match rule.id {
+            "ESB-T-014" | "ESB-I-014" => !self.trusted_registries.is_empty(),
+            "ESB-I-015" => self.require_signature,
+            _ => false,
+        }
+    }
+
     /// The action for a rule, before exceptions. Without `default`, rules
-    /// not listed are off: a policy only does what it says.
+    /// not listed are off: a policy only does what it says. A rule turned
+    /// on by a setting (`require_signature`) enforces unless listed.
     pub fn action(&self, rule: &Rule) -> Action {
         self.actions
             .get(rule.id)
             .map(|(a, _)| *a)
+            .or_else(|| self.configured(rule).then_some(Action::Enforce))
             .or(self.default)
             .unwrap_or(Action::Off)
     }
@@ -277,6 +315,34 @@ mod tests {
             Location::File,
             "x",
         )
+    }
+
+    #[test]
+    fn trust_settings_enforce_their_rules_unless_listed() {
+        let p = Policy::parse(
+            "/etc/estiba/policy.toml",
+            "default = \"warn\"\ntrusted_registries = [\"r:5000\"]\nrequire_signature = true\ntrusted_keys = [\"keys/a.pub\", \"/k/b.pub\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.action(catalog::rule("ESB-I-015")), Action::Enforce);
+        assert_eq!(p.action(catalog::rule("ESB-I-014")), Action::Enforce);
+        assert_eq!(p.action(catalog::rule("ESB-I-001")), Action::Warn);
+        assert_eq!(
+            p.trusted_keys,
+            [
+                std::path::PathBuf::from("/etc/estiba/keys/a.pub"),
+                std::path::PathBuf::from("/k/b.pub")
+            ]
+        );
+        let listed = Policy::parse(
+            "p.toml",
+            "require_signature = true\ntrusted_keys = [\"a.pub\"]\n[rules]\n\"ESB-I-015\" = \"warn\"\n",
+        )
+        .unwrap();
+        assert_eq!(listed.action(catalog::rule("ESB-I-015")), Action::Warn);
+        assert_eq!(listed.action(catalog::rule("ESB-I-014")), Action::Off);
+        let e = Policy::parse("p.toml", "require_signature = true\n").unwrap_err();
+        assert!(e.to_string().contains("trusted_keys"), "{e}");
     }
 
     #[test]

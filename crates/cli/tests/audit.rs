@@ -944,3 +944,104 @@ fn scan_on_push_refuses_blocked_images_and_keeps_the_findings_of_the_rest() {
     assert!(rules_in(&report).contains("ESB-I-001"), "{report}");
     assert_eq!(report["targets"][0]["name"], "scanned:1.0");
 }
+
+/// The policy's trust settings at pull and run: a registry not named in
+/// `trusted_registries` is refused (ESB-I-014); with `require_signature`
+/// a pull must verify a cosign signature by one of `trusted_keys`, and
+/// run starts only images so pulled (ESB-I-015); a warn rule passes and
+/// says so.
+#[test]
+fn pull_and_run_need_a_trusted_registry_and_a_verified_signature() {
+    if !common::require_root("a registry and a store") {
+        return;
+    }
+    let registry = common::registry::Registry::start(common::registry::OPEN);
+    let e = Estiba::root().with_busybox();
+    let signed = format!("{}/team/app:signed", registry.addr);
+    let unsigned = format!("{}/team/app:unsigned", registry.addr);
+    e.ok(&["push", "--tls-verify=false", "busybox", &signed]);
+    let ctx = e.scratch("other");
+    std::fs::write(ctx.join("Containerfile"), "FROM busybox\nLABEL v=2\n").unwrap();
+    e.ok(&["build", "-q", "-t", &unsigned, ctx.to_str().unwrap()]);
+    e.ok(&["push", "--tls-verify=false", &unsigned]);
+    let dir = e.scratch("trust");
+    let keys = dir.join("cosign");
+    e.ok(&["key", "generate", "--out", keys.to_str().unwrap()]);
+    e.ok(&[
+        "sign",
+        "--tls-verify=false",
+        "--key",
+        &format!("{}.key", keys.display()),
+        &signed,
+    ]);
+    let policy = |name: &str, body: &str| -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        path.display().to_string()
+    };
+    let strict = policy(
+        "strict.toml",
+        &format!(
+            "trusted_registries = [\"{}\"]\nrequire_signature = true\ntrusted_keys = [\"cosign.pub\"]\n",
+            registry.addr
+        ),
+    );
+    let refused_with = |out: &Output, id: &str| {
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(out));
+        assert!(
+            stderr(out).contains(&format!("refused by policy: {id}")),
+            "{}",
+            stderr(out)
+        );
+    };
+    // A local image was never verified.
+    let local = e.run(&["--policy", &strict, "run", "--rm", "busybox", "true"]);
+    refused_with(&local, "ESB-I-015");
+
+    let puller = Estiba::root();
+    let pull = |policy: &str, image: &str| {
+        puller.run(&["--policy", policy, "pull", "--tls-verify=false", image])
+    };
+    refused_with(&pull(&strict, &unsigned), "ESB-I-015");
+    assert!(
+        !puller.ok(&["images"]).contains("unsigned"),
+        "a refused pull stored the image"
+    );
+    let ok = pull(&strict, &signed);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(
+        puller.ok(&["--policy", &strict, "run", "--rm", &signed, "echo", "verified"]),
+        "verified\n"
+    );
+
+    // Another registry trusted: the pull and the run are refused.
+    let elsewhere = policy(
+        "elsewhere.toml",
+        "trusted_registries = [\"registry.internal:5000\"]\n",
+    );
+    refused_with(&pull(&elsewhere, &signed), "ESB-I-014");
+    let run = puller.run(&["--policy", &elsewhere, "run", "--rm", &signed, "true"]);
+    refused_with(&run, "ESB-I-014");
+
+    // Warned of, not refused: the pull and the run pass and say why.
+    let lax = policy(
+        "lax.toml",
+        "require_signature = true\ntrusted_keys = [\"cosign.pub\"]\n[rules]\n\"ESB-I-015\" = \"warn\"\n",
+    );
+    let warned = pull(&lax, &unsigned);
+    assert!(warned.status.success(), "{}", stderr(&warned));
+    assert!(
+        stderr(&warned).contains("policy: ESB-I-015"),
+        "{}",
+        stderr(&warned)
+    );
+    let run = puller.run(&["--policy", &lax, "run", "--rm", &unsigned, "true"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("ESB-I-015"), "{}", stderr(&run));
+
+    // A policy asking for signatures without keys is refused as a file.
+    let keyless = policy("keyless.toml", "require_signature = true\n");
+    let out = pull(&keyless, &signed);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("trusted_keys"), "{}", stderr(&out));
+}

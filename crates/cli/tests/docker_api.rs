@@ -377,6 +377,24 @@ fn life_of_containers(e: &Estiba) {
     s.ok(&["volume", "create", "v1"]);
     assert!(s.ok(&["volume", "ls"]).contains("v1"));
     s.ok(&["volume", "rm", "v1"]);
+    // An encrypted volume through the driver's options.
+    s.ok(&["volume", "create", "-o", "encrypt=true", "vault"]);
+    let options = s.ok(&["volume", "inspect", "-f", "{{.Options.encrypt}}", "vault"]);
+    assert_eq!(options.trim(), "gocryptfs");
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vault:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in > /v/f; cat /v/f",
+    ]);
+    assert_eq!(out, "in\n");
+    s.ok(&["volume", "rm", "vault"]);
+    let bad = s.docker(&["volume", "create", "-o", "type=nfs", "v2"]);
+    assert!(common::stderr(&bad).contains("not supported"), "{bad:?}");
     s.ok(&["network", "create", "n1"]);
     assert!(s.ok(&["network", "ls"]).contains("n1"));
     s.ok(&["network", "rm", "n1"]);
@@ -558,9 +576,42 @@ fn the_admission_policy_judges_what_the_api_creates() {
         return;
     }
     let e = Estiba::root().with_busybox();
+    // Pulls need a signature by our key; the local busybox is excepted.
+    let registry = common::registry::Registry::start(common::registry::OPEN);
+    let (signed, unsigned) = (
+        format!("{}/team/bb:signed", registry.addr),
+        format!("{}/team/bb:unsigned", registry.addr),
+    );
+    e.ok(&["push", "--tls-verify=false", "busybox", &unsigned]);
+    let ctx = e.scratch("other");
+    std::fs::write(ctx.join("Containerfile"), "FROM busybox\nLABEL v=2\n").unwrap();
+    e.ok(&["build", "-q", "-t", &signed, ctx.to_str().unwrap()]);
+    e.ok(&["push", "--tls-verify=false", &signed]);
+    let keys = e.path().join("cosign");
+    e.ok(&["key", "generate", "--out", keys.to_str().unwrap()]);
+    let key = format!("{}.key", keys.display());
+    e.ok(&["sign", "--tls-verify=false", "--key", &key, &signed]);
+    e.ok(&["rmi", &signed]);
     let policy = e.path().join("policy.toml");
-    std::fs::write(&policy, "[rules]\n\"cis:5.5\" = \"enforce\"\n").unwrap();
+    std::fs::write(
+        &policy,
+        "require_signature = true\ntrusted_keys = [\"cosign.pub\"]\n\
+         [rules]\n\"cis:5.5\" = \"enforce\"\n\
+         [[exceptions]]\nrules = [\"ESB-I-015\"]\nimages = [\"busybox*\"]\n",
+    )
+    .unwrap();
     let s = serve_with(&e, &["--policy", policy.to_str().unwrap()]);
+    let refused = s.docker(&["pull", &unsigned]);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        common::stderr(&refused).contains("ESB-I-015"),
+        "{refused:?}"
+    );
+    s.ok(&["pull", &signed]);
+    assert_eq!(
+        s.ok(&["run", "--rm", &signed, "echo", "signed"]),
+        "signed\n"
+    );
     let refused = s.docker(&["run", "--rm", "--privileged", "busybox", "true"]);
     assert!(!refused.status.success(), "{refused:?}");
     let why = common::stderr(&refused);

@@ -60,14 +60,28 @@ pub struct Api {
     engine: AsyncEngine,
     execs: exec::Execs,
     activity: Arc<Activity>,
+    pull_gate: Option<PullGate>,
 }
 
+/// The admission policy's judge of a pull, before it starts: the options
+/// to pull with (the keys a signature must verify with), or the refusal.
+pub type PullGate = Arc<
+    dyn Fn(
+            &estiba_registry::client::RemoteRef,
+        ) -> Result<estiba_registry::client::PullOptions, String>
+        + Send
+        + Sync,
+>;
+
 impl Api {
-    pub fn new(engine: estiba_engine::Engine) -> Arc<Api> {
+    /// The API over `engine` (whose admission judges what is created),
+    /// with `pull_gate` judging pulls.
+    pub fn new(engine: estiba_engine::Engine, pull_gate: Option<PullGate>) -> Arc<Api> {
         Arc::new(Api {
             engine: AsyncEngine::new(engine),
             execs: exec::Execs::default(),
             activity: Arc::new(Activity::new()),
+            pull_gate,
         })
     }
 

@@ -111,7 +111,11 @@ fn progress_line(v: Value) -> Vec<u8> {
 }
 
 fn error_line(e: &estiba_registry::Error) -> Value {
-    json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})
+    error_text(&e.to_string())
+}
+
+fn error_text(message: &str) -> Value {
+    json!({"errorDetail": {"message": message}, "error": message})
 }
 
 /// A JSON progress stream: `first` at once, then what `work` returns. The
@@ -151,6 +155,12 @@ pub async fn pull(
         None => from.to_string(),
     };
     let src = RemoteRef::parse(&reference).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let pull_opts = match &api.pull_gate {
+        Some(gate) => {
+            gate(&src).map_err(|refusal| ApiError::new(StatusCode::FORBIDDEN, refusal))?
+        }
+        None => client::PullOptions::default(),
+    };
     let opts = options(&src.registry, header_creds(headers)?);
     // Connecting first lets an unreachable registry be the request's error.
     let c = Client::connect(&src.registry, &opts)
@@ -159,19 +169,22 @@ pub async fn pull(
     let first =
         json!({"status": format!("Pulling from {}", src.repository), "id": src.reference()});
     Ok(streamed(&api, first, move |store| async move {
-        let pulled = client::pull(
-            &c,
-            &store,
-            &src,
-            &client::PullOptions::default(),
-            Arc::new(client::NoProgress),
-        )
-        .await;
+        let pulled = client::pull(&c, &store, &src, &pull_opts, Arc::new(client::NoProgress)).await;
         match pulled {
-            Ok(p) => vec![
-                json!({"status": format!("Digest: {}", p.digest)}),
-                json!({"status": format!("Status: Downloaded newer image for {reference}")}),
-            ],
+            Ok(p) => {
+                let mut lines = Vec::new();
+                if let Some(why) = &p.unverified {
+                    lines.push(json!({"status": format!("policy: ESB-I-015: {why}")}));
+                }
+                lines.push(json!({"status": format!("Digest: {}", p.digest)}));
+                lines.push(
+                    json!({"status": format!("Status: Downloaded newer image for {reference}")}),
+                );
+                lines
+            }
+            Err(estiba_registry::Error::Signature(why)) => vec![error_text(&format!(
+                "refused by policy: ESB-I-015 (CIS 4.5): {why}"
+            ))],
             Err(e) => vec![error_line(&e)],
         }
     }))

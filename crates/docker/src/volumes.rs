@@ -25,9 +25,13 @@ pub fn routes() -> Router<Arc<Api>> {
 }
 
 fn shape(v: &Volume) -> Value {
+    let options = match &v.encryption {
+        Some(e) => json!({"encrypt": e.backend}),
+        None => json!({}),
+    };
     json!({
         "Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
-        "CreatedAt": v.created_at, "Labels": {}, "Scope": "local", "Options": {},
+        "CreatedAt": v.created_at, "Labels": {}, "Scope": "local", "Options": options,
     })
 }
 
@@ -51,6 +55,8 @@ async fn list(
 struct CreateBody {
     name: String,
     driver: String,
+    /// `-o encrypt=gocryptfs` (or `true`): an encrypted volume.
+    driver_opts: std::collections::BTreeMap<String, String>,
 }
 
 async fn create(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<Response> {
@@ -71,11 +77,32 @@ async fn create(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<Response>
     } else {
         body.name
     };
+    let mut encryption = None;
+    for (key, value) in &body.driver_opts {
+        match (key.as_str(), value.as_str()) {
+            ("encrypt", "true" | "") => encryption = Some("gocryptfs"),
+            ("encrypt", backend) => encryption = Some(backend),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "volume option {key:?} is not supported: estiba's local driver takes encrypt"
+                )))
+            }
+        }
+    }
+    let encryption = encryption
+        .map(|b| -> estiba_engine::Result<_> {
+            Ok(estiba_engine::crypt::Encryption {
+                backend: b.parse()?,
+                size: None,
+            })
+        })
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (volume, _) = api
         .engine
         .blocking()
         .volumes
-        .create(&name)
+        .create_with(&name, encryption)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((StatusCode::CREATED, Json(shape(&volume))).into_response())
 }

@@ -31,6 +31,19 @@ pub(crate) struct Index {
 }
 
 impl Store {
+    /// Records that a pull verified a signature of the image (its manifest
+    /// `manifest`), for the admission policy when it later runs.
+    pub fn mark_signed(&self, id: &Digest, manifest: &str) -> Result<()> {
+        let dir = self.root.join("signed");
+        std::fs::create_dir_all(&dir).ctx("creating", &dir)?;
+        Ok(write_atomic(&dir.join(id.hex()), manifest.as_bytes())?)
+    }
+
+    /// True if a pull verified a signature of the image.
+    pub fn is_signed(&self, id: &Digest) -> bool {
+        self.root.join("signed").join(id.hex()).is_file()
+    }
+
     fn index_path(&self) -> std::path::PathBuf {
         self.root.join("images.json")
     }

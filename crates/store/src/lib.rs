@@ -8,6 +8,8 @@
 //! ingest/              temp files; a blob is renamed out only once verified
 //! layers/<diff-id>/    one unpacked copy of each layer, shared by all images
 //! images.json          image records and their names, replaced atomically
+//! signed/<id-hex>      images whose cosign signature a pull verified (the
+//!                      manifest digest it signed), for the policy at run
 //! lock                 flock: shared by writers of content, exclusive for prune
 //! ```
 //!

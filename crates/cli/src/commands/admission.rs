@@ -1,7 +1,9 @@
 //! The admission policy at `estiba run` and `create`: the policy file is
 //! read, and the engine is given a judge that audits each container as it
-//! would run (its settings, and its image's config) before its record is
-//! written.
+//! would run (its settings, its image's config, and where the image came
+//! from) before its record is written. At `pull` (the CLI's and the Docker
+//! API's) the same policy decides which registries may be pulled from and
+//! whose signatures must verify ([`PullGate`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,10 +11,13 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
 use estiba_audit::container::{Bind, Facts, Published, Restart};
+use estiba_audit::image::Provenance;
 use estiba_audit::policy::{Policy, Subject};
 use estiba_engine::options::MountSpec;
 use estiba_engine::tuning::NamespaceMode;
 use estiba_engine::{ContainerRecord, NetworkMode, RestartPolicy};
+use estiba_registry::client::{PullOptions, RemoteRef};
+use estiba_registry::trust::PublicKey;
 
 use super::Context;
 use crate::paths::Paths;
@@ -48,8 +53,19 @@ pub fn engine(ctx: &Context) -> Result<estiba_engine::Engine> {
     let mut engine = ctx.engine()?;
     if let Some(policy) = load(ctx.policy.as_deref())? {
         let policy = Arc::new(policy);
+        let store = engine.store.clone();
         engine.admission = Some(Arc::new(move |record, config| {
-            let findings = findings(record, config);
+            let mut findings = findings(record, config);
+            let signed = record.image_id.parse().is_ok_and(|id| store.is_signed(&id));
+            findings.extend(estiba_audit::image::trust(
+                &record.image,
+                Provenance {
+                    registry: estiba_audit::image::registry_of(&record.image),
+                    signed,
+                },
+                &policy.trusted_registries,
+                policy.require_signature,
+            ));
             let subject = Subject {
                 image: Some(&record.image),
                 repository: Some(repository(&record.image)),
@@ -63,6 +79,95 @@ pub fn engine(ctx: &Context) -> Result<estiba_engine::Engine> {
         }));
     }
     Ok(engine)
+}
+
+/// What a pull may do under the policy: refused before anything is
+/// fetched, or the keys its signature must verify with.
+pub struct PullGate {
+    policy: Arc<Policy>,
+    keys: Vec<PublicKey>,
+}
+
+impl PullGate {
+    /// The gate of the policy in force, if any (its keys read now, so a
+    /// bad key file is an error before any pull).
+    pub fn load(explicit: Option<&Path>) -> Result<Option<PullGate>> {
+        let Some(policy) = load(explicit)? else {
+            return Ok(None);
+        };
+        let keys = if policy.require_signature {
+            super::registry::read_keys(&policy.trusted_keys)?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(PullGate {
+            policy: Arc::new(policy),
+            keys,
+        }))
+    }
+
+    fn subject<'a>(src: &'a str, repository: &'a str) -> Subject<'a> {
+        Subject {
+            image: Some(src),
+            repository: Some(repository),
+            cluster: None,
+        }
+    }
+
+    /// Judges a pull of `src` before it starts: how to pull it (with the
+    /// keys its signature must verify with, and whether a signature that
+    /// does not verify is only warned of), or Err, the refusal.
+    pub fn plan(&self, src: &RemoteRef) -> std::result::Result<PullOptions, String> {
+        let name = src.to_string();
+        let subject = Self::subject(&name, &src.repository);
+        let untrusted = estiba_audit::image::trust(
+            &name,
+            Provenance {
+                registry: Some(&src.registry),
+                signed: true,
+            },
+            &self.policy.trusted_registries,
+            false,
+        );
+        if let Some(refusal) = self.policy.judge(&untrusted, &subject).refusal() {
+            return Err(refusal);
+        }
+        let unsigned = estiba_audit::image::trust(
+            &name,
+            Provenance {
+                registry: Some(&src.registry),
+                signed: false,
+            },
+            &[],
+            self.policy.require_signature,
+        );
+        let verdict = self.policy.judge(&unsigned, &subject);
+        let (verify, warn) = (!verdict.refused.is_empty(), !verdict.warned.is_empty());
+        Ok(PullOptions {
+            verify_keys: if verify || warn {
+                self.keys.clone()
+            } else {
+                Vec::new()
+            },
+            accept_unverified: !verify,
+        })
+    }
+
+    /// The refusal of a pull whose signature did not verify.
+    pub fn refused_unsigned(why: &str) -> String {
+        let rule = estiba_audit::catalog::rule("ESB-I-015");
+        format!(
+            "refused by policy: {} (CIS {}): {why}",
+            rule.id,
+            rule.cis.join(" ")
+        )
+    }
+
+    /// The warning of a pull whose signature did not verify.
+    pub fn warned_unsigned(why: &str) -> String {
+        let rule = estiba_audit::catalog::rule("ESB-I-015");
+        format!("policy: {} (CIS {}): {why}", rule.id, rule.cis.join(" "))
+    }
 }
 
 /// The repository part of an image name: no registry, no tag or digest.

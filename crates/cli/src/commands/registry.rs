@@ -322,7 +322,7 @@ pub fn push(ctx: &Context, a: &PushArgs) -> Result<u8> {
     Ok(0)
 }
 
-fn read_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
+pub(crate) fn read_keys(paths: &[PathBuf]) -> Result<Vec<PublicKey>> {
     paths
         .iter()
         .map(|p| {
@@ -344,12 +344,34 @@ pub fn pull(ctx: &Context, a: &PullArgs) -> Result<u8> {
     };
     let store = ctx.store()?;
     let src = RemoteRef::parse(&a.image)?;
+    // The policy's registries and keys; --key adds a check of its own.
+    let plan = match super::admission::PullGate::load(ctx.policy.as_deref())? {
+        Some(gate) => Some(gate.plan(&src).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let gated = plan.is_some() && keys.is_empty();
     let progress = Arc::new(crate::progress::Transfers::new(a.quiet));
     let pulled = runtime()?.block_on(async {
         let c = Client::connect(&src.registry, &options(a.tls.tls_verify)).await?;
-        let opts = client::PullOptions { verify_keys: keys };
+        if !keys.is_empty() {
+            let opts = client::PullOptions {
+                verify_keys: keys,
+                ..Default::default()
+            };
+            return client::pull(&c, &store, &src, &opts, progress).await;
+        }
+        let opts = plan.unwrap_or_default();
         client::pull(&c, &store, &src, &opts, progress).await
-    })?;
+    });
+    let pulled = match pulled {
+        Err(estiba_registry::Error::Signature(why)) if gated => {
+            bail!(super::admission::PullGate::refused_unsigned(&why))
+        }
+        other => other?,
+    };
+    if let Some(why) = &pulled.unverified {
+        eprintln!("{}", super::admission::PullGate::warned_unsigned(why));
+    }
     if a.quiet {
         println!("{}", pulled.id);
     } else {

@@ -52,7 +52,12 @@ pub fn service(ctx: &Context, args: &ServiceArgs) -> Result<u8> {
     let engine = super::admission::engine(ctx)?;
     let idle = (args.timeout > 0).then(|| Duration::from_secs(args.timeout));
     let runtime = super::cluster::runtime()?;
-    let api = estiba_docker::Api::new(engine);
+    let gate = super::admission::PullGate::load(ctx.policy.as_deref())?.map(|g| {
+        let g = std::sync::Arc::new(g);
+        let gate: estiba_docker::PullGate = std::sync::Arc::new(move |src| g.plan(src));
+        gate
+    });
+    let api = estiba_docker::Api::new(engine, gate);
     match listen {
         Listen::Unix(path) => {
             eprintln!("serving the Docker Engine API on unix://{}", path.display());

@@ -26,7 +26,11 @@ pub(crate) const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, ap
 #[derive(Default)]
 pub struct PullOptions {
     /// Refuse the image unless a signature by one of these keys is attached.
+    /// A verified image is marked signed in the store.
     pub verify_keys: Vec<PublicKey>,
+    /// Pull an image whose signature does not verify all the same, saying
+    /// why in [`Pulled::unverified`] (a policy that only warns).
+    pub accept_unverified: bool,
 }
 
 #[derive(Debug)]
@@ -35,6 +39,8 @@ pub struct Pulled {
     pub digest: String,
     pub name: Option<String>,
     pub id: String,
+    /// Why the signature did not verify, when that was accepted.
+    pub unverified: Option<String>,
 }
 
 /// A manifest as fetched: bytes, media type and verified digest.
@@ -145,8 +151,14 @@ pub async fn pull(
     let scope = format!("repository:{repo}:pull");
     let top = fetch_manifest(client, repo, src.reference(), &scope).await?;
     let top_digest = top.digest.clone();
+    let mut unverified = None;
     if !opts.verify_keys.is_empty() {
-        super::sign::verify_digest(client, src, &top.digest, &opts.verify_keys).await?;
+        match super::sign::verify_digest(client, src, &top.digest, &opts.verify_keys).await {
+            Err(Error::Signature(why)) if opts.accept_unverified => unverified = Some(why),
+            other => {
+                other?;
+            }
+        }
     }
     let image = if top.media_type == INDEX_OCI || top.media_type == LIST_DOCKER {
         let index: Index = serde_json::from_slice(&top.data)
@@ -219,6 +231,9 @@ pub async fn pull(
     })
     .await
     .map_err(|e| Error::Http(e.to_string()))??;
+    if !opts.verify_keys.is_empty() && unverified.is_none() {
+        store.mark_signed(&loaded.id, &top_digest.to_string())?;
+    }
     store.image_event(
         estiba_events::Action::Pull,
         &loaded.id,
@@ -228,6 +243,7 @@ pub async fn pull(
         digest: top_digest.to_string(),
         name,
         id: loaded.id.to_string(),
+        unverified,
     })
 }
 
