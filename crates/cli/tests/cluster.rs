@@ -902,25 +902,6 @@ fn links_volumes_from_and_an_init_are_seen_inside_the_containers() {
     assert_eq!(container(&t, "client")["exitCode"], 143, "{t}");
 }
 
-/// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut hits = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            {
-                hits.push(path);
-            }
-        }
-    }
-    hits
-}
-
 /// `secrets` as ECS injects them: environment variables, from cluster
 /// secrets that `valueFrom` names directly or as the end of an ARN; never
 /// in DescribeTasks, the store or the logs of the control plane and agent.
@@ -970,7 +951,7 @@ fn secrets_reach_the_container_as_environment_and_nowhere_else() {
             "the control plane logged a secret"
         );
         assert!(!agent.log().contains(value), "the agent logged a secret");
-        let hits = files_containing(&cp.data(), value);
+        let hits = common::files_containing(&cp.data(), value.as_bytes());
         assert!(
             hits.is_empty(),
             "in clear in the control plane's data: {hits:?}"

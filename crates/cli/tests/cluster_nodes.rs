@@ -475,8 +475,60 @@ fn a_lost_node_is_disconnected_and_its_tasks_stop(store: Backend) {
     );
 }
 
+/// Cluster secrets are sealed before they reach the store, on SQLite and
+/// on etcd alike: the task's container gets the value, and no file of the
+/// store (the control plane's SQLite, or etcd's members' data and WAL)
+/// holds it in clear.
+fn cluster_secrets_are_sealed_in_either_store(store: Backend) {
+    let net = TestNet::new(1);
+    let cp = ControlPlane::start_on(&store.store(), &net.host_ip(), &[]);
+    let _agent = Agent::start_in(
+        node_estiba(),
+        cp.url(),
+        cp.token(),
+        Some(net.namespaces[0].clone()),
+        &["--memory", "1000"],
+    );
+    let value = format!("sealed-{}-value", std::process::id());
+    let file = cp.dir.path().join("secret-value");
+    std::fs::write(&file, &value).unwrap();
+    let out = cp.admin_cmd(&[
+        "secret",
+        "create",
+        "db-password",
+        "--from-file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    std::fs::remove_file(&file).unwrap();
+    let defs = serde_json::json!([{
+        "name": "main", "image": BUSYBOX, "memory": 16,
+        "secrets": [{"name": "DB_PASSWORD", "valueFrom": "db-password"}],
+        // The value in two halves, so the definition never holds it whole.
+        "environment": [{"name": "TAIL", "value": &value[7..]}],
+        "command": ["sh", "-c", format!("test \"$DB_PASSWORD\" = \"{}$TAIL\"", &value[..7])],
+    }]);
+    cp.register("sealed", &defs);
+    let tasks = arns(&run(&cp, "sealed", 1));
+    let done = poll(
+        Duration::from_secs(120),
+        || describe(&cp, &tasks),
+        |ts| ts.iter().all(|t| t["lastStatus"] == "STOPPED"),
+    );
+    assert_eq!(done[0]["containers"][0]["exitCode"], 0, "{}", done[0]);
+    let mut places = vec![cp.data()];
+    if let Backend::Etcd(etcd) = &store {
+        places.push(etcd.dir.path().to_path_buf());
+    }
+    for place in places {
+        let hits = common::files_containing(&place, value.as_bytes());
+        assert!(hits.is_empty(), "in clear: {hits:?}");
+    }
+}
+
 on_both_stores!(
     an_agent_killed_with_sigkill_readopts_its_tasks,
     a_control_plane_killed_during_run_task_loses_and_duplicates_nothing,
     a_lost_node_is_disconnected_and_its_tasks_stop,
+    cluster_secrets_are_sealed_in_either_store,
 );

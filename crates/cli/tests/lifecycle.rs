@@ -475,30 +475,6 @@ fn named_volumes(e: &Estiba) {
 
 root_and_rootless!(named_volumes);
 
-/// Every byte of an encrypted volume's files on disk (its ciphertext, key
-/// and bookkeeping), leaving out `_data`, where the plaintext is mounted.
-fn volume_bytes_on_disk(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "_data") {
-            continue;
-        }
-        if path.is_dir() {
-            out.extend(volume_bytes_on_disk(&path));
-        } else if let Ok(data) = std::fs::read(&path) {
-            out.extend(data);
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 fn encrypted_volumes(e: &Estiba) {
     let who = e.label();
     e.ok(&["volume", "create", "--encrypt", "sec"]);
@@ -525,7 +501,7 @@ fn encrypted_volumes(e: &Estiba) {
             .starts_with(marker.as_bytes())
     });
     assert!(
-        !contains(&volume_bytes_on_disk(&dir), &marker),
+        common::files_containing(&dir, marker.as_bytes()).is_empty(),
         "[{who}] the plaintext reached the volume's files"
     );
     // A second container shares the open volume; a non-root user in it
@@ -568,7 +544,10 @@ fn encrypted_volumes(e: &Estiba) {
         "/data/f",
     ]);
     assert_eq!(out.trim(), marker, "[{who}] reopened");
-    assert!(!contains(&volume_bytes_on_disk(&dir), &marker), "[{who}]");
+    assert!(
+        common::files_containing(&dir, marker.as_bytes()).is_empty(),
+        "[{who}]"
+    );
     // rm destroys the key with the ciphertext.
     let out = e.run(&["volume", "rm", "sec"]);
     assert!(!out.status.success(), "[{who}] rm of a volume in use");
@@ -671,30 +650,6 @@ fn health_checks_turn_unhealthy(e: &Estiba) {
 
 root_and_rootless!(health_checks_turn_unhealthy);
 
-/// Every file under `dir` whose bytes contain `needle` (symlinks not followed).
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut hits = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return hits;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            hits.extend(files_containing(&path, needle));
-        } else if meta.is_file() {
-            if let Ok(data) = std::fs::read(&path) {
-                if data.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(path);
-                }
-            }
-        }
-    }
-    hits
-}
-
 fn secrets_reach_the_container_and_nowhere_else(e: &Estiba) {
     let secret = "correct-horse-battery-staple-4711";
     let who = e.label();
@@ -764,7 +719,7 @@ fn secrets_reach_the_container_and_nowhere_else(e: &Estiba) {
         "[{who}] inspect"
     );
     assert!(!e.ok(&["logs", "holder"]).contains(secret), "[{who}] logs");
-    let leaks = files_containing(e.path(), secret.as_bytes());
+    let leaks = common::files_containing(e.path(), secret.as_bytes());
     assert!(
         leaks.is_empty(),
         "[{who}] the secret is on disk in clear: {leaks:?}"

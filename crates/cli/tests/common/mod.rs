@@ -524,6 +524,37 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
     }
 }
 
+/// Every file under `dir` whose bytes contain `needle`: symlinks are not
+/// followed, and mount points below `dir` not entered (an encrypted
+/// volume's plaintext is mounted inside its directory).
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = std::fs::symlink_metadata(dir) else {
+        return Vec::new();
+    };
+    let mut hits = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.dev() != top.dev() {
+                continue;
+            }
+            if meta.is_dir() {
+                todo.push(path);
+            } else if meta.is_file()
+                && std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
 /// Calls `probe` until what it returns satisfies `done`, or `timeout` has
 /// passed; returns the last result either way, for the caller to assert on
 /// (and show in its message).
