@@ -1039,6 +1039,14 @@ fn pull_and_run_need_a_trusted_registry_and_a_verified_signature() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("ESB-I-015"), "{}", stderr(&run));
 
+    // `audit image`: signed in its registry, or not.
+    let audited = |image: &str| {
+        let out = puller.run(&["audit", "image", image, "--format", "json"]);
+        rules_in(&json_of(&out))
+    };
+    assert!(!audited(&signed).contains("ESB-I-015"));
+    assert!(audited(&unsigned).contains("ESB-I-015"));
+
     // A policy asking for signatures without keys is refused as a file.
     let keyless = policy("keyless.toml", "require_signature = true\n");
     let out = pull(&keyless, &signed);

@@ -113,9 +113,17 @@ impl Volumes {
             .root
             .join(format!(".new-{name}-{}", estiba_os::random_hex(4)));
         let made = self.fill(&tmp, &volume);
-        let placed = made.and_then(|()| match fs::rename(&tmp, &dir) {
-            Err(_) if self.get(name).is_ok() => Ok(false),
-            other => other.ctx("creating", &dir).map(|()| true),
+        let placed = made.and_then(|()| {
+            // A directory without its volume.json was left half-made by a
+            // crash of an older estiba, which made `_data` first: no
+            // container was ever given it.
+            if dir.is_dir() && !dir.join("volume.json").exists() {
+                estiba_os::remove_tree(&dir).ctx("removing", &dir)?;
+            }
+            match fs::rename(&tmp, &dir) {
+                Err(_) if self.get(name).is_ok() => Ok(false),
+                other => other.ctx("creating", &dir).map(|()| true),
+            }
         });
         let _ = estiba_os::remove_tree(&tmp);
         if !placed? {
@@ -184,9 +192,12 @@ impl Volumes {
         let Ok(entries) = fs::read_dir(&self.root) else {
             return Vec::new();
         };
+        // Not the `.new-*` directories of creates in progress.
         let mut out: Vec<Volume> = entries
             .flatten()
-            .filter_map(|e| self.get(&e.file_name().to_string_lossy()).ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| valid_name(n))
+            .filter_map(|n| self.get(&n).ok())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -305,4 +316,25 @@ pub fn is_empty(dir: &Path) -> bool {
     fs::read_dir(dir)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_whole_once_and_listed_without_creates_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(dir.path());
+        // Half made by an older estiba's crash: no volume.json.
+        fs::create_dir_all(dir.path().join("volumes/data/_data")).unwrap();
+        fs::create_dir_all(dir.path().join("volumes/.new-x-0000/_data")).unwrap();
+        fs::write(dir.path().join("volumes/.new-x-0000/volume.json"), b"{}").unwrap();
+        let (v, new) = volumes.create("data").unwrap();
+        assert!(new && v.mountpoint.is_dir());
+        assert!(!volumes.create("data").unwrap().1);
+        let names: Vec<String> = volumes.list().into_iter().map(|v| v.name).collect();
+        assert_eq!(names, ["data"]);
+        assert!(volumes.create(".hidden").is_err());
+    }
 }

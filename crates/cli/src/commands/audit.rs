@@ -237,7 +237,20 @@ fn audit_image(store: &estiba_store::Store, wanted: &str) -> Result<Vec<estiba_a
         layers,
         now: SystemTime::now(),
     };
-    Ok(estiba_audit::image::audit(input)?)
+    let mut findings = estiba_audit::image::audit(input)?;
+    // Signed in its registry: an image named after a registry that no
+    // pull verified a signature of. One built here is its owner's own.
+    let registry = estiba_audit::image::registry_of(wanted);
+    findings.extend(estiba_audit::image::trust(
+        wanted,
+        estiba_audit::image::Provenance {
+            registry,
+            signed: store.is_signed(&record.id),
+        },
+        &[],
+        registry.is_some(),
+    ));
+    Ok(findings)
 }
 
 /// The report options, checked before any work.
