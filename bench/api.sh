@@ -94,10 +94,23 @@ hyperfine -N --warmup 1 --runs "$(( runs < 10 ? runs : 10 ))" --export-json "$js
   -n "dockerd" "sh -c '$(compose "${sock[dockerd]}") up -d >/dev/null 2>&1 && $(compose "${sock[dockerd]}") down -v -t 1 >/dev/null 2>&1'" \
   -n "podman system service" "sh -c '$(compose "${sock[podman]}") up -d >/dev/null 2>&1 && $(compose "${sock[podman]}") down -v -t 1 >/dev/null 2>&1'" \
   >/dev/null
+# `up -d` alone, each run from nothing: the servers' own work, without the
+# stop timeouts that `down` waits out (sh as pid 1 ignores SIGTERM, and
+# compose stops web before db).
+json3=$work/compose-up.json
+hyperfine -N --runs "$(( runs < 10 ? runs : 10 ))" --export-json "$json3" \
+  --prepare "sh -c '$(compose "${sock[estiba]}") down -v -t 0 >/dev/null 2>&1'" \
+  -n "estiba" "sh -c '$(compose "${sock[estiba]}") up -d >/dev/null 2>&1'" \
+  --prepare "sh -c '$(compose "${sock[dockerd]}") down -v -t 0 >/dev/null 2>&1'" \
+  -n "dockerd" "sh -c '$(compose "${sock[dockerd]}") up -d >/dev/null 2>&1'" \
+  --prepare "sh -c '$(compose "${sock[podman]}") down -v -t 0 >/dev/null 2>&1'" \
+  -n "podman system service" "sh -c '$(compose "${sock[podman]}") up -d >/dev/null 2>&1'" \
+  >/dev/null
+for peer in estiba dockerd podman; do sh -c "$(compose "${sock[$peer]}") down -v -t 0" >/dev/null 2>&1 || true; done
 
-python3 - "$json" "$json2" "$estiba_rss" "$dockerd_rss" "$podman_rss" <<'PY' | ./bench/splice.py api docs/benchmarks.md
+python3 - "$json" "$json2" "$json3" "$estiba_rss" "$dockerd_rss" "$podman_rss" <<'PY' | ./bench/splice.py api docs/benchmarks.md
 import json, sys, datetime, platform, subprocess
-start, compose, e_rss, d_rss, p_rss = sys.argv[1:6]
+start, compose, compose_up, e_rss, d_rss, p_rss = sys.argv[1:7]
 def table(path):
     rs = json.load(open(path))["results"]
     med = {r["command"]: r["median"] for r in rs}
@@ -117,6 +130,10 @@ the same docker CLI (Debian's 20.10) against each server.
 ### `docker-compose up -d` then `down -v` (two services, a named volume, depends_on)
 
 {table(compose)}
+
+### `docker-compose up -d` alone (each run after a `down -v -t 0`)
+
+{table(compose_up)}
 
 ### Idle resident memory of the API server
 

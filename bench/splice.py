@@ -11,7 +11,7 @@ A file without markers is taken as the `runtime` section.
 import re
 import sys
 
-ORDER = ["runtime", "registry", "network", "cluster", "cluster_notes", "services", "services_notes", "audit", "api"]
+ORDER = ["runtime", "registry", "network", "cluster", "cluster_notes", "services", "services_notes", "audit", "api", "api_notes"]
 name, path = sys.argv[1], sys.argv[2]
 new = sys.stdin.read().strip() + "\n"
 try:
