@@ -187,6 +187,10 @@ impl FromStr for Reference {
             return Err(invalid(s, "repository name longer than 255 characters"));
         }
         let mut parts: Vec<&str> = name.split('/').collect();
+        // Only the first component can be a registry host: once docker.io
+        // is dropped, what follows is path (it was once taken for a host,
+        // unchecked: the fuzz target `reference` found it).
+        let mut path_start = 0;
         if parts.len() > 1 && looks_like_domain(parts[0]) {
             if !valid_domain(parts[0]) {
                 return Err(invalid(s, "invalid registry host"));
@@ -196,9 +200,17 @@ impl FromStr for Reference {
                 if parts.len() > 1 && parts[0] == "library" {
                     parts.remove(0);
                 }
+                // Printed without docker.io, it would read as a host.
+                if parts.len() > 1 && looks_like_domain(parts[0]) {
+                    return Err(invalid(
+                        s,
+                        "a Docker Hub path cannot start with a host name",
+                    ));
+                }
+            } else {
+                path_start = 1;
             }
         }
-        let path_start = usize::from(parts.len() > 1 && looks_like_domain(parts[0]));
         if parts[path_start..].iter().any(|c| !valid_component(c)) {
             return Err(invalid(
                 s,
@@ -232,6 +244,20 @@ mod tests {
 
     fn parse(s: &str) -> Reference {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn after_docker_io_comes_a_path_not_a_host() {
+        assert!("docker.io/reg.example:5000/app"
+            .parse::<Reference>()
+            .is_err());
+        assert!("docker.io/77\0\nsha256:8oF.x/t"
+            .parse::<Reference>()
+            .is_err());
+        assert!("docker.io/library/docker.io/app"
+            .parse::<Reference>()
+            .is_err());
+        assert_eq!(parse("docker.io/team/app").to_string(), "team/app:latest");
     }
 
     #[test]
