@@ -1039,6 +1039,22 @@ fn pull_and_run_need_a_trusted_registry_and_a_verified_signature() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("ESB-I-015"), "{}", stderr(&run));
 
+    // A signature checked with a key of the user's own (`pull --key`)
+    // does not vouch for the image under the policy's keys.
+    let other = dir.join("other");
+    e.ok(&["key", "generate", "--out", other.to_str().unwrap()]);
+    e.ok(&[
+        "sign",
+        "--tls-verify=false",
+        "--key",
+        &format!("{}.key", other.display()),
+        &unsigned,
+    ]);
+    let mine = format!("{}.pub", other.display());
+    puller.ok(&["pull", "--tls-verify=false", "--key", &mine, &unsigned]);
+    let run = puller.run(&["--policy", &strict, "run", "--rm", &unsigned, "true"]);
+    refused_with(&run, "ESB-I-015");
+
     // `audit image`: signed in its registry, or not.
     let audited = |image: &str| {
         let out = puller.run(&["audit", "image", image, "--format", "json"]);

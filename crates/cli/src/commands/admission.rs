@@ -150,6 +150,7 @@ impl PullGate {
                 Vec::new()
             },
             accept_unverified: !verify,
+            mark_signed: true,
         })
     }
 

@@ -349,18 +349,26 @@ pub fn pull(ctx: &Context, a: &PullArgs) -> Result<u8> {
         Some(gate) => Some(gate.plan(&src).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let gated = plan.is_some() && keys.is_empty();
+    let gated = plan.is_some();
     let progress = Arc::new(crate::progress::Transfers::new(a.quiet));
     let pulled = runtime()?.block_on(async {
         let c = Client::connect(&src.registry, &options(a.tls.tls_verify)).await?;
-        if !keys.is_empty() {
-            let opts = client::PullOptions {
+        let opts = match plan {
+            // --key is checked first, and never marks the image: only the
+            // policy's own keys vouch for it at run.
+            Some(plan) => {
+                if !keys.is_empty() {
+                    client::verify(&c, &src, &keys)
+                        .await
+                        .map_err(|e| estiba_registry::Error::Http(format!("--key: {e}")))?;
+                }
+                plan
+            }
+            None => client::PullOptions {
                 verify_keys: keys,
                 ..Default::default()
-            };
-            return client::pull(&c, &store, &src, &opts, progress).await;
-        }
-        let opts = plan.unwrap_or_default();
+            },
+        };
         client::pull(&c, &store, &src, &opts, progress).await
     });
     let pulled = match pulled {

@@ -26,8 +26,10 @@ pub(crate) const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, ap
 #[derive(Default)]
 pub struct PullOptions {
     /// Refuse the image unless a signature by one of these keys is attached.
-    /// A verified image is marked signed in the store.
     pub verify_keys: Vec<PublicKey>,
+    /// Mark a verified image signed in the store, for the admission policy
+    /// at run: only when `verify_keys` are the policy's trusted keys.
+    pub mark_signed: bool,
     /// Pull an image whose signature does not verify all the same, saying
     /// why in [`Pulled::unverified`] (a policy that only warns).
     pub accept_unverified: bool,
@@ -231,7 +233,7 @@ pub async fn pull(
     })
     .await
     .map_err(|e| Error::Http(e.to_string()))??;
-    if !opts.verify_keys.is_empty() && unverified.is_none() {
+    if opts.mark_signed && !opts.verify_keys.is_empty() && unverified.is_none() {
         store.mark_signed(&loaded.id, &top_digest.to_string())?;
     }
     store.image_event(
