@@ -261,7 +261,7 @@ fn daemon(layout: &Layout) -> Option<estiba_os::ProcessId> {
 pub(crate) fn open(layout: &Layout, secrets: &crate::secrets::Secrets, name: &str) -> Result<()> {
     let _lock = estiba_os::LockFile::exclusive(&layout.lock())?;
     fs::create_dir_all(layout.holders()).ctx("creating", layout.holders())?;
-    live_holders(layout);
+    live_holders(layout); // drops the files of holders killed with -9
     let alive = daemon(layout);
     if !(alive.is_some() && mounted(&layout.plain())) {
         stop_daemon(layout);
