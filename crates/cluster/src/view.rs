@@ -92,6 +92,18 @@ pub fn tally(slot: &mut (usize, usize), status: Status) {
     }
 }
 
+/// Takes a task out of what [`tally`] counted.
+fn untally(slot: &mut (usize, usize), status: Status) {
+    match status {
+        Status::Running => slot.0 = slot.0.saturating_sub(1),
+        s if s < Status::Running => slot.1 = slot.1.saturating_sub(1),
+        _ => {}
+    }
+}
+
+/// RUNNING and PENDING counts by the deployment that started the tasks.
+pub type Counts = HashMap<Option<String>, (usize, usize)>;
+
 /// A task of a group changed; `stopped` is set when it has just STOPPED.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
@@ -107,6 +119,9 @@ struct Inner {
     revision: i64,
     tasks: HashMap<String, TaskSummary>,
     by_group: HashMap<(String, String), BTreeSet<String>>,
+    /// Each group's [`Counts`], kept as tasks come and go: DescribeServices
+    /// reads them without a walk of the group's tasks.
+    counts: HashMap<(String, String), Counts>,
     on_node: HashMap<String, BTreeMap<String, u32>>,
     /// Kept only while a scheduler takes them.
     subscribed: bool,
@@ -131,6 +146,17 @@ impl Inner {
                     self.by_group.remove(&k);
                 }
             }
+            if let Some(counts) = self.counts.get_mut(&k) {
+                if let Some(slot) = counts.get_mut(&old.started_by) {
+                    untally(slot, old.last_status);
+                    if *slot == (0, 0) {
+                        counts.remove(&old.started_by);
+                    }
+                }
+                if counts.is_empty() {
+                    self.counts.remove(&k);
+                }
+            }
             if let Some(node) = old.instance.as_ref().and_then(|i| self.on_node.get_mut(i)) {
                 if let Some(n) = node.get_mut(g) {
                     *n = n.saturating_sub(1);
@@ -150,6 +176,14 @@ impl Inner {
                 .entry((t.cluster.clone(), g.clone()))
                 .or_default()
                 .insert(key.clone());
+            tally(
+                self.counts
+                    .entry((t.cluster.clone(), g.clone()))
+                    .or_default()
+                    .entry(t.started_by.clone())
+                    .or_default(),
+                t.last_status,
+            );
             if let Some(i) = &t.instance {
                 *self
                     .on_node
@@ -243,22 +277,13 @@ impl View {
     }
 
     /// RUNNING and PENDING (or earlier) tasks of a group by the deployment
-    /// that started them, counted in place: what DescribeServices shows,
-    /// without copying the tasks.
-    pub fn counts(&self, cluster: &str, group: &str) -> HashMap<Option<String>, (usize, usize)> {
-        let inner = self.lock();
-        let mut out: HashMap<Option<String>, (usize, usize)> = HashMap::new();
-        let keys = inner
-            .by_group
-            .get(&(cluster.to_string(), group.to_string()));
-        for t in keys
-            .into_iter()
-            .flatten()
-            .filter_map(|k| inner.tasks.get(k))
-        {
-            tally(out.entry(t.started_by.clone()).or_default(), t.last_status);
-        }
-        out
+    /// that started them: what DescribeServices shows.
+    pub fn counts(&self, cluster: &str, group: &str) -> Counts {
+        self.lock()
+            .counts
+            .get(&(cluster.to_string(), group.to_string()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Live tasks by group on each of the given instances.
@@ -345,6 +370,15 @@ async fn follow_once(server: &Arc<Server>) -> Result<()> {
         let event = event?;
         let key = String::from_utf8_lossy(&event.kv.key).into_owned();
         let rev = event.kv.mod_revision;
+        {
+            // Its writer put it in the view already (`committed`): not
+            // decoded again.
+            let mut inner = server.view.lock();
+            if inner.tasks.get(&key).is_some_and(|t| t.mod_revision >= rev) {
+                inner.revision = inner.revision.max(rev);
+                continue;
+            }
+        }
         let new = match event.kind {
             EventKind::Put => summary_of(&event.kv.key, &event.kv.value, rev),
             EventKind::Delete => None,
@@ -401,8 +435,20 @@ mod tests {
         inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2, true);
         assert_eq!(inner.tasks[&key].last_status, Status::Running);
         assert_eq!(inner.on_node["n1"]["service:web"], 1);
+        let counted = |inner: &Inner| {
+            inner
+                .counts
+                .get(&("c".into(), "service:web".into()))
+                .cloned()
+        };
+        assert_eq!(
+            counted(&inner).unwrap_or_default()[&Some("ecs-svc/1".into())],
+            (1, 0),
+            "RUNNING now, no longer PENDING"
+        );
         inner.apply(&key, Some(summary("t1", Status::Stopped, 4)), 4, true);
         assert!(inner.tasks.is_empty() && inner.by_group.is_empty());
+        assert_eq!(counted(&inner), None);
         assert!(inner.on_node["n1"].is_empty());
         drop(inner);
         let changes = view.take_changes();

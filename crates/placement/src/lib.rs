@@ -269,19 +269,31 @@ pub fn filter<'a, N: Node>(nodes: &'a [N], req: &Request<'_>) -> Filtered<'a, N>
     (fits, misses)
 }
 
-/// A stable 64-bit mix of the seed and a node's id: random's order.
-fn mix(seed: u64, id: &str) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+/// A node id's hash, the part of [`mix`] that does not depend on the seed
+/// (FNV-1a).
+fn id_hash(id: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
     for b in id.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    h
+}
+
+/// A stable 64-bit mix of the seed and a node id's hash: random's order.
+fn mix_hashed(seed: u64, id_hash: u64) -> u64 {
     // splitmix64's finalizer, so nearby seeds give unrelated orders.
+    let mut h = id_hash ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
+}
+
+/// A stable 64-bit mix of the seed and a node's id.
+fn mix(seed: u64, id: &str) -> u64 {
+    mix_hashed(seed, id_hash(id))
 }
 
 /// Tasks of `group` per value of an attribute, over every node given
@@ -302,12 +314,41 @@ fn field(r: &Resources, f: Field) -> i64 {
     }
 }
 
-/// Each strategy's key for a node (lower is better), with the seeded
-/// tie-breaker last. The counts per attribute value that spread needs are
-/// taken once over every node, and kept current by [`Placer::placed`].
+/// What scoring needs of each node, taken once over the nodes a placer is
+/// made for and kept current by [`Placer::placed`], so that scoring a node
+/// reads numbers, not strings: its id's hash, its tasks of the request's
+/// group, and for each spread over an attribute, the node's value (as an
+/// index) and the group's tasks per value (fit or not: a zone's tasks
+/// count though its nodes are full).
 #[derive(Clone, Debug)]
 pub struct Placer {
-    buckets: Vec<Option<HashMap<String, u32>>>,
+    id_hashes: Vec<u64>,
+    in_group: Vec<u32>,
+    spreads: Vec<Option<Spread>>,
+}
+
+#[derive(Clone, Debug)]
+struct Spread {
+    value_of: Vec<usize>,
+    tasks: Vec<u32>,
+}
+
+impl Spread {
+    fn new<N: Node>(nodes: &[N], attribute: &str, group: &str) -> Spread {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut tasks: Vec<u32> = Vec::new();
+        let mut value_of = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let value = n.attribute(attribute).unwrap_or_default();
+            let i = *index.entry(value).or_insert_with(|| {
+                tasks.push(0);
+                tasks.len() - 1
+            });
+            tasks[i] += n.in_group(group);
+            value_of.push(i);
+        }
+        Spread { value_of, tasks }
+    }
 }
 
 /// How many feasible nodes a placement scores: all of them up to 100;
@@ -324,53 +365,59 @@ pub fn nodes_to_score(n: usize) -> usize {
 }
 
 impl Placer {
+    /// A placer for `all`, the nodes every later call is given, in the
+    /// same order, with requests of the same group and strategies.
     pub fn new<N: Node>(all: &[N], req: &Request<'_>) -> Placer {
-        let buckets = req
+        let spreads = req
             .strategies
             .iter()
             .map(|s| match s {
-                Strategy::Spread(SpreadOn::Attribute(a)) => Some(buckets(all, a, req.group)),
+                Strategy::Spread(SpreadOn::Attribute(a)) => Some(Spread::new(all, a, req.group)),
                 _ => None,
             })
             .collect();
-        Placer { buckets }
+        Placer {
+            id_hashes: all.iter().map(|n| id_hash(n.id())).collect(),
+            in_group: all.iter().map(|n| n.in_group(req.group)).collect(),
+            spreads,
+        }
     }
 
-    /// Counts a task just placed on `node` into the spread buckets (the
-    /// caller counts it into the node's own groups).
-    pub fn placed<N: Node>(&mut self, node: &N, req: &Request<'_>) {
-        for (s, b) in req.strategies.iter().zip(&mut self.buckets) {
-            if let (Strategy::Spread(SpreadOn::Attribute(a)), Some(b)) = (s, b) {
-                let value = node.attribute(a).unwrap_or_default().to_string();
-                *b.entry(value).or_default() += 1;
+    /// Counts a task just placed on node `i` (the caller counts it into
+    /// the node's own groups).
+    pub fn placed(&mut self, i: usize) {
+        if let Some(n) = self.in_group.get_mut(i) {
+            *n += 1;
+        }
+        for s in self.spreads.iter_mut().flatten() {
+            if let Some(&v) = s.value_of.get(i) {
+                s.tasks[v] += 1;
             }
         }
     }
 
-    /// Fixed-size, so that scoring every node allocates nothing; unused
-    /// places are 0 for every node.
-    fn key<N: Node>(&self, n: &N, req: &Request<'_>) -> ([i64; MAX_STRATEGIES], u64) {
+    /// Node `i`'s key: each strategy's (lower is better), fixed-size so
+    /// that scoring allocates nothing (unused places are 0 for every
+    /// node), and the seeded tie-breaker.
+    fn key<N: Node>(&self, i: usize, n: &N, req: &Request<'_>) -> ([i64; MAX_STRATEGIES], u64) {
         let mut keys = [0i64; MAX_STRATEGIES];
         let each = req
             .strategies
             .iter()
-            .zip(&self.buckets)
-            .map(|(s, b)| match s {
+            .zip(&self.spreads)
+            .map(|(s, spread)| match s {
                 Strategy::Binpack(f) => field(n.remaining(), *f) - field(req.need, *f),
-                Strategy::Spread(SpreadOn::Instance) => i64::from(n.in_group(req.group)),
-                Strategy::Spread(SpreadOn::Attribute(a)) => {
-                    let value = n.attribute(a).unwrap_or_default();
-                    b.as_ref()
-                        .and_then(|b| b.get(value))
-                        .map_or(0, |c| i64::from(*c))
-                }
+                Strategy::Spread(SpreadOn::Instance) => i64::from(self.in_group[i]),
+                Strategy::Spread(SpreadOn::Attribute(_)) => spread
+                    .as_ref()
+                    .map_or(0, |s| i64::from(s.tasks[s.value_of[i]])),
                 // Reinterpreted, not truncated: the order is what matters.
-                Strategy::Random => mix(req.seed, n.id()) as i64,
+                Strategy::Random => mix_hashed(req.seed, self.id_hashes[i]) as i64,
             });
         for (slot, k) in keys.iter_mut().zip(each) {
             *slot = k;
         }
-        (keys, mix(req.seed, n.id()))
+        (keys, mix_hashed(req.seed, self.id_hashes[i]))
     }
 
     /// The index of the best node among those scored (see
@@ -381,6 +428,11 @@ impl Placer {
         req: &Request<'_>,
     ) -> Result<usize, Vec<(usize, Miss)>> {
         let n = nodes.len();
+        debug_assert_eq!(
+            n,
+            self.id_hashes.len(),
+            "a placer scores the nodes it was made for"
+        );
         if n == 0 {
             return Err(Vec::new());
         }
@@ -396,7 +448,7 @@ impl Placer {
                 misses.push((i, m));
                 continue;
             }
-            let k = self.key(node, req);
+            let k = self.key(i, node, req);
             let better = match &winner {
                 None => true,
                 Some((j, w)) => k.cmp(w).then_with(|| node.id().cmp(nodes[*j].id())).is_lt(),
@@ -415,12 +467,14 @@ impl Placer {
 
 /// The score stage: the candidates best first, ordered by each strategy
 /// in turn (lowest key first), then by the seed, then by id.
-pub fn score<'a, N: Node>(all: &[N], mut fits: Vec<&'a N>, req: &Request<'_>) -> Vec<&'a N> {
+pub fn score<'a, N: Node>(all: &'a [N], fits: &[&'a N], req: &Request<'_>) -> Vec<&'a N> {
     let scorer = Placer::new(all, req);
-    let mut keyed: Vec<([i64; MAX_STRATEGIES], u64, &'a N)> = fits
-        .drain(..)
-        .map(|n| {
-            let (k, t) = scorer.key(n, req);
+    let mut keyed: Vec<([i64; MAX_STRATEGIES], u64, &'a N)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| fits.iter().any(|f| std::ptr::eq(*f, *n)))
+        .map(|(i, n)| {
+            let (k, t) = scorer.key(i, n, req);
             (k, t, n)
         })
         .collect();
@@ -688,7 +742,7 @@ mod tests {
                     seed,
                 };
                 let (fits, _) = filter(&list, &req);
-                let first = score(&list, fits, &req)[0].id().to_string();
+                let first = score(&list, &fits, &req)[0].id().to_string();
                 assert_eq!(
                     place(&list, &req).unwrap().id(),
                     first,

@@ -22,6 +22,7 @@
 pub mod any;
 pub mod conformance;
 pub mod etcd;
+mod hub;
 pub mod sqlite;
 
 use std::future::Future;

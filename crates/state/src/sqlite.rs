@@ -14,8 +14,15 @@
 //! - Commits are `synchronous = FULL`: an acknowledged write survives a
 //!   power loss, as etcd's do.
 //! - One connection behind a mutex, used from tokio's blocking pool: SQLite
-//!   has one writer anyway. Watchers are woken by a revision channel and
-//!   read the rows themselves, so none is ever skipped.
+//!   has one writer anyway. The writer hands each commit's changes to the
+//!   live watchers in memory (`hub.rs`); a watcher reads the rows itself
+//!   only for the history it missed (from its start revision, or after it
+//!   fell behind), so none is ever skipped.
+//! - Statements are prepared once and cached: a placement batch writes
+//!   thousands of rows, and preparing each was a third of its cost.
+//! - The WAL is checkpointed every 16,384 pages (64 MiB), not SQLite's
+//!   1,000: the pages a placement rewrites again and again (the indexes,
+//!   `latest`) are then copied back once per checkpoint, not each time.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -23,6 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::hub::{Hub, Live};
 use crate::{
     prefix_end, Error, Event, EventKind, KeyValue, Op, OpResponse, Result, Store, Txn, TxnResponse,
     Watch,
@@ -32,6 +40,8 @@ const SCHEMA: &str = "
 PRAGMA auto_vacuum = INCREMENTAL;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
+PRAGMA cache_size = -65536;
+PRAGMA wal_autocheckpoint = 16384;
 CREATE TABLE IF NOT EXISTS kv (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     rev INTEGER NOT NULL,
@@ -66,10 +76,17 @@ const LEASE_CHECK: Duration = Duration::from_millis(200);
 /// Rows a watcher reads at a time.
 const WATCH_BATCH: i64 = 256;
 
+/// Statements the cache keeps prepared (more than every distinct one).
+const STATEMENTS: usize = 64;
+
 struct Inner {
-    db: Mutex<Connection>,
-    /// The revision of the last commit; watchers wait on it.
-    revision: tokio::sync::watch::Sender<i64>,
+    db: Mutex<Db>,
+}
+
+/// The connection and the watchers its commits are handed to.
+struct Db {
+    conn: Connection,
+    hub: Hub,
 }
 
 /// The SQLite store. Cheap to clone; the database closes with the last
@@ -92,18 +109,14 @@ fn now_ms() -> i64 {
 }
 
 fn meta(tx: &Connection, name: &str) -> Result<i64> {
-    Ok(
-        tx.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(tx
+        .prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))?)
 }
 
 fn set_meta(tx: &Connection, name: &str, value: i64) -> Result<()> {
-    tx.execute(
-        "UPDATE meta SET value = ?2 WHERE name = ?1",
-        params![name, value],
-    )?;
+    tx.prepare_cached("UPDATE meta SET value = ?2 WHERE name = ?1")?
+        .execute(params![name, value])?;
     Ok(())
 }
 
@@ -132,13 +145,18 @@ fn is_now(tx: &Connection, rev: i64) -> Result<bool> {
     Ok(rev == i64::MAX || rev >= meta(tx, "revision")?)
 }
 
+/// A key's state now.
+fn key_now(tx: &Connection, key: &[u8]) -> Result<Option<KeyValue>> {
+    let sql = format!("SELECT {JOINED} FROM latest l JOIN kv ON kv.id = l.id WHERE l.key = ?1");
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let row = stmt.query_row([key], row_kv).optional()?;
+    Ok(row.map(|(kv, _)| kv))
+}
+
 /// A key's state at `rev`.
 fn key_at(tx: &Connection, key: &[u8], rev: i64) -> Result<Option<KeyValue>> {
     if is_now(tx, rev)? {
-        let sql = format!("SELECT {JOINED} FROM latest l JOIN kv ON kv.id = l.id WHERE l.key = ?1");
-        let mut stmt = tx.prepare_cached(&sql)?;
-        let row = stmt.query_row([key], row_kv).optional()?;
-        return Ok(row.map(|(kv, _)| kv));
+        return key_now(tx, key);
     }
     let sql =
         format!("SELECT {COLUMNS} FROM kv WHERE key = ?1 AND rev <= ?2 ORDER BY id DESC LIMIT 1");
@@ -198,6 +216,8 @@ struct Writer<'a> {
     tx: &'a Transaction<'a>,
     rev: i64,
     wrote: bool,
+    /// The changes, for the live watchers (None: there are none).
+    events: Option<Vec<Event>>,
 }
 
 impl Writer<'_> {
@@ -206,35 +226,66 @@ impl Writer<'_> {
         if lease != 0 && !lease_exists(self.tx, lease)? {
             return Err(Error::NoSuchLease(lease));
         }
-        let prev = key_at(self.tx, key, i64::MAX)?;
+        let prev = key_now(self.tx, key)?;
         let (create, version) = match &prev {
             Some(p) => (p.create_revision, p.version + 1),
             None => (self.rev, 1),
         };
-        self.tx.execute(
-            "INSERT INTO kv (rev, key, value, create_rev, version, lease, deleted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
-            params![self.rev, key, value, create, version, lease],
-        )?;
-        self.tx.execute(
-            "INSERT INTO latest (key, id) VALUES (?1, last_insert_rowid())
-             ON CONFLICT (key) DO UPDATE SET id = excluded.id",
-            [key],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO kv (rev, key, value, create_rev, version, lease, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            )?
+            .execute(params![self.rev, key, value, create, version, lease])?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO latest (key, id) VALUES (?1, last_insert_rowid())
+                 ON CONFLICT (key) DO UPDATE SET id = excluded.id",
+            )?
+            .execute([key])?;
         self.wrote = true;
+        if let Some(events) = &mut self.events {
+            events.push(Event {
+                kind: EventKind::Put,
+                kv: KeyValue {
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                    create_revision: create,
+                    mod_revision: self.rev,
+                    version,
+                    lease,
+                },
+            });
+        }
         Ok(prev)
     }
 
     fn delete(&mut self, keys: &[Vec<u8>]) -> Result<usize> {
         for key in keys {
-            self.tx.execute(
-                "INSERT INTO kv (rev, key, value, create_rev, version, lease, deleted)
-                 VALUES (?1, ?2, x'', 0, 0, 0, 1)",
-                params![self.rev, key],
-            )?;
             self.tx
-                .execute("DELETE FROM latest WHERE key = ?1", [key])?;
+                .prepare_cached(
+                    "INSERT INTO kv (rev, key, value, create_rev, version, lease, deleted)
+                     VALUES (?1, ?2, x'', 0, 0, 0, 1)",
+                )?
+                .execute(params![self.rev, key])?;
+            self.tx
+                .prepare_cached("DELETE FROM latest WHERE key = ?1")?
+                .execute([key])?;
             self.wrote = true;
+            if let Some(events) = &mut self.events {
+                // As a delete's row reads back (`row_kv`).
+                events.push(Event {
+                    kind: EventKind::Delete,
+                    kv: KeyValue {
+                        key: key.clone(),
+                        value: Vec::new(),
+                        create_revision: 0,
+                        mod_revision: self.rev,
+                        version: 0,
+                        lease: 0,
+                    },
+                });
+            }
         }
         Ok(keys.len())
     }
@@ -244,7 +295,7 @@ impl Writer<'_> {
         if prefix {
             prefix_at(self.tx, key, i64::MAX)
         } else {
-            Ok(key_at(self.tx, key, i64::MAX)?.into_iter().collect())
+            Ok(key_now(self.tx, key)?.into_iter().collect())
         }
     }
 
@@ -282,33 +333,42 @@ impl Writer<'_> {
 
 fn lease_exists(tx: &Connection, lease: i64) -> Result<bool> {
     Ok(tx
-        .query_row("SELECT 1 FROM leases WHERE id = ?1", [lease], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM leases WHERE id = ?1")?
+        .query_row([lease], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
-/// Runs `f` in an immediate (write) transaction and commits it.
-fn write<T>(db: &mut Connection, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<(T, i64)> {
-    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// Runs `f` in an immediate (write) transaction, commits it and hands its
+/// changes to the live watchers.
+fn write<T>(db: &mut Db, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<(T, i64)> {
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
     let rev = meta(&tx, "revision")? + 1;
-    let (out, revision) = {
+    let (out, revision, events) = {
         let mut w = Writer {
             tx: &tx,
             rev,
             wrote: false,
+            events: (!db.hub.is_empty()).then(Vec::new),
         };
         let out = f(&mut w)?;
-        (out, w.finish()?)
+        let events = w.events.take();
+        (out, w.finish()?, events)
     };
     tx.commit()?;
+    if let Some(events) = events {
+        db.hub.publish(&events);
+    }
     Ok((out, revision))
 }
 
-fn txn(db: &mut Connection, t: &Txn) -> Result<TxnResponse> {
+fn txn(db: &mut Db, t: &Txn) -> Result<TxnResponse> {
     let ((succeeded, responses), revision) = write(db, |w| {
         let mut succeeded = true;
         for c in &t.compares {
-            if !c.holds(key_at(w.tx, c.key(), i64::MAX)?.as_ref()) {
+            if !c.holds(key_now(w.tx, c.key())?.as_ref()) {
                 succeeded = false;
                 break;
             }
@@ -325,7 +385,7 @@ fn txn(db: &mut Connection, t: &Txn) -> Result<TxnResponse> {
 }
 
 /// Deletes a lease and the keys attached to it, at one revision.
-fn revoke(db: &mut Connection, lease: i64) -> Result<i64> {
+fn revoke(db: &mut Db, lease: i64) -> Result<i64> {
     let (found, revision) = write(db, |w| {
         if !lease_exists(w.tx, lease)? {
             return Ok(false);
@@ -370,57 +430,84 @@ fn compact(db: &mut Connection, to: i64) -> Result<()> {
     Ok(())
 }
 
-/// One read of a watch: the changes found, and the revision through which
-/// everything under the prefix has now been read.
-struct Batch {
-    events: Vec<(i64, Event)>,
+/// A watcher's way through the history it missed: the rows under its
+/// prefix after `last_id`, up to `max_id` (the newest row when it
+/// registered; what came after reaches it live).
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    last_id: i64,
+    max_id: i64,
+    /// The revision through which everything has been read: reading on is
+    /// sound only while the compaction point is not past it.
     caught_up: i64,
+    /// The revision it was registered at.
+    registered: i64,
 }
 
-/// The rows after `last_id` (from revision `from` on) under the prefix, read
-/// with the compaction point and the revision in one snapshot. A watcher
-/// that had read everything through `caught_up` misses nothing unless the
-/// history after that was compacted away.
-fn watch_batch(
-    db: &mut Connection,
-    prefix: &[u8],
-    from: i64,
-    last_id: i64,
-    caught_up: i64,
-) -> Result<Batch> {
-    let tx = db.transaction()?;
-    let compacted = meta(&tx, "compacted")?;
-    if compacted > caught_up + 1 {
+impl Cursor {
+    fn done(&self) -> bool {
+        self.last_id >= self.max_id
+    }
+}
+
+/// Registers a watcher of `prefix` that has delivered everything before
+/// `next`: it gets the commits from now on live, and a cursor through the
+/// rows from `next` to now. Fails if `next` is compacted.
+fn register(db: &mut Db, prefix: &[u8], next: i64) -> Result<(Live, Cursor)> {
+    let conn = &db.conn;
+    let compacted = meta(conn, "compacted")?;
+    if compacted > next {
         return Err(Error::Compacted {
-            asked: caught_up + 1,
+            asked: next,
             compacted,
         });
     }
-    let revision = meta(&tx, "revision")?;
+    let registered = meta(conn, "revision")?;
+    let max_id: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM kv")?
+        .query_row([], |r| r.get(0))?;
+    // The first row from `next` on, found through the revision index.
+    let first: i64 = conn
+        .prepare_cached("SELECT COALESCE(MIN(id), ?2 + 1) FROM kv WHERE rev >= ?1")?
+        .query_row(params![next, max_id], |r| r.get(0))?;
+    let live = db.hub.register(prefix);
+    Ok((
+        live,
+        Cursor {
+            last_id: first - 1,
+            max_id,
+            caught_up: next - 1,
+            registered,
+        },
+    ))
+}
+
+/// The next rows of the history a cursor walks, at most [`WATCH_BATCH`],
+/// and the cursor after them.
+fn read(db: &mut Db, prefix: &[u8], mut cursor: Cursor) -> Result<(Vec<Event>, Cursor)> {
+    let tx = db.conn.transaction()?;
+    let compacted = meta(&tx, "compacted")?;
+    if compacted > cursor.caught_up + 1 {
+        return Err(Error::Compacted {
+            asked: cursor.caught_up + 1,
+            compacted,
+        });
+    }
     let end = prefix_end(prefix);
-    // Rows are read in id order from where the watch is: the first batch
-    // finds its start through the revision index, the rest walk the
-    // rowid from the last row delivered. Through the key index instead,
-    // every batch would read every row the prefix ever had.
-    let last_id = if last_id == 0 {
-        tx.query_row(
-            "SELECT COALESCE(MIN(id), 1 << 62) - 1 FROM kv WHERE rev >= ?1",
-            [from],
-            |r| r.get::<_, i64>(0),
-        )?
-    } else {
-        last_id
-    };
+    // Through the rowid from the last row read: through the key index
+    // instead, every read would visit every row the prefix ever had.
     let sql = format!(
-        "SELECT {COLUMNS}, id FROM kv NOT INDEXED WHERE id > ?4 AND rev >= ?3
+        "SELECT {COLUMNS}, id FROM kv NOT INDEXED WHERE id > ?3 AND id <= ?4
          AND key >= ?1 AND (?2 IS NULL OR key < ?2) ORDER BY id LIMIT ?5"
     );
     let mut events = Vec::new();
+    let mut last = None;
     {
         let mut stmt = tx.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![prefix, end, from, last_id, WATCH_BATCH], |r| {
-            Ok((row_kv(r)?, r.get::<_, i64>(7)?))
-        })?;
+        let rows = stmt.query_map(
+            params![prefix, end, cursor.last_id, cursor.max_id, WATCH_BATCH],
+            |r| Ok((row_kv(r)?, r.get::<_, i64>(7)?)),
+        )?;
         for row in rows {
             let ((kv, deleted), id) = row?;
             let kind = if deleted {
@@ -428,16 +515,95 @@ fn watch_batch(
             } else {
                 EventKind::Put
             };
-            events.push((id, Event { kind, kv }));
+            last = Some((id, kv.mod_revision));
+            events.push(Event { kind, kv });
         }
     }
     tx.commit()?;
-    // A full batch may have stopped inside its last revision.
-    let caught_up = match events.last() {
-        Some((_, e)) if events.len() as i64 == WATCH_BATCH => e.kv.mod_revision - 1,
-        _ => revision,
-    };
-    Ok(Batch { events, caught_up })
+    match last {
+        // A full batch may have stopped inside its last revision.
+        Some((id, rev)) if events.len() as i64 == WATCH_BATCH => {
+            cursor.last_id = id;
+            cursor.caught_up = cursor.caught_up.max(rev - 1);
+        }
+        _ => {
+            cursor.last_id = cursor.max_id;
+            cursor.caught_up = cursor.registered;
+        }
+    }
+    Ok((events, cursor))
+}
+
+/// A watch's life: the history it missed, read from the database, then
+/// the commits the hub hands it; when the hub drops it for falling
+/// behind, it registers again from where it is. It ends with the store
+/// (holding only a weak reference) or with its receiver.
+async fn follow(
+    inner: std::sync::Weak<Inner>,
+    prefix: Vec<u8>,
+    mut live: Live,
+    mut cursor: Cursor,
+    sender: tokio::sync::mpsc::Sender<Result<Event>>,
+) {
+    let mut next = cursor.caught_up + 1;
+    loop {
+        while !cursor.done() {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            let p = prefix.clone();
+            let read = SqliteStore { inner }
+                .blocking(move |db| read(db, &p, cursor))
+                .await;
+            let events = match read {
+                Ok((events, c)) => {
+                    cursor = c;
+                    events
+                }
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            for e in events {
+                next = e.kv.mod_revision + 1;
+                if sender.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        next = next.max(cursor.registered + 1);
+        while let Some(batch) = live.recv().await {
+            // One commit: all at one revision.
+            let Some(rev) = batch.first().map(|e| e.kv.mod_revision) else {
+                continue;
+            };
+            if rev < next {
+                continue; // before a start still in the future
+            }
+            next = rev + 1;
+            for e in batch {
+                if sender.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // The hub dropped it, or the store closed.
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let p = prefix.clone();
+        match (SqliteStore { inner })
+            .blocking(move |db| register(db, &p, next))
+            .await
+        {
+            Ok((l, c)) => (live, cursor) = (l, c),
+            Err(e) => {
+                let _ = sender.send(Err(e)).await;
+                return;
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -448,6 +614,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let db = Connection::open(path)?;
         db.busy_timeout(Duration::from_secs(5))?;
+        db.set_prepared_statement_cache_capacity(STATEMENTS);
         let had_latest: bool = db.query_row(
             "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'latest'",
             [],
@@ -458,11 +625,12 @@ impl SqliteStore {
             db.execute_batch(&format!("BEGIN; {FILL_LATEST} COMMIT;"))?;
         }
         db.execute("UPDATE leases SET expires_ms = ?1 + ttl_ms", [now_ms()])?;
-        let revision = meta(&db, "revision")?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
-                db: Mutex::new(db),
-                revision: tokio::sync::watch::channel(revision).0,
+                db: Mutex::new(Db {
+                    conn: db,
+                    hub: Hub::default(),
+                }),
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -474,7 +642,7 @@ impl SqliteStore {
     /// Runs `f` on the database in tokio's blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Db) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -485,28 +653,17 @@ impl SqliteStore {
         .map_err(|_| Error::Closed)?
     }
 
-    /// Tells watchers about a new revision.
-    fn committed(&self, revision: i64) {
-        self.inner.revision.send_if_modified(|r| {
-            let newer = revision > *r;
-            if newer {
-                *r = revision;
-            }
-            newer
-        });
-    }
-
     /// Revokes every lease whose time is up; the revision after it.
     pub async fn expire_due(&self) -> Result<i64> {
-        let revision = self.blocking(expire_due).await?;
-        self.committed(revision);
-        Ok(revision)
+        self.blocking(expire_due).await
     }
 }
 
-fn expire_due(db: &mut Connection) -> Result<i64> {
+fn expire_due(db: &mut Db) -> Result<i64> {
     let due: Vec<i64> = {
-        let mut stmt = db.prepare_cached("SELECT id FROM leases WHERE expires_ms <= ?1")?;
+        let mut stmt = db
+            .conn
+            .prepare_cached("SELECT id FROM leases WHERE expires_ms <= ?1")?;
         let rows = stmt.query_map([now_ms()], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -516,7 +673,7 @@ fn expire_due(db: &mut Connection) -> Result<i64> {
             Err(e) => return Err(e),
         }
     }
-    meta(db, "revision")
+    meta(&db.conn, "revision")
 }
 
 /// The background lease check; ends with the store.
@@ -535,13 +692,13 @@ async fn expire_leases(inner: std::sync::Weak<Inner>) {
 
 impl Store for SqliteStore {
     async fn revision(&self) -> Result<i64> {
-        self.blocking(|db| meta(db, "revision")).await
+        self.blocking(|db| meta(&db.conn, "revision")).await
     }
 
     async fn get(&self, key: &[u8], at: Option<i64>) -> Result<Option<KeyValue>> {
         let key = key.to_vec();
         self.blocking(move |db| {
-            let tx = db.transaction()?;
+            let tx = db.conn.transaction()?;
             let rev = readable(&tx, at)?;
             key_at(&tx, &key, rev)
         })
@@ -551,7 +708,7 @@ impl Store for SqliteStore {
     async fn range(&self, prefix: &[u8], at: Option<i64>) -> Result<(Vec<KeyValue>, i64)> {
         let prefix = prefix.to_vec();
         self.blocking(move |db| {
-            let tx = db.transaction()?;
+            let tx = db.conn.transaction()?;
             let rev = readable(&tx, at)?;
             Ok((prefix_at(&tx, &prefix, rev)?, rev))
         })
@@ -559,67 +716,34 @@ impl Store for SqliteStore {
     }
 
     async fn txn(&self, t: Txn) -> Result<TxnResponse> {
-        let response = self.blocking(move |db| txn(db, &t)).await?;
-        self.committed(response.revision);
-        Ok(response)
+        self.blocking(move |db| txn(db, &t)).await
     }
 
     async fn watch(&self, prefix: &[u8], from: i64) -> Result<Watch> {
         let from = from.max(1);
         let (sender, events) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
-        let mut revisions = self.inner.revision.subscribe();
-        let store = SqliteStore {
-            inner: Arc::clone(&self.inner),
-        };
         let prefix = prefix.to_vec();
         // Fails now, not in the stream, if the start is already compacted.
-        let first = {
+        let (live, cursor) = {
             let p = prefix.clone();
-            self.blocking(move |db| watch_batch(db, &p, from, 0, from - 1))
-                .await?
+            self.blocking(move |db| register(db, &p, from)).await?
         };
-        tokio::spawn(async move {
-            // Holding only a weak reference: the watch ends with the store.
-            let weak = Arc::downgrade(&store.inner);
-            drop(store);
-            let (mut last_id, mut caught_up) = (0, from - 1);
-            let mut batch = first;
-            loop {
-                let empty = batch.events.is_empty();
-                caught_up = caught_up.max(batch.caught_up);
-                for (id, event) in batch.events {
-                    last_id = id;
-                    if sender.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-                if empty && revisions.changed().await.is_err() {
-                    return;
-                }
-                let Some(inner) = weak.upgrade() else {
-                    return;
-                };
-                let store = SqliteStore { inner };
-                let p = prefix.clone();
-                let read = store
-                    .blocking(move |db| watch_batch(db, &p, from, last_id, caught_up))
-                    .await;
-                match read {
-                    Ok(b) => batch = b,
-                    Err(e) => {
-                        let _ = sender.send(Err(e)).await;
-                        return;
-                    }
-                }
-            }
-        });
+        tokio::spawn(follow(
+            Arc::downgrade(&self.inner),
+            prefix,
+            live,
+            cursor,
+            sender,
+        ));
         Ok(Watch { events })
     }
 
     async fn grant(&self, ttl: Duration) -> Result<i64> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self.blocking(move |db| {
-            let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let id = meta(&tx, "lease")? + 1;
             set_meta(&tx, "lease", id)?;
             tx.execute(
@@ -634,10 +758,12 @@ impl Store for SqliteStore {
 
     async fn keep_alive(&self, lease: i64) -> Result<()> {
         self.blocking(move |db| {
-            let changed = db.execute(
-                "UPDATE leases SET expires_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_ms > ?2",
-                params![lease, now_ms()],
-            )?;
+            let changed = db
+                .conn
+                .prepare_cached(
+                    "UPDATE leases SET expires_ms = ?2 + ttl_ms WHERE id = ?1 AND expires_ms > ?2",
+                )?
+                .execute(params![lease, now_ms()])?;
             if changed == 0 {
                 return Err(Error::NoSuchLease(lease));
             }
@@ -647,13 +773,13 @@ impl Store for SqliteStore {
     }
 
     async fn revoke(&self, lease: i64) -> Result<()> {
-        let revision = self.blocking(move |db| revoke(db, lease)).await?;
-        self.committed(revision);
+        self.blocking(move |db| revoke(db, lease)).await?;
         Ok(())
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        self.blocking(move |db| compact(db, revision)).await
+        self.blocking(move |db| compact(&mut db.conn, revision))
+            .await
     }
 }
 
@@ -717,6 +843,44 @@ mod tests {
         assert_eq!(e.kv.key, b"nodes/b");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watcher_that_falls_behind_reads_what_it_missed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let mut w = s.watch(b"k/", 1).await.unwrap();
+        // More commits than the hub keeps for a watcher that does not read.
+        let n = 1500;
+        for i in 0..n {
+            s.put(format!("k/{}", i % 7).as_bytes(), i.to_string().as_bytes())
+                .await
+                .unwrap();
+        }
+        for i in 0..n {
+            let e = conformance::next(&mut w).await;
+            assert_eq!(
+                (e.kv.mod_revision, e.kv.value),
+                (i + 1, i.to_string().into_bytes())
+            );
+        }
+        s.put(b"k/last", b"x").await.unwrap();
+        assert_eq!(conformance::next(&mut w).await.kv.key, b"k/last");
+    }
+
+    #[tokio::test]
+    async fn a_watch_from_a_later_revision_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let now = s.put(b"k", b"1").await.unwrap();
+        let mut w = s.watch(b"k", now + 2).await.unwrap();
+        s.put(b"k", b"2").await.unwrap();
+        s.put(b"k", b"3").await.unwrap();
+        let e = conformance::next(&mut w).await;
+        assert_eq!(
+            (e.kv.mod_revision, e.kv.value.as_slice()),
+            (now + 2, &b"3"[..])
+        );
+    }
+
     #[tokio::test]
     async fn compaction_keeps_only_the_rows_still_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -729,7 +893,11 @@ mod tests {
         s.compact(5).await.unwrap();
         assert!(s.get(b"gone", None).await.unwrap().is_none());
         let rows: i64 = s
-            .blocking(|db| Ok(db.query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))?))
+            .blocking(|db| {
+                Ok(db
+                    .conn
+                    .query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))?)
+            })
             .await
             .unwrap();
         assert_eq!(rows, 2, "the newest row of k and the delete at 5 stay");
@@ -746,7 +914,7 @@ mod tests {
             s.delete(b"a/2").await.unwrap();
             s.put(b"a/3", b"w").await.unwrap();
             // As the store was before `latest`.
-            s.blocking(|db| Ok(db.execute_batch("DROP TABLE latest")?))
+            s.blocking(|db| Ok(db.conn.execute_batch("DROP TABLE latest")?))
                 .await
                 .unwrap();
         }

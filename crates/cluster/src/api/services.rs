@@ -5,8 +5,6 @@
 //! Every check runs before anything is written: a refused request
 //! changes nothing.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -546,15 +544,12 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
 /// RUNNING and PENDING counts by deployment, ECS's way (tasks in those
 /// states): from the view, or from the store while the view has not
 /// loaded.
-async fn counts(
-    server: &Server,
-    svc: &ServiceRecord,
-) -> crate::Result<HashMap<Option<String>, (usize, usize)>> {
+async fn counts(server: &Server, svc: &ServiceRecord) -> crate::Result<crate::view::Counts> {
     let group = svc.group();
     if server.view.loaded() {
         return Ok(server.view.counts(&svc.cluster, &group));
     }
-    let mut out: HashMap<Option<String>, (usize, usize)> = HashMap::new();
+    let mut out = crate::view::Counts::new();
     for (_, t) in server
         .db
         .list::<TaskRecord>(&keys::tasks_of(&svc.cluster))

@@ -444,123 +444,188 @@ fn batch_size(server: &Server) -> usize {
     }
 }
 
+/// How long placement goes on from one read of the candidates: their
+/// resources are current (each write compares them), but a node that
+/// went away is only seen at the next read.
+const REREAD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The candidates of one read, as the tasks placed since have left them:
+/// each instance with the mod revision its next write compares.
+struct Pool {
+    nodes: Vec<Live>,
+    revisions: Vec<i64>,
+    read_at: std::time::Instant,
+}
+
+impl Pool {
+    async fn read(server: &Server, ask: &Placement<'_>) -> Result<Pool> {
+        let (instances, connected) = candidates(server, ask.template.pool()).await?;
+        let mut groups = groups_on(server, &ask.template.cluster, &instances).await?;
+        let (nodes, revisions) = instances
+            .into_iter()
+            .filter(|v| ask.only.is_none_or(|o| o == v.value.id))
+            .map(|v| {
+                let live = Live {
+                    connected: connected.contains(&v.value.id),
+                    groups: groups.remove(&v.value.id).unwrap_or_default(),
+                    record: v.value,
+                };
+                (live, v.mod_revision)
+            })
+            .unzip();
+        Ok(Pool {
+            nodes,
+            revisions,
+            read_at: std::time::Instant::now(),
+        })
+    }
+}
+
+/// One batch, placed in memory: at most `room` tasks, each on the best
+/// node as the ones before it left the pool. Returns the tasks, the nodes
+/// they changed, and, if one found no room, what every node missed.
+fn choose(
+    pool: &mut Pool,
+    placer: &mut estiba_placement::Placer,
+    ask: &Placement<'_>,
+    room: usize,
+    placed_before: usize,
+) -> (Vec<TaskRecord>, Vec<usize>, Option<Misses>) {
+    let template = ask.template;
+    let group = template.group.clone().unwrap_or_default();
+    let mut batch: Vec<TaskRecord> = Vec::new();
+    let mut touched: Vec<usize> = Vec::new();
+    let mut changed = vec![false; pool.nodes.len()];
+    while batch.len() < room {
+        let request = placement::Request {
+            need: &template.reserved,
+            group: &group,
+            constraints: ask.constraints,
+            strategies: ask.strategies,
+            seed: ask.seed.wrapping_add((placed_before + batch.len()) as u64),
+        };
+        let winner = match placer.best(&pool.nodes, &request) {
+            Ok(i) => i,
+            Err(misses) => {
+                let misses = misses
+                    .into_iter()
+                    .map(|(i, m)| (pool.nodes[i].record.id.clone(), Some(m)))
+                    .collect();
+                return (batch, touched, Some(misses));
+            }
+        };
+        let node = &mut pool.nodes[winner];
+        let Ok(remaining) = node.record.remaining.minus(&template.reserved) else {
+            break;
+        };
+        node.record.remaining = remaining;
+        *node.groups.entry(group.clone()).or_default() += 1;
+        placer.placed(winner);
+        if !std::mem::replace(&mut changed[winner], true) {
+            touched.push(winner);
+        }
+        let mut task = template.clone();
+        task.id = estiba_os::random_hex(16);
+        task.instance = Some(node.record.id.clone());
+        task.created_at = time::now();
+        batch.push(task);
+    }
+    (batch, touched, None)
+}
+
+/// The transaction that reserves a batch: every instance it changed,
+/// compared on the revision it was read or last written at, and each task
+/// with its assignment.
+fn reservation(
+    pool: &mut Pool,
+    touched: &[usize],
+    batch: &[TaskRecord],
+    ask: &Placement<'_>,
+) -> Txn {
+    let cluster = &ask.template.cluster;
+    let mut compares = Vec::new();
+    let mut ops = Vec::new();
+    for &i in touched {
+        let instance = &mut pool.nodes[i].record;
+        instance.version += 1;
+        let key = keys::instance(ask.template.pool(), &instance.id);
+        compares.push(unchanged(&key, pool.revisions[i]));
+        ops.push(Op::put(key.as_str(), encode(&*instance)));
+    }
+    let assignment = encode(&AssignmentRecord {
+        cluster: cluster.clone(),
+        desired_status: Status::Running,
+    });
+    for task in batch {
+        let on = task.instance.as_deref().unwrap_or_default();
+        ops.push(Op::put(keys::task(cluster, &task.id), encode(task)));
+        ops.push(Op::put(keys::assigned(on, &task.id), assignment.clone()));
+    }
+    Txn::when(fenced(compares, ask.fence)).and_then(ops)
+}
+
 /// Places up to `count` tasks: the candidates are read once, each task is
 /// placed in memory (filter, then score, on the nodes as the tasks placed
-/// before it left them), and a batch is reserved in one transaction that
-/// compares every instance it changes on its mod revision. A lost race
-/// reads again and goes on. Returns what was placed and, if it stopped
-/// short, what each candidate missed. Placed tasks are in the view.
+/// before it left them), and each batch is reserved in one transaction
+/// that compares every instance it changes on its mod revision. The next
+/// batch goes on from what the last one wrote; a lost race (or a read
+/// older than [`REREAD`]) reads again. Returns what was placed and, if it
+/// stopped short, what each candidate missed. Placed tasks are in the
+/// view.
 pub(crate) async fn place_many(
     server: &Server,
     ask: &Placement<'_>,
     count: usize,
 ) -> Result<(Vec<TaskRecord>, Option<Misses>)> {
-    let template = ask.template;
-    let cluster = &template.cluster;
-    let capacity = template.pool();
-    let group = template.group.clone().unwrap_or_default();
+    let group = ask.template.group.clone().unwrap_or_default();
     let mut placed: Vec<TaskRecord> = Vec::new();
-    while placed.len() < count {
-        let (instances, connected) = candidates(server, capacity).await?;
-        let mut groups = groups_on(server, cluster, &instances).await?;
-        let mut pool: Vec<Live> = instances
-            .iter()
-            .filter(|v| ask.only.is_none_or(|o| o == v.value.id))
-            .map(|v| Live {
-                record: v.value.clone(),
-                connected: connected.contains(&v.value.id),
-                groups: groups.remove(&v.value.id).unwrap_or_default(),
-            })
-            .collect();
-        if pool.is_empty() {
+    'read: while placed.len() < count {
+        let mut pool = Pool::read(server, ask).await?;
+        if pool.nodes.is_empty() {
             let misses = ask
                 .only
                 .map(|o| vec![(o.to_string(), None)])
                 .unwrap_or_default();
             return Ok((placed, Some(misses)));
         }
-        let mut batch: Vec<TaskRecord> = Vec::new();
-        let mut touched: Vec<usize> = Vec::new();
-        let mut short = None;
-        let request_for = |seed: u64| placement::Request {
-            need: &template.reserved,
-            group: &group,
-            constraints: ask.constraints,
-            strategies: ask.strategies,
-            seed,
-        };
         // Spread's counts per attribute value, taken once per read and
-        // kept current as the batch places.
-        let mut placer = estiba_placement::Placer::new(&pool, &request_for(ask.seed));
-        while batch.len() < batch_size(server) && placed.len() + batch.len() < count {
-            let request = request_for(ask.seed.wrapping_add((placed.len() + batch.len()) as u64));
-            let winner = match placer.best(&pool, &request) {
-                Ok(i) => i,
-                Err(misses) => {
-                    short = Some(
-                        misses
-                            .into_iter()
-                            .map(|(i, m)| (pool[i].record.id.clone(), Some(m)))
-                            .collect(),
-                    );
-                    break;
-                }
-            };
-            let node = &mut pool[winner];
-            let Ok(remaining) = node.record.remaining.minus(&template.reserved) else {
-                break;
-            };
-            node.record.remaining = remaining;
-            *node.groups.entry(group.clone()).or_default() += 1;
-            placer.placed(&*node, &request);
-            if !touched.contains(&winner) {
-                touched.push(winner);
+        // kept current as tasks are placed.
+        let mut placer = estiba_placement::Placer::new(
+            &pool.nodes,
+            &placement::Request {
+                need: &ask.template.reserved,
+                group: &group,
+                constraints: ask.constraints,
+                strategies: ask.strategies,
+                seed: ask.seed,
+            },
+        );
+        while placed.len() < count {
+            if pool.read_at.elapsed() > REREAD {
+                continue 'read;
             }
-            let mut task = template.clone();
-            task.id = estiba_os::random_hex(16);
-            task.instance = Some(node.record.id.clone());
-            task.created_at = time::now();
-            batch.push(task);
-        }
-        if batch.is_empty() {
-            return Ok((placed, short));
-        }
-        let mut compares = Vec::new();
-        let mut ops = Vec::new();
-        for i in &touched {
-            let mut instance = pool[*i].record.clone();
-            let read = instances
-                .iter()
-                .find(|v| v.value.id == instance.id)
-                .map_or(0, |v| v.mod_revision);
-            instance.version += 1;
-            let key = keys::instance(capacity, &instance.id);
-            compares.push(unchanged(&key, read));
-            ops.push(Op::put(key.as_str(), encode(&instance)));
-        }
-        let assignment = encode(&AssignmentRecord {
-            cluster: cluster.clone(),
-            desired_status: Status::Running,
-        });
-        for task in &batch {
-            let on = task.instance.as_deref().unwrap_or_default();
-            ops.push(Op::put(keys::task(cluster, &task.id), encode(task)));
-            ops.push(Op::put(keys::assigned(on, &task.id), assignment.clone()));
-        }
-        let txn = Txn::when(fenced(compares, ask.fence)).and_then(ops);
-        match server.db.commit_at(txn).await? {
-            Some(revision) => {
-                for task in &batch {
-                    tracing::info!(task = %task.id, instance = ?task.instance, "placed");
-                    server.view.committed(task, revision);
-                }
-                placed.extend(batch);
-                if short.is_some() {
-                    return Ok((placed, short));
-                }
+            let room = batch_size(server).min(count - placed.len());
+            let (batch, touched, short) = choose(&mut pool, &mut placer, ask, room, placed.len());
+            if batch.is_empty() {
+                return Ok((placed, short));
             }
-            // Another writer changed an instance: read again and go on.
-            None => still_leading(server, ask.fence).await?,
+            let txn = reservation(&mut pool, &touched, &batch, ask);
+            let Some(revision) = server.db.commit_at(txn).await? else {
+                // Another writer changed an instance: read again.
+                still_leading(server, ask.fence).await?;
+                continue 'read;
+            };
+            for &i in &touched {
+                pool.revisions[i] = revision;
+            }
+            for task in &batch {
+                tracing::info!(task = %task.id, instance = ?task.instance, "placed");
+                server.view.committed(task, revision);
+            }
+            placed.extend(batch);
+            if short.is_some() {
+                return Ok((placed, short));
+            }
         }
     }
     Ok((placed, None))
