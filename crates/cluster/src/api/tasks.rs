@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use estiba_ecs::taskdef::TaskDefinition;
-use estiba_state::{Op, Txn};
+use estiba_state::{Op, Store, Txn};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -564,14 +564,50 @@ fn reservation(
     Txn::when(fenced(compares, ask.fence)).and_then(ops)
 }
 
+/// A batch on its way into the store.
+struct InFlight {
+    batch: Vec<TaskRecord>,
+    touched: Vec<usize>,
+    short: Option<Misses>,
+    commit: tokio::task::JoinHandle<estiba_state::Result<estiba_state::TxnResponse>>,
+}
+
+impl InFlight {
+    fn start(
+        server: &Server,
+        txn: Txn,
+        chosen: (Vec<TaskRecord>, Vec<usize>, Option<Misses>),
+    ) -> InFlight {
+        let store = server.db.store.clone();
+        let (batch, touched, short) = chosen;
+        InFlight {
+            batch,
+            touched,
+            short,
+            commit: tokio::spawn(async move { store.txn(txn).await }),
+        }
+    }
+
+    /// The revision it committed at; None if an instance changed under it.
+    async fn landed(&mut self) -> Result<Option<i64>> {
+        let r = (&mut self.commit)
+            .await
+            .map_err(|e| crate::Error::Invalid(format!("a placement's commit: {e}")))??;
+        Ok(r.succeeded.then_some(r.revision))
+    }
+}
+
 /// Places up to `count` tasks: the candidates are read once, each task is
 /// placed in memory (filter, then score, on the nodes as the tasks placed
 /// before it left them), and each batch is reserved in one transaction
-/// that compares every instance it changes on its mod revision. The next
-/// batch goes on from what the last one wrote; a lost race (or a read
-/// older than [`REREAD`]) reads again. Returns what was placed and, if it
-/// stopped short, what each candidate missed. Placed tasks are in the
-/// view.
+/// that compares every instance it changes on its mod revision.
+///
+/// Batches are pipelined: the next one is chosen while the last one
+/// commits (the store works on one core, the placer on the other), and
+/// its transaction is made once the last one's revision is known. A lost
+/// race drops the batch chosen after it and reads again, as does a read
+/// older than [`REREAD`]. Returns what was placed and, if it stopped
+/// short, what each candidate missed. Placed tasks are in the view.
 pub(crate) async fn place_many(
     server: &Server,
     ask: &Placement<'_>,
@@ -600,31 +636,45 @@ pub(crate) async fn place_many(
                 seed: ask.seed,
             },
         );
-        while placed.len() < count {
-            if pool.read_at.elapsed() > REREAD {
-                continue 'read;
+        // Placed, or on their way.
+        let mut chosen = placed.len();
+        let mut stopped_short = false;
+        let mut in_flight: Option<InFlight> = None;
+        loop {
+            let next =
+                (chosen < count && !stopped_short && pool.read_at.elapsed() <= REREAD).then(|| {
+                    let room = batch_size(server).min(count - chosen);
+                    let c = choose(&mut pool, &mut placer, ask, room, chosen);
+                    chosen += c.0.len();
+                    stopped_short = c.2.is_some();
+                    c
+                });
+            if let Some(mut last) = in_flight.take() {
+                let Some(revision) = last.landed().await? else {
+                    // Another writer changed an instance: read again.
+                    still_leading(server, ask.fence).await?;
+                    continue 'read;
+                };
+                for &i in &last.touched {
+                    pool.revisions[i] = revision;
+                }
+                for task in &last.batch {
+                    tracing::info!(task = %task.id, instance = ?task.instance, "placed");
+                    server.view.committed(task, revision);
+                }
+                placed.extend(last.batch);
+                if last.short.is_some() {
+                    return Ok((placed, last.short));
+                }
             }
-            let room = batch_size(server).min(count - placed.len());
-            let (batch, touched, short) = choose(&mut pool, &mut placer, ask, room, placed.len());
-            if batch.is_empty() {
-                return Ok((placed, short));
-            }
-            let txn = reservation(&mut pool, &touched, &batch, ask);
-            let Some(revision) = server.db.commit_at(txn).await? else {
-                // Another writer changed an instance: read again.
-                still_leading(server, ask.fence).await?;
-                continue 'read;
-            };
-            for &i in &touched {
-                pool.revisions[i] = revision;
-            }
-            for task in &batch {
-                tracing::info!(task = %task.id, instance = ?task.instance, "placed");
-                server.view.committed(task, revision);
-            }
-            placed.extend(batch);
-            if short.is_some() {
-                return Ok((placed, short));
+            match next {
+                Some((batch, _, short)) if batch.is_empty() => return Ok((placed, short)),
+                Some(c) => {
+                    let txn = reservation(&mut pool, &c.1, &c.0, ask);
+                    in_flight = Some(InFlight::start(server, txn, c));
+                }
+                None if placed.len() >= count => return Ok((placed, None)),
+                None => continue 'read,
             }
         }
     }
