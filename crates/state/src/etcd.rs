@@ -78,7 +78,7 @@ fn compare(c: &Compare) -> etcd::Compare {
 fn op(o: &Op) -> etcd::TxnOp {
     match o {
         Op::Put { key, value, lease } => {
-            let mut options = etcd::PutOptions::new().with_prev_key();
+            let mut options = etcd::PutOptions::new();
             if let Some(l) = lease {
                 options = options.with_lease(*l);
             }
@@ -107,9 +107,7 @@ fn op(o: &Op) -> etcd::TxnOp {
 
 fn response(r: etcd::TxnOpResponse) -> OpResponse {
     match r {
-        etcd::TxnOpResponse::Put(p) => OpResponse::Put {
-            prev: p.prev_key().map(kv),
-        },
+        etcd::TxnOpResponse::Put(_) => OpResponse::Put,
         etcd::TxnOpResponse::Delete(d) => OpResponse::Delete {
             deleted: usize::try_from(d.deleted()).unwrap_or(0),
         },

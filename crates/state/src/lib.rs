@@ -186,8 +186,9 @@ impl Txn {
 /// What an operation of a transaction answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResponse {
-    /// A put: the key's previous state, if it existed.
-    Put { prev: Option<KeyValue> },
+    /// A put. (Not its previous state: no caller needs it, and etcd
+    /// sends it only when asked.)
+    Put,
     /// A delete: how many keys went.
     Delete { deleted: usize },
     /// A get: the keys found, in key order.

@@ -5,10 +5,13 @@
 //! - `kv` holds one row per change: `rev` is the store revision of the
 //!   transaction that made it (a transaction's changes share one), `id`
 //!   orders changes within it. A delete is a row with `deleted = 1`.
-//! - `latest` points at the newest row of each live key, so reads of the
-//!   present (nearly all of them) cost the size of their answer, not of
-//!   the prefix's whole history: with 5,000 instance records rewritten at
-//!   every placement batch, the history walk was the scheduler's cost.
+//! - `latest` points at the newest row of each live key, with its create
+//!   revision, mod revision and version, so reads of the present (all the
+//!   control plane makes) cost the size of their answer, not of the
+//!   prefix's whole history, and a put or a compare on revisions reads
+//!   `latest` alone. `kv` has no index by key: reads of the past (and
+//!   compaction) walk the history once; the index cost every put a write
+//!   to a random page, a fifth of a placement's time.
 //! - `meta` holds the current revision, the compaction point and the last
 //!   lease id; `leases` each lease's time to live and expiry.
 //! - Commits are `synchronous = FULL`: an acknowledged write survives a
@@ -32,8 +35,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::hub::{Hub, Live};
 use crate::{
-    prefix_end, Error, Event, EventKind, KeyValue, Op, OpResponse, Result, Store, Txn, TxnResponse,
-    Watch,
+    prefix_end, Compare, Error, Event, EventKind, KeyValue, Op, OpResponse, Result, Store, Txn,
+    TxnResponse, Watch,
 };
 
 const SCHEMA: &str = "
@@ -52,9 +55,17 @@ CREATE TABLE IF NOT EXISTS kv (
     lease INTEGER NOT NULL,
     deleted INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS kv_key ON kv (key, id);
+-- No index on (key, id): reads of the present go through `latest`, and
+-- one kept for reads of the past cost each put a write to a random page.
+DROP INDEX IF EXISTS kv_key;
 CREATE INDEX IF NOT EXISTS kv_rev ON kv (rev);
-CREATE TABLE IF NOT EXISTS latest (key BLOB PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (
+    key BLOB PRIMARY KEY,
+    id INTEGER NOT NULL,
+    create_rev INTEGER NOT NULL,
+    mod_rev INTEGER NOT NULL,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0), ('lease', 0);
 CREATE TABLE IF NOT EXISTS leases (
@@ -64,10 +75,11 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 ";
 
-/// Fills `latest` from the history, for a store made before it existed.
+/// Fills `latest` from the history, for a store made before it existed
+/// (or before it held the marks).
 const FILL_LATEST: &str = "
-INSERT INTO latest SELECT key, MAX(id) FROM kv GROUP BY key;
-DELETE FROM latest WHERE id IN (SELECT id FROM kv WHERE deleted = 1);
+INSERT INTO latest SELECT key, id, create_rev, rev, version FROM kv
+    WHERE id IN (SELECT MAX(id) FROM kv GROUP BY key) AND deleted = 0;
 ";
 
 /// How often expired leases are looked for.
@@ -153,6 +165,33 @@ fn key_now(tx: &Connection, key: &[u8]) -> Result<Option<KeyValue>> {
     Ok(row.map(|(kv, _)| kv))
 }
 
+/// A key's create revision, mod revision and version now, from `latest`
+/// alone: what a put and most compares need, without the row's value.
+fn marks_now(tx: &Connection, key: &[u8]) -> Result<Option<(i64, i64, i64)>> {
+    Ok(tx
+        .prepare_cached("SELECT create_rev, mod_rev, version FROM latest WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// What a compare is judged on: the key's marks, and its value only when
+/// the compare is on the value.
+fn compared(tx: &Connection, c: &Compare) -> Result<Option<KeyValue>> {
+    if matches!(c, Compare::Value(..)) {
+        return key_now(tx, c.key());
+    }
+    Ok(
+        marks_now(tx, c.key())?.map(|(create, modified, version)| KeyValue {
+            key: c.key().to_vec(),
+            value: Vec::new(),
+            create_revision: create,
+            mod_revision: modified,
+            version,
+            lease: 0,
+        }),
+    )
+}
+
 /// A key's state at `rev`.
 fn key_at(tx: &Connection, key: &[u8], rev: i64) -> Result<Option<KeyValue>> {
     if is_now(tx, rev)? {
@@ -179,8 +218,9 @@ fn prefix_at(tx: &Connection, prefix: &[u8], rev: i64) -> Result<Vec<KeyValue>> 
             .collect();
     }
     let sql = format!(
-        "SELECT {COLUMNS} FROM kv k WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) AND rev <= ?3
-         AND id = (SELECT MAX(id) FROM kv WHERE key = k.key AND rev <= ?3) ORDER BY key"
+        "SELECT {COLUMNS} FROM kv WHERE id IN (SELECT MAX(id) FROM kv
+             WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) AND rev <= ?3 GROUP BY key)
+         ORDER BY key"
     );
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![prefix, end, rev], row_kv)?;
@@ -221,14 +261,13 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn put(&mut self, key: &[u8], value: &[u8], lease: Option<i64>) -> Result<Option<KeyValue>> {
+    fn put(&mut self, key: &[u8], value: &[u8], lease: Option<i64>) -> Result<()> {
         let lease = lease.unwrap_or(0);
         if lease != 0 && !lease_exists(self.tx, lease)? {
             return Err(Error::NoSuchLease(lease));
         }
-        let prev = key_now(self.tx, key)?;
-        let (create, version) = match &prev {
-            Some(p) => (p.create_revision, p.version + 1),
+        let (create, version) = match marks_now(self.tx, key)? {
+            Some((create, _, version)) => (create, version + 1),
             None => (self.rev, 1),
         };
         self.tx
@@ -239,10 +278,13 @@ impl Writer<'_> {
             .execute(params![self.rev, key, value, create, version, lease])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO latest (key, id) VALUES (?1, last_insert_rowid())
-                 ON CONFLICT (key) DO UPDATE SET id = excluded.id",
+                "INSERT INTO latest (key, id, create_rev, mod_rev, version)
+                 VALUES (?1, last_insert_rowid(), ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET id = excluded.id,
+                 create_rev = excluded.create_rev, mod_rev = excluded.mod_rev,
+                 version = excluded.version",
             )?
-            .execute([key])?;
+            .execute(params![key, create, self.rev, version])?;
         self.wrote = true;
         if let Some(events) = &mut self.events {
             events.push(Event {
@@ -257,7 +299,7 @@ impl Writer<'_> {
                 },
             });
         }
-        Ok(prev)
+        Ok(())
     }
 
     fn delete(&mut self, keys: &[Vec<u8>]) -> Result<usize> {
@@ -301,9 +343,10 @@ impl Writer<'_> {
 
     fn apply(&mut self, op: &Op) -> Result<OpResponse> {
         Ok(match op {
-            Op::Put { key, value, lease } => OpResponse::Put {
-                prev: self.put(key, value, *lease)?,
-            },
+            Op::Put { key, value, lease } => {
+                self.put(key, value, *lease)?;
+                OpResponse::Put
+            }
             Op::Delete { key, prefix } => {
                 let keys: Vec<Vec<u8>> = self
                     .existing(key, *prefix)?
@@ -368,7 +411,7 @@ fn txn(db: &mut Db, t: &Txn) -> Result<TxnResponse> {
     let ((succeeded, responses), revision) = write(db, |w| {
         let mut succeeded = true;
         for c in &t.compares {
-            if !c.holds(key_now(w.tx, c.key())?.as_ref()) {
+            if !c.holds(compared(w.tx, c)?.as_ref()) {
                 succeeded = false;
                 break;
             }
@@ -418,10 +461,12 @@ fn compact(db: &mut Connection, to: i64) -> Result<()> {
         return Ok(());
     }
     // Reads start at `to` now: of the rows below it, only a key's newest
-    // row up to `to` is still read, and only if it is not a delete.
+    // row up to `to` is still read, and only if it is not a delete. (The
+    // newest rows are found in one pass over the history, there being no
+    // index by key.)
     tx.execute(
-        "DELETE FROM kv WHERE rev < ?1 AND (deleted = 1 OR id <
-            (SELECT MAX(id) FROM kv k2 WHERE k2.key = kv.key AND k2.rev <= ?1))",
+        "DELETE FROM kv WHERE rev < ?1 AND (deleted = 1 OR id NOT IN
+            (SELECT MAX(id) FROM kv WHERE rev <= ?1 GROUP BY key))",
         [to],
     )?;
     set_meta(&tx, "compacted", to)?;
@@ -615,11 +660,15 @@ impl SqliteStore {
         let db = Connection::open(path)?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.set_prepared_statement_cache_capacity(STATEMENTS);
+        // A `latest` without the marks is made again.
         let had_latest: bool = db.query_row(
-            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'latest'",
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('latest') WHERE name = 'version'",
             [],
             |r| r.get(0),
         )?;
+        if !had_latest {
+            db.execute_batch("DROP TABLE IF EXISTS latest")?;
+        }
         db.execute_batch(SCHEMA)?;
         if !had_latest {
             db.execute_batch(&format!("BEGIN; {FILL_LATEST} COMMIT;"))?;
@@ -903,8 +952,8 @@ mod tests {
         assert_eq!(rows, 2, "the newest row of k and the delete at 5 stay");
     }
 
-    #[tokio::test]
-    async fn a_store_made_before_the_latest_table_is_read_the_same() {
+    /// A store in an older shape: `latest` missing, or without the marks.
+    async fn older_store_reads_the_same(older: &'static str) {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = store(&dir);
@@ -913,8 +962,7 @@ mod tests {
             s.put(b"a/2", b"z").await.unwrap();
             s.delete(b"a/2").await.unwrap();
             s.put(b"a/3", b"w").await.unwrap();
-            // As the store was before `latest`.
-            s.blocking(|db| Ok(db.conn.execute_batch("DROP TABLE latest")?))
+            s.blocking(move |db| Ok(db.conn.execute_batch(older)?))
                 .await
                 .unwrap();
         }
@@ -926,8 +974,35 @@ mod tests {
             .collect();
         assert_eq!(got, [(&b"a/1"[..], &b"y"[..]), (&b"a/3"[..], &b"w"[..])]);
         assert_eq!(s.get(b"a/1", None).await.unwrap().unwrap().version, 2);
+        // Compares and puts go on from the marks filled in.
+        let kv = s.get(b"a/1", None).await.unwrap().unwrap();
+        let t = Txn::when(vec![Compare::ModRevision(
+            b"a/1".to_vec(),
+            crate::Cmp::Equal,
+            kv.mod_revision,
+        )])
+        .and_then(vec![Op::put(&b"a/1"[..], &b"v"[..])]);
+        assert!(s.txn(t).await.unwrap().succeeded);
+        let kv = s.get(b"a/1", None).await.unwrap().unwrap();
+        assert_eq!((kv.version, kv.create_revision), (3, 1));
         // And the past is still read from the history.
         let (then, _) = s.range(b"a/", Some(3)).await.unwrap();
         assert_eq!(then.len(), 2, "a/1 and a/2 at revision 3");
+    }
+
+    #[tokio::test]
+    async fn a_store_made_before_the_latest_table_is_read_the_same() {
+        older_store_reads_the_same("DROP TABLE latest").await;
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_latest_table_lacks_the_marks_is_read_the_same() {
+        older_store_reads_the_same(
+            "DROP TABLE latest;
+             CREATE TABLE latest (key BLOB PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO latest SELECT key, MAX(id) FROM kv GROUP BY key;
+             DELETE FROM latest WHERE id IN (SELECT id FROM kv WHERE deleted = 1);",
+        )
+        .await;
     }
 }

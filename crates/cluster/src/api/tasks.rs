@@ -439,7 +439,7 @@ pub(crate) async fn place_one(
 /// transaction, so fewer, larger ones are faster.
 fn batch_size(server: &Server) -> usize {
     match server.db.store {
-        estiba_state::AnyStore::Sqlite(_) => 500,
+        estiba_state::AnyStore::Sqlite(_) => 2000,
         _ => 40,
     }
 }
