@@ -296,17 +296,6 @@ fn mix(seed: u64, id: &str) -> u64 {
     mix_hashed(seed, id_hash(id))
 }
 
-/// Tasks of `group` per value of an attribute, over every node given
-/// (fit or not: a zone's tasks count though its nodes are full).
-fn buckets<N: Node>(nodes: &[N], attribute: &str, group: &str) -> HashMap<String, u32> {
-    let mut out: HashMap<String, u32> = HashMap::new();
-    for n in nodes {
-        let value = n.attribute(attribute).unwrap_or_default().to_string();
-        *out.entry(value).or_default() += n.in_group(group);
-    }
-    out
-}
-
 fn field(r: &Resources, f: Field) -> i64 {
     match f {
         Field::Cpu => r.cpu,
@@ -508,29 +497,27 @@ pub fn scale_in_order<'a, N: Node>(
     strategies: &[Strategy],
     seed: u64,
 ) -> Vec<&'a N> {
-    let spread_buckets: Vec<Option<HashMap<String, u32>>> = strategies
+    let spreads: Vec<Option<Spread>> = strategies
         .iter()
         .map(|s| match s {
-            Strategy::Spread(SpreadOn::Attribute(a)) => Some(buckets(nodes, a, group)),
+            Strategy::Spread(SpreadOn::Attribute(a)) => Some(Spread::new(nodes, a, group)),
             _ => None,
         })
         .collect();
     let mut keyed: Vec<(Vec<i64>, &'a N)> = nodes
         .iter()
-        .filter(|n| n.in_group(group) > 0)
-        .map(|n| {
+        .enumerate()
+        .filter(|(_, n)| n.in_group(group) > 0)
+        .map(|(i, n)| {
             let key = strategies
                 .iter()
-                .zip(&spread_buckets)
-                .map(|(s, b)| match s {
+                .zip(&spreads)
+                .map(|(s, spread)| match s {
                     Strategy::Binpack(f) => field(n.remaining(), *f),
                     Strategy::Spread(SpreadOn::Instance) => i64::from(n.in_group(group)),
-                    Strategy::Spread(SpreadOn::Attribute(a)) => {
-                        let value = n.attribute(a).unwrap_or_default();
-                        b.as_ref()
-                            .and_then(|b| b.get(value))
-                            .map_or(0, |c| i64::from(*c))
-                    }
+                    Strategy::Spread(SpreadOn::Attribute(_)) => spread
+                        .as_ref()
+                        .map_or(0, |s| i64::from(s.tasks[s.value_of[i]])),
                     Strategy::Random => mix(seed, n.id()) as i64,
                 })
                 .collect::<Vec<i64>>();

@@ -481,16 +481,23 @@ impl Pool {
     }
 }
 
-/// One batch, placed in memory: at most `room` tasks, each on the best
-/// node as the ones before it left the pool. Returns the tasks, the nodes
-/// they changed, and, if one found no room, what every node missed.
+/// A batch placed in memory: the tasks, the pool's nodes they changed,
+/// and, if one found no room, what every node missed.
+struct Chosen {
+    batch: Vec<TaskRecord>,
+    touched: Vec<usize>,
+    short: Option<Misses>,
+}
+
+/// One batch: at most `room` tasks, each on the best node as the ones
+/// before it left the pool.
 fn choose(
     pool: &mut Pool,
     placer: &mut estiba_placement::Placer,
     ask: &Placement<'_>,
     room: usize,
     placed_before: usize,
-) -> (Vec<TaskRecord>, Vec<usize>, Option<Misses>) {
+) -> Chosen {
     let template = ask.template;
     let group = template.group.clone().unwrap_or_default();
     let mut batch: Vec<TaskRecord> = Vec::new();
@@ -511,7 +518,11 @@ fn choose(
                     .into_iter()
                     .map(|(i, m)| (pool.nodes[i].record.id.clone(), Some(m)))
                     .collect();
-                return (batch, touched, Some(misses));
+                return Chosen {
+                    batch,
+                    touched,
+                    short: Some(misses),
+                };
             }
         };
         let node = &mut pool.nodes[winner];
@@ -530,22 +541,21 @@ fn choose(
         task.created_at = time::now();
         batch.push(task);
     }
-    (batch, touched, None)
+    Chosen {
+        batch,
+        touched,
+        short: None,
+    }
 }
 
 /// The transaction that reserves a batch: every instance it changed,
 /// compared on the revision it was read or last written at, and each task
 /// with its assignment.
-fn reservation(
-    pool: &mut Pool,
-    touched: &[usize],
-    batch: &[TaskRecord],
-    ask: &Placement<'_>,
-) -> Txn {
+fn reservation(pool: &mut Pool, chosen: &Chosen, ask: &Placement<'_>) -> Txn {
     let cluster = &ask.template.cluster;
     let mut compares = Vec::new();
     let mut ops = Vec::new();
-    for &i in touched {
+    for &i in &chosen.touched {
         let instance = &mut pool.nodes[i].record;
         instance.version += 1;
         let key = keys::instance(ask.template.pool(), &instance.id);
@@ -556,7 +566,7 @@ fn reservation(
         cluster: cluster.clone(),
         desired_status: Status::Running,
     });
-    for task in batch {
+    for task in &chosen.batch {
         let on = task.instance.as_deref().unwrap_or_default();
         ops.push(Op::put(keys::task(cluster, &task.id), encode(task)));
         ops.push(Op::put(keys::assigned(on, &task.id), assignment.clone()));
@@ -566,24 +576,16 @@ fn reservation(
 
 /// A batch on its way into the store.
 struct InFlight {
-    batch: Vec<TaskRecord>,
-    touched: Vec<usize>,
-    short: Option<Misses>,
+    chosen: Chosen,
     commit: tokio::task::JoinHandle<estiba_state::Result<estiba_state::TxnResponse>>,
 }
 
 impl InFlight {
-    fn start(
-        server: &Server,
-        txn: Txn,
-        chosen: (Vec<TaskRecord>, Vec<usize>, Option<Misses>),
-    ) -> InFlight {
+    fn start(server: &Server, pool: &mut Pool, chosen: Chosen, ask: &Placement<'_>) -> InFlight {
+        let txn = reservation(pool, &chosen, ask);
         let store = server.db.store.clone();
-        let (batch, touched, short) = chosen;
         InFlight {
-            batch,
-            touched,
-            short,
+            chosen,
             commit: tokio::spawn(async move { store.txn(txn).await }),
         }
     }
@@ -645,8 +647,8 @@ pub(crate) async fn place_many(
                 (chosen < count && !stopped_short && pool.read_at.elapsed() <= REREAD).then(|| {
                     let room = batch_size(server).min(count - chosen);
                     let c = choose(&mut pool, &mut placer, ask, room, chosen);
-                    chosen += c.0.len();
-                    stopped_short = c.2.is_some();
+                    chosen += c.batch.len();
+                    stopped_short = c.short.is_some();
                     c
                 });
             if let Some(mut last) = in_flight.take() {
@@ -655,6 +657,7 @@ pub(crate) async fn place_many(
                     still_leading(server, ask.fence).await?;
                     continue 'read;
                 };
+                let last = last.chosen;
                 for &i in &last.touched {
                     pool.revisions[i] = revision;
                 }
@@ -668,11 +671,8 @@ pub(crate) async fn place_many(
                 }
             }
             match next {
-                Some((batch, _, short)) if batch.is_empty() => return Ok((placed, short)),
-                Some(c) => {
-                    let txn = reservation(&mut pool, &c.1, &c.0, ask);
-                    in_flight = Some(InFlight::start(server, txn, c));
-                }
+                Some(c) if c.batch.is_empty() => return Ok((placed, c.short)),
+                Some(c) => in_flight = Some(InFlight::start(server, &mut pool, c, ask)),
                 None if placed.len() >= count => return Ok((placed, None)),
                 None => continue 'read,
             }
