@@ -2,7 +2,10 @@
 """Service start, scale and rolling update on a running estiba cluster,
 timed with boto3 (polling every 50 ms).
 
-  services_timing.py ENDPOINT KEY_ID SECRET RUNS  → JSON of medians, seconds
+  services_timing.py ENDPOINT KEY_ID SECRET RUNS [NETWORK_MODE]
+    → JSON of medians, seconds
+
+NETWORK_MODE is the task definition's networkMode (default: ECS's, bridge).
 """
 import json
 import statistics
@@ -12,12 +15,14 @@ import time
 import boto3
 
 endpoint, key, secret, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+network = sys.argv[5] if len(sys.argv) > 5 else None
 ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1",
                    aws_access_key_id=key, aws_secret_access_key=secret)
 
 
 def register(command):
-    td = ecs.register_task_definition(family="bench", containerDefinitions=[{
+    mode = {"networkMode": network} if network else {}
+    td = ecs.register_task_definition(family="bench", **mode, containerDefinitions=[{
         "name": "main", "image": "127.0.0.1:51670/busybox:latest", "memory": 16,
         # sleep as pid 1 ignores SIGTERM, so a stop waits out its grace: 10 s,
         # swarm's default --stop-grace-period, rather than ECS's 30 s.

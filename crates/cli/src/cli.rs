@@ -845,6 +845,11 @@ pub struct AgentSimArgs {
 pub struct ClusterServeArgs {
     #[arg(long, default_value = "127.0.0.1:8440")]
     pub addr: String,
+    /// Where the other replicas reach this one's API (default: --addr,
+    /// unless it is 0.0.0.0 or [::]); they watch the leader's to take over
+    /// at once when its process dies.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub advertise: Option<String>,
     #[command(flatten)]
     pub state: ClusterStateArgs,
     /// Serve HTTPS with this certificate (PEM); needs --tls-key.

@@ -7,15 +7,28 @@
 //! stopped, or its lease ran out), each tries to create it, and the one
 //! whose transaction wins leads.
 //!
+//! A replica killed outright cannot give its lease back, and waiting for
+//! it to run out takes up to the TTL plus the store's own expiry check
+//! (etcd looks every 500 ms). So the followers also keep a TCP connection
+//! open to the leader's API (the death watch): when it closes and a new
+//! one is refused, the leader's host has answered that nothing listens
+//! there any more, and a follower revokes the dead leader's lease at
+//! once. A leader that is only cut off or paused is not refused, so it is
+//! left to its lease, as before; and revoking the lease of a leader that
+//! still runs costs only an election, since its writes are fenced.
+//!
 //! The leader's writes are fenced: each carries the compare "`leader` is
 //! still at the revision I created it at", so a replica that lost the
 //! lead without knowing it yet (paused, cut off) cannot write a decision
 //! once another leads.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use estiba_state::{Cmp, Compare, EventKind, Op, Store, Txn};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::api::Server;
@@ -34,11 +47,33 @@ impl Fence {
     }
 }
 
+/// What the leader key holds: who leads, on which lease, and where the
+/// followers' death watch can reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub replica: String,
+    pub lease: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<SocketAddr>,
+}
+
+impl Holder {
+    /// The holder a leader key's value names; `None` for a value this
+    /// version does not read (it is then left to its lease).
+    pub fn parse(value: &[u8]) -> Option<Holder> {
+        serde_json::from_slice(value).ok()
+    }
+}
+
 /// This replica's part in the election.
 #[derive(Debug)]
 pub struct Leadership {
-    /// The replica's id, the leader key's value while it leads.
+    /// The replica's id, named in the leader key while it leads.
     pub id: String,
+    /// Where the other replicas reach this one's API (set by `serve` once
+    /// it listens; unset when it listens on an unspecified address and
+    /// nothing was advertised).
+    pub addr: OnceLock<SocketAddr>,
     state: watch::Sender<Option<Fence>>,
 }
 
@@ -46,6 +81,7 @@ impl Default for Leadership {
     fn default() -> Leadership {
         Leadership {
             id: estiba_os::random_hex(8),
+            addr: OnceLock::new(),
             state: watch::Sender::new(None),
         }
     }
@@ -127,6 +163,12 @@ async fn campaign_once(server: &Server) -> Result<()> {
     let ttl = server.settings.leader_ttl;
     loop {
         let lease = store.grant(ttl).await?;
+        let holder = Holder {
+            replica: server.leader.id.clone(),
+            lease,
+            addr: server.leader.addr.get().copied(),
+        };
+        let value = serde_json::to_vec(&holder).expect("a holder serializes");
         let txn = Txn::when(vec![Compare::CreateRevision(
             keys::LEADER.as_bytes().to_vec(),
             Cmp::Equal,
@@ -134,7 +176,7 @@ async fn campaign_once(server: &Server) -> Result<()> {
         )])
         .and_then(vec![Op::Put {
             key: keys::LEADER.as_bytes().to_vec(),
-            value: server.leader.id.as_bytes().to_vec(),
+            value,
             lease: Some(lease),
         }]);
         let won = store.txn(txn).await?;
@@ -177,7 +219,8 @@ async fn hold(server: &Server, lease: i64, ttl: Duration) {
     }
 }
 
-/// Waits until the leader key is gone.
+/// Waits until the leader key is gone; meanwhile watches the leader's
+/// process, and revokes its lease if it is seen gone.
 async fn wait_for_vacancy(server: &Server) -> Result<()> {
     let store = &server.db.store;
     let Some(current) = store.get(keys::LEADER.as_bytes(), None).await? else {
@@ -186,12 +229,58 @@ async fn wait_for_vacancy(server: &Server) -> Result<()> {
     let mut watch = store
         .watch(keys::LEADER.as_bytes(), current.mod_revision + 1)
         .await?;
-    while let Some(event) = watch.next().await {
-        if event?.kind == EventKind::Delete {
-            return Ok(());
+    let vacated = async {
+        while let Some(event) = watch.next().await {
+            if event?.kind == EventKind::Delete {
+                return Ok(());
+            }
         }
+        Err(Error::Invalid("the store closed the leader watch".into()))
+    };
+    let holder = Holder::parse(&current.value).filter(|h| h.replica != server.leader.id);
+    let dead = async {
+        if let Some((addr, holder)) = holder.as_ref().and_then(|h| Some((h.addr?, h))) {
+            gone(addr).await;
+            tracing::warn!(leader = %holder.replica, %addr, "the leader's API closed and now refuses connections: revoking its lease");
+            if let Err(e) = store.revoke(holder.lease).await {
+                tracing::warn!("revoking the dead leader's lease: {e}");
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        r = vacated => r,
+        () = dead => Ok(()),
     }
-    Err(Error::Invalid("the store closed the leader watch".into()))
+}
+
+/// How long a death-watch connection attempt may take, and the least time
+/// between two attempts.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+
+/// Resolves once the process listening at `addr` is seen gone: a
+/// connection to it that was open has closed, and a new one is refused.
+/// Only a refusal after a connection that worked counts, so a wrong
+/// address (one that was never reachable) never deposes anyone.
+async fn gone(addr: SocketAddr) {
+    let mut seen = false;
+    loop {
+        let tried = Instant::now();
+        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(mut conn)) => {
+                seen = true;
+                // Nothing is sent: the connection stays idle until the
+                // server closes it (its process died, or it drops idle
+                // connections; the next attempt tells which).
+                let mut buf = [0u8; 256];
+                while matches!(conn.read(&mut buf).await, Ok(n) if n > 0) {}
+            }
+            Ok(Err(e)) if seen && e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            Ok(Err(_)) | Err(_) => {}
+        }
+        tokio::time::sleep(PROBE_EVERY.saturating_sub(tried.elapsed())).await;
+    }
 }
 
 /// After a fenced transaction failed: whether it failed because the
@@ -211,4 +300,49 @@ pub async fn still_leading(server: &Server, fence: Option<Fence>) -> Result<()> 
 pub fn fenced(mut compares: Vec<Compare>, fence: Option<Fence>) -> Vec<Compare> {
     compares.extend(fence.map(|f| f.compare()));
     compares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_round_trips_and_an_old_value_is_not_one() {
+        let h = Holder {
+            replica: "abc".into(),
+            lease: 7,
+            addr: Some("127.0.0.1:8440".parse().unwrap()),
+        };
+        assert_eq!(Holder::parse(&serde_json::to_vec(&h).unwrap()), Some(h));
+        // Before the death watch, the key held the bare replica id.
+        assert_eq!(Holder::parse(b"0123456789abcdef"), None);
+    }
+
+    #[tokio::test]
+    async fn a_process_that_closes_and_refuses_is_gone() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let watch = tokio::spawn(gone(addr));
+        let (conn, _) = listener.accept().await.unwrap();
+        assert!(!watch.is_finished());
+        // The process dies: its sockets close, and nothing listens.
+        drop(conn);
+        drop(listener);
+        tokio::time::timeout(Duration::from_secs(5), watch)
+            .await
+            .expect("seen gone")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_address_never_reached_deposes_nobody() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let waited = tokio::time::timeout(PROBE_EVERY * 4, gone(addr)).await;
+        assert!(
+            waited.is_err(),
+            "a refusal with no connection before it counted"
+        );
+    }
 }

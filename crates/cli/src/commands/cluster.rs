@@ -53,6 +53,14 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                     u64::from_str_radix(&estiba_os::random_hex(8), 16).unwrap_or(0)
                 }),
             };
+            let advertise = a
+                .advertise
+                .as_deref()
+                .map(|s| {
+                    s.parse()
+                        .with_context(|| format!("--advertise {s}: not an address:port"))
+                })
+                .transpose()?;
             let tls = a.tls_cert.zip(a.tls_key);
             if a.fargate && tls.is_some() {
                 // The built-in agent has no way yet to trust the certificate.
@@ -69,7 +77,15 @@ pub fn cluster(ctx: &Context, cmd: ClusterCommand) -> Result<u8> {
                 if a.fargate {
                     fargate_capacity(ctx, &server, addr).await?;
                 }
-                estiba_cluster::api::serve(Arc::clone(&server), Listen { addr, tls }).await?;
+                estiba_cluster::api::serve(
+                    Arc::clone(&server),
+                    Listen {
+                        addr,
+                        tls,
+                        advertise,
+                    },
+                )
+                .await?;
                 anyhow::Ok(())
             })?;
             Ok(0)

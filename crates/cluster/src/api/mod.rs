@@ -516,7 +516,10 @@ async fn leader(State(server): State<Arc<Server>>) -> Response {
         .get(crate::keys::LEADER.as_bytes(), None)
         .await
     {
-        Ok(kv) => kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+        Ok(kv) => kv.map(|kv| match crate::leader::Holder::parse(&kv.value) {
+            Some(holder) => holder.replica,
+            None => String::from_utf8_lossy(&kv.value).into_owned(),
+        }),
         Err(e) => return error_response(&ApiError::from(e).0),
     };
     let body = serde_json::json!({
@@ -566,6 +569,9 @@ async fn compact_on_schedule(server: Arc<Server>) {
 pub struct Listen {
     pub addr: SocketAddr,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where the other replicas reach this one (default: the address it
+    /// listens on, unless that is unspecified, as 0.0.0.0 is).
+    pub advertise: Option<SocketAddr>,
 }
 
 /// Serves until the process is stopped.
@@ -575,6 +581,18 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
         addr: addr.to_string(),
         why,
     };
+    // Listening before campaigning: a leader must be reachable at the
+    // address it names, or the others' death watch cannot see it.
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| failed(e.to_string()))?;
+    let bound = listener.local_addr().map_err(|e| failed(e.to_string()))?;
+    let advertised = listen
+        .advertise
+        .or_else(|| (!bound.ip().is_unspecified()).then_some(bound));
+    if let Some(a) = advertised {
+        let _ = server.leader.addr.set(a);
+    }
     use crate::leader::while_leading;
     tokio::spawn(crate::view::follow(Arc::clone(&server)));
     tokio::spawn(crate::leader::campaign(Arc::clone(&server)));
@@ -602,15 +620,14 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
                 .await
                 .map_err(|e| failed(format!("TLS certificate {}: {e}", cert.display())))?;
             tracing::info!(%addr, "serving the ECS API over HTTPS");
-            axum_server::bind_rustls(addr, config)
+            axum_server::from_tcp_rustls(listener, config)
                 .serve(service)
                 .await
                 .map_err(|e| failed(e.to_string()))
         }
         None => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(|e| failed(e.to_string()))?;
             tracing::info!(%addr, "serving the ECS API over HTTP");
             axum::serve(listener, service)
                 .await
