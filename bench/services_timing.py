@@ -44,6 +44,18 @@ def running(name, arn=None):
     return n
 
 
+def settled(name):
+    """Every task of the service wanted STOPPED is STOPPED: its container is
+    gone, as swarm's bench waits for its containers to be."""
+    arns = []
+    for page in ecs.get_paginator("list_tasks").paginate(serviceName=name, desiredStatus="STOPPED"):
+        arns += page["taskArns"]
+    for i in range(0, len(arns), 100):
+        if any(t["lastStatus"] != "STOPPED" for t in ecs.describe_tasks(tasks=arns[i:i + 100])["tasks"]):
+            return False
+    return True
+
+
 def until(check, limit=300):
     t0 = time.monotonic()
     while not check():
@@ -66,7 +78,7 @@ for run in range(runs):
     until(lambda: running(name) >= 30)
     creates.append(time.monotonic() - t0)
     ecs.update_service(service=name, desiredCount=3)
-    until(lambda: running(name) <= 3)
+    until(lambda: running(name) <= 3 and settled(name))
     t0 = time.monotonic()
     ecs.update_service(service=name, desiredCount=30)
     until(lambda: running(name) >= 30)

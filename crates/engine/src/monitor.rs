@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub const MONITOR_COMMAND: &str = "internal-monitor";
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+/// How long a start's wait trusts an unchanged record stamp.
+const RECHECK: Duration = Duration::from_millis(50);
 
 fn now() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
@@ -67,8 +71,22 @@ impl Engine {
                 .ctx("starting the monitor for", id)?
         };
         // The monitor records the outcome; a monitor that dies first failed.
+        // The record is parsed only when its file changed (a node starting
+        // tens of containers at once spent a core parsing them every 2 ms),
+        // and at least every RECHECK, should a save keep the same stamp.
         let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen: Option<(crate::record::Stamp, Instant)> = None;
         loop {
+            let stamp = self.records.stamp(id);
+            let unchanged = matches!((seen, stamp), (Some((was, at)), Some(now)) if was == now && at.elapsed() < RECHECK);
+            if unchanged {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(self.monitor_died(id, status, &diag_path));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            seen = stamp.map(|s| (s, Instant::now()));
             let r = self.records.load(id)?;
             if let Some(message) = r.state.error.clone() {
                 let code = u8::try_from(r.state.exit_code).unwrap_or(125);
@@ -88,13 +106,11 @@ impl Engine {
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let said = std::fs::read_to_string(&diag_path).unwrap_or_default();
-                let message = format!("the monitor exited with {status}: {}", said.trim());
-                return Err(Error::StartFailed {
-                    id: id.to_string(),
-                    code: 125,
-                    message,
-                });
+                // It may have recorded why just before it exited.
+                if self.records.stamp(id) == stamp {
+                    return Err(self.monitor_died(id, status, &diag_path));
+                }
+                continue;
             }
             if Instant::now() > deadline {
                 return Err(Error::StartFailed {
@@ -104,6 +120,16 @@ impl Engine {
                 });
             }
             std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A start's error when its monitor exited before it recorded an outcome.
+    fn monitor_died(&self, id: &str, status: std::process::ExitStatus, diag: &Path) -> Error {
+        let said = std::fs::read_to_string(diag).unwrap_or_default();
+        Error::StartFailed {
+            id: id.to_string(),
+            code: 125,
+            message: format!("the monitor exited with {status}: {}", said.trim()),
         }
     }
 

@@ -303,6 +303,14 @@ pub struct ContainerRecord {
     pub state: State,
 }
 
+/// A record file's identity as its last save left it ([`Records::stamp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    inode: u64,
+    modified: (i64, i64),
+    size: u64,
+}
+
 /// Where containers live: `<data>/containers/<id>/`.
 #[derive(Clone, Debug)]
 pub struct Records {
@@ -338,6 +346,19 @@ impl Records {
             serde_json::from_slice(&data).map_err(|e| Error::Record(path.clone(), e))?;
         crate::legacy::upgrade(&mut value["Options"])?;
         serde_json::from_value(value).map_err(|e| Error::Record(path, e))
+    }
+
+    /// What changes whenever the record is saved (each save renames a new
+    /// file in): its inode, modification time and size. Wait loops compare
+    /// it to parse the record only when it may have changed.
+    pub fn stamp(&self, id: &str) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(self.file(id)).ok()?;
+        Some(Stamp {
+            inode: m.ino(),
+            modified: (m.mtime(), m.mtime_nsec()),
+            size: m.size(),
+        })
     }
 
     /// Writes a new record; the directory must exist. The record of an
