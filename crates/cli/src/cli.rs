@@ -71,6 +71,12 @@ pub enum Command {
     Restart(StopArgs),
     /// Send a signal to running containers.
     Kill(KillArgs),
+    /// Freeze all processes of running containers (the cgroup freezer).
+    Pause(ContainersArgs),
+    /// Thaw paused containers.
+    Unpause(ContainersArgs),
+    /// Give a container a new name.
+    Rename(RenameArgs),
     /// Remove containers.
     Rm(RmArgs),
     /// Block until containers stop, then print their exit codes.
@@ -562,6 +568,12 @@ pub struct KillArgs {
     pub signal: String,
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
 }
 
 #[derive(Args, Debug)]

@@ -945,3 +945,43 @@ fn foreground_containers_can_be_stopped_from_elsewhere(e: &Estiba) {
 }
 
 on_every_backend!(foreground_containers_can_be_stopped_from_elsewhere);
+
+fn pause_unpause_and_rename(e: &Estiba) {
+    let who = e.label();
+    e.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
+    if e.user.is_none() {
+        assert_eq!(e.ok(&["pause", "frozen"]), "frozen\n");
+        assert!(
+            e.ok(&["ps"]).contains("(Paused)"),
+            "[{who}] {}",
+            e.ok(&["ps"])
+        );
+        let refused = e.run(&["pause", "frozen"]);
+        assert_eq!(refused.status.code(), Some(1), "[{who}] paused twice");
+        e.ok(&["unpause", "frozen"]);
+        assert!(!e.ok(&["ps"]).contains("(Paused)"));
+    } else {
+        // runc cannot freeze a rootless container on cgroup v1: refused,
+        // and the container runs on.
+        let refused = e.run(&["pause", "frozen"]);
+        assert_eq!(refused.status.code(), Some(1), "[{who}] {refused:?}");
+        assert!(e.ok(&["ps"]).contains("Up"));
+    }
+    e.ok(&["rename", "frozen", "thawed"]);
+    let ps = e.ok(&["ps"]);
+    assert!(
+        ps.contains("thawed") && !ps.contains("frozen"),
+        "[{who}] {ps}"
+    );
+    e.ok(&["run", "-d", "--name", "other", "busybox", "sleep", "1000"]);
+    let taken = e.run(&["rename", "other", "thawed"]);
+    assert!(!taken.status.success(), "[{who}] a name taken twice");
+    assert!(
+        common::stderr(&taken).contains("thawed"),
+        "[{who}] {}",
+        common::stderr(&taken)
+    );
+    e.ok(&["rm", "-f", "thawed", "other"]);
+}
+
+root_and_rootless!(pause_unpause_and_rename);

@@ -64,8 +64,12 @@ CREATE TABLE IF NOT EXISTS latest (
     id INTEGER NOT NULL,
     create_rev INTEGER NOT NULL,
     mod_rev INTEGER NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    lease INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- A lease's keys, for its revoke: only keys on a lease are indexed, so
+-- the many puts without one cost nothing here.
+CREATE INDEX IF NOT EXISTS latest_lease ON latest (lease) WHERE lease != 0;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0), ('lease', 0);
 CREATE TABLE IF NOT EXISTS leases (
@@ -76,9 +80,9 @@ CREATE TABLE IF NOT EXISTS leases (
 ";
 
 /// Fills `latest` from the history, for a store made before it existed
-/// (or before it held the marks).
+/// (or before it held the marks and the lease).
 const FILL_LATEST: &str = "
-INSERT INTO latest SELECT key, id, create_rev, rev, version FROM kv
+INSERT INTO latest SELECT key, id, create_rev, rev, version, lease FROM kv
     WHERE id IN (SELECT MAX(id) FROM kv GROUP BY key) AND deleted = 0;
 ";
 
@@ -278,13 +282,13 @@ impl Writer<'_> {
             .execute(params![self.rev, key, value, create, version, lease])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO latest (key, id, create_rev, mod_rev, version)
-                 VALUES (?1, last_insert_rowid(), ?2, ?3, ?4)
+                "INSERT INTO latest (key, id, create_rev, mod_rev, version, lease)
+                 VALUES (?1, last_insert_rowid(), ?2, ?3, ?4, ?5)
                  ON CONFLICT (key) DO UPDATE SET id = excluded.id,
                  create_rev = excluded.create_rev, mod_rev = excluded.mod_rev,
-                 version = excluded.version",
+                 version = excluded.version, lease = excluded.lease",
             )?
-            .execute(params![key, create, self.rev, version])?;
+            .execute(params![key, create, self.rev, version, lease])?;
         self.wrote = true;
         if let Some(events) = &mut self.events {
             events.push(Event {
@@ -434,9 +438,8 @@ fn revoke(db: &mut Db, lease: i64) -> Result<i64> {
             return Ok(false);
         }
         let attached: Vec<Vec<u8>> = {
-            let mut stmt = w.tx.prepare_cached(
-                "SELECT l.key FROM latest l JOIN kv ON kv.id = l.id WHERE kv.lease = ?1",
-            )?;
+            let mut stmt =
+                w.tx.prepare_cached("SELECT key FROM latest WHERE lease = ?1 AND lease != 0")?;
             let rows = stmt.query_map([lease], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
@@ -660,9 +663,9 @@ impl SqliteStore {
         let db = Connection::open(path)?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.set_prepared_statement_cache_capacity(STATEMENTS);
-        // A `latest` without the marks is made again.
+        // A `latest` without the marks or the lease is made again.
         let had_latest: bool = db.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('latest') WHERE name = 'version'",
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('latest') WHERE name = 'lease'",
             [],
             |r| r.get(0),
         )?;
@@ -988,6 +991,35 @@ mod tests {
         // And the past is still read from the history.
         let (then, _) = s.range(b"a/", Some(3)).await.unwrap();
         assert_eq!(then.len(), 2, "a/1 and a/2 at revision 3");
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_latest_table_lacks_the_lease_still_revokes() {
+        let dir = tempfile::tempdir().unwrap();
+        let lease = {
+            let s = store(&dir);
+            let lease = s.grant(Duration::from_secs(60)).await.unwrap();
+            let t = Txn::when(vec![]).and_then(vec![Op::Put {
+                key: b"node/1".to_vec(),
+                value: b"up".to_vec(),
+                lease: Some(lease),
+            }]);
+            assert!(s.txn(t).await.unwrap().succeeded);
+            s.put(b"task/1", b"x").await.unwrap();
+            s.blocking(move |db| {
+                Ok(db.conn.execute_batch(
+                    "DROP INDEX latest_lease;
+                     ALTER TABLE latest DROP COLUMN lease;",
+                )?)
+            })
+            .await
+            .unwrap();
+            lease
+        };
+        let s = store(&dir);
+        s.revoke(lease).await.unwrap();
+        assert!(s.get(b"node/1", None).await.unwrap().is_none());
+        assert!(s.get(b"task/1", None).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use serde_json::json;
 use super::images::tabulate;
 use super::Context;
 use crate::cli::{
-    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PodCommand, PsArgs, RmArgs, SecretCommand,
-    StatsArgs, StopArgs, VolumeCommand,
+    ContainersArgs, ExecArgs, KillArgs, LogsArgs, PodCommand, PsArgs, RenameArgs, RmArgs,
+    SecretCommand, StatsArgs, StopArgs, VolumeCommand,
 };
 
 /// Runs `f` for each named container, printing errors docker's way; the
@@ -234,6 +234,26 @@ pub fn kill(ctx: &Context, args: &KillArgs) -> Result<u8> {
         println!("{name}");
         Ok(())
     }))
+}
+
+/// `pause` (`freeze`) or `unpause`: each name printed once done, as docker does.
+pub fn pause(ctx: &Context, args: &ContainersArgs, freeze: bool) -> Result<u8> {
+    let engine = ctx.engine()?;
+    Ok(each(&args.containers, |name| {
+        if freeze {
+            engine.pause(name)?;
+        } else {
+            engine.unpause(name)?;
+        }
+        println!("{name}");
+        Ok(())
+    }))
+}
+
+/// `rename`: silent on success, as docker's.
+pub fn rename(ctx: &Context, args: &RenameArgs) -> Result<u8> {
+    ctx.engine()?.rename(&args.container, &args.new_name)?;
+    Ok(0)
 }
 
 pub fn rm(ctx: &Context, args: &RmArgs) -> Result<u8> {
