@@ -237,21 +237,22 @@ async fn wait_for_vacancy(server: &Server) -> Result<()> {
         }
         Err(Error::Invalid("the store closed the leader watch".into()))
     };
-    let holder = Holder::parse(&current.value).filter(|h| h.replica != server.leader.id);
-    let dead = async {
-        if let Some((addr, holder)) = holder.as_ref().and_then(|h| Some((h.addr?, h))) {
-            gone(addr).await;
-            tracing::warn!(leader = %holder.replica, %addr, "the leader's API closed and now refuses connections: revoking its lease");
-            if let Err(e) = store.revoke(holder.lease).await {
-                tracing::warn!("revoking the dead leader's lease: {e}");
-            }
-        }
-        std::future::pending::<()>().await;
+    let Some((addr, holder)) = Holder::parse(&current.value)
+        .filter(|h| h.replica != server.leader.id)
+        .and_then(|h| Some((h.addr?, h)))
+    else {
+        return vacated.await;
     };
+    tokio::pin!(vacated);
     tokio::select! {
-        r = vacated => r,
-        () = dead => Ok(()),
+        r = &mut vacated => return r,
+        () = gone(addr) => {}
     }
+    tracing::warn!(leader = %holder.replica, %addr, "the leader's API closed and now refuses connections: revoking its lease");
+    if let Err(e) = store.revoke(holder.lease).await {
+        tracing::warn!("revoking the dead leader's lease: {e}");
+    }
+    vacated.await
 }
 
 /// How long a death-watch connection attempt may take, and the least time

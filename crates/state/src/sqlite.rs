@@ -438,6 +438,8 @@ fn revoke(db: &mut Db, lease: i64) -> Result<i64> {
             return Ok(false);
         }
         let attached: Vec<Vec<u8>> = {
+            // `lease != 0` lets SQLite use the partial index: it cannot
+            // tell that a bound parameter is never 0.
             let mut stmt =
                 w.tx.prepare_cached("SELECT key FROM latest WHERE lease = ?1 AND lease != 0")?;
             let rows = stmt.query_map([lease], |r| r.get(0))?;
