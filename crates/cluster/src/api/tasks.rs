@@ -536,7 +536,7 @@ fn choose(
             touched.push(winner);
         }
         let mut task = template.clone();
-        task.id = estiba_os::random_hex(16);
+        task.id = crate::task::new_id();
         task.instance = Some(node.record.id.clone());
         task.created_at = time::now();
         batch.push(task);
@@ -586,7 +586,12 @@ impl InFlight {
         let store = server.db.store.clone();
         InFlight {
             chosen,
-            commit: tokio::spawn(async move { store.txn(txn).await }),
+            commit: tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                let r = store.txn(txn).await;
+                tracing::debug!(took = ?t.elapsed(), "placement: batch committed");
+                r
+            }),
         }
     }
 
@@ -618,7 +623,9 @@ pub(crate) async fn place_many(
     let group = ask.template.group.clone().unwrap_or_default();
     let mut placed: Vec<TaskRecord> = Vec::new();
     'read: while placed.len() < count {
+        let t0 = std::time::Instant::now();
         let mut pool = Pool::read(server, ask).await?;
+        tracing::debug!(nodes = pool.nodes.len(), took = ?t0.elapsed(), "placement: candidates read");
         if pool.nodes.is_empty() {
             let misses = ask
                 .only
@@ -646,13 +653,18 @@ pub(crate) async fn place_many(
             let next =
                 (chosen < count && !stopped_short && pool.read_at.elapsed() <= REREAD).then(|| {
                     let room = batch_size(server).min(count - chosen);
+                    let t1 = std::time::Instant::now();
                     let c = choose(&mut pool, &mut placer, ask, room, chosen);
+                    tracing::debug!(tasks = c.batch.len(), took = ?t1.elapsed(), "placement: batch chosen");
                     chosen += c.batch.len();
                     stopped_short = c.short.is_some();
                     c
                 });
             if let Some(mut last) = in_flight.take() {
-                let Some(revision) = last.landed().await? else {
+                let t2 = std::time::Instant::now();
+                let landed = last.landed().await?;
+                tracing::debug!(waited = ?t2.elapsed(), "placement: batch landed");
+                let Some(revision) = landed else {
                     // Another writer changed an instance: read again.
                     still_leading(server, ask.fence).await?;
                     continue 'read;
@@ -672,7 +684,14 @@ pub(crate) async fn place_many(
             }
             match next {
                 Some(c) if c.batch.is_empty() => return Ok((placed, c.short)),
-                Some(c) => in_flight = Some(InFlight::start(server, &mut pool, c, ask)),
+                Some(c) => {
+                    in_flight = Some(InFlight::start(server, &mut pool, c, ask));
+                    // The commit was spawned into this worker's LIFO slot,
+                    // which no other worker steals: yield so it reaches
+                    // the blocking pool before the next batch is chosen,
+                    // or the two run one after the other.
+                    tokio::task::yield_now().await;
+                }
                 None if placed.len() >= count => return Ok((placed, None)),
                 None => continue 'read,
             }

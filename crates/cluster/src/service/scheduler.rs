@@ -221,7 +221,10 @@ async fn schedule(
         while !state.dirty.is_empty() {
             for key in std::mem::take(&mut state.dirty) {
                 let stopped = state.stopped.remove(&key).unwrap_or_default();
-                match reconcile(server, &key, &stopped, fence).await {
+                let t = std::time::Instant::now();
+                let r = reconcile(server, &key, &stopped, fence).await;
+                tracing::debug!(service = %key.1, took = ?t.elapsed(), "reconciled");
+                match r {
                     Ok(Some(wake)) => {
                         let at = Instant::now() + wake;
                         let slot = state.wake.entry(key).or_insert(at);
