@@ -67,6 +67,7 @@ pub async fn server(data: &Path, spec: &StoreSpec, settings: Settings) -> Result
         settings,
         view: crate::view::View::default(),
         leader: crate::leader::Leadership::default(),
+        pools: Default::default(),
     }))
 }
 

@@ -123,6 +123,10 @@ struct Inner {
     /// reads them without a walk of the group's tasks.
     counts: HashMap<(String, String), Counts>,
     on_node: HashMap<String, BTreeMap<String, u32>>,
+    /// Tasks whose commit is on its way (`View::landing`), so that the
+    /// watch need not decode them when they come: a placement batch's
+    /// commit is published to the watch before its writer hears back.
+    landing: HashMap<String, TaskSummary>,
     /// Kept only while a scheduler takes them.
     subscribed: bool,
     changes: Vec<Change>,
@@ -257,10 +261,33 @@ impl View {
     /// it. The writer knows what it did: no scheduler is woken for it
     /// (the watch's copy of it is then ignored), unless it stopped.
     pub fn committed(&self, t: &TaskRecord, revision: i64) {
+        let key = keys::task(&t.cluster, &t.id);
         let mut inner = self.lock();
+        let landing = inner.landing.remove(&key);
         if inner.loaded && revision > inner.revision {
-            let key = keys::task(&t.cluster, &t.id);
-            inner.apply(&key, Some(TaskSummary::of(t, revision)), revision, false);
+            let mut summary = landing.unwrap_or_else(|| TaskSummary::of(t, revision));
+            summary.mod_revision = revision;
+            inner.apply(&key, Some(summary), revision, false);
+        }
+    }
+
+    /// Tasks whose commit is about to start: when the watch brings one,
+    /// it is taken as its writer's, as [`View::committed`] would.
+    pub fn landing(&self, tasks: &[TaskRecord]) {
+        let mut inner = self.lock();
+        for t in tasks {
+            inner
+                .landing
+                .insert(keys::task(&t.cluster, &t.id), TaskSummary::of(t, 0));
+        }
+    }
+
+    /// Tasks whose commit failed, or may have: the watch decodes them if
+    /// they come after all.
+    pub fn not_landed(&self, tasks: &[TaskRecord]) {
+        let mut inner = self.lock();
+        for t in tasks {
+            inner.landing.remove(&keys::task(&t.cluster, &t.id));
         }
     }
 
@@ -375,6 +402,17 @@ async fn follow_once(server: &Arc<Server>) -> Result<()> {
             // decoded again.
             let mut inner = server.view.lock();
             if inner.tasks.get(&key).is_some_and(|t| t.mod_revision >= rev) {
+                inner.revision = inner.revision.max(rev);
+                continue;
+            }
+            // Its writer is still waiting for the commit: its summary is
+            // here already, and it wakes no scheduler, as `committed`.
+            let landed = matches!(event.kind, EventKind::Put)
+                .then(|| inner.landing.remove(&key))
+                .flatten();
+            if let Some(mut summary) = landed {
+                summary.mod_revision = rev;
+                inner.apply(&key, Some(summary), rev, false);
                 inner.revision = inner.revision.max(rev);
                 continue;
             }

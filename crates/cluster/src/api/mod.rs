@@ -121,6 +121,8 @@ pub struct Server {
     pub view: crate::view::View,
     /// Whether this replica leads (`leader::campaign`, started by `serve`).
     pub leader: crate::leader::Leadership,
+    /// The instances the last placement left (`tasks::place_many`).
+    pub(crate) pools: tasks::PoolCache,
 }
 
 /// An answer the client sees as an ECS error.

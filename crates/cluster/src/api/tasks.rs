@@ -449,6 +449,38 @@ fn batch_size(server: &Server) -> usize {
 /// went away is only seen at the next read.
 const REREAD: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The pool the last placement left, kept for the next one while it is
+/// younger than [`REREAD`]: a scheduler placing service after service
+/// then reads the instances once a second, not once a service (5,000
+/// records decoded each time). It is as safe as the pool kept within one
+/// call: every write compares each instance it changes on the revision
+/// the pool holds, so a node changed by anyone else fails the write and
+/// the pool is read again.
+#[derive(Default)]
+pub(crate) struct PoolCache(std::sync::Mutex<Option<(String, Pool)>>);
+
+impl std::fmt::Debug for PoolCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolCache").finish_non_exhaustive()
+    }
+}
+
+impl PoolCache {
+    /// The kept pool of `name`, if it is fresh.
+    fn take(&self, name: &str) -> Option<Pool> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((n, pool)) if n == name && pool.read_at.elapsed() <= REREAD => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// Keeps `pool`, which holds only what has landed.
+    fn keep(&self, name: &str, pool: Pool) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((name.to_string(), pool));
+    }
+}
+
 /// The candidates of one read, as the tasks placed since have left them:
 /// each instance with the mod revision its next write compares.
 struct Pool {
@@ -583,6 +615,7 @@ struct InFlight {
 impl InFlight {
     fn start(server: &Server, pool: &mut Pool, chosen: Chosen, ask: &Placement<'_>) -> InFlight {
         let txn = reservation(pool, &chosen, ask);
+        server.view.landing(&chosen.batch);
         let store = server.db.store.clone();
         InFlight {
             chosen,
@@ -622,16 +655,32 @@ pub(crate) async fn place_many(
 ) -> Result<(Vec<TaskRecord>, Option<Misses>)> {
     let group = ask.template.group.clone().unwrap_or_default();
     let mut placed: Vec<TaskRecord> = Vec::new();
+    // StartTask's pool is one instance: not worth keeping.
+    let cache = ask.only.is_none().then(|| ask.template.pool());
+    let mut kept = cache.and_then(|name| server.pools.take(name));
     'read: while placed.len() < count {
-        let t0 = std::time::Instant::now();
-        let mut pool = Pool::read(server, ask).await?;
-        tracing::debug!(nodes = pool.nodes.len(), took = ?t0.elapsed(), "placement: candidates read");
+        let mut pool = match kept.take() {
+            Some(pool) => pool,
+            None => {
+                let t0 = std::time::Instant::now();
+                let pool = Pool::read(server, ask).await?;
+                tracing::debug!(nodes = pool.nodes.len(), took = ?t0.elapsed(), "placement: candidates read");
+                pool
+            }
+        };
+        // What every return below leaves: the pool as what landed left it.
+        let done = |pool: Pool, placed: Vec<TaskRecord>, short: Option<Misses>| {
+            if let Some(name) = cache {
+                server.pools.keep(name, pool);
+            }
+            Ok((placed, short))
+        };
         if pool.nodes.is_empty() {
             let misses = ask
                 .only
                 .map(|o| vec![(o.to_string(), None)])
                 .unwrap_or_default();
-            return Ok((placed, Some(misses)));
+            return done(pool, placed, Some(misses));
         }
         // Spread's counts per attribute value, taken once per read and
         // kept current as tasks are placed.
@@ -662,9 +711,12 @@ pub(crate) async fn place_many(
                 });
             if let Some(mut last) = in_flight.take() {
                 let t2 = std::time::Instant::now();
-                let landed = last.landed().await?;
+                let landed = last.landed().await;
                 tracing::debug!(waited = ?t2.elapsed(), "placement: batch landed");
-                let Some(revision) = landed else {
+                if !matches!(landed, Ok(Some(_))) {
+                    server.view.not_landed(&last.chosen.batch);
+                }
+                let Some(revision) = landed? else {
                     // Another writer changed an instance: read again.
                     still_leading(server, ask.fence).await?;
                     continue 'read;
@@ -679,11 +731,11 @@ pub(crate) async fn place_many(
                 }
                 placed.extend(last.batch);
                 if last.short.is_some() {
-                    return Ok((placed, last.short));
+                    return done(pool, placed, last.short);
                 }
             }
             match next {
-                Some(c) if c.batch.is_empty() => return Ok((placed, c.short)),
+                Some(c) if c.batch.is_empty() => return done(pool, placed, c.short),
                 Some(c) => {
                     in_flight = Some(InFlight::start(server, &mut pool, c, ask));
                     // The commit was spawned into this worker's LIFO slot,
@@ -692,7 +744,7 @@ pub(crate) async fn place_many(
                     // or the two run one after the other.
                     tokio::task::yield_now().await;
                 }
-                None if placed.len() >= count => return Ok((placed, None)),
+                None if placed.len() >= count => return done(pool, placed, None),
                 None => continue 'read,
             }
         }
