@@ -444,6 +444,9 @@ fn batch_size(server: &Server) -> usize {
     }
 }
 
+/// The most tasks a batch holds when no batch is committing.
+const FIRST_BATCH: usize = 250;
+
 /// How long placement goes on from one read of the candidates: their
 /// resources are current (each write compares them), but a node that
 /// went away is only seen at the next read.
@@ -701,7 +704,13 @@ pub(crate) async fn place_many(
         loop {
             let next =
                 (chosen < count && !stopped_short && pool.read_at.elapsed() <= REREAD).then(|| {
-                    let room = batch_size(server).min(count - chosen);
+                    // Nothing commits yet: a small batch sets the store
+                    // to work sooner; the next are chosen while it works.
+                    let size = match in_flight {
+                        None => batch_size(server).min(FIRST_BATCH),
+                        Some(_) => batch_size(server),
+                    };
+                    let room = size.min(count - chosen);
                     let t1 = std::time::Instant::now();
                     let c = choose(&mut pool, &mut placer, ask, room, chosen);
                     tracing::debug!(tasks = c.batch.len(), took = ?t1.elapsed(), "placement: batch chosen");
