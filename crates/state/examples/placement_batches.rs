@@ -8,8 +8,9 @@
 //!
 //! To see what a key layout costs: `TASKID=rand` gives tasks random ids
 //! (as before ids sorted by creation), `ASSIGN=seq` orders assignments by
-//! task rather than by node, `ASSIGN=none` leaves them out. The process's
-//! I/O counters are printed at the end.
+//! task rather than by node, `ASSIGN=none` leaves them out; `WATCHERS=1`
+//! adds the watches a control plane holds (tasks, instances, one per node).
+//! The process's I/O counters are printed at the end.
 
 use std::time::Instant;
 
@@ -38,6 +39,16 @@ async fn main() -> estiba_state::Result<()> {
             .txn(Txn::when(vec![]).and_then(vec![Op::put(key.as_str(), instance.clone())]))
             .await?
             .revision;
+    }
+    // WATCHERS=1: as in a control plane, the view's watch of tasks/, the
+    // scheduler's of instances/ and one watch per node of its assignments.
+    if std::env::var("WATCHERS").is_ok_and(|v| v == "1") {
+        let mut prefixes = vec!["tasks/".to_string(), "instances/".to_string()];
+        prefixes.extend((0..nodes).map(|n| format!("assigned/{}/", hex(n as u64))));
+        for p in prefixes {
+            let mut w = store.watch(p.as_bytes(), 1).await?;
+            tokio::spawn(async move { while let Some(Ok(_)) = w.next().await {} });
+        }
     }
     let started = Instant::now();
     let mut placed = 0;
