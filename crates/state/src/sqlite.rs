@@ -1009,7 +1009,8 @@ mod tests {
             s.put(format!("k{i}").as_bytes(), &value).await.unwrap();
         }
         // The commits went to the WAL; only the checkpointer moves them
-        // into the database file (the writer never checkpoints).
+        // into the database file (the writer's own checkpoint waits for
+        // 16,384 pages).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::fs::metadata(&file).unwrap().len() < before + 256 * 4096 {
             assert!(
