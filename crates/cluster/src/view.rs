@@ -258,13 +258,16 @@ impl View {
 
     /// A task its writer (placement, a stop) just committed at
     /// `revision`: in the view now, unless the watch has already gone past
-    /// it. The writer knows what it did: no scheduler is woken for it
+    /// that revision. The writer knows what it did: no scheduler is woken for it
     /// (the watch's copy of it is then ignored), unless it stopped.
     pub fn committed(&self, t: &TaskRecord, revision: i64) {
         let key = keys::task(&t.cluster, &t.id);
         let mut inner = self.lock();
         let landing = inner.landing.remove(&key);
-        if inner.loaded && revision > inner.revision {
+        // At the watch's own revision too: a transaction's events all
+        // carry its revision, and the watch may be part-way through them
+        // (the ones it has applied already are ignored by `apply`).
+        if inner.loaded && revision >= inner.revision {
             let mut summary = landing.unwrap_or_else(|| TaskSummary::of(t, revision));
             summary.mod_revision = revision;
             inner.apply(&key, Some(summary), revision, false);
@@ -458,6 +461,43 @@ mod tests {
             stopped_reason: None,
             mod_revision: rev,
         }
+    }
+
+    fn record(id: &str) -> TaskRecord {
+        let mut t = TaskRecord::template(
+            "c",
+            1,
+            estiba_ecs::taskdef::TaskDefinition::default(),
+            crate::task::LaunchType::Ec2,
+            "service:web".into(),
+        );
+        t.id = id.into();
+        t.instance = Some("n1".into());
+        t.last_status = Status::Pending;
+        t.started_by = Some("ecs-svc/1".into());
+        t
+    }
+
+    #[test]
+    fn a_batch_counts_whole_while_the_watch_is_part_way_through_its_revision() {
+        let view = View::default();
+        view.reset(vec![], 1);
+        let batch = [record("t1"), record("t2")];
+        view.landing(&batch);
+        // The watch has applied t1 of the batch's revision 5, not t2 yet.
+        {
+            let mut inner = view.lock();
+            let key = keys::task("c", "t1");
+            let mut s = inner.landing.remove(&key).expect("landing");
+            s.mod_revision = 5;
+            inner.apply(&key, Some(s), 5, false);
+            inner.revision = 5;
+        }
+        for t in &batch {
+            view.committed(t, 5);
+        }
+        let counts = view.counts("c", "service:web");
+        assert_eq!(counts[&Some("ecs-svc/1".into())], (0, 2));
     }
 
     #[test]
