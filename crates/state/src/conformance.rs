@@ -148,6 +148,33 @@ pub async fn watches_in_order(s: &impl Store, p: &str) {
     );
 }
 
+/// A watch tells when it has given a revision's last change: read from
+/// history (a revision of `n` changes) and live. (etcd takes 128
+/// operations in a transaction; SQLite's test gives one larger than a
+/// read of its history.)
+pub async fn revision_ends(s: &impl Store, p: &str, n: usize) {
+    let puts = |n: usize, tag: &str| {
+        let ops = (0..n)
+            .map(|i| Op::put(key(p, &format!("r/{tag}{i:03}")), &b"v"[..]))
+            .collect();
+        Txn::default().and_then(ops)
+    };
+    let old = s.txn(puts(n, "a")).await.unwrap().revision;
+    let mut w = s.watch(&key(p, "r/"), old).await.unwrap();
+    let live = s.txn(puts(3, "b")).await.unwrap().revision;
+    for (rev, n) in [(old, n), (live, 3)] {
+        for i in 0..n {
+            let e = next(&mut w).await;
+            assert_eq!(e.kv.mod_revision, rev);
+            assert_eq!(
+                w.at_revision_end(),
+                i == n - 1,
+                "change {i} of {n} at {rev}"
+            );
+        }
+    }
+}
+
 /// Compaction: older revisions and watches from them are refused, the
 /// state at and after the point stays.
 pub async fn compaction(s: &impl Store, p: &str) {
@@ -228,6 +255,7 @@ pub async fn all<S: Store + Clone + 'static>(s: &S) {
     compare_and_swap(s, "t3/").await;
     racing_writers_lose_nothing(s, "t4/").await;
     watches_in_order(s, "t5/").await;
+    revision_ends(s, "t9/", 100).await;
     lease_revoke(s, "t6/").await;
     lease_expiry(s, "t7/").await;
     compaction(s, "t8/").await;

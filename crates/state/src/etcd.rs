@@ -300,7 +300,8 @@ impl Store for EtcdStore {
             .await
             .map_err(|e| map(e, from))?;
         let first = stream.message().await.map_err(|e| map(e, from))?;
-        let (sender, events) = tokio::sync::mpsc::channel(256);
+        // Responses waiting for the reader (each one or more revisions).
+        let (sender, events) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let mut next = first;
             loop {
@@ -317,10 +318,11 @@ impl Store for EtcdStore {
                         .await;
                     return;
                 }
-                for e in r.events().iter().filter_map(event) {
-                    if sender.send(Ok(e)).await.is_err() {
-                        return;
-                    }
+                // A response holds whole revisions (etcd splits one only
+                // when the watch asks for fragments).
+                let group: Vec<Event> = r.events().iter().filter_map(event).collect();
+                if !group.is_empty() && sender.send(Ok(group)).await.is_err() {
+                    return;
                 }
                 if r.canceled() {
                     return;
@@ -334,7 +336,7 @@ impl Store for EtcdStore {
                 };
             }
         });
-        Ok(Watch { events })
+        Ok(Watch::new(events))
     }
 
     async fn grant(&self, ttl: Duration) -> Result<i64> {

@@ -218,17 +218,50 @@ pub struct Event {
     pub kv: KeyValue,
 }
 
-/// The changes under a prefix, in revision order.
+/// The changes under a prefix, in revision order. The backends hand them
+/// over in groups of whole revisions (a revision's changes are never split
+/// between groups), so a reader can tell when it has every change of the
+/// revision it is at: [`Watch::at_revision_end`].
 #[derive(Debug)]
 pub struct Watch {
-    events: tokio::sync::mpsc::Receiver<Result<Event>>,
+    groups: tokio::sync::mpsc::Receiver<Result<Vec<Event>>>,
+    /// What is left of the group being read.
+    left: std::collections::VecDeque<Event>,
+    /// The revision of the change last given.
+    last: Option<i64>,
 }
 
 impl Watch {
+    pub(crate) fn new(groups: tokio::sync::mpsc::Receiver<Result<Vec<Event>>>) -> Watch {
+        Watch {
+            groups,
+            left: std::collections::VecDeque::new(),
+            last: None,
+        }
+    }
+
     /// The next change, or None once the store is closed. An error (the
     /// watch fell below the compaction point) ends the watch.
     pub async fn next(&mut self) -> Option<Result<Event>> {
-        self.events.recv().await
+        loop {
+            if let Some(e) = self.left.pop_front() {
+                self.last = Some(e.kv.mod_revision);
+                return Some(Ok(e));
+            }
+            match self.groups.recv().await? {
+                Ok(group) => self.left = group.into(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Whether the last change [`Watch::next`] gave was its revision's
+    /// last under this prefix: everything through that revision is in.
+    pub fn at_revision_end(&self) -> bool {
+        match (self.left.front(), self.last) {
+            (Some(next), Some(last)) => next.kv.mod_revision != last,
+            _ => true,
+        }
     }
 }
 

@@ -101,6 +101,11 @@ const LEASE_CHECK: Duration = Duration::from_millis(200);
 /// Rows a watcher reads at a time.
 const WATCH_BATCH: i64 = 256;
 
+/// Groups of changes (each one commit, or a read of history) a watch may
+/// have waiting for its reader; beyond, the hub keeps them, and past its
+/// backlog the watcher reads them from the database.
+const WATCH_GROUPS: usize = 16;
+
 /// Statements the cache keeps prepared (more than every distinct one).
 const STATEMENTS: usize = 64;
 
@@ -602,9 +607,11 @@ async fn follow(
     prefix: Vec<u8>,
     mut live: Live,
     mut cursor: Cursor,
-    sender: tokio::sync::mpsc::Sender<Result<Event>>,
+    sender: tokio::sync::mpsc::Sender<Result<Vec<Event>>>,
 ) {
     let mut next = cursor.caught_up + 1;
+    // History read but not sent: a revision a full read may have cut.
+    let mut held: Vec<Event> = Vec::new();
     loop {
         while !cursor.done() {
             let Some(inner) = inner.upgrade() else {
@@ -624,9 +631,20 @@ async fn follow(
                     return;
                 }
             };
-            for e in events {
-                next = e.kv.mod_revision + 1;
-                if sender.send(Ok(e)).await.is_err() {
+            held.extend(events);
+            // Whole revisions go: all once the history is read, else all
+            // but the last revision read, which the next read may go on.
+            let whole = match (cursor.done(), held.last()) {
+                (false, Some(last)) => {
+                    let rev = last.kv.mod_revision;
+                    held.partition_point(|e| e.kv.mod_revision < rev)
+                }
+                _ => held.len(),
+            };
+            let group: Vec<Event> = held.drain(..whole).collect();
+            if let Some(last) = group.last() {
+                next = last.kv.mod_revision + 1;
+                if sender.send(Ok(group)).await.is_err() {
                     return;
                 }
             }
@@ -641,10 +659,8 @@ async fn follow(
                 continue; // before a start still in the future
             }
             next = rev + 1;
-            for e in batch {
-                if sender.send(Ok(e)).await.is_err() {
-                    return;
-                }
+            if sender.send(Ok(batch)).await.is_err() {
+                return;
             }
         }
         // The hub dropped it, or the store closed.
@@ -816,7 +832,7 @@ impl Store for SqliteStore {
 
     async fn watch(&self, prefix: &[u8], from: i64) -> Result<Watch> {
         let from = from.max(1);
-        let (sender, events) = tokio::sync::mpsc::channel(WATCH_BATCH as usize);
+        let (sender, events) = tokio::sync::mpsc::channel(WATCH_GROUPS);
         let prefix = prefix.to_vec();
         // Fails now, not in the stream, if the start is already compacted.
         let (live, cursor) = {
@@ -830,7 +846,7 @@ impl Store for SqliteStore {
             cursor,
             sender,
         ));
-        Ok(Watch { events })
+        Ok(Watch::new(events))
     }
 
     async fn grant(&self, ttl: Duration) -> Result<i64> {
@@ -891,6 +907,12 @@ mod tests {
     async fn the_store_suite_passes() {
         let dir = tempfile::tempdir().unwrap();
         conformance::all(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn a_revision_longer_than_a_history_read_ends_once() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance::revision_ends(&store(&dir), "long/", WATCH_BATCH as usize + 44).await;
     }
 
     #[tokio::test]
