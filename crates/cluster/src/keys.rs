@@ -16,8 +16,6 @@
 //!                                       name ECS forbids, so no cluster lists it
 //! connected/<instance>                  present while its agent heartbeats (a lease)
 //! tasks/<cluster>/<task>                a task
-//! assigned/<instance>/<task>            a task placed on an instance: what its agent
-//!                                       watches; touched whenever what it must do changes
 //! services/<cluster>/<name>            a service: its deployments and events
 //! leader                                the leading replica's id, on its lease
 //! policy                                the cluster's admission policy (TOML)
@@ -29,6 +27,11 @@
 //! ```
 //!
 //! Revisions are zero-padded so that key order is revision order.
+//!
+//! What a node's agent has to do comes from the tasks themselves, through
+//! the view of live tasks (`view.rs`). Stores written before that held an
+//! `assigned/<instance>/<task>` key beside each task; nothing reads those
+//! any more.
 
 pub const CLUSTERS: &str = "clusters/";
 pub const FAMILIES: &str = "families/";
@@ -42,7 +45,6 @@ pub const NODES: &str = "nodes/";
 pub const INSTANCES: &str = "instances/";
 pub const CONNECTED: &str = "connected/";
 pub const TASKS: &str = "tasks/";
-pub const ASSIGNED: &str = "assigned/";
 pub const SERVICES: &str = "services/";
 pub const LEADER: &str = "leader";
 pub const POLICY: &str = "policy";
@@ -101,14 +103,6 @@ pub fn tasks_of(cluster: &str) -> String {
 
 pub fn task(cluster: &str, id: &str) -> String {
     format!("{TASKS}{cluster}/{id}")
-}
-
-pub fn assigned_to(instance: &str) -> String {
-    format!("{ASSIGNED}{instance}/")
-}
-
-pub fn assigned(instance: &str, task: &str) -> String {
-    format!("{ASSIGNED}{instance}/{task}")
 }
 
 pub fn services_of(cluster: &str) -> String {

@@ -63,6 +63,8 @@ pub enum Error {
     Conflict(String),
     #[error("this replica no longer leads")]
     NotLeader,
+    #[error("the control plane is still reading its tasks")]
+    Loading,
     #[error("serving on {addr}: {why}")]
     Serve { addr: String, why: String },
 }

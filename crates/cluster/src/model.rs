@@ -148,14 +148,6 @@ pub struct NodeRecord {
     pub api_secret: Option<Sealed>,
 }
 
-/// A task placed on an instance, and what its agent must make of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignmentRecord {
-    pub cluster: String,
-    pub desired_status: crate::task::Status,
-}
-
 /// A random id in the 8-4-4-4-12 shape of ECS's ids (attachments,
 /// service events, scaling policies and activities).
 pub fn uuid_like() -> String {

@@ -1,7 +1,8 @@
 //! The control plane's view of its live tasks, kept in memory from a
-//! watch of `tasks/`: what placement counts on each node (tasks by group)
-//! and what the service scheduler counts for each service, without a scan
-//! of every task.
+//! watch of `tasks/`: what placement counts on each node (tasks by group),
+//! what the service scheduler counts for each service, and what each
+//! node's agent has to hear of (its long poll, [`View::news`]), without a
+//! scan of every task.
 //!
 //! A task is in the view from its placement until it is STOPPED; the move
 //! to STOPPED is handed to the scheduler as a [`Change`] (it counts
@@ -9,7 +10,7 @@
 //! ([`View::committed`]), so the next decision sees it before the watch
 //! delivers it; an update older than what the view holds is ignored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -112,11 +113,61 @@ pub struct Change {
     pub stopped: Option<TaskSummary>,
 }
 
+/// How long a caller waits for the view to load before it gives up.
+const LOADING: Duration = Duration::from_secs(30);
+
+/// Removals a node keeps for its agent's poll; an agent further behind
+/// gets its whole set.
+const GONE_KEPT: usize = 64;
+
+/// A node's tasks as its agent hears of them.
+#[derive(Debug, Default)]
+struct NodeTasks {
+    /// Each live task's key, and the revision from which its agent has to
+    /// hear of it: its placement, or the request to stop it. (Its agent's
+    /// own reports change the task, not this.)
+    live: HashMap<String, i64>,
+    /// Tasks that left the node (STOPPED, or deleted): the revision and
+    /// the task's id, oldest first, at most [`GONE_KEPT`].
+    gone: VecDeque<(i64, String)>,
+    /// Removals up to this revision were let go.
+    horizon: i64,
+}
+
+/// What a node's agent has to hear of since a revision.
+#[derive(Debug, Default, PartialEq)]
+pub struct News {
+    /// Every change through it is in: the agent's next `after`.
+    pub revision: i64,
+    /// The keys of the tasks to send.
+    pub tasks: Vec<String>,
+    /// The ids of tasks that left the node.
+    pub removed: Vec<String>,
+    /// `tasks` is the node's whole set.
+    pub full: bool,
+}
+
+impl News {
+    /// Nothing to hear of (a whole set, even an empty one, is news).
+    pub fn is_empty(&self) -> bool {
+        !self.full && self.tasks.is_empty() && self.removed.is_empty()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     loaded: bool,
     /// The last revision the watch applied.
     revision: i64,
+    /// The revision through which the watch has applied every change (it
+    /// may be part-way through the next), and the one the view was read at.
+    complete: i64,
+    base: i64,
+    nodes: HashMap<String, NodeTasks>,
+    /// Nodes with news at a revision the watch has not completed yet.
+    news: BTreeMap<i64, BTreeSet<String>>,
+    /// Agents' polls waiting for news, by node.
+    waiters: HashMap<String, Arc<Notify>>,
     tasks: HashMap<String, TaskSummary>,
     by_group: HashMap<(String, String), BTreeSet<String>>,
     /// Each group's [`Counts`], kept as tasks come and go: DescribeServices
@@ -211,6 +262,8 @@ impl Inner {
             return;
         }
         let old = self.remove(key);
+        let live = new.as_ref().filter(|n| n.last_status != Status::Stopped);
+        self.track(key, old.as_ref(), live, mod_revision);
         let Some(new) = new else { return };
         let group = new.group.clone();
         let just_stopped = new.last_status == Status::Stopped
@@ -227,6 +280,115 @@ impl Inner {
                 stopped: just_stopped.then_some(new),
             });
         }
+    }
+}
+
+impl Inner {
+    /// Keeps the nodes' sets as a task comes, changes or goes (`new`: None
+    /// once it is STOPPED or gone).
+    fn track(&mut self, key: &str, old: Option<&TaskSummary>, new: Option<&TaskSummary>, rev: i64) {
+        let was_on = old.and_then(|o| o.instance.clone());
+        let is_on = new.and_then(|n| n.instance.clone());
+        if let Some(on) = was_on.as_ref().filter(|o| Some(*o) != is_on.as_ref()) {
+            let node = self.nodes.entry(on.clone()).or_default();
+            node.live.remove(key);
+            node.gone
+                .push_back((rev, old.map(|o| o.id.clone()).unwrap_or_default()));
+            if node.gone.len() > GONE_KEPT {
+                if let Some((r, _)) = node.gone.pop_front() {
+                    node.horizon = r;
+                }
+            }
+            self.tell_node(on, rev);
+        }
+        let (Some(on), Some(new)) = (is_on, new) else {
+            return;
+        };
+        let heard = old.is_some_and(|o| {
+            o.instance.as_ref() == Some(&on) && o.desired_status == new.desired_status
+        });
+        let node = self.nodes.entry(on.clone()).or_default();
+        if heard && node.live.contains_key(key) {
+            return;
+        }
+        node.live.insert(key.to_string(), rev);
+        self.tell_node(&on, rev);
+    }
+
+    /// A node has news at `rev`: its polls wake once the watch has every
+    /// change through `rev`.
+    fn tell_node(&mut self, node: &str, rev: i64) {
+        if rev <= self.complete {
+            if let Some(w) = self.waiters.get(node) {
+                w.notify_waiters();
+            }
+        } else {
+            self.news.entry(rev).or_default().insert(node.to_string());
+        }
+    }
+
+    /// The watch has every change through `rev`: the nodes with news up
+    /// to it are woken.
+    fn complete_through(&mut self, rev: i64) {
+        self.complete = self.complete.max(rev);
+        while let Some(entry) = self.news.first_entry() {
+            if *entry.key() > self.complete {
+                break;
+            }
+            for node in entry.remove() {
+                if let Some(w) = self.waiters.get(&node) {
+                    w.notify_waiters();
+                }
+            }
+        }
+    }
+
+    fn news(&self, instance: &str, after: i64) -> Option<News> {
+        if !self.loaded || after > self.complete {
+            return None;
+        }
+        let node = self.nodes.get(instance);
+        let revision = self.complete;
+        let horizon = node.map_or(0, |n| n.horizon);
+        if after <= 0 || after < self.base || after < horizon {
+            let mut tasks: Vec<String> = node
+                .into_iter()
+                .flat_map(|n| n.live.keys().cloned())
+                .collect();
+            tasks.sort();
+            return Some(News {
+                revision,
+                tasks,
+                removed: Vec::new(),
+                full: true,
+            });
+        }
+        let new = |rev: i64| rev > after && rev <= revision;
+        let Some(node) = node else {
+            return Some(News {
+                revision,
+                ..News::default()
+            });
+        };
+        let mut tasks: Vec<String> = node
+            .live
+            .iter()
+            .filter(|(_, rev)| new(**rev))
+            .map(|(k, _)| k.clone())
+            .collect();
+        tasks.sort();
+        let removed = node
+            .gone
+            .iter()
+            .filter(|(rev, _)| new(*rev))
+            .map(|(_, id)| id.clone())
+            .collect();
+        Some(News {
+            revision,
+            tasks,
+            removed,
+            full: false,
+        })
     }
 }
 
@@ -327,11 +489,57 @@ impl View {
             .collect()
     }
 
+    /// The live tasks on an instance; None until the view is loaded.
+    pub fn on_node(&self, instance: &str) -> Option<Vec<TaskSummary>> {
+        let inner = self.lock();
+        if !inner.loaded {
+            return None;
+        }
+        let keys = inner.nodes.get(instance).map(|n| &n.live);
+        Some(
+            keys.into_iter()
+                .flat_map(|live| live.keys())
+                .filter_map(|k| inner.tasks.get(k).cloned())
+                .collect(),
+        )
+    }
+
+    /// The live tasks on an instance, once the view is loaded (it waits
+    /// up to [`LOADING`] for that).
+    pub async fn loaded_on_node(&self, instance: &str) -> Result<Vec<TaskSummary>> {
+        let deadline = tokio::time::Instant::now() + LOADING;
+        loop {
+            if let Some(tasks) = self.on_node(instance) {
+                return Ok(tasks);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(crate::Error::Loading);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What an instance's agent has to hear of after revision `after`
+    /// (0: everything): through the revision the watch has completed.
+    /// None while the view is loading, or behind `after` (the agent last
+    /// polled a replica further on).
+    pub fn news(&self, instance: &str, after: i64) -> Option<News> {
+        self.lock().news(instance, after)
+    }
+
+    /// What wakes a poll of an instance's news: [`Notify::notify_waiters`]
+    /// when it may have some (enable the `Notified` before asking).
+    pub fn waiter(&self, instance: &str) -> Arc<Notify> {
+        Arc::clone(self.lock().waiters.entry(instance.to_string()).or_default())
+    }
+
     fn reset(&self, tasks: Vec<(String, TaskSummary)>, revision: i64) {
         let mut inner = self.lock();
         let subscribed = inner.subscribed;
+        let waiters = std::mem::take(&mut inner.waiters);
         *inner = Inner {
             subscribed,
+            waiters,
             ..Inner::default()
         };
         for (key, t) in tasks {
@@ -354,7 +562,14 @@ impl View {
             inner.apply(&key, Some(t), rev, true);
         }
         inner.revision = revision;
+        inner.complete = revision;
+        inner.base = revision;
+        inner.news.clear();
         inner.loaded = true;
+        // Every poll asks again: one from before `base` gets the whole set.
+        for w in inner.waiters.values() {
+            w.notify_waiters();
+        }
     }
 }
 
@@ -400,12 +615,19 @@ async fn follow_once(server: &Arc<Server>) -> Result<()> {
         let event = event?;
         let key = String::from_utf8_lossy(&event.kv.key).into_owned();
         let rev = event.kv.mod_revision;
+        let whole = watch.at_revision_end();
+        let done = |inner: &mut Inner| {
+            inner.revision = inner.revision.max(rev);
+            if whole {
+                inner.complete_through(rev);
+            }
+        };
         {
             // Its writer put it in the view already (`committed`): not
             // decoded again.
             let mut inner = server.view.lock();
             if inner.tasks.get(&key).is_some_and(|t| t.mod_revision >= rev) {
-                inner.revision = inner.revision.max(rev);
+                done(&mut inner);
                 continue;
             }
             // Its writer is still waiting for the commit: its summary is
@@ -416,7 +638,7 @@ async fn follow_once(server: &Arc<Server>) -> Result<()> {
             if let Some(mut summary) = landed {
                 summary.mod_revision = rev;
                 inner.apply(&key, Some(summary), rev, false);
-                inner.revision = inner.revision.max(rev);
+                done(&mut inner);
                 continue;
             }
         }
@@ -426,7 +648,7 @@ async fn follow_once(server: &Arc<Server>) -> Result<()> {
         };
         let mut inner = server.view.lock();
         inner.apply(&key, new, rev, true);
-        inner.revision = inner.revision.max(rev);
+        done(&mut inner);
         let waiting = !inner.changes.is_empty();
         drop(inner);
         if waiting {
@@ -498,6 +720,84 @@ mod tests {
         }
         let counts = view.counts("c", "service:web");
         assert_eq!(counts[&Some("ecs-svc/1".into())], (0, 2));
+    }
+
+    fn news(view: &View, after: i64) -> (i64, Vec<String>, Vec<String>, bool) {
+        let n = view.news("n1", after).expect("loaded, not behind");
+        (n.revision, n.tasks, n.removed, n.full)
+    }
+
+    #[test]
+    fn an_agent_hears_of_a_placement_a_stop_request_and_a_removal_not_of_its_reports() {
+        let view = View::default();
+        view.reset(vec![], 1);
+        let key = keys::task("c", "t1");
+        let at = |status: Status, desired: Status, rev: i64| {
+            let mut inner = view.lock();
+            let mut s = summary("t1", status, rev);
+            s.desired_status = desired;
+            inner.apply(&key, Some(s), rev, true);
+            inner.revision = rev;
+            inner.complete_through(rev);
+        };
+        at(Status::Pending, Status::Running, 2);
+        assert_eq!(news(&view, 0), (2, vec![key.clone()], vec![], true));
+        assert_eq!(news(&view, 1), (2, vec![key.clone()], vec![], false));
+        assert_eq!(news(&view, 2), (2, vec![], vec![], false));
+        // Its agent's report: nothing for the agent to hear.
+        at(Status::Running, Status::Running, 3);
+        assert_eq!(news(&view, 2), (3, vec![], vec![], false));
+        at(Status::Running, Status::Stopped, 4);
+        assert_eq!(news(&view, 3), (4, vec![key.clone()], vec![], false));
+        at(Status::Stopped, Status::Stopped, 5);
+        assert_eq!(news(&view, 4), (5, vec![], vec!["t1".to_string()], false));
+        assert_eq!(news(&view, 0), (5, vec![], vec![], true));
+        assert!(view.news("n1", 6).is_none(), "behind the agent");
+        assert!(View::default().news("n1", 0).is_none(), "not loaded");
+    }
+
+    #[tokio::test]
+    async fn news_waits_for_the_end_of_its_revision_and_then_wakes_the_poll() {
+        let view = View::default();
+        view.reset(vec![], 1);
+        let waiter = view.waiter("n1");
+        let notified = waiter.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            // The watch at revision 2, part-way through it.
+            let mut inner = view.lock();
+            let key = keys::task("c", "t1");
+            inner.apply(&key, Some(summary("t1", Status::Pending, 2)), 2, true);
+            inner.revision = 2;
+        }
+        assert_eq!(news(&view, 1), (1, vec![], vec![], false));
+        view.lock().complete_through(2);
+        tokio::time::timeout(Duration::from_secs(5), notified)
+            .await
+            .expect("the poll is woken");
+        assert_eq!(news(&view, 1).1, [keys::task("c", "t1")]);
+    }
+
+    #[test]
+    fn an_agent_too_far_behind_on_removals_gets_its_whole_set() {
+        let view = View::default();
+        view.reset(vec![], 1);
+        let mut inner = view.lock();
+        let mut rev = 1;
+        for i in 0..=GONE_KEPT {
+            let id = format!("t{i}");
+            let key = keys::task("c", &id);
+            for status in [Status::Pending, Status::Stopped] {
+                rev += 1;
+                inner.apply(&key, Some(summary(&id, status, rev)), rev, true);
+            }
+        }
+        inner.complete_through(rev);
+        drop(inner);
+        assert!(news(&view, 1).3, "the oldest removal was let go");
+        let (_, _, removed, full) = news(&view, rev - 2);
+        assert_eq!((removed, full), (vec![format!("t{GONE_KEPT}")], false));
     }
 
     #[test]

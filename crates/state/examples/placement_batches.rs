@@ -2,14 +2,16 @@
 //! `cargo run --release -p estiba-state --example placement_batches -- [TASKS] [NODES] [BATCH]`.
 //!
 //! Each batch is one transaction as the scheduler makes it: for every
-//! task a task record and an assignment, and a rewrite of each instance
-//! it touched, compared on its mod revision. Values have the sizes of
+//! task a task record, and a rewrite of each instance it touched,
+//! compared on its mod revision. Values have the sizes of
 //! real records (a task about 550 bytes, an instance about 480).
 //!
 //! To see what a key layout costs: `TASKID=rand` gives tasks random ids
-//! (as before ids sorted by creation), `ASSIGN=seq` orders assignments by
-//! task rather than by node, `ASSIGN=none` leaves them out; `WATCHERS=1`
-//! adds the watches a control plane holds (tasks, instances, one per node).
+//! (as before ids sorted by creation); `ASSIGN=node` adds the assignment
+//! key per task that control planes before stop 26 wrote
+//! (`assigned/<node>/<task>`), `ASSIGN=seq` the same ordered by task;
+//! `WATCHERS=1` adds the watches a control plane holds (tasks, instances,
+//! and with ASSIGN one per node).
 //! The process's I/O counters are printed at the end.
 
 use std::time::Instant;
@@ -40,11 +42,14 @@ async fn main() -> estiba_state::Result<()> {
             .await?
             .revision;
     }
+    let assign = std::env::var("ASSIGN").ok();
     // WATCHERS=1: as in a control plane, the view's watch of tasks/, the
-    // scheduler's of instances/ and one watch per node of its assignments.
+    // scheduler's of instances/ (and one watch per node of its assignments).
     if std::env::var("WATCHERS").is_ok_and(|v| v == "1") {
         let mut prefixes = vec!["tasks/".to_string(), "instances/".to_string()];
-        prefixes.extend((0..nodes).map(|n| format!("assigned/{}/", hex(n as u64))));
+        if assign.is_some() {
+            prefixes.extend((0..nodes).map(|n| format!("assigned/{}/", hex(n as u64))));
+        }
         for p in prefixes {
             let mut w = store.watch(p.as_bytes(), 1).await?;
             tokio::spawn(async move { while let Some(Ok(_)) = w.next().await {} });
@@ -68,10 +73,10 @@ async fn main() -> estiba_state::Result<()> {
                 format!("{:012x}{:020x}", placed + i, (placed + i) * 31)
             };
             ops.push(Op::put(format!("tasks/c/{id}").as_str(), task.clone()));
-            let akey = match std::env::var("ASSIGN").as_deref() {
-                Ok("none") => continue,
-                Ok("seq") => format!("assigned/{id}/{}", hex(node as u64)),
-                _ => format!("assigned/{}/{id}", hex(node as u64)),
+            let akey = match assign.as_deref() {
+                Some("seq") => format!("assigned/{id}/{}", hex(node as u64)),
+                Some(_) => format!("assigned/{}/{id}", hex(node as u64)),
+                None => continue,
             };
             ops.push(Op::put(
                 akey.as_str(),

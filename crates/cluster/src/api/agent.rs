@@ -18,10 +18,10 @@ use serde_json::Value;
 use super::{tasks, Server};
 use crate::leader::Fence;
 use crate::model::{
-    encode, matches_digest, sha256_hex, AssignmentRecord, ClusterRecord, ClusterStatus,
-    JoinTokenRecord, NodeRecord,
+    encode, matches_digest, sha256_hex, ClusterRecord, ClusterStatus, JoinTokenRecord, NodeRecord,
 };
 use crate::task::{InstanceRecord, InstanceStatus, Status, TaskRecord};
+use crate::view::News;
 use crate::wire::{
     AgentError, Assignments, Heartbeat, HeartbeatReply, NodeUsage, RegisterRequest as Register,
     Registered, Report, TaskSecrets,
@@ -30,6 +30,13 @@ use crate::{keys, time, Error, Result};
 
 /// How long a poll waits for a change before it answers "none".
 const POLL: Duration = Duration::from_secs(25);
+
+/// How long a poll waits, once a change came, for the rest of its burst.
+const BURST: Duration = Duration::from_millis(20);
+
+/// How long a poll waits for this replica's view to reach the revision
+/// the agent polled from before it answers with the whole set.
+const BEHIND: Duration = Duration::from_secs(1);
 
 pub fn router() -> axum::Router<Arc<Server>> {
     axum::Router::new()
@@ -293,101 +300,76 @@ struct Poll {
     after: i64,
 }
 
-/// The task records behind a node's assignment keys.
-async fn tasks_of(
-    server: &Server,
-    keys_: &[(String, AssignmentRecord)],
-) -> Result<Vec<TaskRecord>> {
-    let mut out = Vec::new();
-    for (key, a) in keys_ {
-        let id = key.rsplit('/').next().unwrap_or_default();
-        if let Some(t) = server
-            .db
-            .get::<TaskRecord>(&keys::task(&a.cluster, id))
-            .await?
-        {
-            out.push(t.value);
-        }
-    }
-    Ok(out)
-}
-
-async fn full(server: &Server, instance: &str) -> Result<Assignments> {
-    let prefix = keys::assigned_to(instance);
-    let (kvs, revision) = server.db.store.range(prefix.as_bytes(), None).await?;
-    let mut assigned = Vec::new();
-    for kv in kvs {
-        if let Ok(a) = serde_json::from_slice::<AssignmentRecord>(&kv.value) {
-            assigned.push((String::from_utf8_lossy(&kv.key).into_owned(), a));
+/// The task records of a node's news. One read each: the record may be
+/// newer than the news, never older.
+async fn answer(server: &Server, news: News) -> Result<Assignments> {
+    let mut tasks = Vec::with_capacity(news.tasks.len());
+    for key in &news.tasks {
+        if let Some(t) = server.db.get::<TaskRecord>(key).await? {
+            tasks.push(t.value);
         }
     }
     Ok(Assignments {
-        revision,
-        tasks: tasks_of(server, &assigned).await?,
-        removed: Vec::new(),
-        full: true,
+        revision: news.revision,
+        tasks,
+        removed: news.removed,
+        full: news.full,
     })
 }
 
+/// A node's tasks, from the view of live tasks (`view.rs`): the whole set
+/// when `after` is 0, else what its agent has to hear of since `after` —
+/// tasks placed on it, asked to stop, or gone. Waits up to [`POLL`] for a
+/// change; a burst of changes is answered together.
 async fn assignments(
     State(server): State<Arc<Server>>,
     headers: HeaderMap,
     Query(poll): Query<Poll>,
 ) -> Result<Json<Assignments>, Refusal> {
     let (id, _) = node_of(&server, &headers).await?;
+    let mut after = poll.after.max(0);
     // A revision past the store's own: the state moved to another store
     // (`cluster migrate`), whose revisions start again; the agent gets the
     // whole set and the new store's revision.
-    if poll.after <= 0 || poll.after > server.db.store.revision().await? {
-        return Ok(Json(full(&server, &id).await?));
+    if after > server.db.store.revision().await? {
+        after = 0;
     }
-    let prefix = keys::assigned_to(&id);
-    let mut watch = match server
-        .db
-        .store
-        .watch(prefix.as_bytes(), poll.after + 1)
-        .await
-    {
-        Ok(w) => w,
-        // Fell below the compaction point: start over from the whole set.
-        Err(estiba_state::Error::Compacted { .. }) => return Ok(Json(full(&server, &id).await?)),
-        Err(e) => return Err(e.into()),
-    };
-    let mut changed: Vec<(String, AssignmentRecord)> = Vec::new();
-    let mut removed = Vec::new();
-    let mut revision = poll.after;
-    let mut wait = POLL;
-    // The first change may take the whole poll; the rest of a burst comes
-    // right after it.
-    while let Ok(Some(event)) = tokio::time::timeout(wait, watch.next()).await {
-        let event = match event {
-            Ok(e) => e,
-            Err(estiba_state::Error::Compacted { .. }) => {
-                return Ok(Json(full(&server, &id).await?))
+    let view = &server.view;
+    let waiter = view.waiter(&id);
+    let start = tokio::time::Instant::now();
+    loop {
+        // Enabled before the view is asked, so no news slips between.
+        let notified = waiter.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let waited = start.elapsed();
+        let Some(mut news) = view.news(&id, after) else {
+            // This replica's view is behind the one the agent polled last
+            // (or still loading): a moment, then the whole set.
+            if waited >= BEHIND && view.loaded() {
+                after = 0;
+                continue;
             }
-            Err(e) => return Err(e.into()),
+            if waited >= POLL {
+                return Err(Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the control plane is still reading its tasks".into(),
+                ));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+            continue;
         };
-        revision = revision.max(event.kv.mod_revision);
-        let key = String::from_utf8_lossy(&event.kv.key).into_owned();
-        let task_id = key.rsplit('/').next().unwrap_or_default().to_string();
-        changed.retain(|(k, _)| *k != key);
-        removed.retain(|t| *t != task_id);
-        match event.kind {
-            EventKind::Put => {
-                if let Ok(a) = serde_json::from_slice(&event.kv.value) {
-                    changed.push((key, a));
-                }
-            }
-            EventKind::Delete => removed.push(task_id),
+        if news.is_empty() && waited < POLL {
+            let _ = tokio::time::timeout(POLL - waited, notified).await;
+            continue;
         }
-        wait = Duration::from_millis(20);
+        if !news.full && !news.is_empty() {
+            // The rest of a burst comes right after its first change.
+            tokio::time::sleep(BURST).await;
+            news = view.news(&id, after).unwrap_or(news);
+        }
+        return Ok(Json(answer(&server, news).await?));
     }
-    Ok(Json(Assignments {
-        revision,
-        tasks: tasks_of(&server, &changed).await?,
-        removed,
-        full: false,
-    }))
 }
 
 #[derive(Debug, Deserialize)]

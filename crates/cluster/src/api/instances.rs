@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 
 use super::tasks::{id_of, instance_arn, lose_node};
 use super::{cluster_name, ApiError, Reply, Server};
-use crate::model::AssignmentRecord;
 use crate::page::Page;
-use crate::task::{Attribute, InstanceRecord, InstanceStatus, Resources, Status, TaskRecord};
+use crate::task::{Attribute, InstanceRecord, InstanceStatus, Resources};
 use crate::{keys, Result};
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,24 +96,11 @@ async fn view(server: &Server, i: &InstanceRecord) -> Result<Value> {
         .get::<Value>(&keys::connected(&i.id))
         .await?
         .is_some();
-    let (mut running, mut pending) = (0, 0);
-    for (key, a) in server
-        .db
-        .list::<AssignmentRecord>(&keys::assigned_to(&i.id))
-        .await?
-    {
-        if let Some(t) = server
-            .db
-            .get::<TaskRecord>(&keys::task(&a.cluster, id_of(&key)))
-            .await?
-        {
-            match t.value.last_status {
-                Status::Running => running += 1,
-                s if s < Status::Running => pending += 1,
-                _ => {}
-            }
-        }
+    let mut counts = (0, 0);
+    for t in server.view.loaded_on_node(&i.id).await? {
+        crate::view::tally(&mut counts, t.last_status);
     }
+    let (running, pending) = counts;
     Ok(json!({
         "containerInstanceArn": instance_arn(server, &i.cluster, &i.id),
         "ec2InstanceId": i.hostname,
@@ -223,7 +209,7 @@ pub async fn deregister(server: &Server, req: DeregisterRequest) -> Reply {
             "The referenced container instance was not found.",
         ));
     };
-    let busy = !server.db.keys(&keys::assigned_to(&id)).await?.is_empty();
+    let busy = !server.view.loaded_on_node(&id).await?.is_empty();
     if busy && !req.force {
         return Err(ApiError::invalid(
             "Found running tasks on the instance: stop them first, or deregister with force.",

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::{cluster_name, taskdefs, ApiError, Reply, Server};
 use crate::leader::{fenced, still_leading, Fence};
-use crate::model::{encode, unchanged, AssignmentRecord, ClusterRecord, ClusterStatus, Tag};
+use crate::model::{encode, unchanged, ClusterRecord, ClusterStatus, Tag};
 use crate::page::Page;
 use crate::placement::{self, ConstraintSpec, Live, StrategySpec};
 use crate::task::{
@@ -585,7 +585,7 @@ fn choose(
 
 /// The transaction that reserves a batch: every instance it changed,
 /// compared on the revision it was read or last written at, and each task
-/// with its assignment.
+/// (its agent hears of it through the view, `agent.rs`).
 fn reservation(pool: &mut Pool, chosen: &Chosen, ask: &Placement<'_>) -> Txn {
     let cluster = &ask.template.cluster;
     let mut compares = Vec::new();
@@ -597,14 +597,8 @@ fn reservation(pool: &mut Pool, chosen: &Chosen, ask: &Placement<'_>) -> Txn {
         compares.push(unchanged(&key, pool.revisions[i]));
         ops.push(Op::put(key.as_str(), encode(&*instance)));
     }
-    let assignment = encode(&AssignmentRecord {
-        cluster: cluster.clone(),
-        desired_status: Status::Running,
-    });
     for task in &chosen.batch {
-        let on = task.instance.as_deref().unwrap_or_default();
         ops.push(Op::put(keys::task(cluster, &task.id), encode(task)));
-        ops.push(Op::put(keys::assigned(on, &task.id), assignment.clone()));
     }
     Txn::when(fenced(compares, ask.fence)).and_then(ops)
 }
@@ -786,8 +780,8 @@ pub async fn stop(server: &Server, req: StopRequest) -> Reply {
 }
 
 /// Asks a task to stop: its desired status, stop code and reason (the
-/// first asker's stay), and its assignment touched so its agent hears of
-/// it. None if there is no such task.
+/// first asker's stay); its agent hears of the new desired status through
+/// the view. None if there is no such task.
 pub(crate) async fn request_stop(
     server: &Server,
     cluster: &str,
@@ -810,14 +804,7 @@ pub(crate) async fn request_stop(
         t.stopped_reason.get_or_insert_with(|| reason.clone());
         t.stopping_at = Some(time::now());
         t.version += 1;
-        let mut ops = vec![Op::put(key.as_str(), encode(&t))];
-        if let Some(instance) = &t.instance {
-            let a = AssignmentRecord {
-                cluster: cluster.to_string(),
-                desired_status: Status::Stopped,
-            };
-            ops.push(Op::put(keys::assigned(instance, id), encode(&a)));
-        }
+        let ops = vec![Op::put(key.as_str(), encode(&t))];
         let compares = fenced(vec![unchanged(&key, found.mod_revision)], fence);
         let txn = Txn::when(compares).and_then(ops);
         if let Some(revision) = server.db.commit_at(txn).await? {
@@ -902,8 +889,8 @@ pub async fn list(server: &Server, req: ListRequest) -> Reply {
     Ok(crate::page::answer("taskArns", arns, next))
 }
 
-/// Applies a STOPPED transition: resources back to the instance and the
-/// assignment gone, in the transaction that writes the task. False if
+/// Applies a STOPPED transition: resources back to the instance, in the
+/// transaction that writes the task. False if
 /// something changed under it (the caller reads again).
 async fn commit_stopped(
     server: &Server,
@@ -923,7 +910,6 @@ async fn commit_stopped(
             compares.push(unchanged(&instance_key, inst.mod_revision));
             ops.push(Op::put(instance_key.as_str(), encode(&back)));
         }
-        ops.push(Op::delete(keys::assigned(instance_id, &task.id)));
     }
     match server
         .db
@@ -999,17 +985,16 @@ pub async fn apply_report(server: &Server, node: &str, report: &Report) -> Resul
 /// period: STOPPED, with a "host lost" reason, resources freed.
 pub async fn lose_node(server: &Server, instance: &str, fence: Option<Fence>) -> Result<usize> {
     let mut stopped = 0;
-    let assigned = server
-        .db
-        .list::<AssignmentRecord>(&keys::assigned_to(instance))
-        .await?;
-    for (key, a) in assigned {
-        let task_key = keys::task(&a.cluster, id_of(&key));
+    for on in server.view.loaded_on_node(instance).await? {
+        let task_key = keys::task(&on.cluster, &on.id);
         loop {
             let Some(found) = server.db.get::<TaskRecord>(&task_key).await? else {
-                server.db.delete(&key).await?;
                 break;
             };
+            let here = found.value.instance.as_deref() == Some(instance);
+            if !here || found.value.last_status == Status::Stopped {
+                break;
+            }
             let mut t = found.value;
             let now = time::now();
             t.last_status = Status::Stopped;
