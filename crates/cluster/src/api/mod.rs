@@ -597,6 +597,7 @@ pub async fn serve(server: Arc<Server>, listen: Listen) -> Result<()> {
     }
     use crate::leader::while_leading;
     tokio::spawn(crate::view::follow(Arc::clone(&server)));
+    tokio::spawn(tasks::PoolCache::follow(Arc::clone(&server)));
     tokio::spawn(crate::leader::campaign(Arc::clone(&server)));
     tokio::spawn(while_leading(
         Arc::clone(&server),

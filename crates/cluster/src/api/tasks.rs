@@ -9,6 +9,7 @@
 //! marks it STOPPED.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use estiba_ecs::taskdef::TaskDefinition;
 use estiba_state::{Op, Store, Txn};
@@ -447,20 +448,27 @@ fn batch_size(server: &Server) -> usize {
 /// The most tasks a batch holds when no batch is committing.
 const FIRST_BATCH: usize = 250;
 
-/// How long placement goes on from one read of the candidates: their
-/// resources are current (each write compares them), but a node that
-/// went away is only seen at the next read.
-const REREAD: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long placement goes on from one read of the candidates at most.
+/// Their resources stay current (each write compares every instance it
+/// changes), and a node that joins, leaves or reconnects ends a read at
+/// once (`PoolCache::follow`); what no write of ours would notice — room
+/// freed on a node, attributes that now meet a constraint — is found by
+/// the read again that a placement short of room makes first.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The pool the last placement left, kept for the next one while it is
-/// younger than [`REREAD`]: a scheduler placing service after service
-/// then reads the instances once a second, not once a service (5,000
-/// records decoded each time). It is as safe as the pool kept within one
-/// call: every write compares each instance it changes on the revision
-/// the pool holds, so a node changed by anyone else fails the write and
-/// the pool is read again.
+/// current: a scheduler placing service after service then reads the
+/// instances once, not once a service (10,000 records decoded each time).
+/// It is as safe as the pool kept within one call: every write compares
+/// each instance it changes on the revision the pool holds, so a node
+/// changed by anyone else fails the write and the pool is read again.
 #[derive(Default)]
-pub(crate) struct PoolCache(std::sync::Mutex<Option<(String, Pool)>>);
+pub(crate) struct PoolCache {
+    slot: std::sync::Mutex<Option<(String, Pool)>>,
+    /// Moves whenever a node connects or disconnects: a pool read before
+    /// is no longer current.
+    epoch: std::sync::atomic::AtomicU64,
+}
 
 impl std::fmt::Debug for PoolCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -469,18 +477,58 @@ impl std::fmt::Debug for PoolCache {
 }
 
 impl PoolCache {
-    /// The kept pool of `name`, if it is fresh.
+    /// The kept pool of `name`, if it is current.
     fn take(&self, name: &str) -> Option<Pool> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
-            Some((n, pool)) if n == name && pool.read_at.elapsed() <= REREAD => Some(pool),
+            Some((n, pool)) if n == name && self.current(&pool) => Some(pool),
             _ => None,
         }
     }
 
     /// Keeps `pool`, which holds only what has landed.
     fn keep(&self, name: &str, pool: Pool) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((name.to_string(), pool));
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((name.to_string(), pool));
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn moved(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether placement may go on from `pool`.
+    fn current(&self, pool: &Pool) -> bool {
+        pool.epoch == self.epoch() && pool.read_at.elapsed() <= MAX_AGE
+    }
+
+    /// Follows the nodes' connections for the life of the server: each
+    /// (re)connection or disconnection, and each start of the watch (what
+    /// came before it is unknown), makes every pool read before stale.
+    pub(crate) async fn follow(server: Arc<Server>) {
+        loop {
+            if let Err(e) = Self::follow_once(&server).await {
+                tracing::warn!("following the nodes' connections: {e}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn follow_once(server: &Server) -> Result<()> {
+        let revision = server.db.store.revision().await?;
+        server.pools.moved();
+        let mut watch = server
+            .db
+            .store
+            .watch(keys::CONNECTED.as_bytes(), revision + 1)
+            .await?;
+        while let Some(event) = watch.next().await {
+            event?;
+            server.pools.moved();
+        }
+        Ok(())
     }
 }
 
@@ -490,10 +538,15 @@ struct Pool {
     nodes: Vec<Live>,
     revisions: Vec<i64>,
     read_at: std::time::Instant,
+    /// The connections' epoch it was read in (`PoolCache`).
+    epoch: u64,
 }
 
 impl Pool {
     async fn read(server: &Server, ask: &Placement<'_>) -> Result<Pool> {
+        // Taken first: a connection that changes during the read makes
+        // the pool stale at once.
+        let epoch = server.pools.epoch();
         let (instances, connected) = candidates(server, ask.template.pool()).await?;
         let mut groups = groups_on(server, &ask.template.cluster, &instances).await?;
         let (nodes, revisions) = instances
@@ -512,6 +565,7 @@ impl Pool {
             nodes,
             revisions,
             read_at: std::time::Instant::now(),
+            epoch,
         })
     }
 }
@@ -643,7 +697,7 @@ impl InFlight {
 /// commits (the store works on one core, the placer on the other), and
 /// its transaction is made once the last one's revision is known. A lost
 /// race drops the batch chosen after it and reads again, as does a read
-/// older than [`REREAD`]. Returns what was placed and, if it stopped
+/// no longer current (`PoolCache::current`). Returns what was placed and, if it stopped
 /// short, what each candidate missed. Placed tasks are in the view.
 pub(crate) async fn place_many(
     server: &Server,
@@ -656,12 +710,15 @@ pub(crate) async fn place_many(
     let cache = ask.only.is_none().then(|| ask.template.pool());
     let mut kept = cache.and_then(|name| server.pools.take(name));
     'read: while placed.len() < count {
+        // Read in this call: a shortfall on it is the answer.
+        let mut fresh = false;
         let mut pool = match kept.take() {
             Some(pool) => pool,
             None => {
                 let t0 = std::time::Instant::now();
                 let pool = Pool::read(server, ask).await?;
                 tracing::debug!(nodes = pool.nodes.len(), took = ?t0.elapsed(), "placement: candidates read");
+                fresh = true;
                 pool
             }
         };
@@ -697,7 +754,7 @@ pub(crate) async fn place_many(
         let mut in_flight: Option<InFlight> = None;
         loop {
             let next =
-                (chosen < count && !stopped_short && pool.read_at.elapsed() <= REREAD).then(|| {
+                (chosen < count && !stopped_short && server.pools.current(&pool)).then(|| {
                     // Nothing commits yet: a small batch sets the store
                     // to work sooner; the next are chosen while it works.
                     let size = match in_flight {
@@ -737,10 +794,15 @@ pub(crate) async fn place_many(
                 }
                 placed.extend(last.batch);
                 if last.short.is_some() {
+                    if !fresh {
+                        // Room may have come since the kept pool was read.
+                        continue 'read;
+                    }
                     return done(pool, placed, last.short);
                 }
             }
             match next {
+                Some(c) if c.batch.is_empty() && !fresh => continue 'read,
                 Some(c) if c.batch.is_empty() => return done(pool, placed, c.short),
                 Some(c) => {
                     in_flight = Some(InFlight::start(server, &mut pool, c, ask));

@@ -44,7 +44,8 @@ const RETRY: Duration = Duration::from_secs(10);
 /// Something a watch saw.
 #[derive(Debug)]
 enum Trigger {
-    Service(Key),
+    /// A service's record changed, at a revision.
+    Service(Key, i64),
     /// Instances of a cluster, or connections of any node, changed.
     Capacity(Option<String>),
 }
@@ -97,12 +98,13 @@ async fn watch_into(
     prefix: &'static str,
     from: i64,
     tx: mpsc::UnboundedSender<Trigger>,
-    to: fn(&str) -> Option<Trigger>,
+    to: fn(&str, i64) -> Option<Trigger>,
 ) -> Result<()> {
     let mut watch = server.db.store.watch(prefix.as_bytes(), from).await?;
     while let Some(event) = watch.next().await {
-        let key = String::from_utf8_lossy(&event?.kv.key).into_owned();
-        if let Some(t) = to(&key) {
+        let kv = event?.kv;
+        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        if let Some(t) = to(&key, kv.mod_revision) {
             if tx.send(t).is_err() {
                 break;
             }
@@ -112,19 +114,22 @@ async fn watch_into(
 }
 
 /// `services/<cluster>/<name>` → the service.
-fn service_of(key: &str) -> Option<Trigger> {
+fn service_of(key: &str, revision: i64) -> Option<Trigger> {
     let rest = key.strip_prefix(keys::SERVICES)?;
     let (cluster, name) = rest.split_once('/')?;
-    Some(Trigger::Service((cluster.to_string(), name.to_string())))
+    Some(Trigger::Service(
+        (cluster.to_string(), name.to_string()),
+        revision,
+    ))
 }
 
-fn cluster_of_instance(key: &str) -> Option<Trigger> {
+fn cluster_of_instance(key: &str, _: i64) -> Option<Trigger> {
     let rest = key.strip_prefix(keys::INSTANCES)?;
     let (cluster, _) = rest.split_once('/')?;
     Some(Trigger::Capacity(Some(cluster.to_string())))
 }
 
-fn any_connection(_: &str) -> Option<Trigger> {
+fn any_connection(_: &str, _: i64) -> Option<Trigger> {
     Some(Trigger::Capacity(None))
 }
 
@@ -136,16 +141,40 @@ struct State {
     wake: HashMap<Key, Instant>,
     /// Tasks that stopped, waiting for their service's next plan.
     stopped: HashMap<Key, Vec<TaskSummary>>,
+    /// The services a change of capacity concerns: those short of room,
+    /// and DAEMON services (a node that joins or leaves changes their
+    /// count). Placement's own writes of instances wake no other.
+    want_capacity: BTreeSet<Key>,
+    /// The revision of each service's record this scheduler last planned
+    /// on (or wrote): the watch's news of it, or of anything older, plans
+    /// nothing again.
+    planned: HashMap<Key, i64>,
 }
 
 impl State {
     fn capacity(&mut self, cluster: Option<&str>) {
-        for (c, names) in &self.services {
-            if cluster.is_none_or(|x| x == c) {
-                for n in names {
-                    self.dirty.insert((c.clone(), n.clone()));
-                }
+        for key in &self.want_capacity {
+            if cluster.is_none_or(|c| c == key.0) {
+                self.dirty.insert(key.clone());
             }
+        }
+    }
+
+    /// What a plan carried out says of its service.
+    fn reconciled(&mut self, key: Key, done: Reconciled) {
+        if done.wants_capacity {
+            self.want_capacity.insert(key.clone());
+        } else {
+            self.want_capacity.remove(&key);
+        }
+        match done.planned {
+            Some(rev) => self.planned.insert(key.clone(), rev),
+            None => self.planned.remove(&key),
+        };
+        if let Some(wake) = done.wake {
+            let at = Instant::now() + wake;
+            let slot = self.wake.entry(key).or_insert(at);
+            *slot = (*slot).min(at);
         }
     }
 
@@ -161,7 +190,7 @@ async fn run_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
     let revision = server.db.store.revision().await?;
     let mut state = State::default();
     for (key, _) in server.db.list::<serde_json::Value>(keys::SERVICES).await? {
-        if let Some(Trigger::Service(k)) = service_of(&key) {
+        if let Some(Trigger::Service(k, _)) = service_of(&key, 0) {
             state
                 .services
                 .entry(k.0.clone())
@@ -225,12 +254,7 @@ async fn schedule(
                 let r = reconcile(server, &key, &stopped, fence).await;
                 tracing::debug!(service = %key.1, took = ?t.elapsed(), "reconciled");
                 match r {
-                    Ok(Some(wake)) => {
-                        let at = Instant::now() + wake;
-                        let slot = state.wake.entry(key).or_insert(at);
-                        *slot = (*slot).min(at);
-                    }
-                    Ok(None) => {}
+                    Ok(done) => state.reconciled(key, done),
                     Err(crate::Error::NotLeader) => return Err(crate::Error::NotLeader),
                     Err(e) => {
                         tracing::warn!(service = %key.1, cluster = %key.0, "scheduling: {e}");
@@ -269,7 +293,9 @@ async fn schedule(
 /// What a watch saw, into the dirty set.
 fn on_trigger(state: &mut State, trigger: Trigger) {
     match trigger {
-        Trigger::Service(k) => {
+        // Planned on already (its own write, say): nothing new.
+        Trigger::Service(k, rev) if state.planned.get(&k).is_some_and(|p| rev <= *p) => {}
+        Trigger::Service(k, _) => {
             state
                 .services
                 .entry(k.0.clone())
@@ -295,19 +321,29 @@ fn take_changes(server: &Server, state: &mut State) {
     }
 }
 
-/// Plans one service and carries the plan out. Returns when it wants to
-/// be woken again.
+/// What carrying out a service's plan left to do.
+#[derive(Debug, Default)]
+struct Reconciled {
+    /// When to plan again.
+    wake: Option<Duration>,
+    /// Whether a change of capacity should wake it.
+    wants_capacity: bool,
+    /// The revision of the record it planned on (or wrote).
+    planned: Option<i64>,
+}
+
+/// Plans one service and carries the plan out.
 async fn reconcile(
     server: &Server,
     key: &Key,
     stopped: &[TaskSummary],
     fence: Fence,
-) -> Result<Option<Duration>> {
+) -> Result<Reconciled> {
     let record_key = keys::service(&key.0, &key.1);
     let mut carried: Vec<String> = Vec::new();
     for _ in 0..5 {
         let Some(found) = server.db.get::<ServiceRecord>(&record_key).await? else {
-            return Ok(None);
+            return Ok(Reconciled::default());
         };
         let mut svc = found.value.clone();
         let tasks = server.view.group(&svc.cluster, &svc.group());
@@ -335,11 +371,16 @@ async fn reconcile(
         if retry {
             wake = Some(wake.map_or(RETRY, |w| w.min(RETRY)));
         }
+        let wants_capacity = retry || svc.scheduling_strategy == Scheduling::Daemon;
         for message in &carried {
             svc.event(now, message.clone());
         }
         if svc == found.value {
-            return Ok(wake);
+            return Ok(Reconciled {
+                wake,
+                wants_capacity,
+                planned: Some(found.mod_revision),
+            });
         }
         svc.version += 1;
         let compares = fenced(
@@ -347,14 +388,22 @@ async fn reconcile(
             Some(fence),
         );
         let txn = Txn::when(compares).and_then(vec![Op::put(record_key.as_str(), encode(&svc))]);
-        if server.db.commit(txn).await? {
-            return Ok(wake);
+        if let Some(revision) = server.db.commit_at(txn).await? {
+            return Ok(Reconciled {
+                wake,
+                wants_capacity,
+                planned: Some(revision),
+            });
         }
         still_leading(server, Some(fence)).await?;
         // The record changed under the plan: what was done is in the view;
         // plan again on what is there now.
     }
-    Ok(Some(Duration::from_millis(100)))
+    Ok(Reconciled {
+        wake: Some(Duration::from_millis(100)),
+        wants_capacity: true,
+        planned: None,
+    })
 }
 
 async fn stop_tasks(
@@ -554,4 +603,49 @@ async fn daemon_nodes(server: &Server, svc: &ServiceRecord) -> Result<Vec<Daemon
             connected: n.connected,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        ("c".to_string(), name.to_string())
+    }
+
+    #[test]
+    fn capacity_wakes_only_the_services_that_want_it() {
+        let mut state = State::default();
+        for name in ["full", "short", "daemon"] {
+            on_trigger(&mut state, Trigger::Service(key(name), 1));
+        }
+        state.dirty.clear();
+        let wants = |wants_capacity| Reconciled {
+            wants_capacity,
+            ..Reconciled::default()
+        };
+        state.reconciled(key("full"), wants(false));
+        state.reconciled(key("short"), wants(true));
+        state.reconciled(key("daemon"), wants(true));
+        on_trigger(&mut state, Trigger::Capacity(Some("c".into())));
+        assert_eq!(state.dirty, BTreeSet::from([key("daemon"), key("short")]));
+        state.dirty.clear();
+        on_trigger(&mut state, Trigger::Capacity(Some("other".into())));
+        assert!(state.dirty.is_empty());
+    }
+
+    #[test]
+    fn a_service_is_not_planned_again_for_a_record_it_planned_on() {
+        let mut state = State::default();
+        let planned = Reconciled {
+            planned: Some(7),
+            ..Reconciled::default()
+        };
+        state.reconciled(key("web"), planned);
+        on_trigger(&mut state, Trigger::Service(key("web"), 7));
+        on_trigger(&mut state, Trigger::Service(key("web"), 5));
+        assert!(state.dirty.is_empty(), "its own write, or older");
+        on_trigger(&mut state, Trigger::Service(key("web"), 8));
+        assert_eq!(state.dirty, BTreeSet::from([key("web")]));
+    }
 }
