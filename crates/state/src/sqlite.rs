@@ -111,6 +111,23 @@ const STATEMENTS: usize = 64;
 
 struct Inner {
     db: Mutex<Db>,
+    /// Connections for reads: in WAL mode a read sees the last commit
+    /// without waiting for the writer, so reads (an agent's credential, a
+    /// DescribeServices) never queue behind a commit, nor a lease's
+    /// renewal behind them.
+    readers: Vec<Mutex<Connection>>,
+}
+
+/// Read connections: as many as there are cores here.
+const READERS: usize = 2;
+
+/// A connection for reads only.
+fn reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384;")?;
+    Ok(conn)
 }
 
 /// The connection and the watchers its commits are handed to.
@@ -704,12 +721,16 @@ impl SqliteStore {
             db.execute_batch(&format!("BEGIN; {FILL_LATEST} COMMIT;"))?;
         }
         db.execute("UPDATE leases SET expires_ms = ?1 + ttl_ms", [now_ms()])?;
+        let readers = (0..READERS)
+            .map(|_| reader(path).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
                 db: Mutex::new(Db {
                     conn: db,
                     hub: Hub::default(),
                 }),
+                readers,
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -732,6 +753,33 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let mut db = inner.db.lock().map_err(|_| Error::Closed)?;
             f(&mut db)
+        })
+        .await
+        .map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `f` on a read connection in tokio's blocking pool: a free one,
+    /// or else it waits for one (picked by the clock, to spread waiters).
+    async fn reading<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let readers = &inner.readers;
+            let free = readers.iter().find_map(|r| r.try_lock().ok());
+            let mut conn = match free {
+                Some(c) => c,
+                None => {
+                    let pick = now_ms().unsigned_abs() as usize % readers.len().max(1);
+                    readers
+                        .get(pick)
+                        .ok_or(Error::Closed)?
+                        .lock()
+                        .map_err(|_| Error::Closed)?
+                }
+            };
+            f(&mut conn)
         })
         .await
         .map_err(|_| Error::Closed)?
@@ -803,13 +851,13 @@ async fn expire_leases(inner: std::sync::Weak<Inner>) {
 
 impl Store for SqliteStore {
     async fn revision(&self) -> Result<i64> {
-        self.blocking(|db| meta(&db.conn, "revision")).await
+        self.reading(|conn| meta(conn, "revision")).await
     }
 
     async fn get(&self, key: &[u8], at: Option<i64>) -> Result<Option<KeyValue>> {
         let key = key.to_vec();
-        self.blocking(move |db| {
-            let tx = db.conn.transaction()?;
+        self.reading(move |conn| {
+            let tx = conn.transaction()?;
             let rev = readable(&tx, at)?;
             key_at(&tx, &key, rev)
         })
@@ -818,8 +866,8 @@ impl Store for SqliteStore {
 
     async fn range(&self, prefix: &[u8], at: Option<i64>) -> Result<(Vec<KeyValue>, i64)> {
         let prefix = prefix.to_vec();
-        self.blocking(move |db| {
-            let tx = db.conn.transaction()?;
+        self.reading(move |conn| {
+            let tx = conn.transaction()?;
             let rev = readable(&tx, at)?;
             Ok((prefix_at(&tx, &prefix, rev)?, rev))
         })
@@ -907,6 +955,26 @@ mod tests {
     async fn the_store_suite_passes() {
         let dir = tempfile::tempdir().unwrap();
         conformance::all(&store(&dir)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.put(b"k", b"v").await.unwrap();
+        // A thread holds the writer for longer than the read may take.
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let writer = Arc::clone(&s.inner);
+        let holder = std::thread::spawn(move || {
+            let _held = writer.db.lock().unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        is_locked.recv().unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(2), s.get(b"k", None)).await;
+        let kv = read.expect("answered while the writer is held").unwrap();
+        holder.join().unwrap();
+        assert_eq!(kv.map(|kv| kv.value), Some(b"v".to_vec()));
     }
 
     #[tokio::test]
