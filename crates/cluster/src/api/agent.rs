@@ -34,10 +34,6 @@ const POLL: Duration = Duration::from_secs(25);
 /// How long a poll waits, once a change came, for the rest of its burst.
 const BURST: Duration = Duration::from_millis(20);
 
-/// How long a poll waits for this replica's view to reach the revision
-/// the agent polled from before it answers with the whole set.
-const BEHIND: Duration = Duration::from_secs(1);
-
 pub fn router() -> axum::Router<Arc<Server>> {
     axum::Router::new()
         .route("/register", axum::routing::post(register))
@@ -344,16 +340,14 @@ async fn assignments(
         notified.as_mut().enable();
         let waited = start.elapsed();
         let Some(mut news) = view.news(&id, after) else {
-            // This replica's view is behind the one the agent polled last
-            // (or still loading): a moment, then the whole set.
-            if waited >= BEHIND && view.loaded() {
-                after = 0;
-                continue;
-            }
+            // This replica's view is still loading, or behind the one the
+            // agent polled last. It waits: a whole set from behind would
+            // leave out tasks the agent already runs, and it would stop
+            // them. Past the poll the agent asks again, perhaps elsewhere.
             if waited >= POLL {
                 return Err(Refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "the control plane is still reading its tasks".into(),
+                    "the control plane's view of its tasks is still catching up".into(),
                 ));
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
