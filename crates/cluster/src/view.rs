@@ -168,7 +168,10 @@ struct Inner {
     news: BTreeMap<i64, BTreeSet<String>>,
     /// Agents' polls waiting for news, by node.
     waiters: HashMap<String, Arc<Notify>>,
-    tasks: HashMap<String, TaskSummary>,
+    /// Boxed: at a million tasks the map's growth moves every entry, and a
+    /// summary inline is ~250 bytes (a 2^21-slot table of them is half a
+    /// gigabyte, allocated, filled and freed under the view's lock).
+    tasks: HashMap<String, Box<TaskSummary>>,
     by_group: HashMap<(String, String), BTreeSet<String>>,
     /// Each group's [`Counts`], kept as tasks come and go: DescribeServices
     /// reads them without a walk of the group's tasks.
@@ -192,7 +195,7 @@ pub struct View {
 
 impl Inner {
     fn remove(&mut self, key: &str) -> Option<TaskSummary> {
-        let old = self.tasks.remove(key)?;
+        let old = *self.tasks.remove(key)?;
         if let Some(g) = &old.group {
             let k = (old.cluster.clone(), g.clone());
             if let Some(set) = self.by_group.get_mut(&k) {
@@ -248,7 +251,7 @@ impl Inner {
                     .or_default() += 1;
             }
         }
-        self.tasks.insert(key, t);
+        self.tasks.insert(key, Box::new(t));
     }
 
     /// Applies a task's new state (None: deleted). Older than what is
@@ -464,7 +467,7 @@ impl View {
             .get(&(cluster.to_string(), group.to_string()))
             .into_iter()
             .flatten()
-            .filter_map(|k| inner.tasks.get(k).cloned())
+            .filter_map(|k| inner.tasks.get(k).map(|t| TaskSummary::clone(t)))
             .collect()
     }
 
@@ -499,7 +502,7 @@ impl View {
         Some(
             keys.into_iter()
                 .flat_map(|live| live.keys())
-                .filter_map(|k| inner.tasks.get(k).cloned())
+                .filter_map(|k| inner.tasks.get(k).map(|t| TaskSummary::clone(t)))
                 .collect(),
         )
     }
