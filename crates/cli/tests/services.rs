@@ -355,6 +355,46 @@ fn placement_lays_services_out_as_their_strategies_and_constraints_say() {
     let per = c.running_on("daemon", 3);
     assert!(!per.contains_key(&ids[1]), "{per:?}");
     assert_eq!(c.service("daemon")["desiredCount"], 3);
+
+    // REPLICA: a drained node's tasks are replaced on the others (at the
+    // default 100/200, the replacements first).
+    create(
+        &c,
+        "moved",
+        "web",
+        4,
+        &["--placement-strategy", "type=spread,field=instanceId"],
+    );
+    let per = c.running_on("moved", 4);
+    assert!(
+        per.contains_key(&ids[2]) && !per.contains_key(&ids[1]),
+        "{per:?}"
+    );
+    c.cp.ecs(&[
+        "update-container-instances-state",
+        "--container-instances",
+        &ids[2],
+        "--status",
+        "DRAINING",
+    ]);
+    let off_drained = |ts: &Vec<Value>| {
+        ts.len() == 4
+            && ts.iter().all(|t| {
+                t["lastStatus"] == "RUNNING"
+                    && !t["containerInstanceArn"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(&ids[2])
+            })
+    };
+    let tasks = poll(Duration::from_secs(60), || c.tasks("moved"), off_drained);
+    assert!(off_drained(&tasks), "{tasks:?}");
+    let events = c.events("moved");
+    assert!(
+        events.iter().any(|e| e.contains("has stopped")),
+        "{events:?}"
+    );
+    c.remove("moved");
 }
 
 #[test]

@@ -46,6 +46,10 @@ pub struct Situation<'a> {
     pub stopped: &'a [TaskSummary],
     /// DAEMON: the ACTIVE instances that meet its constraints.
     pub daemon_nodes: &'a [DaemonNode],
+    /// REPLICA: the cluster's instances that are DRAINING. Their tasks are
+    /// replaced within the deployment's floor and cap, as ECS does: those
+    /// not healthy at once, the healthy ones as replacements come.
+    pub draining: &'a BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +83,15 @@ const COUNTED: usize = 400;
 
 fn live(t: &TaskSummary) -> bool {
     t.desired_status == Status::Running
+}
+
+impl Situation<'_> {
+    /// On a DRAINING instance: to be replaced.
+    fn drained(&self, t: &TaskSummary) -> bool {
+        t.instance
+            .as_ref()
+            .is_some_and(|i| self.draining.contains(i))
+    }
 }
 
 struct Rules {
@@ -315,10 +328,12 @@ pub fn plan(svc: &mut ServiceRecord, s: &Situation<'_>) -> Plan {
         .bounds(svc.scheduling_strategy, desired);
     match svc.scheduling_strategy {
         Scheduling::Replica => {
+            // A task on a draining instance is not counted: it is being
+            // replaced (`replace_old`).
             let p_live: Vec<&TaskSummary> = s
                 .tasks
                 .iter()
-                .filter(|t| live(t) && is_primary(t) && !chosen.contains(&t.id))
+                .filter(|t| live(t) && is_primary(t) && !chosen.contains(&t.id) && !s.drained(t))
                 .collect();
             let have = p_live.len() as u32;
             if launching && have < desired {
@@ -435,8 +450,9 @@ fn check_breaker(svc: &mut ServiceRecord, rules: &Rules, tasks: &[TaskSummary]) 
     }
 }
 
-/// Stops the older deployments' tasks as far as the floor allows: those
-/// not healthy at once, the healthy ones while enough stay healthy.
+/// Stops the older deployments' tasks, and a REPLICA's on DRAINING
+/// instances, as far as the floor allows: those not healthy at once, the
+/// healthy ones while enough stay healthy.
 fn replace_old(
     svc: &ServiceRecord,
     s: &Situation<'_>,
@@ -448,22 +464,36 @@ fn replace_old(
 ) {
     let primary = &svc.deployments[0].id;
     let is_primary = |t: &TaskSummary| t.started_by.as_deref() == Some(primary.as_str());
+    let daemon = svc.scheduling_strategy == Scheduling::Daemon;
+    let drained = |t: &TaskSummary| !daemon && s.drained(t);
     let old: Vec<&TaskSummary> = s
         .tasks
         .iter()
-        .filter(|t| live(t) && !is_primary(t) && !chosen.contains(&t.id))
+        .filter(|t| live(t) && (!is_primary(t) || drained(t)) && !chosen.contains(&t.id))
         .collect();
-    let primary_live = s.tasks.iter().any(|t| live(t) && is_primary(t));
+    let primary_live = s
+        .tasks
+        .iter()
+        .any(|t| live(t) && is_primary(t) && !drained(t));
     // Nothing replaces them: keep them.
     if old.is_empty() || !(launching || primary_live) {
         return;
     }
-    let reason = format!("Scaling activity initiated by (deployment {primary})");
-    let daemon = svc.scheduling_strategy == Scheduling::Daemon;
+    let scaling = format!("Scaling activity initiated by (deployment {primary})");
+    let reason = |t: &TaskSummary| {
+        if drained(t) {
+            format!(
+                "Container instance {} is draining",
+                t.instance.as_deref().unwrap_or_default()
+            )
+        } else {
+            scaling.clone()
+        }
+    };
     let (unwell, well): (Vec<&TaskSummary>, Vec<&TaskSummary>) =
         old.into_iter().partition(|t| !rules.healthy(t));
     for t in unwell {
-        stop(plan, chosen, t, reason.clone());
+        stop(plan, chosen, t, reason(t));
     }
     let healthy = s
         .tasks
@@ -485,7 +515,7 @@ fn replace_old(
         well
     };
     for t in victims(well, allowance, rules, s.tasks) {
-        stop(plan, chosen, t, reason.clone());
+        stop(plan, chosen, t, reason(t));
     }
 }
 
@@ -501,10 +531,16 @@ fn settle(
     let name = svc.name.clone();
     let primary_id = svc.deployments[0].id.clone();
     let is_primary = |t: &TaskSummary| t.started_by.as_deref() == Some(primary_id.as_str());
+    let daemon = svc.scheduling_strategy == Scheduling::Daemon;
     let p_healthy = s
         .tasks
         .iter()
-        .filter(|t| is_primary(t) && rules.healthy(t) && !chosen.contains(&t.id))
+        .filter(|t| {
+            is_primary(t)
+                && rules.healthy(t)
+                && !chosen.contains(&t.id)
+                && (daemon || !s.drained(t))
+        })
         .count() as u32;
     let others_left = s.tasks.iter().any(|t| !is_primary(t));
     let all_there = p_healthy == desired && !others_left && plan.start.is_empty();
@@ -633,8 +669,11 @@ mod tests {
             tasks,
             stopped,
             daemon_nodes: &[],
+            draining: &NONE_DRAINING,
         }
     }
+
+    static NONE_DRAINING: BTreeSet<String> = BTreeSet::new();
 
     /// A new revision deployed over `n` healthy tasks of ecs-svc/1.
     fn deploying(n: u32, min: u32, max: u32) -> (ServiceRecord, Vec<TaskSummary>) {
@@ -859,5 +898,119 @@ mod tests {
         assert_eq!(p.stop.len(), 1);
         plan(&mut svc, &situation(2.0, &[], &[]));
         assert_eq!(svc.status, ServiceStatus::Inactive);
+    }
+
+    /// `n` healthy tasks of ecs-svc/1, the first `on_drained` on n0.
+    fn spread_over(n: usize, on_drained: usize) -> Vec<TaskSummary> {
+        (0..n)
+            .map(|i| {
+                let node = if i < on_drained { "n0" } else { "n1" };
+                task(
+                    &format!("t{i}"),
+                    "ecs-svc/1",
+                    node,
+                    Status::Running,
+                    Some(0.0),
+                )
+            })
+            .collect()
+    }
+
+    fn draining_n0() -> BTreeSet<String> {
+        BTreeSet::from(["n0".to_string()])
+    }
+
+    #[test]
+    fn a_drained_instance_s_tasks_are_replaced_first_when_the_floor_is_full() {
+        // 100/200: replacements start at once; the drained tasks go once
+        // they are healthy, never below the floor of 4.
+        let mut svc = service(4, 100, 200);
+        let tasks = spread_over(4, 2);
+        let draining = draining_n0();
+        let s = Situation {
+            draining: &draining,
+            ..situation(100.0, &tasks, &[])
+        };
+        let p = plan(&mut svc, &s);
+        assert_eq!(
+            p.start,
+            [Start::Any {
+                deployment: "ecs-svc/1".into(),
+                count: 2
+            }]
+        );
+        assert!(p.stop.is_empty(), "{:?}", p.stop);
+        assert!(!svc.steady);
+        let mut more = tasks.clone();
+        more.push(task("r0", "ecs-svc/1", "n1", Status::Running, Some(100.0)));
+        more.push(task("r1", "ecs-svc/1", "n1", Status::Running, Some(100.0)));
+        let s = Situation {
+            draining: &draining,
+            ..situation(120.0, &more, &[])
+        };
+        let p = plan(&mut svc, &s);
+        assert!(p.start.is_empty() && p.stop.is_empty(), "{p:?}");
+        let s = Situation {
+            draining: &draining,
+            ..situation(150.0, &more, &[])
+        };
+        let p = plan(&mut svc, &s);
+        assert!(p.start.is_empty(), "{p:?}");
+        let stopped: Vec<&str> = p.stop.iter().map(|s| s.task.as_str()).collect();
+        assert_eq!(stopped, ["t0", "t1"], "{p:?}");
+        assert!(p.stop[0].reason.contains("n0 is draining"), "{p:?}");
+    }
+
+    #[test]
+    fn a_drained_instance_s_tasks_stop_first_when_there_is_no_headroom() {
+        // 50/100: the cap is full, so the drained tasks stop first (the
+        // floor of 2 allows it) and the replacements start once they are
+        // gone.
+        let mut svc = service(4, 50, 100);
+        let mut tasks = spread_over(4, 2);
+        let draining = draining_n0();
+        let s = Situation {
+            draining: &draining,
+            ..situation(100.0, &tasks, &[])
+        };
+        let p = plan(&mut svc, &s);
+        assert!(p.start.is_empty(), "{p:?}");
+        assert_eq!(p.stop.len(), 2, "{p:?}");
+        tasks.drain(..2);
+        let s = Situation {
+            draining: &draining,
+            ..situation(110.0, &tasks, &[])
+        };
+        let p = plan(&mut svc, &s);
+        assert_eq!(
+            p.start,
+            [Start::Any {
+                deployment: "ecs-svc/1".into(),
+                count: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn a_task_not_yet_running_on_a_drained_instance_stops_at_once() {
+        let mut svc = service(2, 100, 200);
+        let mut tasks = spread_over(2, 0);
+        tasks.push(task("p", "ecs-svc/1", "n0", Status::Pending, None));
+        svc.desired_count = 3;
+        let draining = draining_n0();
+        let s = Situation {
+            draining: &draining,
+            ..situation(100.0, &tasks, &[])
+        };
+        let p = plan(&mut svc, &s);
+        assert_eq!(p.stop.len(), 1);
+        assert_eq!(p.stop[0].task, "p");
+        assert_eq!(
+            p.start,
+            [Start::Any {
+                deployment: "ecs-svc/1".into(),
+                count: 1
+            }]
+        );
     }
 }

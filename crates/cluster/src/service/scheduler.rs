@@ -8,6 +8,9 @@
 //! - a write to its record (`services/<cluster>/<name>`, from the API);
 //! - a change of its cluster's instances, or of any node's connection
 //!   (capacity came or went; a DAEMON has a node more or less);
+//! - an instance of its cluster turning DRAINING: a REPLICA's tasks on it
+//!   are replaced (the scheduler keeps the set of DRAINING instances from
+//!   the same watch);
 //! - the time a plan said something changes by itself (a task turns
 //!   healthy, a grace period or a deadline ends), or a retry after a
 //!   placement found no room.
@@ -20,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use estiba_state::{Op, Store, Txn};
+use estiba_state::{Event, EventKind, Op, Store, Txn};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -30,7 +33,7 @@ use crate::api::{tasks, Server};
 use crate::leader::{fenced, still_leading, Fence};
 use crate::model::{encode, unchanged, TaskDefRecord, Versioned};
 use crate::placement::{self, Constraint, Live, Node};
-use crate::task::{InstanceRecord, StopCode, TaskRecord};
+use crate::task::{InstanceRecord, InstanceStatus, StopCode, TaskRecord};
 use crate::view::TaskSummary;
 use crate::{keys, time, Result};
 
@@ -48,6 +51,12 @@ enum Trigger {
     Service(Key, i64),
     /// Instances of a cluster, or connections of any node, changed.
     Capacity(Option<String>),
+    /// An instance was written or deleted: whether it is DRAINING now.
+    Instance {
+        cluster: String,
+        id: String,
+        draining: bool,
+    },
 }
 
 /// Runs the scheduler while this replica leads (`leader::while_leading`
@@ -92,19 +101,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Feeds `tx` from a watch of `prefix`: each key through `to`.
+/// Feeds `tx` from a watch of `prefix`: each change through `to`.
 async fn watch_into(
     server: Arc<Server>,
     prefix: &'static str,
     from: i64,
     tx: mpsc::UnboundedSender<Trigger>,
-    to: fn(&str, i64) -> Option<Trigger>,
+    to: fn(&Event) -> Option<Trigger>,
 ) -> Result<()> {
     let mut watch = server.db.store.watch(prefix.as_bytes(), from).await?;
     while let Some(event) = watch.next().await {
-        let kv = event?.kv;
-        let key = String::from_utf8_lossy(&kv.key).into_owned();
-        if let Some(t) = to(&key, kv.mod_revision) {
+        if let Some(t) = to(&event?) {
             if tx.send(t).is_err() {
                 break;
             }
@@ -114,7 +121,11 @@ async fn watch_into(
 }
 
 /// `services/<cluster>/<name>` → the service.
-fn service_of(key: &str, revision: i64) -> Option<Trigger> {
+fn service_of(e: &Event) -> Option<Trigger> {
+    service_at(&String::from_utf8_lossy(&e.kv.key), e.kv.mod_revision)
+}
+
+fn service_at(key: &str, revision: i64) -> Option<Trigger> {
     let rest = key.strip_prefix(keys::SERVICES)?;
     let (cluster, name) = rest.split_once('/')?;
     Some(Trigger::Service(
@@ -123,13 +134,26 @@ fn service_of(key: &str, revision: i64) -> Option<Trigger> {
     ))
 }
 
-fn cluster_of_instance(key: &str, _: i64) -> Option<Trigger> {
-    let rest = key.strip_prefix(keys::INSTANCES)?;
-    let (cluster, _) = rest.split_once('/')?;
-    Some(Trigger::Capacity(Some(cluster.to_string())))
+/// `instances/<cluster>/<id>` → the instance, and whether it drains.
+fn instance_of(e: &Event) -> Option<Trigger> {
+    let key = String::from_utf8_lossy(&e.kv.key);
+    let (cluster, id) = key.strip_prefix(keys::INSTANCES)?.split_once('/')?;
+    Some(Trigger::Instance {
+        cluster: cluster.to_string(),
+        id: id.to_string(),
+        draining: e.kind == EventKind::Put && drains(&e.kv.value),
+    })
 }
 
-fn any_connection(_: &str, _: i64) -> Option<Trigger> {
+/// Whether an instance record says DRAINING. Placement rewrites thousands
+/// of instances a second: only a record that holds the word is decoded.
+fn drains(value: &[u8]) -> bool {
+    memchr::memmem::find(value, b"DRAINING").is_some()
+        && serde_json::from_slice::<InstanceRecord>(value)
+            .is_ok_and(|i| i.status == InstanceStatus::Draining)
+}
+
+fn any_connection(_: &Event) -> Option<Trigger> {
     Some(Trigger::Capacity(None))
 }
 
@@ -149,6 +173,8 @@ struct State {
     /// on (or wrote): the watch's news of it, or of anything older, plans
     /// nothing again.
     planned: HashMap<Key, i64>,
+    /// Each cluster's DRAINING instances.
+    draining: HashMap<String, BTreeSet<String>>,
 }
 
 impl State {
@@ -181,16 +207,57 @@ impl State {
     fn next_wake(&self) -> Option<Instant> {
         self.wake.values().min().copied()
     }
+
+    /// An instance's DRAINING or not; a change of it wakes every service
+    /// of its cluster (a drain is rare, and REPLICA services do not ask
+    /// for capacity changes).
+    fn instance(&mut self, cluster: String, id: String, draining: bool) {
+        let set = self.draining.entry(cluster.clone()).or_default();
+        let changed = if draining {
+            set.insert(id)
+        } else {
+            set.remove(&id)
+        };
+        if set.is_empty() {
+            self.draining.remove(&cluster);
+        }
+        if changed {
+            for name in self.services.get(&cluster).into_iter().flatten() {
+                self.dirty.insert((cluster.clone(), name.clone()));
+            }
+        }
+        self.capacity(Some(&cluster));
+    }
 }
 
 async fn run_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
     while !server.view.loaded() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let revision = server.db.store.revision().await?;
+    // The instances first: the watches go on from the revision they were
+    // read at.
+    let (instances, revision) = server
+        .db
+        .store
+        .range(keys::INSTANCES.as_bytes(), None)
+        .await?;
     let mut state = State::default();
+    for kv in instances {
+        let put = Event {
+            kind: EventKind::Put,
+            kv,
+        };
+        if let Some(Trigger::Instance {
+            cluster,
+            id,
+            draining: true,
+        }) = instance_of(&put)
+        {
+            state.draining.entry(cluster).or_default().insert(id);
+        }
+    }
     for (key, _) in server.db.list::<serde_json::Value>(keys::SERVICES).await? {
-        if let Some(Trigger::Service(k, _)) = service_of(&key, 0) {
+        if let Some(Trigger::Service(k, _)) = service_at(&key, 0) {
             state
                 .services
                 .entry(k.0.clone())
@@ -213,7 +280,7 @@ async fn run_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
             keys::INSTANCES,
             revision + 1,
             tx.clone(),
-            cluster_of_instance,
+            instance_of,
         )),
         tokio::spawn(watch_into(
             Arc::clone(server),
@@ -251,7 +318,8 @@ async fn schedule(
             for key in std::mem::take(&mut state.dirty) {
                 let stopped = state.stopped.remove(&key).unwrap_or_default();
                 let t = std::time::Instant::now();
-                let r = reconcile(server, &key, &stopped, fence).await;
+                let draining = state.draining.get(&key.0).cloned().unwrap_or_default();
+                let r = reconcile(server, &key, &stopped, &draining, fence).await;
                 tracing::debug!(service = %key.1, took = ?t.elapsed(), "reconciled");
                 match r {
                     Ok(done) => state.reconciled(key, done),
@@ -304,6 +372,11 @@ fn on_trigger(state: &mut State, trigger: Trigger) {
             state.dirty.insert(k);
         }
         Trigger::Capacity(c) => state.capacity(c.as_deref()),
+        Trigger::Instance {
+            cluster,
+            id,
+            draining,
+        } => state.instance(cluster, id, draining),
     }
 }
 
@@ -337,6 +410,7 @@ async fn reconcile(
     server: &Server,
     key: &Key,
     stopped: &[TaskSummary],
+    draining: &BTreeSet<String>,
     fence: Fence,
 ) -> Result<Reconciled> {
     let record_key = keys::service(&key.0, &key.1);
@@ -362,6 +436,7 @@ async fn reconcile(
                 tasks: &tasks,
                 stopped,
                 daemon_nodes: &daemon_nodes,
+                draining,
             },
         );
         let mut wake = p.wake_in.map(Duration::from_secs_f64);
@@ -647,5 +722,51 @@ mod tests {
         assert!(state.dirty.is_empty(), "its own write, or older");
         on_trigger(&mut state, Trigger::Service(key("web"), 8));
         assert_eq!(state.dirty, BTreeSet::from([key("web")]));
+    }
+
+    fn instance(id: &str, draining: bool) -> Trigger {
+        Trigger::Instance {
+            cluster: "c".into(),
+            id: id.into(),
+            draining,
+        }
+    }
+
+    #[test]
+    fn a_drain_wakes_every_service_of_its_cluster_once() {
+        let mut state = State::default();
+        for name in ["a", "b"] {
+            on_trigger(&mut state, Trigger::Service(key(name), 1));
+            state.reconciled(key(name), Reconciled::default());
+        }
+        state.dirty.clear();
+        on_trigger(&mut state, instance("i1", true));
+        assert_eq!(state.dirty, BTreeSet::from([key("a"), key("b")]));
+        assert_eq!(state.draining["c"], BTreeSet::from(["i1".to_string()]));
+        state.dirty.clear();
+        // Placement's writes of a drained node, and of others: nothing new.
+        on_trigger(&mut state, instance("i1", true));
+        on_trigger(&mut state, instance("i2", false));
+        assert!(state.dirty.is_empty());
+        on_trigger(&mut state, instance("i1", false));
+        assert_eq!(state.dirty.len(), 2, "back to ACTIVE: room again");
+        assert!(state.draining.is_empty());
+    }
+
+    #[test]
+    fn only_the_status_says_draining() {
+        let mut i: InstanceRecord = serde_json::from_value(serde_json::json!({
+            "id": "i1", "cluster": "c", "hostname": "h", "address": "10.0.0.1",
+            "status": "ACTIVE", "agentVersion": "1",
+            "registered": {"cpu": 1, "memory": 1, "ports": []},
+            "remaining": {"cpu": 1, "memory": 1, "ports": []},
+            "attributes": [{"name": "DRAINING", "value": "DRAINING"}],
+            "registeredAt": 0.0, "version": 1,
+        }))
+        .unwrap();
+        assert!(!drains(&serde_json::to_vec(&i).unwrap()));
+        i.status = InstanceStatus::Draining;
+        assert!(drains(&serde_json::to_vec(&i).unwrap()));
+        assert!(!drains(b"not json, DRAINING"));
     }
 }
