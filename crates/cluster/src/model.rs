@@ -210,6 +210,13 @@ impl Db {
         Db { store }
     }
 
+    /// A watch of `prefix` from the next revision on: whatever the caller
+    /// reads after this call, no change after it is missed.
+    pub async fn watch_from_now(&self, prefix: &str) -> Result<estiba_state::Watch> {
+        let revision = self.store.revision().await?;
+        Ok(self.store.watch(prefix.as_bytes(), revision + 1).await?)
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>> {
         match self.store.get(key.as_bytes(), None).await? {
             Some(kv) => Ok(Some(Versioned {

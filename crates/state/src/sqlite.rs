@@ -116,6 +116,8 @@ struct Inner {
     /// DescribeServices) never queue behind a commit, nor a lease's
     /// renewal behind them.
     readers: Vec<Mutex<Connection>>,
+    /// The reader a read waits for when none is free: each in turn.
+    next_reader: std::sync::atomic::AtomicUsize,
 }
 
 /// Read connections: as many as there are cores here.
@@ -731,6 +733,7 @@ impl SqliteStore {
                     hub: Hub::default(),
                 }),
                 readers,
+                next_reader: std::sync::atomic::AtomicUsize::new(0),
             }),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -759,7 +762,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a read connection in tokio's blocking pool: a free one,
-    /// or else it waits for one (picked by the clock, to spread waiters).
+    /// or else it waits for one (each in turn, to spread the waiters).
     async fn reading<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -771,7 +774,10 @@ impl SqliteStore {
             let mut conn = match free {
                 Some(c) => c,
                 None => {
-                    let pick = now_ms().unsigned_abs() as usize % readers.len().max(1);
+                    let turn = inner
+                        .next_reader
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let pick = turn % readers.len().max(1);
                     readers
                         .get(pick)
                         .ok_or(Error::Closed)?

@@ -437,7 +437,7 @@ pub async fn watch_lost(server: Arc<Server>, fence: Fence) {
 }
 
 async fn watch_lost_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
-    let revision = server.db.store.revision().await?;
+    let mut watch = server.db.watch_from_now(keys::CONNECTED).await?;
     let connected = server.db.connected().await?;
     // Nodes already away when the watch begins (after a restart, say).
     for (_, i) in server.db.list::<InstanceRecord>(keys::INSTANCES).await? {
@@ -445,11 +445,6 @@ async fn watch_lost_once(server: &Arc<Server>, fence: Fence) -> Result<()> {
             schedule_loss(Arc::clone(server), i.id, fence);
         }
     }
-    let mut watch = server
-        .db
-        .store
-        .watch(keys::CONNECTED.as_bytes(), revision + 1)
-        .await?;
     while let Some(event) = watch.next().await {
         let event = event?;
         if event.kind == EventKind::Delete {

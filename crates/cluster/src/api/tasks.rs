@@ -517,13 +517,8 @@ impl PoolCache {
     }
 
     async fn follow_once(server: &Server) -> Result<()> {
-        let revision = server.db.store.revision().await?;
+        let mut watch = server.db.watch_from_now(keys::CONNECTED).await?;
         server.pools.moved();
-        let mut watch = server
-            .db
-            .store
-            .watch(keys::CONNECTED.as_bytes(), revision + 1)
-            .await?;
         while let Some(event) = watch.next().await {
             event?;
             server.pools.moved();
@@ -572,6 +567,7 @@ impl Pool {
 
 /// A batch placed in memory: the tasks, the pool's nodes they changed,
 /// and, if one found no room, what every node missed.
+#[derive(Default)]
 struct Chosen {
     batch: Vec<TaskRecord>,
     touched: Vec<usize>,
@@ -657,18 +653,38 @@ fn reservation(pool: &mut Pool, chosen: &Chosen, ask: &Placement<'_>) -> Txn {
     Txn::when(fenced(compares, ask.fence)).and_then(ops)
 }
 
-/// A batch on its way into the store.
-struct InFlight {
+/// A batch on its way into the store. Its tasks wait in the view as
+/// landing until it is known whether the commit took; dropped before
+/// that (the placement cancelled), they are let go there.
+struct InFlight<'a> {
     chosen: Chosen,
     commit: tokio::task::JoinHandle<estiba_state::Result<estiba_state::TxnResponse>>,
+    view: &'a crate::view::View,
+    settled: bool,
 }
 
-impl InFlight {
-    fn start(server: &Server, pool: &mut Pool, chosen: Chosen, ask: &Placement<'_>) -> InFlight {
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            // It may still commit: then the watch decodes its tasks.
+            self.view.not_landed(&self.chosen.batch);
+        }
+    }
+}
+
+impl<'a> InFlight<'a> {
+    fn start(
+        server: &'a Server,
+        pool: &mut Pool,
+        chosen: Chosen,
+        ask: &Placement<'_>,
+    ) -> InFlight<'a> {
         let txn = reservation(pool, &chosen, ask);
         server.view.landing(&chosen.batch);
         let store = server.db.store.clone();
         InFlight {
+            view: &server.view,
+            settled: false,
             chosen,
             commit: tokio::spawn(async move {
                 let t = std::time::Instant::now();
@@ -681,10 +697,16 @@ impl InFlight {
 
     /// The revision it committed at; None if an instance changed under it.
     async fn landed(&mut self) -> Result<Option<i64>> {
-        let r = (&mut self.commit)
-            .await
-            .map_err(|e| crate::Error::Invalid(format!("a placement's commit: {e}")))??;
-        Ok(r.succeeded.then_some(r.revision))
+        let r = match (&mut self.commit).await {
+            Ok(Ok(r)) => Ok(r.succeeded.then_some(r.revision)),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(crate::Error::Invalid(format!("a placement's commit: {e}"))),
+        };
+        self.settled = true;
+        if !matches!(r, Ok(Some(_))) {
+            self.view.not_landed(&self.chosen.batch);
+        }
+        r
     }
 }
 
@@ -751,7 +773,7 @@ pub(crate) async fn place_many(
         // Placed, or on their way.
         let mut chosen = placed.len();
         let mut stopped_short = false;
-        let mut in_flight: Option<InFlight> = None;
+        let mut in_flight: Option<InFlight<'_>> = None;
         loop {
             let next =
                 (chosen < count && !stopped_short && server.pools.current(&pool)).then(|| {
@@ -773,15 +795,12 @@ pub(crate) async fn place_many(
                 let t2 = std::time::Instant::now();
                 let landed = last.landed().await;
                 tracing::debug!(waited = ?t2.elapsed(), "placement: batch landed");
-                if !matches!(landed, Ok(Some(_))) {
-                    server.view.not_landed(&last.chosen.batch);
-                }
                 let Some(revision) = landed? else {
                     // Another writer changed an instance: read again.
                     still_leading(server, ask.fence).await?;
                     continue 'read;
                 };
-                let last = last.chosen;
+                let last = std::mem::take(&mut last.chosen);
                 for &i in &last.touched {
                     pool.revisions[i] = revision;
                 }
