@@ -2,7 +2,8 @@
 //! repositories with immutable tags, images pushed and described, a
 //! lifecycle policy whose preview lists exactly what a run removes, and
 //! `get-login-password` logging the docker CLI in (through `estiba system
-//! service`, with no dockerd). Bad requests get ECR's exceptions.
+//! service`, with no dockerd), and an image uploaded through the layer API
+//! that skopeo pulls back. Bad requests get ECR's exceptions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -589,4 +590,261 @@ fn get_login_password_logs_the_docker_cli_in() {
         .unwrap();
     assert_eq!(bearer.status().as_u16(), 401);
     drop(service);
+}
+
+/// Uploads `data` as one layer through ECR's layer API, in parts of
+/// `part` bytes; returns its digest.
+fn upload_layer(r: &Registry, key: &Key, repo: &str, data: &[u8], part: usize) -> String {
+    let digest = common::registry::sha256(data);
+    let started = ecr(
+        r,
+        key,
+        &["initiate-layer-upload", "--repository-name", repo],
+    );
+    let id = started["uploadId"].as_str().unwrap().to_string();
+    assert!(started["partSize"].as_u64().unwrap() > 0, "{started}");
+    let dir = tempfile::tempdir().unwrap();
+    for (n, chunk) in data.chunks(part).enumerate() {
+        let first = n * part;
+        let path = dir.path().join(format!("part{n}"));
+        std::fs::write(&path, chunk).unwrap();
+        let sent = ecr(
+            r,
+            key,
+            &[
+                "upload-layer-part",
+                "--repository-name",
+                repo,
+                "--upload-id",
+                &id,
+                "--part-first-byte",
+                &first.to_string(),
+                "--part-last-byte",
+                &(first + chunk.len() - 1).to_string(),
+                "--layer-part-blob",
+                &format!("fileb://{}", path.display()),
+            ],
+        );
+        assert_eq!(
+            sent["lastByteReceived"].as_u64(),
+            Some((first + chunk.len() - 1) as u64),
+            "{sent}"
+        );
+    }
+    let done = ecr(
+        r,
+        key,
+        &[
+            "complete-layer-upload",
+            "--repository-name",
+            repo,
+            "--upload-id",
+            &id,
+            "--layer-digests",
+            &digest,
+        ],
+    );
+    assert_eq!(done["layerDigest"], digest.as_str(), "{done}");
+    digest
+}
+
+/// An image whose layer and config went up through ECR's layer API, part
+/// by part, and whose manifest PutImage named: skopeo pulls it back whole.
+/// Parts out of order, wrong digests, a layer uploaded twice and unknown
+/// uploads get ECR's exceptions.
+#[test]
+fn an_image_uploaded_through_the_ecr_layer_api_pulls_back_with_skopeo() {
+    if !ready("the ECR layer API") || !require_tool("skopeo") {
+        return;
+    }
+    let r = Registry::start(POLICIES);
+    r.add_user("ops", "ops-secret", &["--admin"]);
+    r.add_user("dev", "dev-secret", &["--group", "devs"]);
+    let ops = key_for(&r, "ops");
+    let dev = key_for(&r, "dev");
+    let repo = "team/parts";
+    ecr(&r, &ops, &["create-repository", "--repository-name", repo]);
+
+    // A 3 MiB layer (not all zeros) in 1 MiB parts, and its config.
+    let layer: Vec<u8> = (0..3 * 1024 * 1024 + 123)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let layer_digest = common::registry::sha256(&layer);
+    let missing = ecr(
+        &r,
+        &dev,
+        &[
+            "batch-check-layer-availability",
+            "--repository-name",
+            repo,
+            "--layer-digests",
+            &layer_digest,
+            "not-a-digest",
+        ],
+    );
+    let codes: Vec<&str> = missing["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["failureCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["MissingLayerDigest", "InvalidLayerDigest"],
+        "{missing}"
+    );
+    assert_eq!(upload_layer(&r, &dev, repo, &layer, 1 << 20), layer_digest);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let config_digest = upload_layer(&r, &dev, repo, &config, 1 << 20);
+    let there = ecr(
+        &r,
+        &dev,
+        &[
+            "batch-check-layer-availability",
+            "--repository-name",
+            repo,
+            "--layer-digests",
+            &layer_digest,
+            &config_digest,
+        ],
+    );
+    assert_eq!(
+        there["layers"][0]["layerAvailability"], "AVAILABLE",
+        "{there}"
+    );
+    assert_eq!(there["layers"][0]["layerSize"], layer.len(), "{there}");
+    assert_eq!(there["failures"], serde_json::json!([]), "{there}");
+
+    // What is refused, and how.
+    let started = ecr(
+        &r,
+        &dev,
+        &["initiate-layer-upload", "--repository-name", repo],
+    );
+    let id = started["uploadId"].as_str().unwrap().to_string();
+    let scratch = tempfile::tempdir().unwrap();
+    let part = scratch.path().join("part");
+    std::fs::write(&part, &layer[..1000]).unwrap();
+    let blob = format!("fileb://{}", part.display());
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let send = |first: &str, last: &str, upload: &str| {
+        vec![
+            "upload-layer-part".to_string(),
+            "--repository-name".into(),
+            repo.into(),
+            "--upload-id".into(),
+            upload.into(),
+            "--part-first-byte".into(),
+            first.into(),
+            "--part-last-byte".into(),
+            last.into(),
+            "--layer-part-blob".into(),
+            blob.clone(),
+        ]
+    };
+    let out_of_order = send("10", "1009", &id);
+    refused(&r, &dev, &args(&out_of_order), "InvalidLayerPartException");
+    let wrong_length = send("0", "499", &id);
+    refused(&r, &dev, &args(&wrong_length), "InvalidLayerPartException");
+    let unknown = send("0", "999", "0123456789abcdef0123456789abcdef");
+    refused(&r, &dev, &args(&unknown), "UploadNotFoundException");
+    let complete = |digest: &str| {
+        vec![
+            "complete-layer-upload",
+            "--repository-name",
+            repo,
+            "--upload-id",
+            id.as_str(),
+            "--layer-digests",
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .chain([digest.to_string()])
+        .collect::<Vec<String>>()
+    };
+    refused(
+        &r,
+        &dev,
+        &args(&complete(&layer_digest)),
+        "EmptyUploadException",
+    );
+    ecr(&r, &dev, &args(&send("0", "999", &id)));
+    let not_it = common::registry::sha256(b"other bytes");
+    refused(&r, &dev, &args(&complete(&not_it)), "InvalidLayerException");
+    let first_kib = common::registry::sha256(&layer[..1000]);
+    ecr(&r, &dev, &args(&complete(&first_kib)));
+    let again = ecr(
+        &r,
+        &dev,
+        &["initiate-layer-upload", "--repository-name", repo],
+    );
+    let again_id = again["uploadId"].as_str().unwrap().to_string();
+    ecr(&r, &dev, &args(&send("0", "999", &again_id)));
+    refused(
+        &r,
+        &dev,
+        &[
+            "complete-layer-upload",
+            "--repository-name",
+            repo,
+            "--upload-id",
+            &again_id,
+            "--layer-digests",
+            &first_kib,
+        ],
+        "LayerAlreadyExistsException",
+    );
+    refused(
+        &r,
+        &dev,
+        &["initiate-layer-upload", "--repository-name", "team/none"],
+        "RepositoryNotFoundException",
+    );
+
+    // The manifest, and skopeo pulling the image back.
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer.len()}],
+    })
+    .to_string();
+    ecr(
+        &r,
+        &dev,
+        &[
+            "put-image",
+            "--repository-name",
+            repo,
+            "--image-tag",
+            "1",
+            "--image-manifest",
+            &manifest,
+        ],
+    );
+    let out = scratch.path().join("out");
+    let copied = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            "dev:dev-secret",
+        ])
+        .arg(format!("docker://{}/{repo}:1", r.addr))
+        // dir: keeps each blob as it came (oci: would compress the layer).
+        .arg(format!("dir:{}", out.display()))
+        .output()
+        .unwrap();
+    assert!(copied.status.success(), "{}", common::stderr(&copied));
+    let hex = layer_digest.strip_prefix("sha256:").unwrap();
+    let pulled = std::fs::read(out.join(hex)).unwrap();
+    assert!(pulled == layer, "the pulled layer differs");
 }

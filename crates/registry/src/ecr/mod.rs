@@ -6,9 +6,11 @@
 //!
 //! Repositories, images, tag mutability, lifecycle policies (ECR's JSON
 //! mapped onto the registry's engine, `lifecycle_json.rs`) with their
-//! preview, tags, and the authorization token `docker login` takes.
+//! preview, tags, the authorization token `docker login` takes, and the
+//! layer upload API (`layers.rs`).
 
 pub mod keys;
+mod layers;
 pub mod lifecycle_json;
 pub mod repository_policy;
 
@@ -163,7 +165,11 @@ pub fn is_ecr(req: &Request) -> bool {
 /// Serves one ECR call; returns who made it (for the access log).
 pub async fn handle(app: Arc<App>, req: Request) -> (Option<String>, Response) {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, 1 << 20).await {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    let body = match axum::body::to_bytes(body, layers::body_limit(target)).await {
         Ok(b) => b,
         Err(e) => {
             return (
@@ -330,6 +336,10 @@ fn operation(c: &Call<'_>, op: &str) -> Outcome {
         "ListTagsForResource" => list_tags(c),
         "BatchGetImage" => batch_get_image(c),
         "PutImage" => put_image(c),
+        "BatchCheckLayerAvailability" => layers::batch_check(c),
+        "InitiateLayerUpload" => layers::initiate(c),
+        "UploadLayerPart" => layers::upload_part(c),
+        "CompleteLayerUpload" => layers::complete(c),
         "SetRepositoryPolicy" => set_policy(c),
         "GetRepositoryPolicy" => get_policy(c),
         "DeleteRepositoryPolicy" => delete_policy(c),
