@@ -241,6 +241,34 @@ fn life_of_containers(e: &Estiba) {
     );
     assert!(common::stdout(&typed).contains("/dev/pts/"), "{typed:?}");
     assert_eq!(typed.status.code(), Some(6), "{typed:?}");
+    // The client's terminal size reaches the container's (the CLI's
+    // resize calls), for an exec and for a container of its own.
+    // (busybox's stty fails on a terminal of 0 × 0: s is empty then.)
+    const SIZE: &str = "sh -c 'for i in $(seq 100); do s=$(stty size 2>/dev/null); \
+                        [ -n \"$s\" ] && break; sleep 0.1; done; echo size=$s'";
+    for cmd in [
+        format!("{DOCKER} exec -t web {SIZE}"),
+        format!("{DOCKER} run -it --rm busybox {SIZE}"),
+    ] {
+        let sized = s
+            .client(
+                &[],
+                "script",
+                &[
+                    "-qec",
+                    &format!("stty rows 33 cols 101; {cmd}"),
+                    "/dev/null",
+                ],
+            )
+            .env("TERM", "dumb")
+            .output()
+            .unwrap();
+        assert!(
+            common::stdout(&sized).contains("size=33 101"),
+            "{cmd}: {sized:?}\n{}",
+            s.log()
+        );
+    }
     let code = s.docker(&["exec", "web", "sh", "-c", "exit 4"]);
     assert_eq!(code.status.code(), Some(4), "{code:?}");
     assert!(s.ok(&["stats", "--no-stream", "web"]).contains("web"));

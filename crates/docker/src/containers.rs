@@ -38,7 +38,7 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/top", get(top))
         .route("/containers/{id}/stats", get(stats))
-        .route("/containers/{id}/resize", post(|| async { StatusCode::OK }))
+        .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/pause", post(pause))
         .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}/rename", post(rename))
@@ -209,6 +209,18 @@ async fn inspect(State(api): S, Path(id): Path<String>) -> ApiResult<Json<Value>
     v["HostConfig"]["LogConfig"] = json!({"Type": "json-file", "Config": {}});
     v["NetworkSettings"]["Ports"] = published_ports(&api, &r);
     Ok(Json(v))
+}
+
+/// The container's terminal to `h` rows and `w` columns (the docker CLI
+/// sends its own at attach and at each change).
+async fn resize(
+    State(api): S,
+    Path(id): Path<String>,
+    Query(q): Query<query::Query>,
+) -> ApiResult<StatusCode> {
+    let (rows, cols) = query::window(&q)?;
+    api.call(move |e| e.resize(&id, rows, cols)).await?;
+    Ok(StatusCode::OK)
 }
 
 async fn pause(State(api): S, Path(id): Path<String>) -> ApiResult<StatusCode> {

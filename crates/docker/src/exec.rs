@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -65,6 +65,8 @@ struct ExecRecord {
     running: bool,
     exit_code: Option<i32>,
     pid: u32,
+    /// With a terminal: its master, which a resize sizes.
+    terminal: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 /// The execs of this server's life, by id (dockerd keeps them in memory too).
@@ -92,7 +94,7 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/containers/{id}/exec", post(create))
         .route("/exec/{id}/start", post(start))
         .route("/exec/{id}/json", get(inspect))
-        .route("/exec/{id}/resize", post(|| async { StatusCode::OK }))
+        .route("/exec/{id}/resize", post(resize))
 }
 
 async fn create(
@@ -134,6 +136,7 @@ async fn create(
                 running: false,
                 exit_code: None,
                 pid: 0,
+                terminal: None,
             },
         );
     }
@@ -296,7 +299,12 @@ fn start_with_terminal(
     let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from).map_err(failed);
     cmd.stdin(dup(&slave)?)
         .stdout(dup(&slave)?)
-        .stderr(Stdio::from(slave));
+        .stderr(Stdio::from(slave))
+        // A group of its own, which a resize signals (`resize`).
+        .process_group(0);
+    let sized = Arc::new(std::os::fd::OwnedFd::from(
+        master.try_clone().map_err(failed)?,
+    ));
     let mut child = cmd.spawn().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -306,6 +314,7 @@ fn start_with_terminal(
     api.execs.update(&id, |r| {
         r.running = true;
         r.pid = child.id().unwrap_or(0);
+        r.terminal = Some(sized);
     });
     tracing::info!(exec = %id, container = %record.container, "exec started with a terminal");
     let busy = api.activity.busy();
@@ -324,6 +333,58 @@ fn start_with_terminal(
         input.abort();
         let _ = write.shutdown().await;
     }))
+}
+
+/// How long a resize waits for its exec to start, as dockerd does.
+const RESIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The exec's terminal to `h` rows and `w` columns: set on our master,
+/// then SIGWINCH to the exec's process group, whose runtime reads the new
+/// size off its terminal and sets it on the container's. An exec without
+/// a terminal has nothing to size.
+async fn resize(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::query::Query>,
+) -> ApiResult<StatusCode> {
+    let (rows, cols) = crate::query::window(&q)?;
+    let deadline = tokio::time::Instant::now() + RESIZE_WAIT;
+    let (master, pid) = loop {
+        let r = api.execs.get(&id)?;
+        if !r.spec.tty || r.exit_code.is_some() {
+            return Ok(StatusCode::OK);
+        }
+        if let (true, Some(master)) = (r.running, r.terminal) {
+            break (master, r.pid);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::conflict(format!("exec {id} has not started")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let size = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let failed = |e: rustix::io::Errno| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("resizing exec {id}: {e}"),
+        )
+    };
+    rustix::termios::tcsetwinsize(&*master, size).map_err(failed)?;
+    if let Some(group) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        match rustix::process::kill_process_group(group, rustix::process::Signal::WINCH) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(StatusCode::OK)
 }
 
 /// Waits for the exec's process and records its exit code.

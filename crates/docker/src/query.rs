@@ -36,6 +36,14 @@ pub fn number<T: std::str::FromStr>(q: &Query, key: &str) -> ApiResult<Option<T>
         .transpose()
 }
 
+/// A terminal's size, `?h=ROWS&w=COLS` (both needed, as dockerd asks).
+pub fn window(q: &Query) -> ApiResult<(u16, u16)> {
+    match (number(q, "h")?, number(q, "w")?) {
+        (Some(h), Some(w)) => Ok((h, w)),
+        _ => Err(ApiError::bad_request("a resize needs h and w")),
+    }
+}
+
 /// `filters`: `{"label": ["a=b"]}` or the older `{"label": {"a=b": true}}`.
 /// Only the keys in `known` are accepted.
 pub fn filters(q: &Query, known: &[&str]) -> ApiResult<BTreeMap<String, Vec<String>>> {

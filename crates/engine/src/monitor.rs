@@ -244,6 +244,7 @@ impl Engine {
             out: out_r,
             err: err_r,
             input,
+            resize,
             pid,
         } = create_with_io(record, dirs, runtime)?;
         let started = Instant::now();
@@ -275,14 +276,17 @@ impl Engine {
         drop(log);
         if let Some(small) = small_monitor() {
             let streams = [&out_r, &err_r];
-            let err =
-                self.exec_small_monitor(&small, record, pid, streams, input.as_ref(), backoff);
+            let fifos = [input.as_ref(), resize.as_ref()];
+            let err = self.exec_small_monitor(&small, record, pid, streams, fifos, backoff);
             tracing::warn!(error = %err, "the small monitor did not start; monitoring in this process");
         }
         let mut log = LogWriter::open(&dirs.log(), MAX_LOG_BYTES).ctx("opening", dirs.log())?;
         let checks = self.start_health_checks(record);
         if let Some(fifo) = input {
             crate::stdin::copy_to_terminal(fifo, &out_r)?;
+        }
+        if let Some(fifo) = resize {
+            crate::terminal::follow_resizes(fifo, &out_r)?;
         }
         pump(&mut log, out_r, err_r);
         let code = estiba_runtime::process::wait_pid(pid);
@@ -300,12 +304,12 @@ impl Engine {
         record: &ContainerRecord,
         pid: i32,
         [out, err]: [&OwnedFd; 2],
-        input: Option<&OwnedFd>,
+        [input, resize]: [Option<&OwnedFd>; 2],
         backoff: Duration,
     ) -> std::io::Error {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
-        for inherited in std::iter::once(err).chain(input) {
+        for inherited in std::iter::once(err).chain(input).chain(resize) {
             if let Err(e) = rustix::io::fcntl_setfd(inherited, rustix::io::FdFlags::empty()) {
                 return e.into();
             }
@@ -332,6 +336,7 @@ impl Engine {
             .arg("0")
             .arg(err.as_raw_fd().to_string())
             .arg(input.map_or("-".into(), |fd| fd.as_raw_fd().to_string()))
+            .arg(resize.map_or("-".into(), |fd| fd.as_raw_fd().to_string()))
             .arg(self.dirs(&record.id).log())
             .arg(MAX_LOG_BYTES.to_string())
             .arg(health_ms.to_string())
@@ -429,6 +434,8 @@ struct ContainerStreams {
     err: OwnedFd,
     /// With `-it`, the stdin FIFO the monitor copies into the terminal.
     input: Option<OwnedFd>,
+    /// With `-t`, the FIFO of window sizes for the terminal.
+    resize: Option<OwnedFd>,
     pid: i32,
 }
 
@@ -463,6 +470,7 @@ fn create_with_io(
             }
         };
         let master = console.master()?;
+        let resize = Some(crate::terminal::open_resizes(&dirs.resize_fifo())?);
         // Nothing comes on stderr: the terminal carries both streams.
         let (err_r, _) = pipe()?;
         let input = o
@@ -473,6 +481,7 @@ fn create_with_io(
             out: master,
             err: err_r,
             input,
+            resize,
             pid,
         });
     }
@@ -485,6 +494,7 @@ fn create_with_io(
         out: out_r,
         err: err_r,
         input: None,
+        resize: None,
         pid,
     })
 }

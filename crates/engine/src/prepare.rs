@@ -58,6 +58,13 @@ impl ContainerDirs {
         self.run.join("stdin")
     }
 
+    /// The FIFO a container with a terminal takes its window size from:
+    /// its monitor reads `ROWS COLS` lines and sets them on the master
+    /// (the Docker API's resize).
+    pub fn resize_fifo(&self) -> PathBuf {
+        self.run.join("resize")
+    }
+
     /// Unmounts what a start mounted (secrets' tmpfs, then the rootfs).
     pub fn unmount(&self) {
         let _ = rootfs::unmount(&self.secrets());

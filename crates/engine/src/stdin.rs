@@ -21,7 +21,7 @@ use crate::error::IoContext;
 use crate::{Engine, Error, Result};
 
 /// Makes the FIFO unless it exists (0600: only the container's owner).
-fn ensure(path: &Path) -> Result<()> {
+pub(crate) fn ensure(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx("creating", dir)?;
     }

@@ -3,6 +3,11 @@
 //! unix socket (runc's `--console-socket`), as SCM_RIGHTS. The monitor
 //! keeps the master: it reads the container's output from it, and while
 //! it holds it the container's stdin stays open.
+//!
+//! Its window size comes through a FIFO beside the stdin one
+//! (`ContainerDirs::resize_fifo`): [`Engine::resize`] writes `ROWS COLS`
+//! lines, the monitor sets each on the master, and the kernel tells the
+//! container's foreground processes (SIGWINCH).
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
@@ -15,7 +20,8 @@ use std::time::{Duration, Instant};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 use crate::error::IoContext;
-use crate::{Error, Result};
+use crate::record::Status;
+use crate::{Engine, Error, Result};
 
 /// The socket the runtime connects to, and the thread that takes the
 /// master from it.
@@ -123,4 +129,127 @@ fn receive(listener: &UnixListener, done: &AtomicBool) -> std::io::Result<OwnedF
         std::io::ErrorKind::InvalidData,
         "a message without a descriptor",
     ))
+}
+
+/// The monitor's end of the resize FIFO: read-write, so it never waits
+/// for a writer and never reads an end.
+pub(crate) fn open_resizes(path: &Path) -> Result<OwnedFd> {
+    crate::stdin::ensure(path)?;
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .ctx("opening the resize FIFO", path)
+}
+
+/// A `ROWS COLS` line as a window size; None if it is not one.
+pub fn parse_size(line: &str) -> Option<rustix::termios::Winsize> {
+    let mut words = line.split_ascii_whitespace();
+    let rows: u16 = words.next()?.parse().ok()?;
+    let cols: u16 = words.next()?.parse().ok()?;
+    if words.next().is_some() {
+        return None;
+    }
+    Some(rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    })
+}
+
+/// Sets each size that comes through the FIFO on the terminal's master,
+/// on a thread that ends with the process.
+pub(crate) fn follow_resizes(fifo: OwnedFd, master: &OwnedFd) -> Result<()> {
+    use std::io::BufRead;
+    let master = master
+        .try_clone()
+        .ctx("duplicating", Path::new("the terminal"))?;
+    let lines = std::io::BufReader::new(std::fs::File::from(fifo));
+    std::thread::spawn(move || {
+        for line in lines.lines() {
+            let Ok(line) = line else { break };
+            if let Some(size) = parse_size(&line) {
+                let _ = rustix::termios::tcsetwinsize(&master, size);
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Engine {
+    /// Sets a running container's terminal to `rows` × `cols` (the Docker
+    /// API's resize). A container without a terminal has nothing to size.
+    pub fn resize(&self, wanted: &str, rows: u16, cols: u16) -> Result<()> {
+        let r = self.find(wanted)?;
+        if r.state.status != Status::Running {
+            return Err(Error::NotRunning { name: r.name });
+        }
+        if !r.options.tty {
+            return Ok(());
+        }
+        let path = self.dirs(&r.id).resize_fifo();
+        // Not blocking: no reader (a monitor of an older estiba) is ENXIO.
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::Invalid {
+            what: "resize",
+            value: r.name.clone(),
+            why: format!("its monitor takes no window sizes: {e}"),
+        })?;
+        // One short write: whole, as a FIFO keeps writes under PIPE_BUF.
+        rustix::io::write(&fd, format!("{rows} {cols}\n").as_bytes())
+            .map_err(std::io::Error::from)
+            .ctx("writing the window size to", &path)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod resize_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_two_numbers_on_a_line() {
+        let s = parse_size("40 120").unwrap();
+        assert_eq!((s.ws_row, s.ws_col), (40, 120));
+        for bad in ["", "40", "40 x", "40 120 3", "-1 2", "70000 1"] {
+            assert!(parse_size(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_size_written_into_the_fifo_reaches_the_terminal() {
+        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resize");
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        follow_resizes(open_resizes(&path).unwrap(), &master).unwrap();
+        let fd =
+            rustix::fs::open(&path, rustix::fs::OFlags::WRONLY, rustix::fs::Mode::empty()).unwrap();
+        rustix::io::write(&fd, b"33 101\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let size = rustix::termios::tcgetwinsize(&slave).unwrap();
+            if (size.ws_row, size.ws_col) == (33, 101) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the size never came");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }

@@ -9,10 +9,11 @@
 //! restart policy. Memory held per container is this process only.
 //!
 //! Usage (by estiba only):
-//! `estiba-monitor PID OUT_FD ERR_FD IN_FD LOG MAX_BYTES HEALTH_MS BACKOFF_MS ESTIBA ID [GLOBAL_ARGS...]`
+//! `estiba-monitor PID OUT_FD ERR_FD IN_FD RESIZE_FD LOG MAX_BYTES HEALTH_MS BACKOFF_MS ESTIBA ID [GLOBAL_ARGS...]`
 //!
 //! IN_FD is `-`, or (a container with `-it`) the stdin FIFO, whose input
-//! is copied into the terminal's master.
+//! is copied into the terminal's master. RESIZE_FD is `-`, or (with `-t`)
+//! the FIFO of `ROWS COLS` lines set on the master as its window size.
 //!
 //! The same binary is a container's init when it asks for one
 //! (`estiba-monitor --init CMD…`, bind-mounted as /sbin/estiba-init; see
@@ -34,6 +35,7 @@ struct Args {
     pid: i32,
     streams: [String; 2],
     input: Option<String>,
+    resize: Option<String>,
     log: PathBuf,
     max_bytes: u64,
     health: Option<Duration>,
@@ -45,21 +47,22 @@ struct Args {
 
 fn parse_args() -> Option<Args> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    if a.len() < 10 {
+    if a.len() < 11 {
         return None;
     }
-    let health_ms: u64 = a[6].parse().ok()?;
+    let health_ms: u64 = a[7].parse().ok()?;
     Some(Args {
         pid: a[0].parse().ok()?,
         streams: [a[1].clone(), a[2].clone()],
         input: (a[3] != "-").then(|| a[3].clone()),
-        log: PathBuf::from(&a[4]),
-        max_bytes: a[5].parse().ok()?,
+        resize: (a[4] != "-").then(|| a[4].clone()),
+        log: PathBuf::from(&a[5]),
+        max_bytes: a[6].parse().ok()?,
         health: (health_ms > 0).then(|| Duration::from_millis(health_ms)),
-        backoff_ms: a[7].clone(),
-        estiba: a[8].clone(),
-        id: a[9].clone(),
-        global: a[10..].to_vec(),
+        backoff_ms: a[8].clone(),
+        estiba: a[9].clone(),
+        id: a[10].clone(),
+        global: a[11..].to_vec(),
     })
 }
 
@@ -179,6 +182,39 @@ fn type_into(fifo_fd: &str, master: &File) {
     }
 }
 
+/// Sets each `ROWS COLS` line of the resize FIFO (inherited, reopened
+/// through /proc as `type_into` does) on the terminal's master as its
+/// window size; the kernel then signals the container's foreground
+/// processes (SIGWINCH).
+fn follow_resizes(fifo_fd: &str, master: &File) {
+    use std::io::BufRead;
+    let fifo = File::open(format!("/proc/self/fd/{fifo_fd}"));
+    match (fifo, master.try_clone()) {
+        (Ok(fifo), Ok(master)) => {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(fifo).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(size) = window_size(&line) {
+                        let _ = rustix::termios::tcsetwinsize(&master, size);
+                    }
+                }
+            });
+        }
+        (Err(e), _) | (_, Err(e)) => eprintln!("estiba-monitor: the terminal's size: {e}"),
+    }
+}
+
+/// `ROWS COLS`, as estiba writes it.
+fn window_size(line: &str) -> Option<rustix::termios::Winsize> {
+    let (rows, cols) = line.trim().split_once(' ')?;
+    Some(rustix::termios::Winsize {
+        ws_row: rows.parse().ok()?,
+        ws_col: cols.parse().ok()?,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    })
+}
+
 mod init;
 
 fn main() -> ExitCode {
@@ -214,6 +250,9 @@ fn main() -> ExitCode {
     });
     if let (Some(fd), Some(master)) = (&args.input, &streams[0]) {
         type_into(fd, master);
+    }
+    if let (Some(fd), Some(master)) = (&args.resize, &streams[0]) {
+        follow_resizes(fd, master);
     }
     let mut buf = vec![0u8; 16 * 1024];
     let mut next_check = args.health.map(|d| Instant::now() + d);
