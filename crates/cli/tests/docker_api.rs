@@ -523,6 +523,30 @@ fn bad_requests_get_dockers_status_and_leave_nothing() {
             404,
             "No such container",
         ),
+        (
+            "/v1.41/containers/nope/resize?h=1&w=1",
+            "",
+            404,
+            "No such container",
+        ),
+        (
+            "/v1.41/containers/nope/resize?h=x&w=1",
+            "",
+            400,
+            "invalid value for h",
+        ),
+        (
+            "/v1.41/containers/nope/resize?w=1",
+            "",
+            400,
+            "needs h and w",
+        ),
+        (
+            "/v1.41/exec/nope/resize?h=1&w=1",
+            "",
+            404,
+            "No such exec instance",
+        ),
         ("/v1.41/networks/create", "{}", 400, "name is required"),
         ("/v1.41/volumes/create", "[1]", 400, "invalid JSON"),
     ] {
