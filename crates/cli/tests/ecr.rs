@@ -99,16 +99,23 @@ fn push(e: &Estiba, image: &str) -> Output {
     e.run(&["push", "--tls-verify=false", image])
 }
 
-#[test]
-fn ecr_repositories_images_and_lifecycle_through_the_aws_cli() {
-    if !ready("the ECR API") {
-        return;
-    }
+/// A registry with ops (an admin) and dev (of the devs group), each with
+/// an access key.
+fn registry_with_ops_and_dev() -> (Registry, Key, Key) {
     let r = Registry::start(POLICIES);
     r.add_user("ops", "ops-secret", &["--admin"]);
     r.add_user("dev", "dev-secret", &["--group", "devs"]);
     let ops = key_for(&r, "ops");
     let dev = key_for(&r, "dev");
+    (r, ops, dev)
+}
+
+#[test]
+fn ecr_repositories_images_and_lifecycle_through_the_aws_cli() {
+    if !ready("the ECR API") {
+        return;
+    }
+    let (r, ops, dev) = registry_with_ops_and_dev();
     let e = Estiba::root().with_busybox();
 
     // A repository with immutable tags: a second push over a tag is refused.
@@ -657,11 +664,7 @@ fn an_image_uploaded_through_the_ecr_layer_api_pulls_back_with_skopeo() {
     if !ready("the ECR layer API") || !require_tool("skopeo") {
         return;
     }
-    let r = Registry::start(POLICIES);
-    r.add_user("ops", "ops-secret", &["--admin"]);
-    r.add_user("dev", "dev-secret", &["--group", "devs"]);
-    let ops = key_for(&r, "ops");
-    let dev = key_for(&r, "dev");
+    let (r, ops, dev) = registry_with_ops_and_dev();
     let repo = "team/parts";
     ecr(&r, &ops, &["create-repository", "--repository-name", repo]);
 
@@ -670,18 +673,17 @@ fn an_image_uploaded_through_the_ecr_layer_api_pulls_back_with_skopeo() {
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     let layer_digest = common::registry::sha256(&layer);
-    let missing = ecr(
-        &r,
-        &dev,
-        &[
+    let check = |digests: &[&str]| {
+        let mut args = vec![
             "batch-check-layer-availability",
             "--repository-name",
             repo,
             "--layer-digests",
-            &layer_digest,
-            "not-a-digest",
-        ],
-    );
+        ];
+        args.extend(digests);
+        ecr(&r, &dev, &args)
+    };
+    let missing = check(&[&layer_digest, "not-a-digest"]);
     let codes: Vec<&str> = missing["failures"]
         .as_array()
         .unwrap()
@@ -700,18 +702,7 @@ fn an_image_uploaded_through_the_ecr_layer_api_pulls_back_with_skopeo() {
     }))
     .unwrap();
     let config_digest = upload_layer(&r, &dev, repo, &config, 1 << 20);
-    let there = ecr(
-        &r,
-        &dev,
-        &[
-            "batch-check-layer-availability",
-            "--repository-name",
-            repo,
-            "--layer-digests",
-            &layer_digest,
-            &config_digest,
-        ],
-    );
+    let there = check(&[&layer_digest, &config_digest]);
     assert_eq!(
         there["layers"][0]["layerAvailability"], "AVAILABLE",
         "{there}"

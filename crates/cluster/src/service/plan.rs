@@ -916,8 +916,21 @@ mod tests {
             .collect()
     }
 
-    fn draining_n0() -> BTreeSet<String> {
-        BTreeSet::from(["n0".to_string()])
+    /// The plan with instance n0 DRAINING.
+    fn plan_n0_draining(svc: &mut ServiceRecord, now: f64, tasks: &[TaskSummary]) -> Plan {
+        let draining = BTreeSet::from(["n0".to_string()]);
+        let s = Situation {
+            draining: &draining,
+            ..situation(now, tasks, &[])
+        };
+        plan(svc, &s)
+    }
+
+    fn start_any(count: u32) -> [Start; 1] {
+        [Start::Any {
+            deployment: "ecs-svc/1".into(),
+            count,
+        }]
     }
 
     #[test]
@@ -926,35 +939,16 @@ mod tests {
         // they are healthy, never below the floor of 4.
         let mut svc = service(4, 100, 200);
         let tasks = spread_over(4, 2);
-        let draining = draining_n0();
-        let s = Situation {
-            draining: &draining,
-            ..situation(100.0, &tasks, &[])
-        };
-        let p = plan(&mut svc, &s);
-        assert_eq!(
-            p.start,
-            [Start::Any {
-                deployment: "ecs-svc/1".into(),
-                count: 2
-            }]
-        );
+        let p = plan_n0_draining(&mut svc, 100.0, &tasks);
+        assert_eq!(p.start, start_any(2));
         assert!(p.stop.is_empty(), "{:?}", p.stop);
         assert!(!svc.steady);
         let mut more = tasks.clone();
         more.push(task("r0", "ecs-svc/1", "n1", Status::Running, Some(100.0)));
         more.push(task("r1", "ecs-svc/1", "n1", Status::Running, Some(100.0)));
-        let s = Situation {
-            draining: &draining,
-            ..situation(120.0, &more, &[])
-        };
-        let p = plan(&mut svc, &s);
+        let p = plan_n0_draining(&mut svc, 120.0, &more);
         assert!(p.start.is_empty() && p.stop.is_empty(), "{p:?}");
-        let s = Situation {
-            draining: &draining,
-            ..situation(150.0, &more, &[])
-        };
-        let p = plan(&mut svc, &s);
+        let p = plan_n0_draining(&mut svc, 150.0, &more);
         assert!(p.start.is_empty(), "{p:?}");
         let stopped: Vec<&str> = p.stop.iter().map(|s| s.task.as_str()).collect();
         assert_eq!(stopped, ["t0", "t1"], "{p:?}");
@@ -968,27 +962,12 @@ mod tests {
         // gone.
         let mut svc = service(4, 50, 100);
         let mut tasks = spread_over(4, 2);
-        let draining = draining_n0();
-        let s = Situation {
-            draining: &draining,
-            ..situation(100.0, &tasks, &[])
-        };
-        let p = plan(&mut svc, &s);
+        let p = plan_n0_draining(&mut svc, 100.0, &tasks);
         assert!(p.start.is_empty(), "{p:?}");
         assert_eq!(p.stop.len(), 2, "{p:?}");
         tasks.drain(..2);
-        let s = Situation {
-            draining: &draining,
-            ..situation(110.0, &tasks, &[])
-        };
-        let p = plan(&mut svc, &s);
-        assert_eq!(
-            p.start,
-            [Start::Any {
-                deployment: "ecs-svc/1".into(),
-                count: 2
-            }]
-        );
+        let p = plan_n0_draining(&mut svc, 110.0, &tasks);
+        assert_eq!(p.start, start_any(2));
     }
 
     #[test]
@@ -997,20 +976,9 @@ mod tests {
         let mut tasks = spread_over(2, 0);
         tasks.push(task("p", "ecs-svc/1", "n0", Status::Pending, None));
         svc.desired_count = 3;
-        let draining = draining_n0();
-        let s = Situation {
-            draining: &draining,
-            ..situation(100.0, &tasks, &[])
-        };
-        let p = plan(&mut svc, &s);
+        let p = plan_n0_draining(&mut svc, 100.0, &tasks);
         assert_eq!(p.stop.len(), 1);
         assert_eq!(p.stop[0].task, "p");
-        assert_eq!(
-            p.start,
-            [Start::Any {
-                deployment: "ecs-svc/1".into(),
-                count: 1
-            }]
-        );
+        assert_eq!(p.start, start_any(1));
     }
 }
