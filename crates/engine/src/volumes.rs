@@ -37,6 +37,9 @@ pub struct Volumes {
     secrets: Secrets,
 }
 
+/// How old a `.new-*` directory must be to count as a crashed create's.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// docker's volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -109,6 +112,7 @@ impl Volumes {
         // crash leaves no half-made volume, and of two racing creates the
         // second finds the first's (rename onto a full directory fails).
         fs::create_dir_all(&self.root).ctx("creating", &self.root)?;
+        self.sweep_abandoned();
         let tmp = self
             .root
             .join(format!(".new-{name}-{}", estiba_os::random_hex(4)));
@@ -131,6 +135,25 @@ impl Volumes {
         }
         self.event(estiba_events::Action::Create, name);
         Ok((volume, true))
+    }
+
+    /// Removes what creates that crashed left (`.new-*` directories older
+    /// than [`ABANDONED`]: a create in progress takes milliseconds).
+    fn sweep_abandoned(&self) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > ABANDONED);
+            if old && e.file_name().to_string_lossy().starts_with(".new-") {
+                let _ = estiba_os::remove_tree(&e.path());
+            }
+        }
     }
 
     /// Writes a new volume's files into `dir`.
@@ -321,6 +344,25 @@ pub fn is_empty(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_crashed_create_left_is_swept_by_the_next_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = Volumes::new(dir.path());
+        let left = dir.path().join("volumes/.new-x-0001");
+        let busy = dir.path().join("volumes/.new-y-0002");
+        for d in [&left, &busy] {
+            fs::create_dir_all(d.join("_data")).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - ABANDONED * 2;
+        fs::File::open(&left)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        volumes.create("data").unwrap();
+        assert!(!left.exists(), "an abandoned create is swept");
+        assert!(busy.exists(), "one that may be in progress stays");
+    }
 
     #[test]
     fn created_whole_once_and_listed_without_creates_in_progress() {
