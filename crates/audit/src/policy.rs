@@ -96,6 +96,23 @@ pub struct Subject<'a> {
     pub cluster: Option<&'a str>,
 }
 
+/// What refuses a pull whose signature did not verify, in the words of
+/// rule ESB-I-015 (the CLI and the Docker API say the same).
+pub fn unsigned_refused(why: &str) -> String {
+    format!("refused by policy: {}: {why}", unsigned_rule())
+}
+
+/// What warns of a pull whose signature did not verify.
+pub fn unsigned_warned(why: &str) -> String {
+    format!("policy: {}: {why}", unsigned_rule())
+}
+
+/// `ESB-I-015 (CIS 4.5)`.
+fn unsigned_rule() -> String {
+    let rule = crate::catalog::rule("ESB-I-015");
+    format!("{} (CIS {})", rule.id, rule.cis.join(" "))
+}
+
 #[derive(Debug, Default)]
 pub struct Policy {
     default: Option<Action>,
@@ -305,6 +322,15 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsigned_pulls_are_named_by_their_rule() {
+        assert_eq!(
+            unsigned_refused("no signature"),
+            "refused by policy: ESB-I-015 (CIS 4.5): no signature"
+        );
+        assert_eq!(unsigned_warned("x"), "policy: ESB-I-015 (CIS 4.5): x");
+    }
     use crate::catalog::TargetKind;
     use crate::finding::{Location, Target};
 

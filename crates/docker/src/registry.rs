@@ -174,7 +174,7 @@ pub async fn pull(
             Ok(p) => {
                 let mut lines = Vec::new();
                 if let Some(why) = &p.unverified {
-                    lines.push(json!({"status": format!("policy: ESB-I-015: {why}")}));
+                    lines.push(json!({"status": estiba_audit::policy::unsigned_warned(why)}));
                 }
                 lines.push(json!({"status": format!("Digest: {}", p.digest)}));
                 lines.push(
@@ -182,9 +182,9 @@ pub async fn pull(
                 );
                 lines
             }
-            Err(estiba_registry::Error::Signature(why)) => vec![error_text(&format!(
-                "refused by policy: ESB-I-015 (CIS 4.5): {why}"
-            ))],
+            Err(estiba_registry::Error::Signature(why)) => {
+                vec![error_text(&estiba_audit::policy::unsigned_refused(&why))]
+            }
             Err(e) => vec![error_line(&e)],
         }
     }))

@@ -156,18 +156,12 @@ impl PullGate {
 
     /// The refusal of a pull whose signature did not verify.
     pub fn refused_unsigned(why: &str) -> String {
-        let rule = estiba_audit::catalog::rule("ESB-I-015");
-        format!(
-            "refused by policy: {} (CIS {}): {why}",
-            rule.id,
-            rule.cis.join(" ")
-        )
+        estiba_audit::policy::unsigned_refused(why)
     }
 
     /// The warning of a pull whose signature did not verify.
     pub fn warned_unsigned(why: &str) -> String {
-        let rule = estiba_audit::catalog::rule("ESB-I-015");
-        format!("policy: {} (CIS {}): {why}", rule.id, rule.cis.join(" "))
+        estiba_audit::policy::unsigned_warned(why)
     }
 }
 
