@@ -398,6 +398,8 @@ async fn finished(api: &Api, id: &str, child: &mut tokio::process::Child) {
     api.execs.update(id, |r| {
         r.running = false;
         r.exit_code = Some(code);
+        // The table outlives the exec: not its terminal.
+        r.terminal = None;
     });
 }
 
