@@ -145,7 +145,7 @@ pub(crate) fn open_resizes(path: &Path) -> Result<OwnedFd> {
 }
 
 /// A `ROWS COLS` line as a window size; None if it is not one.
-pub fn parse_size(line: &str) -> Option<rustix::termios::Winsize> {
+pub(crate) fn parse_size(line: &str) -> Option<rustix::termios::Winsize> {
     let mut words = line.split_ascii_whitespace();
     let rows: u16 = words.next()?.parse().ok()?;
     let cols: u16 = words.next()?.parse().ok()?;

@@ -211,16 +211,21 @@ impl State {
     /// An instance's DRAINING or not; a change of it wakes every service
     /// of its cluster (a drain is rare, and REPLICA services do not ask
     /// for capacity changes).
+    ///
+    /// Placement writes thousands of instances a second, none draining:
+    /// those touch the map only where the cluster has a DRAINING set.
     fn instance(&mut self, cluster: String, id: String, draining: bool) {
-        let set = self.draining.entry(cluster.clone()).or_default();
         let changed = if draining {
-            set.insert(id)
+            self.draining.entry(cluster.clone()).or_default().insert(id)
+        } else if let Some(set) = self.draining.get_mut(&cluster) {
+            let removed = set.remove(&id);
+            if set.is_empty() {
+                self.draining.remove(&cluster);
+            }
+            removed
         } else {
-            set.remove(&id)
+            false
         };
-        if set.is_empty() {
-            self.draining.remove(&cluster);
-        }
         if changed {
             for name in self.services.get(&cluster).into_iter().flatten() {
                 self.dirty.insert((cluster.clone(), name.clone()));
